@@ -1,0 +1,113 @@
+//! The `addrspace` command-line tool.
+//!
+//! `addrspace demo` prints a built-in example machine; `addrspace mtree` prints any machine
+//! (a board file or an imported QEMU `info mtree -D` dump) the way QEMU's `info mtree` does;
+//! `addrspace board` turns a QEMU dump into a board file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use addrspace::mtree::{self, FlatOptions, Hints, TreeOptions};
+use addrspace::{board, Machine};
+use clap::{Args, Parser, Subcommand};
+
+/// The built-in example: a QEMU-like x86 `pc` with 512 MiB of RAM.
+const DEMO_BOARD: &str = include_str!("../../../boards/pc.toml");
+
+#[derive(Parser)]
+#[command(name = "addrspace", version, about = "QEMU-grade guest address spaces")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the built-in example machine (an x86 `pc`) and print `info mtree` and `info mtree -f`.
+    Demo,
+    /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `--json`).
+    Mtree(MtreeArgs),
+    /// Convert a QEMU `info mtree -D` dump into a board file on stdout.
+    Board(SourceArgs),
+}
+
+#[derive(Args)]
+struct SourceArgs {
+    /// A board file (TOML).
+    #[arg(conflicts_with = "from_qemu", required_unless_present = "from_qemu")]
+    board: Option<PathBuf>,
+    /// Import a QEMU `info mtree -D` dump instead of a board file.
+    #[arg(long, value_name = "FILE")]
+    from_qemu: Option<PathBuf>,
+    /// Hints for the import (TOML: mmio_containers, pure_containers, readonly, address_space_order).
+    #[arg(long, value_name = "HINTS.toml", requires = "from_qemu")]
+    hints: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MtreeArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Show disabled regions (like `info mtree -D`).
+    #[arg(short = 'D')]
+    disabled: bool,
+    /// Print the flat views (like `info mtree -f`).
+    #[arg(short = 'f')]
+    flat: bool,
+    /// Print the same information as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn load(src: &SourceArgs) -> Result<Machine, String> {
+    if let Some(dump) = &src.from_qemu {
+        let hints = match &src.hints {
+            Some(h) => Hints::from_toml(&read(h)?, &h.display().to_string()).map_err(|e| e.to_string())?,
+            None => Hints::default(),
+        };
+        return mtree::import_dump(&read(dump)?, &dump.display().to_string(), &hints).map_err(|e| e.to_string());
+    }
+    let path = src.board.as_ref().expect("clap requires a board or --from-qemu");
+    board::load_file(path).map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<String, String> {
+    match cli.command {
+        Command::Demo => {
+            let m = board::load_str(DEMO_BOARD, "boards/pc.toml").map_err(|e| e.to_string())?;
+            let mut out = String::from("== info mtree ==\n");
+            out += &mtree::print_tree(&m.memory, &TreeOptions::default());
+            out += "== info mtree -f ==\n";
+            out += &mtree::print_flat(&m.memory, &FlatOptions::default());
+            Ok(out)
+        }
+        Command::Mtree(a) => {
+            let m = load(&a.source)?;
+            let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").map_err(|e| e.to_string());
+            Ok(match (a.flat, a.json) {
+                (true, false) => mtree::print_flat(&m.memory, &FlatOptions::default()),
+                (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(&m.memory, &FlatOptions::default())))?,
+                (false, false) => mtree::print_tree(&m.memory, &TreeOptions { disabled: a.disabled }),
+                (false, true) => json(serde_json::to_string_pretty(&mtree::tree::tree_dump(&m.memory, &TreeOptions { disabled: a.disabled })))?,
+            })
+        }
+        Command::Board(src) => Ok(board::export(&load(&src)?)),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("addrspace: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! [`AddressSpace`]: a named view of a root region, as seen by a CPU or a DMA master.
+//!
+//! The handle is cheap to clone and may be shared by several CPUs (a board-owned space) or
+//! owned by one (a per-CPU space). The space is destroyed when the last handle is dropped:
+//! it leaves the memory system's list, and its view is freed once no reader holds it. There
+//! is no separate "destroy, then free later" step to forget.
+
+use std::sync::{Arc, Weak};
+
+use crate::addr::{GuestAddr, RegionOffset};
+use crate::flatview::{FlatRange, FlatView};
+use crate::memory::Shared;
+use crate::publish::ViewCell;
+use crate::region::RegionId;
+
+pub(crate) struct SpaceShared {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub root: RegionId,
+    pub cell: Arc<ViewCell>,
+    pub memory: Weak<Shared>,
+}
+
+impl Drop for SpaceShared {
+    fn drop(&mut self) {
+        if let Some(shared) = self.memory.upgrade() {
+            shared.remove_space(self.id);
+        }
+    }
+}
+
+/// A named address space over a root region (QEMU's `AddressSpace`).
+#[derive(Clone)]
+pub struct AddressSpace {
+    inner: Arc<SpaceShared>,
+}
+
+impl AddressSpace {
+    pub(crate) fn new(inner: SpaceShared) -> AddressSpace {
+        AddressSpace { inner: Arc::new(inner) }
+    }
+
+    /// The name given at creation (not necessarily unique).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The root region.
+    pub fn root(&self) -> RegionId {
+        self.inner.root
+    }
+
+    /// The currently published view. Holding it keeps everything it shows alive.
+    pub fn view(&self) -> Arc<FlatView> {
+        self.inner.cell.load()
+    }
+
+    /// The flat range that handles `addr` and the offset of `addr` inside its region, or
+    /// `None` if nothing is mapped there.
+    pub fn lookup(&self, addr: GuestAddr) -> Option<(FlatRange, RegionOffset)> {
+        let view = self.view();
+        view.lookup(addr).map(|(r, off)| (r.clone(), off))
+    }
+
+    /// Destroys this handle (the space goes away with its last handle).
+    pub fn destroy(self) {}
+}
+
+impl std::fmt::Debug for AddressSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressSpace").field("name", &self.inner.name).finish()
+    }
+}

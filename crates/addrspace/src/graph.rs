@@ -1,0 +1,357 @@
+//! The writer-side region graph: an arena of [`Node`]s and QEMU's mutation rules.
+//!
+//! Every mutator validates first and changes nothing on error. Each returns whether the
+//! change can alter a rendered view (QEMU's `memory_region_update_pending` rules), so the
+//! caller knows whether the enclosing transaction must re-render.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::region::{Body, Node, RegionId, RegionInfo, SIZE_2_64};
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    node: Option<Node>,
+}
+
+/// Arena of region nodes addressed by generational [`RegionId`]s.
+#[derive(Debug, Default)]
+pub(crate) struct Graph {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Graph {
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    pub fn insert(&mut self, node: Node) -> RegionId {
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.node = Some(node);
+            RegionId {
+                index,
+                generation: slot.generation,
+            }
+        } else {
+            let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 regions");
+            self.slots.push(Slot {
+                generation: 0,
+                node: Some(node),
+            });
+            RegionId {
+                index,
+                generation: 0,
+            }
+        }
+    }
+
+    pub fn get(&self, id: RegionId) -> Result<&Node> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.node.as_ref())
+            .ok_or_else(|| Error::UnknownRegion(id.to_string()))
+    }
+
+    pub fn get_mut(&mut self, id: RegionId) -> Result<&mut Node> {
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.node.as_mut())
+            .ok_or_else(|| Error::UnknownRegion(id.to_string()))
+    }
+
+    /// The node of an id known to be live (ids stored inside the graph always are).
+    pub fn node(&self, id: RegionId) -> &Node {
+        self.get(id).expect("graph invariant: stored ids are live")
+    }
+
+    fn node_mut(&mut self, id: RegionId) -> &mut Node {
+        self.get_mut(id).expect("graph invariant: stored ids are live")
+    }
+
+    pub fn name(&self, id: RegionId) -> String {
+        self.get(id).map(|n| n.name.to_string()).unwrap_or_else(|_| id.to_string())
+    }
+
+    /// All live region ids, in index order.
+    pub fn ids(&self) -> impl Iterator<Item = RegionId> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.node.as_ref().map(|_| RegionId {
+                index: i as u32,
+                generation: s.generation,
+            })
+        })
+    }
+
+    pub fn info(&self, id: RegionId) -> Result<RegionInfo> {
+        let n = self.get(id)?;
+        Ok(RegionInfo {
+            name: n.name.to_string(),
+            kind: n.kind(),
+            size: n.size,
+            addr: n.addr,
+            priority: n.priority,
+            enabled: n.enabled,
+            readonly: n.readonly,
+            nonvolatile: n.nonvolatile,
+            unmergeable: n.unmergeable,
+            romd: n.romd,
+            container: n.container,
+            subregions: n.children.clone(),
+            alias: match n.body {
+                Body::Alias { target, offset } => Some((target, offset)),
+                _ => None,
+            },
+        })
+    }
+
+    pub fn check_size(name: &str, size: u128) -> Result<()> {
+        if size > SIZE_2_64 {
+            return Err(Error::SizeTooLarge {
+                name: name.to_string(),
+                size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates an alias node, counting the reference on its target.
+    pub fn insert_alias(&mut self, name: Arc<str>, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
+        Self::check_size(&name, size)?;
+        self.get_mut(target)?.alias_users += 1;
+        Ok(self.insert(Node::new(name, Body::Alias { target, offset }, size)))
+    }
+
+    /// Whether `to` is reachable from `from` through subregion and alias-target edges.
+    fn reaches(&self, from: RegionId, to: RegionId) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(id) = stack.pop() {
+            if id == to {
+                return true;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            let n = self.node(id);
+            stack.extend(n.children.iter().copied());
+            if let Body::Alias { target, .. } = n.body {
+                stack.push(target);
+            }
+        }
+        false
+    }
+
+    fn check_fits(&self, container: RegionId, child: RegionId, addr: u64) -> Result<()> {
+        let size = self.node(child).size;
+        if u128::from(addr) + size > SIZE_2_64 {
+            return Err(Error::AddressOverflow {
+                container: self.name(container),
+                child: self.name(child),
+                addr,
+                size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Places `child` in `container` at `addr` with `priority` (QEMU's
+    /// `memory_region_add_subregion_overlap`). Returns whether views may change.
+    pub fn add_subregion(&mut self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> Result<bool> {
+        let c = self.get(container)?;
+        if matches!(c.body, Body::Alias { .. }) {
+            return Err(Error::AliasHasNoSubregions(c.name.to_string()));
+        }
+        let ch = self.get(child)?;
+        if let Some(cur) = ch.container {
+            return Err(Error::AlreadyMapped {
+                child: ch.name.to_string(),
+                container: self.name(cur),
+            });
+        }
+        self.check_fits(container, child, addr)?;
+        if self.reaches(child, container) {
+            return Err(Error::Cycle {
+                container: self.name(container),
+                child: self.name(child),
+            });
+        }
+        Ok(self.link(container, addr, child, priority))
+    }
+
+    /// Inserts without validation: before the first sibling whose priority is `<=` the new
+    /// one, so the list stays sorted by descending priority with the newest first.
+    fn link(&mut self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> bool {
+        let ch = self.node_mut(child);
+        ch.addr = addr;
+        ch.priority = priority;
+        ch.container = Some(container);
+        let child_enabled = ch.enabled;
+        let siblings = &self.node(container).children;
+        let pos = siblings
+            .iter()
+            .position(|&s| self.node(s).priority <= priority)
+            .unwrap_or(siblings.len());
+        let c = self.node_mut(container);
+        c.children.insert(pos, child);
+        c.enabled && child_enabled
+    }
+
+    fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
+        let c = self.node_mut(container);
+        c.children.retain(|&s| s != child);
+        let container_enabled = c.enabled;
+        let ch = self.node_mut(child);
+        ch.container = None;
+        container_enabled && ch.enabled
+    }
+
+    /// Removes `child` from `container` (QEMU's `memory_region_del_subregion`).
+    pub fn remove_subregion(&mut self, container: RegionId, child: RegionId) -> Result<bool> {
+        self.get(container)?;
+        let ch = self.get(child)?;
+        if ch.container != Some(container) {
+            return Err(Error::NotMapped {
+                child: ch.name.to_string(),
+                container: self.name(container),
+            });
+        }
+        Ok(self.unlink(container, child))
+    }
+
+    /// Moves a mapped region; a real move makes it the newest among equal priorities.
+    pub fn set_address(&mut self, id: RegionId, addr: u64) -> Result<bool> {
+        let n = self.get(id)?;
+        let Some(container) = n.container else {
+            self.node_mut(id).addr = addr;
+            return Ok(false);
+        };
+        if n.addr == addr {
+            return Ok(false);
+        }
+        self.check_fits(container, id, addr)?;
+        let priority = n.priority;
+        let a = self.unlink(container, id);
+        let b = self.link(container, addr, id, priority);
+        Ok(a || b)
+    }
+
+    pub fn set_enabled(&mut self, id: RegionId, enabled: bool) -> Result<bool> {
+        let n = self.get_mut(id)?;
+        if n.enabled == enabled {
+            return Ok(false);
+        }
+        n.enabled = enabled;
+        Ok(true)
+    }
+
+    pub fn set_size(&mut self, id: RegionId, size: u128) -> Result<bool> {
+        let n = self.get(id)?;
+        Self::check_size(&n.name, size)?;
+        if n.size == size {
+            return Ok(false);
+        }
+        if let Body::Leaf(leaf) = &n.body {
+            if let Some(block) = leaf.backend.ram() {
+                if size > block.len() as u128 {
+                    return Err(Error::WrongKind {
+                        name: n.name.to_string(),
+                        kind: n.kind().as_str(),
+                        what: "cannot grow beyond its RAM block",
+                    });
+                }
+            }
+        }
+        if let Some(c) = n.container {
+            if u128::from(n.addr) + size > SIZE_2_64 {
+                return Err(Error::AddressOverflow {
+                    container: self.name(c),
+                    child: n.name.to_string(),
+                    addr: n.addr,
+                    size,
+                });
+            }
+        }
+        self.node_mut(id).size = size;
+        Ok(true)
+    }
+
+    pub fn set_alias_offset(&mut self, id: RegionId, offset: u64) -> Result<bool> {
+        let n = self.get_mut(id)?;
+        match &mut n.body {
+            Body::Alias { offset: o, .. } => {
+                if *o == offset {
+                    return Ok(false);
+                }
+                *o = offset;
+                Ok(n.enabled)
+            }
+            _ => Err(Error::WrongKind {
+                name: n.name.to_string(),
+                kind: n.kind().as_str(),
+                what: "only aliases have an alias offset",
+            }),
+        }
+    }
+
+    /// Sets one of the boolean rendering flags through `field`.
+    pub fn set_flag(&mut self, id: RegionId, value: bool, field: fn(&mut Node) -> &mut bool) -> Result<bool> {
+        let n = self.get_mut(id)?;
+        let f = field(n);
+        if *f == value {
+            return Ok(false);
+        }
+        *f = value;
+        Ok(n.enabled)
+    }
+
+    pub fn set_romd(&mut self, id: RegionId, romd: bool) -> Result<bool> {
+        let n = self.get(id)?;
+        if n.kind() != crate::region::RegionKind::RomDevice {
+            return Err(Error::WrongKind {
+                name: n.name.to_string(),
+                kind: n.kind().as_str(),
+                what: "only ROM devices have a romd mode",
+            });
+        }
+        self.set_flag(id, romd, |n| &mut n.romd)
+    }
+
+    /// Deletes an unused region. Fails, changing nothing, while it is mapped, contains
+    /// subregions, is the target of an alias or the root of an address space.
+    pub fn delete(&mut self, id: RegionId) -> Result<()> {
+        let n = self.get(id)?;
+        let busy = |reason: String| Error::InUse {
+            name: n.name.to_string(),
+            reason,
+        };
+        if let Some(c) = n.container {
+            return Err(busy(format!("mapped in `{}`", self.name(c))));
+        }
+        if !n.children.is_empty() {
+            return Err(busy(format!("{} subregions still mapped in it", n.children.len())));
+        }
+        if n.alias_users > 0 {
+            return Err(busy(format!("target of {} alias(es)", n.alias_users)));
+        }
+        if n.space_users > 0 {
+            return Err(busy(format!("root of {} address space(s)", n.space_users)));
+        }
+        if let Body::Alias { target, .. } = n.body {
+            self.node_mut(target).alias_users -= 1;
+        }
+        let slot = &mut self.slots[id.index as usize];
+        slot.node = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! # addrspace
+//!
+//! QEMU-grade guest address spaces for emulators and virtual machine monitors.
+//!
+//! A machine's memory is a graph of *regions* — RAM, ROM, ROM devices, MMIO with callbacks,
+//! containers and aliases — that overlap by priority. Each [`AddressSpace`] is a view of one
+//! root region; the library renders it into an immutable [`FlatView`] with exactly QEMU's
+//! precedence rules, shares one view between spaces whose roots simplify to the same region,
+//! and publishes it to readers without locks. Changes are grouped in [`Transaction`]s and
+//! rendered once per outermost commit.
+//!
+//! Layers, bottom-up (dependencies point one way):
+//! [`access`] (device ops and access rules) → [`ram`] (host memory) → [`region`] (region
+//! kinds) → `graph` (the mutable tree) → `render` → [`flatview`] → [`memory`]
+//! (transactions, publication) → [`address_space`] → [`mtree`] (QEMU's `info mtree` text, in
+//! and out) → [`board`] (TOML board descriptions).
+//!
+//! ```
+//! use addrspace::{mtree, Memory};
+//!
+//! let mem = Memory::new();
+//! let system = mem.container("system", 1 << 64)?;
+//! let ram = mem.ram("pc.ram", 0x2000_0000)?;
+//! let low = mem.alias("ram-below-4g", ram, 0, 0x2000_0000)?;
+//! mem.add_subregion(system, 0, low)?;
+//! let _memory = mem.address_space("memory", system)?;
+//! let text = mtree::print_flat(&mem, &mtree::FlatOptions::default());
+//! assert!(text.contains("0000000000000000-000000001fffffff (prio 0, ram): pc.ram"));
+//! # Ok::<(), addrspace::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod addr;
+pub mod address_space;
+pub mod board;
+pub mod error;
+pub mod flatview;
+mod graph;
+pub mod machine;
+pub mod memory;
+pub mod mtree;
+mod publish;
+pub mod ram;
+pub mod region;
+mod render;
+pub mod stats;
+
+pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
+pub use addr::{GuestAddr, RegionOffset};
+pub use address_space::AddressSpace;
+pub use error::{Error, Result};
+pub use flatview::{FlatRange, FlatView};
+pub use machine::Machine;
+pub use memory::{Memory, Transaction};
+pub use region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
+pub use stats::Stats;

@@ -1,0 +1,30 @@
+//! [`Machine`]: a memory system together with the address spaces that keep it alive.
+//!
+//! Address spaces disappear when their last handle is dropped, so whatever builds a whole
+//! machine (a board file, an imported QEMU dump) hands back the handles in one value.
+
+use crate::address_space::AddressSpace;
+use crate::memory::Memory;
+use crate::region::RegionId;
+
+/// A built machine: its memory system and its address spaces in creation order.
+pub struct Machine {
+    /// The memory system.
+    pub memory: Memory,
+    /// Address spaces, in creation order.
+    pub address_spaces: Vec<AddressSpace>,
+    /// Regions by the unique id they were given in the description, in creation order.
+    pub regions: Vec<(String, RegionId)>,
+}
+
+impl Machine {
+    /// The first address space called `name`.
+    pub fn address_space(&self, name: &str) -> Option<&AddressSpace> {
+        self.address_spaces.iter().find(|s| s.name() == name)
+    }
+
+    /// The region described under the id `key`.
+    pub fn region(&self, key: &str) -> Option<RegionId> {
+        self.regions.iter().find(|(k, _)| k == key).map(|(_, id)| *id)
+    }
+}

@@ -1,0 +1,433 @@
+//! [`Memory`]: one machine's memory system — the region graph, its address spaces, and the
+//! transactions that turn graph changes into newly published flat views.
+//!
+//! The graph lives behind one re-entrant topology lock (QEMU's BQL, narrowed to memory).
+//! Every mutator runs inside a transaction: an explicit [`Transaction`] guard, or an
+//! implicit one around the single call. Nested transactions fold into the outermost; only
+//! the outermost commit renders, once, and only if something visible changed. Readers never
+//! take the lock: they load the flat view an address space published last, so during a
+//! transaction they keep seeing the views of the previous commit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
+
+use crate::access::RegionOps;
+use crate::address_space::{AddressSpace, SpaceShared};
+use crate::error::{Error, Result};
+use crate::flatview::FlatView;
+use crate::graph::Graph;
+use crate::publish::ViewCell;
+use crate::ram::RamBlock;
+use crate::region::{Backend, Body, Leaf, Node, RegionId, RegionInfo};
+use crate::render::{physical_root, render};
+use crate::stats::{Counters, LiveToken, Stats};
+
+/// One registered address space, in creation order.
+pub(crate) struct SpaceRecord {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub root: RegionId,
+    pub cell: Arc<ViewCell>,
+}
+
+pub(crate) struct State {
+    pub graph: Graph,
+    pub spaces: Vec<SpaceRecord>,
+    depth: u32,
+    pending: bool,
+    next_space: u64,
+    /// One view per physical root (QEMU's `flat_views` table); `None` is the empty view.
+    views: HashMap<Option<RegionId>, Arc<FlatView>>,
+}
+
+pub(crate) struct Shared {
+    state: ReentrantMutex<RefCell<State>>,
+    pub counters: Arc<Counters>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> ReentrantMutexGuard<'_, RefCell<State>> {
+        self.state.lock()
+    }
+
+    fn make_view(&self, g: &Graph, root: Option<RegionId>) -> Arc<FlatView> {
+        self.counters.renders.fetch_add(1, Ordering::Relaxed);
+        let ranges = render(g, root);
+        Arc::new(FlatView {
+            root,
+            root_name: root.map(|r| g.node(r).name.clone()),
+            ranges,
+            _live: LiveToken::new(&self.counters),
+        })
+    }
+
+    /// Re-renders every physical root and publishes the new views (QEMU's commit).
+    fn commit(&self, st: &mut State) {
+        if !st.pending {
+            return;
+        }
+        st.pending = false;
+        let mut views = HashMap::new();
+        views.insert(None, st.views[&None].clone());
+        for sp in &st.spaces {
+            let key = physical_root(&st.graph, sp.root);
+            let view = views
+                .entry(key)
+                .or_insert_with(|| self.make_view(&st.graph, key))
+                .clone();
+            sp.cell.store(view);
+        }
+        st.views = views;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(views = st.views.len(), "memory topology committed");
+    }
+
+    pub(crate) fn remove_space(&self, id: u64) {
+        let guard = self.lock();
+        let mut st = guard.borrow_mut();
+        let Some(pos) = st.spaces.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let rec = st.spaces.remove(pos);
+        if let Ok(n) = st.graph.get_mut(rec.root) {
+            n.space_users -= 1;
+        }
+        // Drop views that no remaining address space uses.
+        let st = &mut *st;
+        let keys: Vec<_> = st.spaces.iter().map(|s| physical_root(&st.graph, s.root)).collect();
+        st.views.retain(|k, _| k.is_none() || keys.contains(k));
+        self.counters.spaces.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A machine's memory system: regions, address spaces and transactions.
+///
+/// ```
+/// use addrspace::{GuestAddr, Memory};
+///
+/// let mem = Memory::new();
+/// let system = mem.container("system", 1 << 64)?;
+/// let ram = mem.ram("ram", 0x10000)?;
+/// let rom = mem.rom("rom", 0x1000)?;
+/// {
+///     let _tx = mem.transaction(); // one render for both changes
+///     mem.add_subregion(system, 0, ram)?;
+///     mem.add_subregion_overlap(system, 0x8000, rom, 1)?;
+/// }
+/// let space = mem.address_space("memory", system)?;
+/// let (range, offset) = space.lookup(GuestAddr(0x8010)).unwrap();
+/// assert_eq!((range.name(), range.type_word(), offset.0), ("rom", "rom", 0x10));
+/// # Ok::<(), addrspace::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Memory {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory::new()
+    }
+}
+
+/// An open transaction. Mutations made while it lives are rendered and published once, when
+/// the outermost transaction ends (on drop or [`commit`](Transaction::commit)). It holds the
+/// topology lock, so other threads' mutations wait until it ends.
+pub struct Transaction<'a> {
+    memory: &'a Memory,
+    _guard: ReentrantMutexGuard<'a, RefCell<State>>,
+}
+
+impl Transaction<'_> {
+    /// Ends the transaction now (same as dropping it).
+    pub fn commit(self) {}
+}
+
+impl std::ops::Deref for Transaction<'_> {
+    type Target = Memory;
+    fn deref(&self) -> &Memory {
+        self.memory
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        let mut st = self._guard.borrow_mut();
+        st.depth -= 1;
+        if st.depth == 0 {
+            self.memory.shared.commit(&mut st);
+        }
+    }
+}
+
+impl Memory {
+    /// An empty memory system.
+    pub fn new() -> Memory {
+        let counters = Arc::new(Counters::default());
+        let empty = Arc::new(FlatView {
+            root: None,
+            root_name: None,
+            ranges: Vec::new(),
+            _live: LiveToken::new(&counters),
+        });
+        let mut views = HashMap::new();
+        views.insert(None, empty);
+        Memory {
+            shared: Arc::new(Shared {
+                state: ReentrantMutex::new(RefCell::new(State {
+                    graph: Graph::default(),
+                    spaces: Vec::new(),
+                    depth: 0,
+                    pending: false,
+                    next_space: 0,
+                    views,
+                })),
+                counters,
+            }),
+        }
+    }
+
+    /// Opens a transaction (see [`Transaction`]). Transactions nest.
+    pub fn transaction(&self) -> Transaction<'_> {
+        let guard = self.shared.lock();
+        guard.borrow_mut().depth += 1;
+        Transaction {
+            memory: self,
+            _guard: guard,
+        }
+    }
+
+    /// Runs `f` on the state without opening a transaction (queries, creation).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let guard = self.shared.lock();
+        let mut st = guard.borrow_mut();
+        f(&mut st)
+    }
+
+    /// Runs a mutation inside a (possibly implicit) transaction; marks the topology dirty if
+    /// it reports a visible change.
+    fn mutate(&self, f: impl FnOnce(&mut Graph) -> Result<bool>) -> Result<()> {
+        let tx = self.transaction();
+        let mut st = tx._guard.borrow_mut();
+        let changed = f(&mut st.graph)?;
+        st.pending |= changed;
+        drop(st);
+        drop(tx);
+        Ok(())
+    }
+
+    fn create(&self, name: &str, size: u128, body: impl FnOnce() -> Result<Body>) -> Result<RegionId> {
+        Graph::check_size(name, size)?;
+        let body = body()?;
+        Ok(self.with_state(|st| st.graph.insert(Node::new(name.into(), body, size))))
+    }
+
+    fn create_leaf(&self, name: &str, size: u128, backend: impl FnOnce() -> Result<Backend>) -> Result<RegionId> {
+        Graph::check_size(name, size)?;
+        let backend = backend()?;
+        Ok(self.with_state(|st| {
+            let name: Arc<str> = name.into();
+            let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
+            let leaf = Arc::new(Leaf { id, name, backend });
+            st.graph.get_mut(id).expect("just inserted").body = Body::Leaf(leaf);
+            id
+        }))
+    }
+
+    fn block(name: &str, size: u128) -> Result<Arc<RamBlock>> {
+        let err = |source| Error::RamAlloc {
+            name: name.to_string(),
+            size,
+            source,
+        };
+        let len = usize::try_from(size.div_ceil(4096) * 4096)
+            .map_err(|_| err(std::io::Error::from(std::io::ErrorKind::OutOfMemory)))?;
+        RamBlock::new(len).map(Arc::new).map_err(err)
+    }
+
+    /// A pure container of `size` bytes (up to 2^64): holes fall through.
+    pub fn container(&self, name: &str, size: u128) -> Result<RegionId> {
+        self.create(name, size, || Ok(Body::Container))
+    }
+
+    /// RAM backed by lazily committed host memory.
+    pub fn ram(&self, name: &str, size: u128) -> Result<RegionId> {
+        self.create_leaf(name, size, || Ok(Backend::Ram(Self::block(name, size)?)))
+    }
+
+    /// ROM: RAM that guest writes cannot change.
+    pub fn rom(&self, name: &str, size: u128) -> Result<RegionId> {
+        let id = self.ram(name, size)?;
+        self.with_state(|st| st.graph.get_mut(id).expect("just created").readonly = true);
+        Ok(id)
+    }
+
+    /// Device memory accessed through sized loads and stores (QEMU's `ram_device`).
+    pub fn ram_device(&self, name: &str, size: u128) -> Result<RegionId> {
+        self.create_leaf(name, size, || Ok(Backend::RamDevice(Self::block(name, size)?)))
+    }
+
+    /// A ROM device: romd mode (the default) reads RAM directly, writes go to `ops`.
+    pub fn rom_device(&self, name: &str, size: u128, ops: Arc<dyn RegionOps>) -> Result<RegionId> {
+        self.create_leaf(name, size, || Ok(Backend::RomDevice(Self::block(name, size)?, ops)))
+    }
+
+    /// MMIO or port I/O handled by `ops`. With subregions it fills its own gaps.
+    pub fn io(&self, name: &str, size: u128, ops: Arc<dyn RegionOps>) -> Result<RegionId> {
+        self.create_leaf(name, size, || Ok(Backend::Io(ops)))
+    }
+
+    /// A reservation: a range nothing handles; every access is refused.
+    pub fn reservation(&self, name: &str, size: u128) -> Result<RegionId> {
+        self.create_leaf(name, size, || Ok(Backend::Reservation))
+    }
+
+    /// An alias: `size` bytes of `target` starting at `offset`.
+    pub fn alias(&self, name: &str, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
+        self.with_state(|st| st.graph.insert_alias(name.into(), target, offset, size))
+    }
+
+    /// Maps `child` into `container` at `addr` with priority 0.
+    pub fn add_subregion(&self, container: RegionId, addr: u64, child: RegionId) -> Result<()> {
+        self.add_subregion_overlap(container, addr, child, 0)
+    }
+
+    /// Maps `child` into `container` at `addr` with `priority`. Higher priority wins where
+    /// siblings overlap; at equal priority the most recently added wins.
+    pub fn add_subregion_overlap(&self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> Result<()> {
+        self.mutate(|g| g.add_subregion(container, addr, child, priority))
+    }
+
+    /// Unmaps `child` from `container`.
+    pub fn remove_subregion(&self, container: RegionId, child: RegionId) -> Result<()> {
+        self.mutate(|g| g.remove_subregion(container, child))
+    }
+
+    /// Moves a region inside its container; it becomes the newest of its priority.
+    pub fn set_address(&self, id: RegionId, addr: u64) -> Result<()> {
+        self.mutate(|g| g.set_address(id, addr))
+    }
+
+    /// Enables or disables a region (a disabled region and its subtree are invisible).
+    pub fn set_enabled(&self, id: RegionId, enabled: bool) -> Result<()> {
+        self.mutate(|g| g.set_enabled(id, enabled))
+    }
+
+    /// Changes a region's size (RAM cannot grow past its block).
+    pub fn set_size(&self, id: RegionId, size: u128) -> Result<()> {
+        self.mutate(|g| g.set_size(id, size))
+    }
+
+    /// Changes where an alias's window starts in its target.
+    pub fn set_alias_offset(&self, id: RegionId, offset: u64) -> Result<()> {
+        self.mutate(|g| g.set_alias_offset(id, offset))
+    }
+
+    /// Marks a region (and what is rendered through it) read-only.
+    pub fn set_readonly(&self, id: RegionId, readonly: bool) -> Result<()> {
+        self.mutate(|g| g.set_flag(id, readonly, |n| &mut n.readonly))
+    }
+
+    /// Marks a region non-volatile.
+    pub fn set_nonvolatile(&self, id: RegionId, nonvolatile: bool) -> Result<()> {
+        self.mutate(|g| g.set_flag(id, nonvolatile, |n| &mut n.nonvolatile))
+    }
+
+    /// Forbids merging the region's ranges with their neighbours.
+    pub fn set_unmergeable(&self, id: RegionId, unmergeable: bool) -> Result<()> {
+        self.mutate(|g| g.set_flag(id, unmergeable, |n| &mut n.unmergeable))
+    }
+
+    /// Switches a ROM device between romd mode (reads from RAM) and MMIO mode.
+    pub fn set_romd(&self, id: RegionId, romd: bool) -> Result<()> {
+        self.mutate(|g| g.set_romd(id, romd))
+    }
+
+    /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
+    /// Flat views that still show it keep its RAM or ops alive until they are dropped.
+    pub fn delete_region(&self, id: RegionId) -> Result<()> {
+        self.with_state(|st| st.graph.delete(id))
+    }
+
+    /// A snapshot of a region's attributes.
+    pub fn region_info(&self, id: RegionId) -> Result<RegionInfo> {
+        self.with_state(|st| st.graph.info(id))
+    }
+
+    /// Ids of all live regions.
+    pub fn regions(&self) -> Vec<RegionId> {
+        self.with_state(|st| st.graph.ids().collect())
+    }
+
+    /// The region that views of `root` are rendered from, after QEMU's simplification
+    /// (`None`: the shared empty view).
+    pub fn physical_root(&self, root: RegionId) -> Result<Option<RegionId>> {
+        self.with_state(|st| {
+            st.graph.get(root)?;
+            Ok(physical_root(&st.graph, root))
+        })
+    }
+
+    /// Renders `root` now, outside any address space (for inspection and tests).
+    pub fn render(&self, root: RegionId) -> Result<Arc<FlatView>> {
+        self.with_state(|st| {
+            st.graph.get(root)?;
+            let key = physical_root(&st.graph, root);
+            Ok(self.shared.make_view(&st.graph, key))
+        })
+    }
+
+    /// Creates an address space named `name` over `root`. Its view is available at once:
+    /// shared with existing spaces of the same physical root, or rendered now. The space
+    /// lives until the last clone of the returned handle is dropped.
+    pub fn address_space(&self, name: &str, root: RegionId) -> Result<AddressSpace> {
+        let guard = self.shared.lock();
+        let mut st = guard.borrow_mut();
+        let st = &mut *st;
+        st.graph.get_mut(root)?.space_users += 1;
+        let key = physical_root(&st.graph, root);
+        let view = match st.views.get(&key) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.shared.make_view(&st.graph, key);
+                st.views.insert(key, v.clone());
+                v
+            }
+        };
+        let id = st.next_space;
+        st.next_space += 1;
+        let name: Arc<str> = name.into();
+        let cell = Arc::new(ViewCell::new(view));
+        st.spaces.push(SpaceRecord {
+            id,
+            name: name.clone(),
+            root,
+            cell: cell.clone(),
+        });
+        self.shared.counters.spaces.fetch_add(1, Ordering::Relaxed);
+        Ok(AddressSpace::new(SpaceShared {
+            id,
+            name,
+            root,
+            cell,
+            memory: Arc::downgrade(&self.shared),
+        }))
+    }
+
+    /// Live-object and work counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let regions = self.with_state(|st| st.graph.live());
+        Stats {
+            regions,
+            address_spaces: c.spaces.load(Ordering::Relaxed),
+            flatviews: c.flatviews.load(Ordering::Relaxed),
+            renders: c.renders.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+        }
+    }
+}

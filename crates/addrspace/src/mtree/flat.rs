@@ -1,0 +1,148 @@
+//! `info mtree -f`: one block per distinct flat view, listing the address spaces that share
+//! it (in creation order), the view's root after simplification, and its ranges.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::flatview::FlatView;
+use crate::memory::Memory;
+use crate::region::Body;
+
+/// Options of `info mtree -f`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlatOptions {}
+
+/// The whole `info mtree -f` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlatDump {
+    /// One entry per distinct flat view.
+    pub views: Vec<ViewDump>,
+}
+
+/// One flat view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewDump {
+    /// Address spaces using the view, in creation order.
+    pub address_spaces: Vec<SpaceLine>,
+    /// Name of the view's root region, `None` for the empty view.
+    pub root: Option<String>,
+    /// The ranges.
+    pub ranges: Vec<RangeLine>,
+}
+
+/// One ` AS "…", root: …` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceLine {
+    /// Address-space name.
+    pub name: String,
+    /// Its root region's name.
+    pub root: String,
+    /// If the root is an alias, the alias's target name.
+    pub root_alias: Option<String>,
+}
+
+/// One range line.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeLine {
+    /// First address.
+    #[serde(serialize_with = "super::hex")]
+    pub start: u64,
+    /// Last address (inclusive).
+    #[serde(serialize_with = "super::hex")]
+    pub end: u64,
+    /// The terminating region's own priority.
+    pub priority: i32,
+    /// Non-volatile.
+    pub nonvolatile: bool,
+    /// Type word (`rom` when read-only through this range).
+    #[serde(rename = "type")]
+    pub type_word: &'static str,
+    /// Terminating region name.
+    pub name: String,
+    /// Offset inside the region.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+}
+
+/// Builds the `info mtree -f` model of `memory`.
+pub fn flat_dump(memory: &Memory, _opts: &FlatOptions) -> FlatDump {
+    memory.with_state(|st| {
+        let mut groups: Vec<(Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
+        for sp in &st.spaces {
+            let view = sp.cell.load();
+            let root = st.graph.node(sp.root);
+            let line = SpaceLine {
+                name: sp.name.to_string(),
+                root: root.name.to_string(),
+                root_alias: match root.body {
+                    Body::Alias { target, .. } => Some(st.graph.node(target).name.to_string()),
+                    _ => None,
+                },
+            };
+            match groups.iter_mut().find(|(v, _)| Arc::ptr_eq(v, &view)) {
+                Some((_, lines)) => lines.push(line),
+                None => groups.push((view, vec![line])),
+            }
+        }
+        let views = groups
+            .into_iter()
+            .map(|(v, address_spaces)| ViewDump {
+                address_spaces,
+                root: v.root_name().map(str::to_string),
+                ranges: v
+                    .ranges()
+                    .iter()
+                    .map(|r| RangeLine {
+                        start: r.start,
+                        end: (r.end() - 1) as u64,
+                        priority: r.priority,
+                        nonvolatile: r.nonvolatile,
+                        type_word: r.type_word(),
+                        name: r.name().to_string(),
+                        offset: r.offset,
+                    })
+                    .collect(),
+            })
+            .collect();
+        FlatDump { views }
+    })
+}
+
+impl FlatDump {
+    /// QEMU's exact text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for (i, v) in self.views.iter().enumerate() {
+            let _ = writeln!(s, "FlatView #{i}");
+            for a in &v.address_spaces {
+                let _ = write!(s, " AS \"{}\", root: {}", a.name, a.root);
+                if let Some(t) = &a.root_alias {
+                    let _ = write!(s, ", alias {t}");
+                }
+                s.push('\n');
+            }
+            let _ = writeln!(s, " Root memory region: {}", v.root.as_deref().unwrap_or("(none)"));
+            if v.ranges.is_empty() {
+                s.push_str("  No rendered FlatView\n\n");
+                continue;
+            }
+            for r in &v.ranges {
+                let nv = if r.nonvolatile { "nv-" } else { "" };
+                let _ = write!(s, "  {:016x}-{:016x} (prio {}, {nv}{}): {}", r.start, r.end, r.priority, r.type_word, r.name);
+                if r.offset != 0 {
+                    let _ = write!(s, " @{:016x}", r.offset);
+                }
+                s.push('\n');
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// `info mtree -f` as QEMU prints it.
+pub fn print_flat(memory: &Memory, opts: &FlatOptions) -> String {
+    flat_dump(memory, opts).to_text()
+}

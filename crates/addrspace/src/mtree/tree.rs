@@ -1,0 +1,247 @@
+//! `info mtree` and `info mtree -D`: the region tree of every address space.
+//!
+//! One group per distinct root region (names sorted byte-wise inside a group), then one
+//! `memory-region:` section per alias target, in the order aliases are met. Children print
+//! sorted by address, then priority (higher first), then list order. Without `-D` a disabled
+//! region's own line is left out but its subregions still print.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::graph::Graph;
+use crate::memory::Memory;
+use crate::region::{Backend, Body, RegionId};
+
+/// Options of `info mtree`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeOptions {
+    /// Show disabled regions, marked ` [disabled]` (`-D`).
+    pub disabled: bool,
+}
+
+/// The whole `info mtree` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeDump {
+    /// Address-space groups, then alias-target sections.
+    pub blocks: Vec<TreeBlock>,
+}
+
+/// One group or section.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeBlock {
+    /// Names of the address spaces sharing this root (empty for a section).
+    pub address_spaces: Vec<String>,
+    /// For a `memory-region:` section, the region's name.
+    pub memory_region: Option<String>,
+    /// The printed lines, in order.
+    pub lines: Vec<TreeLine>,
+}
+
+/// One printed region line.
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeLine {
+    /// Nesting level (1 for the block's root).
+    pub level: usize,
+    /// Absolute first address.
+    #[serde(serialize_with = "super::hex")]
+    pub start: u64,
+    /// Absolute last address (inclusive; equal to `start` for a size-0 region).
+    #[serde(serialize_with = "super::hex")]
+    pub end: u64,
+    /// QEMU's `[DETECTED OVERFLOW!]` condition.
+    pub overflow: bool,
+    /// Priority.
+    pub priority: i32,
+    /// Non-volatile.
+    pub nonvolatile: bool,
+    /// Type word (`ram`, `rom`, `romd`, `ramd`, `i/o`; an alias shows its target's).
+    #[serde(rename = "type")]
+    pub type_word: &'static str,
+    /// Region name.
+    pub name: String,
+    /// For an alias: target name and the window inside the target.
+    pub alias: Option<AliasWindow>,
+    /// Whether the region is enabled.
+    pub enabled: bool,
+}
+
+/// The target window of an alias line.
+#[derive(Debug, Clone, Serialize)]
+pub struct AliasWindow {
+    /// Target region name.
+    pub target: String,
+    /// First offset in the target.
+    #[serde(serialize_with = "super::hex")]
+    pub start: u64,
+    /// Last offset in the target (inclusive).
+    #[serde(serialize_with = "super::hex")]
+    pub end: u64,
+}
+
+/// QEMU's `memory_region_type`: an alias shows its final target's type.
+pub(crate) fn region_type(g: &Graph, mut id: RegionId) -> &'static str {
+    loop {
+        let n = g.node(id);
+        match &n.body {
+            Body::Alias { target, .. } => id = *target,
+            Body::Container => return "i/o",
+            Body::Leaf(leaf) => {
+                return match leaf.backend {
+                    Backend::RamDevice(_) => "ramd",
+                    Backend::RomDevice(..) if n.romd => "romd",
+                    Backend::Ram(_) if n.readonly => "rom",
+                    Backend::Ram(_) => "ram",
+                    _ => "i/o",
+                }
+            }
+        }
+    }
+}
+
+fn last(size: u128) -> u64 {
+    if size == 0 {
+        0
+    } else {
+        (size - 1) as u64
+    }
+}
+
+struct Printer<'g> {
+    g: &'g Graph,
+    disabled: bool,
+    queue: Vec<RegionId>,
+    queued: HashSet<RegionId>,
+}
+
+impl Printer<'_> {
+    fn region(&mut self, root: RegionId, lines: &mut Vec<TreeLine>) {
+        let mut stack = vec![(root, 1usize, 0u64)];
+        while let Some((id, level, base)) = stack.pop() {
+            let n = self.g.node(id);
+            let start = base.wrapping_add(n.addr);
+            let end = start.wrapping_add(last(n.size));
+            let alias = match n.body {
+                Body::Alias { target, offset } => {
+                    if self.queued.insert(target) {
+                        self.queue.push(target);
+                    }
+                    Some(AliasWindow {
+                        target: self.g.node(target).name.to_string(),
+                        start: offset,
+                        end: offset.wrapping_add(last(n.size)),
+                    })
+                }
+                _ => None,
+            };
+            if n.enabled || self.disabled {
+                lines.push(TreeLine {
+                    level,
+                    start,
+                    end,
+                    overflow: start < base || end < start,
+                    priority: n.priority,
+                    nonvolatile: n.nonvolatile,
+                    type_word: region_type(self.g, id),
+                    name: n.name.to_string(),
+                    alias,
+                    enabled: n.enabled,
+                });
+            }
+            let mut kids: Vec<(usize, RegionId)> = n.children.iter().copied().enumerate().collect();
+            kids.sort_by_key(|&(i, c)| {
+                let c = self.g.node(c);
+                (c.addr, std::cmp::Reverse(c.priority), i)
+            });
+            for &(_, c) in kids.iter().rev() {
+                stack.push((c, level + 1, start));
+            }
+        }
+    }
+}
+
+/// Builds the `info mtree` model of `memory`.
+pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
+    memory.with_state(|st| {
+        let mut groups: Vec<(RegionId, Vec<String>)> = Vec::new();
+        for sp in &st.spaces {
+            match groups.iter_mut().find(|(r, _)| *r == sp.root) {
+                Some((_, names)) => names.push(sp.name.to_string()),
+                None => groups.push((sp.root, vec![sp.name.to_string()])),
+            }
+        }
+        let mut p = Printer {
+            g: &st.graph,
+            disabled: opts.disabled,
+            queue: Vec::new(),
+            queued: HashSet::new(),
+        };
+        let mut blocks = Vec::new();
+        for (root, mut names) in groups {
+            names.sort();
+            let mut lines = Vec::new();
+            p.region(root, &mut lines);
+            blocks.push(TreeBlock {
+                address_spaces: names,
+                memory_region: None,
+                lines,
+            });
+        }
+        let mut i = 0;
+        while i < p.queue.len() {
+            let id = p.queue[i];
+            let mut lines = Vec::new();
+            p.region(id, &mut lines);
+            blocks.push(TreeBlock {
+                address_spaces: Vec::new(),
+                memory_region: Some(p.g.node(id).name.to_string()),
+                lines,
+            });
+            i += 1;
+        }
+        TreeDump { blocks }
+    })
+}
+
+impl TreeDump {
+    /// QEMU's exact text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for b in &self.blocks {
+            for n in &b.address_spaces {
+                let _ = writeln!(s, "address-space: {n}");
+            }
+            if let Some(n) = &b.memory_region {
+                let _ = writeln!(s, "memory-region: {n}");
+            }
+            for l in &b.lines {
+                if l.overflow {
+                    s.push_str("[DETECTED OVERFLOW!] ");
+                }
+                for _ in 0..l.level {
+                    s.push_str("  ");
+                }
+                let nv = if l.nonvolatile { "nv-" } else { "" };
+                let _ = write!(s, "{:016x}-{:016x} (prio {}, {nv}{}): ", l.start, l.end, l.priority, l.type_word);
+                match &l.alias {
+                    Some(a) => {
+                        let _ = write!(s, "alias {} @{} {:016x}-{:016x}", l.name, a.target, a.start, a.end);
+                    }
+                    None => s.push_str(&l.name),
+                }
+                if !l.enabled {
+                    s.push_str(" [disabled]");
+                }
+                s.push('\n');
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// `info mtree` (`-D` with `opts.disabled`) as QEMU prints it.
+pub fn print_tree(memory: &Memory, opts: &TreeOptions) -> String {
+    tree_dump(memory, opts).to_text()
+}

@@ -1,0 +1,153 @@
+//! Host memory behind RAM, ROM and ROM-device regions.
+//!
+//! A [`RamBlock`] is an anonymous private mapping made with `MAP_NORESERVE`: the kernel
+//! commits pages only when they are first touched, so a 4 GiB or 1 TiB guest RAM region
+//! costs address space, not memory, until the guest uses it. Blocks are shared through
+//! `Arc`, so a flat view that still points at a block keeps it mapped after the region is
+//! deleted; the mapping goes away with the last reference.
+//!
+//! This module holds the crate's only `unsafe` code for host memory: every access is
+//! bounds-checked against the block before it touches the mapping.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Number of live RAM blocks in the process (for leak tests).
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+/// A host mapping backing guest RAM.
+#[derive(Debug)]
+pub struct RamBlock {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the block is a plain memory mapping with no thread affinity; concurrent guest
+// accesses to guest RAM are racy by nature, exactly as in a real machine, and every access
+// goes through raw-pointer copies (never `&`/`&mut` references to the bytes).
+unsafe impl Send for RamBlock {}
+// SAFETY: see `Send`: shared access only ever copies bytes through raw pointers.
+unsafe impl Sync for RamBlock {}
+
+impl RamBlock {
+    /// Reserves `len` bytes of zeroed, lazily committed host memory.
+    pub fn new(len: usize) -> std::io::Result<RamBlock> {
+        if len == 0 {
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            return Ok(RamBlock {
+                ptr: NonNull::dangling(),
+                len: 0,
+            });
+        }
+        // SAFETY: an anonymous private mapping with a null hint aliases no existing memory;
+        // the result is checked for MAP_FAILED before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+        Ok(RamBlock {
+            // SAFETY: mmap succeeded, so `p` is non-null.
+            ptr: unsafe { NonNull::new_unchecked(p.cast()) },
+            len,
+        })
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Host address of the first byte (for accelerators that map guest memory).
+    pub fn host_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Copies bytes at `offset` into `buf`; `false` (and nothing copied) if out of bounds.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
+        match self.check(offset, buf.len()) {
+            Some(off) => {
+                // SAFETY: `check` proved `off + buf.len() <= self.len`, the mapping is live
+                // while `self` is, and `buf` cannot overlap a mapping we own privately.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len())
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Copies `buf` to `offset`; `false` (and nothing written) if out of bounds.
+    pub fn write(&self, offset: u64, buf: &[u8]) -> bool {
+        match self.check(offset, buf.len()) {
+            Some(off) => {
+                // SAFETY: as in `read`; the mapping is writable (PROT_WRITE).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len())
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn check(&self, offset: u64, len: usize) -> Option<usize> {
+        let off = usize::try_from(offset).ok()?;
+        (off.checked_add(len)? <= self.len).then_some(off)
+    }
+
+    /// Number of RAM blocks alive in this process.
+    pub fn live_count() -> usize {
+        LIVE_BLOCKS.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RamBlock {
+    fn drop(&mut self) {
+        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        if self.len != 0 {
+            // SAFETY: `ptr`/`len` describe a mapping created in `new` and not unmapped since;
+            // no reference to it can outlive `self`.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_block_is_lazy_and_usable() {
+        let b = RamBlock::new(1 << 40).expect("1 TiB NORESERVE mapping");
+        assert!(b.write((1 << 40) - 4, &[1, 2, 3, 4]));
+        let mut out = [0u8; 4];
+        assert!(b.read((1 << 40) - 4, &mut out));
+        assert_eq!(out, [1, 2, 3, 4]);
+        assert!(!b.read((1 << 40) - 3, &mut out), "straddles the end");
+        assert!(!b.write(u64::MAX, &[0]), "offset overflow");
+    }
+
+    #[test]
+    fn empty_block() {
+        let b = RamBlock::new(0).unwrap();
+        assert!(b.is_empty());
+        assert!(b.read(0, &mut []));
+        assert!(!b.read(0, &mut [0]));
+    }
+}
