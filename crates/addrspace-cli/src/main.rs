@@ -90,9 +90,15 @@ fn run(cli: Cli) -> Result<String, String> {
             let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").map_err(|e| e.to_string());
             Ok(match (a.flat, a.json) {
                 (true, false) => mtree::print_flat(&m.memory, &FlatOptions::default()),
-                (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(&m.memory, &FlatOptions::default())))?,
+                (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(
+                    &m.memory,
+                    &FlatOptions::default(),
+                )))?,
                 (false, false) => mtree::print_tree(&m.memory, &TreeOptions { disabled: a.disabled }),
-                (false, true) => json(serde_json::to_string_pretty(&mtree::tree::tree_dump(&m.memory, &TreeOptions { disabled: a.disabled })))?,
+                (false, true) => json(serde_json::to_string_pretty(&mtree::tree::tree_dump(
+                    &m.memory,
+                    &TreeOptions { disabled: a.disabled },
+                )))?,
             })
         }
         Command::Board(src) => Ok(board::export(&load(&src)?)),

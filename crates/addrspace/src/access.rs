@@ -234,11 +234,7 @@ pub struct OpenBus;
 
 impl RegionOps for OpenBus {
     fn read(&self, _: u64, size: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        let v = if size >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (8 * size)) - 1
-        };
+        let v = if size >= 8 { u64::MAX } else { (1u64 << (8 * size)) - 1 };
         (v, MemTxResult::OK)
     }
     fn write(&self, _: u64, _: u64, _: u32, _: MemTxAttrs) -> MemTxResult {

@@ -83,10 +83,17 @@ fn parse_number(s: &str) -> std::result::Result<u128, String> {
     let bad = || format!("`{s}` is not a number (use 4096, \"0x1000\", \"4K\", \"2^64\")");
     if let Some(e) = t.strip_prefix("2^") {
         let e: u32 = e.parse().map_err(|_| bad())?;
-        return if e <= 64 { Ok(1u128 << e) } else { Err(format!("`{s}` exceeds 2^64")) };
+        return if e <= 64 {
+            Ok(1u128 << e)
+        } else {
+            Err(format!("`{s}` exceeds 2^64"))
+        };
     }
     let lower = t.to_ascii_lowercase();
-    let body = lower.strip_suffix("ib").or_else(|| lower.strip_suffix('b')).unwrap_or(&lower);
+    let body = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
     let (digits, shift) = match body.chars().last() {
         Some(c @ ('k' | 'm' | 'g' | 't' | 'p' | 'e')) if !body.starts_with("0x") || c != 'e' => {
             let shift = 10 * (1 + "kmgtpe".find(c).expect("listed") as u32);
@@ -254,7 +261,9 @@ impl Ctx<'_> {
     }
 
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
-        n.get_ref().value().map_err(|m| self.err(n.span(), format!("{what}: {m}")))
+        n.get_ref()
+            .value()
+            .map_err(|m| self.err(n.span(), format!("{what}: {m}")))
     }
 
     fn u64(&self, n: &Spanned<Number>, what: &str) -> Result<u64> {
@@ -316,7 +325,10 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         if index.insert(key.get_ref(), i).is_some() {
             return Err(cx.err(
                 key.span(),
-                format!("duplicate region id `{}`; give one of them a distinct `id`", key.get_ref()),
+                format!(
+                    "duplicate region id `{}`; give one of them a distinct `id`",
+                    key.get_ref()
+                ),
             ));
         }
     }
@@ -394,7 +406,11 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             if u128::from(addr) + sizes[k] > SIZE_2_64 {
                 return Err(cx.err(
                     p.addr.span(),
-                    format!("`{}` at {addr:#x} with size {:#x} overflows 2^64", p.region.get_ref(), sizes[k]),
+                    format!(
+                        "`{}` at {addr:#x} with size {:#x} overflows 2^64",
+                        p.region.get_ref(),
+                        sizes[k]
+                    ),
                 ));
             }
         }
@@ -437,7 +453,11 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             let r = &desc.regions[a];
             let offset = r.offset.as_ref().map_or(Ok(0), |o| cx.u64(o, "alias offset"))?;
             let target = ids[targets[a].expect("alias")].expect("built");
-            ids[a] = Some(memory.alias(r.name.get_ref(), target, offset, sizes[a]).map_err(|e| at(a, e))?);
+            ids[a] = Some(
+                memory
+                    .alias(r.name.get_ref(), target, offset, sizes[a])
+                    .map_err(|e| at(a, e))?,
+            );
         }
     }
     let id = |i: usize| ids[i].expect("all built");
@@ -531,7 +551,10 @@ pub fn export(machine: &Machine) -> String {
             q(&format!("{v:#x}"))
         }
     };
-    let size = |v: u128| match (0..6).rev().find(|&k| v >= 1 << (10 * (k + 1)) && v % (1 << (10 * (k + 1))) == 0) {
+    let size = |v: u128| match (0..6)
+        .rev()
+        .find(|&k| v >= 1 << (10 * (k + 1)) && v % (1 << (10 * (k + 1))) == 0)
+    {
         _ if v == SIZE_2_64 => q("2^64"),
         Some(k) => q(&format!("{}{}", v >> (10 * (k + 1)), &"KMGTPE"[k..k + 1])),
         None => v.to_string(),
@@ -592,7 +615,11 @@ pub fn export(machine: &Machine) -> String {
         out += "\n";
     }
     for a in &machine.address_spaces {
-        out += &format!("[[address-space]]\nname = {}\nroot = {}\n\n", q(a.name()), q(&key_of[&a.root()]));
+        out += &format!(
+            "[[address-space]]\nname = {}\nroot = {}\n\n",
+            q(a.name()),
+            q(&key_of[&a.root()])
+        );
     }
     out
 }

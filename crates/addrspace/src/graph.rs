@@ -44,10 +44,7 @@ impl Graph {
                 generation: 0,
                 node: Some(node),
             });
-            RegionId {
-                index,
-                generation: 0,
-            }
+            RegionId { index, generation: 0 }
         }
     }
 
@@ -77,7 +74,9 @@ impl Graph {
     }
 
     pub fn name(&self, id: RegionId) -> String {
-        self.get(id).map(|n| n.name.to_string()).unwrap_or_else(|_| id.to_string())
+        self.get(id)
+            .map(|n| n.name.to_string())
+            .unwrap_or_else(|_| id.to_string())
     }
 
     /// All live region ids, in index order.

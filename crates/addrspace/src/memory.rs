@@ -431,3 +431,122 @@ impl Memory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GuestAddr, SIZE_2_64};
+
+    fn machine() -> (Memory, RegionId, RegionId) {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let ram = m.ram("ram", 0x1000).unwrap();
+        m.add_subregion(sys, 0, ram).unwrap();
+        (m, sys, ram)
+    }
+
+    #[test]
+    fn nested_transactions_render_once_at_the_outermost_commit() {
+        let (m, sys, _) = machine();
+        let space = m.address_space("memory", sys).unwrap();
+        let before = m.stats();
+        let a = m.ram("a", 0x1000).unwrap();
+        let b = m.ram("b", 0x1000).unwrap();
+        {
+            let outer = m.transaction();
+            outer.add_subregion(sys, 0x1000, a).unwrap();
+            {
+                let inner = m.transaction();
+                inner.add_subregion(sys, 0x2000, b).unwrap();
+            }
+            assert_eq!(m.stats().renders, before.renders, "inner commit folds into outer");
+            assert!(space.lookup(GuestAddr(0x1000)).is_none(), "readers see the old view");
+            outer.commit();
+        }
+        let after = m.stats();
+        assert_eq!(after.renders - before.renders, 1);
+        assert_eq!(after.commits - before.commits, 1);
+        assert_eq!(space.lookup(GuestAddr(0x2000)).unwrap().0.name(), "b");
+    }
+
+    #[test]
+    fn no_render_when_nothing_changed() {
+        let (m, sys, ram) = machine();
+        let _space = m.address_space("memory", sys).unwrap();
+        let before = m.stats();
+        drop(m.transaction());
+        m.set_enabled(ram, true).unwrap(); // already enabled
+        m.set_address(ram, 0).unwrap(); // already there
+        let unmapped = m.ram("spare", 0x1000).unwrap();
+        m.set_readonly(unmapped, false).unwrap();
+        assert_eq!(m.stats().renders, before.renders);
+    }
+
+    #[test]
+    fn failed_mutation_changes_nothing() {
+        let (m, sys, ram) = machine();
+        let space = m.address_space("memory", sys).unwrap();
+        let before = m.stats();
+        assert!(matches!(
+            m.add_subregion(sys, 0x5000, ram),
+            Err(Error::AlreadyMapped { .. })
+        ));
+        assert!(matches!(m.add_subregion(ram, 0, sys), Err(Error::Cycle { .. })));
+        let al = m.alias("loop", sys, 0, 0x1000).unwrap();
+        assert!(matches!(m.add_subregion(sys, 0x8000, al), Err(Error::Cycle { .. })));
+        assert!(matches!(m.delete_region(ram), Err(Error::InUse { .. })));
+        assert!(matches!(m.delete_region(sys), Err(Error::InUse { .. })));
+        assert!(matches!(
+            m.container("huge", SIZE_2_64 + 1),
+            Err(Error::SizeTooLarge { .. })
+        ));
+        assert!(matches!(m.ram("too-big", SIZE_2_64), Err(Error::RamAlloc { .. })));
+        assert_eq!(m.stats().renders, before.renders);
+        assert_eq!(space.view().ranges().len(), 1);
+    }
+
+    #[test]
+    fn spaces_with_the_same_physical_root_share_one_view() {
+        let (m, sys, _) = machine();
+        let a = m.address_space("memory", sys).unwrap();
+        let b = m.address_space("cpu-memory-0", sys).unwrap();
+        let bm = m.container("bus master container", SIZE_2_64).unwrap();
+        let bma = m.alias("bus master", sys, 0, SIZE_2_64).unwrap();
+        m.add_subregion(bm, 0, bma).unwrap();
+        let dev = m.address_space("dev", bm).unwrap();
+        assert!(Arc::ptr_eq(&a.view(), &b.view()));
+        assert!(Arc::ptr_eq(&a.view(), &dev.view()), "alias root collapses onto system");
+        m.set_enabled(bma, false).unwrap();
+        assert!(dev.view().root().is_none() && dev.view().ranges().is_empty());
+        assert!(Arc::ptr_eq(&a.view(), &b.view()), "still shared after a commit");
+    }
+
+    #[test]
+    fn dropping_the_last_handle_destroys_the_space_and_frees_views() {
+        let (m, sys, ram) = machine();
+        let base = m.stats();
+        let a = m.address_space("memory", sys).unwrap();
+        let a2 = a.clone();
+        let held = a.view();
+        drop(a);
+        assert_eq!(m.stats().address_spaces, base.address_spaces + 1, "a clone keeps it");
+        drop(a2);
+        assert_eq!(m.stats().address_spaces, base.address_spaces);
+        assert_eq!(m.stats().flatviews, base.flatviews + 1, "a reader still holds the view");
+        m.remove_subregion(sys, ram).unwrap();
+        m.delete_region(ram).unwrap();
+        assert_eq!(held.ranges()[0].name(), "ram", "the held view keeps the RAM alive");
+        drop(held);
+        assert_eq!(m.stats().flatviews, base.flatviews);
+    }
+
+    #[test]
+    fn deleted_ids_are_not_reused() {
+        let m = Memory::new();
+        let a = m.ram("a", 0x1000).unwrap();
+        m.delete_region(a).unwrap();
+        let b = m.ram("b", 0x1000).unwrap();
+        assert_ne!(a, b);
+        assert!(matches!(m.region_info(a), Err(Error::UnknownRegion(_))));
+    }
+}

@@ -83,9 +83,7 @@ impl RamBlock {
             Some(off) => {
                 // SAFETY: `check` proved `off + buf.len() <= self.len`, the mapping is live
                 // while `self` is, and `buf` cannot overlap a mapping we own privately.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len())
-                };
+                unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
                 true
             }
             None => false,
@@ -97,9 +95,7 @@ impl RamBlock {
         match self.check(offset, buf.len()) {
             Some(off) => {
                 // SAFETY: as in `read`; the mapping is writable (PROT_WRITE).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len())
-                };
+                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len()) };
                 true
             }
             None => false,

@@ -9,7 +9,7 @@
 //!
 //! The walk uses an explicit stack, so arbitrarily deep trees cannot overflow the host stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::flatview::FlatRange;
@@ -60,6 +60,8 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
 #[derive(Default)]
 struct Claimed {
     map: BTreeMap<u128, u128>,
+    /// Scratch list of interval starts to merge away (kept to avoid an allocation per claim).
+    doomed: Vec<u128>,
 }
 
 impl Claimed {
@@ -77,7 +79,7 @@ impl Claimed {
                 remove_first = Some(s);
             }
         }
-        let mut doomed = Vec::new();
+        self.doomed.clear();
         if a < b {
             for (&s, &e) in self.map.range(a + 1..=b) {
                 if s > cur {
@@ -85,7 +87,7 @@ impl Claimed {
                 }
                 cur = cur.max(e);
                 new_end = new_end.max(e);
-                doomed.push(s);
+                self.doomed.push(s);
             }
         }
         if cur < b {
@@ -94,8 +96,8 @@ impl Claimed {
         if let Some(s) = remove_first {
             self.map.remove(&s);
         }
-        for s in doomed {
-            self.map.remove(&s);
+        for s in &self.doomed {
+            self.map.remove(s);
         }
         self.map.insert(new_start, new_end);
     }
@@ -108,9 +110,68 @@ struct Flags {
     unmergeable: bool,
 }
 
+/// Children of a large container sorted by address, with the running maximum of their ends,
+/// so a visit through a narrow clip window (an alias into a big bank of devices) walks only
+/// the children that can intersect it instead of all of them.
+struct ChildIndex {
+    /// (relative start, relative end, position in the subregion list), sorted by start.
+    sorted: Vec<(u128, u128, u32)>,
+    /// `max_end[i]`: the largest end among `sorted[..=i]`.
+    max_end: Vec<u128>,
+}
+
+/// Containers with fewer children are walked in full.
+const INDEX_MIN_CHILDREN: usize = 32;
+
+impl ChildIndex {
+    fn new(g: &Graph, children: &[RegionId]) -> ChildIndex {
+        let mut sorted: Vec<(u128, u128, u32)> = children
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let n = g.node(c);
+                (u128::from(n.addr), u128::from(n.addr) + n.size, i as u32)
+            })
+            .collect();
+        sorted.sort_unstable();
+        let mut m = 0;
+        let max_end = sorted
+            .iter()
+            .map(|&(_, e, _)| {
+                m = m.max(e);
+                m
+            })
+            .collect();
+        ChildIndex { sorted, max_end }
+    }
+
+    /// List positions of the children intersecting `[lo, hi)`, in list (precedence) order.
+    fn overlapping(&self, lo: u128, hi: u128) -> Vec<u32> {
+        let upper = self.sorted.partition_point(|&(s, _, _)| s < hi);
+        let first = self.max_end[..upper].partition_point(|&e| e <= lo);
+        let mut hits: Vec<u32> = self.sorted[first..upper]
+            .iter()
+            .filter(|&&(_, e, _)| e > lo)
+            .map(|&(_, _, i)| i)
+            .collect();
+        hits.sort_unstable();
+        hits
+    }
+}
+
 enum Step {
-    Visit { id: RegionId, base: i128, clip: (i128, i128), flags: Flags },
-    Fill { id: RegionId, base: i128, clip: (i128, i128), flags: Flags },
+    Visit {
+        id: RegionId,
+        base: i128,
+        clip: (i128, i128),
+        flags: Flags,
+    },
+    Fill {
+        id: RegionId,
+        base: i128,
+        clip: (i128, i128),
+        flags: Flags,
+    },
 }
 
 /// Renders `root` (an already simplified root, or `None` for the empty view) into sorted,
@@ -121,6 +182,7 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
     };
     let mut claimed = Claimed::default();
     let mut out: Vec<FlatRange> = Vec::new();
+    let mut indexes: HashMap<RegionId, ChildIndex> = HashMap::new();
     let mut stack = vec![Step::Visit {
         id: root,
         base: 0,
@@ -129,7 +191,12 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
     }];
     while let Some(step) = stack.pop() {
         match step {
-            Step::Visit { id, base, clip, mut flags } => {
+            Step::Visit {
+                id,
+                base,
+                clip,
+                mut flags,
+            } => {
                 let n = g.node(id);
                 if !n.enabled {
                     continue;
@@ -158,8 +225,27 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
                     Body::Leaf(_) => stack.push(Step::Fill { id, base, clip, flags }),
                     Body::Container => {}
                 }
-                for &c in n.children.iter().rev() {
-                    stack.push(Step::Visit { id: c, base, clip, flags });
+                let whole = clip.0 == base && clip.1 == base + n.size as i128;
+                if n.children.len() < INDEX_MIN_CHILDREN || whole {
+                    for &c in n.children.iter().rev() {
+                        stack.push(Step::Visit {
+                            id: c,
+                            base,
+                            clip,
+                            flags,
+                        });
+                    }
+                } else {
+                    let index = indexes.entry(id).or_insert_with(|| ChildIndex::new(g, &n.children));
+                    let (lo, hi) = ((clip.0 - base) as u128, (clip.1 - base) as u128);
+                    for &i in index.overlapping(lo, hi).iter().rev() {
+                        stack.push(Step::Visit {
+                            id: n.children[i as usize],
+                            base,
+                            clip,
+                            flags,
+                        });
+                    }
                 }
             }
             Step::Fill { id, base, clip, flags } => {
@@ -219,5 +305,231 @@ mod tests {
         assert_eq!(gaps(&mut c, 50, 60), vec![(50, 60)]);
         assert_eq!(c.map.len(), 1, "touching intervals merge");
         assert_eq!(gaps(&mut c, 0, SIZE_2_64), vec![(60, SIZE_2_64)]);
+    }
+}
+
+/// The worked examples of the spec (§2.4) and the root-simplification rules (§3.1), driven
+/// through the public API.
+#[cfg(test)]
+mod examples {
+    use crate::{GuestAddr, Memory, OpenBus, RegionId, Unassigned, SIZE_2_64};
+    use std::sync::Arc;
+
+    fn io(m: &Memory, name: &str, size: u128) -> RegionId {
+        m.io(name, size, Arc::new(Unassigned)).unwrap()
+    }
+
+    /// (start, end-exclusive, name, offset, type word)
+    fn flat(m: &Memory, root: RegionId) -> Vec<(u64, u128, String, u64, &'static str)> {
+        m.render(root)
+            .unwrap()
+            .ranges()
+            .iter()
+            .map(|r| {
+                (
+                    r.start().0,
+                    r.end(),
+                    r.name().to_string(),
+                    r.offset_in_region().0,
+                    r.type_word(),
+                )
+            })
+            .collect()
+    }
+
+    fn row(s: u64, e: u128, n: &str, o: u64, t: &'static str) -> (u64, u128, String, u64, &'static str) {
+        (s, e, n.to_string(), o, t)
+    }
+
+    #[test]
+    fn example_a_priorities_and_holes() {
+        let m = Memory::new();
+        let a = m.container("A", 0x8000).unwrap();
+        let c = io(&m, "C", 0x6000);
+        let b = m.container("B", 0x4000).unwrap();
+        let d = io(&m, "D", 0x1000);
+        let e = io(&m, "E", 0x1000);
+        m.add_subregion(b, 0, d).unwrap();
+        m.add_subregion(b, 0x2000, e).unwrap();
+        m.add_subregion_overlap(a, 0, c, 1).unwrap();
+        m.add_subregion_overlap(a, 0x2000, b, 2).unwrap();
+        assert_eq!(
+            flat(&m, a),
+            vec![
+                row(0, 0x2000, "C", 0, "i/o"),
+                row(0x2000, 0x3000, "D", 0, "i/o"),
+                row(0x3000, 0x4000, "C", 0x3000, "i/o"),
+                row(0x4000, 0x5000, "E", 0, "i/o"),
+                row(0x5000, 0x6000, "C", 0x5000, "i/o"),
+            ]
+        );
+        // If B has its own ops it fills its gaps before C is visited.
+        let m2 = Memory::new();
+        let a = m2.container("A", 0x8000).unwrap();
+        let c = io(&m2, "C", 0x6000);
+        let b = m2.io("B", 0x4000, Arc::new(OpenBus)).unwrap();
+        let d = io(&m2, "D", 0x1000);
+        let e = io(&m2, "E", 0x1000);
+        m2.add_subregion(b, 0, d).unwrap();
+        m2.add_subregion(b, 0x2000, e).unwrap();
+        m2.add_subregion_overlap(a, 0, c, 1).unwrap();
+        m2.add_subregion_overlap(a, 0x2000, b, 2).unwrap();
+        let f = flat(&m2, a);
+        assert_eq!(f[2], row(0x3000, 0x4000, "B", 0x1000, "i/o"));
+        assert_eq!(f[4], row(0x5000, 0x6000, "B", 0x3000, "i/o"));
+    }
+
+    #[test]
+    fn example_b_alias_arithmetic_and_merging() {
+        let m = Memory::new();
+        let ram = m.ram("ram", 0x10000).unwrap();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let lo = m.alias("lo", ram, 0, 0x8000).unwrap();
+        let mid = m.alias("mid", ram, 0x8000, 0x8000).unwrap();
+        let hi = m.alias("hi", ram, 0x8000, 0x8000).unwrap();
+        m.add_subregion(sys, 0, lo).unwrap();
+        m.add_subregion(sys, 0x8000, mid).unwrap();
+        m.add_subregion(sys, 0x100000, hi).unwrap();
+        assert_eq!(
+            flat(&m, sys),
+            vec![
+                row(0, 0x10000, "ram", 0, "ram"),
+                row(0x100000, 0x108000, "ram", 0x8000, "ram")
+            ]
+        );
+        // Unmergeable keeps the two halves apart.
+        m.set_unmergeable(mid, true).unwrap();
+        assert_eq!(flat(&m, sys).len(), 3);
+    }
+
+    #[test]
+    fn example_c_equal_priority_background_readonly_alias() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let bg = io(&m, "bg", SIZE_2_64);
+        let r1 = m.ram("r1", 0x2000).unwrap();
+        let r2 = m.ram("r2", 0x2000).unwrap();
+        let pam = m.alias("pam-rom", r1, 0x800, 0x800).unwrap();
+        m.set_readonly(pam, true).unwrap();
+        m.add_subregion_overlap(sys, 0, bg, -1).unwrap();
+        m.add_subregion(sys, 0x1000, r1).unwrap();
+        m.add_subregion(sys, 0x2000, r2).unwrap();
+        m.add_subregion_overlap(sys, 0x5000, pam, 1).unwrap();
+        assert_eq!(
+            flat(&m, sys),
+            vec![
+                row(0, 0x1000, "bg", 0, "i/o"),
+                row(0x1000, 0x2000, "r1", 0, "ram"),
+                row(0x2000, 0x4000, "r2", 0, "ram"),
+                row(0x4000, 0x5000, "bg", 0x4000, "i/o"),
+                row(0x5000, 0x5800, "r1", 0x800, "rom"),
+                row(0x5800, SIZE_2_64, "bg", 0x5800, "i/o"),
+            ]
+        );
+        // Moving r1 makes it the newest of priority 0: it now wins the overlap.
+        m.set_address(r1, 0x1800).unwrap();
+        let f = flat(&m, sys);
+        assert_eq!(f[1], row(0x1800, 0x3800, "r1", 0, "ram"));
+        assert_eq!(f[2], row(0x3800, 0x4000, "r2", 0x1800, "ram"));
+    }
+
+    #[test]
+    fn example_d_alias_clipped_by_target() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let t = io(&m, "t", 0x4000);
+        let al = m.alias("al", t, 0x3800, 0x1000).unwrap();
+        m.add_subregion(sys, 0x10000, t).unwrap();
+        m.add_subregion(sys, 0x20000, al).unwrap();
+        assert_eq!(
+            flat(&m, sys),
+            vec![
+                row(0x10000, 0x14000, "t", 0, "i/o"),
+                row(0x20000, 0x20800, "t", 0x3800, "i/o")
+            ]
+        );
+        let v = m.render(sys).unwrap();
+        assert!(v.lookup(GuestAddr(0x20800)).is_none(), "rest of the window is a hole");
+    }
+
+    #[test]
+    fn disabled_and_empty_regions_are_invisible() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let c = m.container("c", 0x1000).unwrap();
+        let r = m.ram("r", 0x1000).unwrap();
+        let z = m.ram("z", 0).unwrap();
+        m.add_subregion(c, 0, r).unwrap();
+        m.add_subregion(sys, 0, c).unwrap();
+        m.add_subregion(sys, 0x5000, z).unwrap();
+        assert_eq!(flat(&m, sys).len(), 1);
+        m.set_enabled(c, false).unwrap();
+        assert!(
+            flat(&m, sys).is_empty(),
+            "a disabled container hides its enabled children"
+        );
+    }
+
+    #[test]
+    fn romd_and_rom_device_type_words() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let dev = m.rom_device("flash", 0x1000, Arc::new(Unassigned)).unwrap();
+        let other = m.ram("other", 0x1000).unwrap();
+        m.add_subregion(sys, 0, dev).unwrap();
+        m.add_subregion(sys, 0x1000, other).unwrap();
+        assert_eq!(flat(&m, sys)[0].4, "romd");
+        m.set_romd(dev, false).unwrap();
+        assert_eq!(flat(&m, sys)[0].4, "i/o");
+        assert!(m.set_romd(other, false).is_err(), "only ROM devices have romd mode");
+    }
+
+    #[test]
+    fn physical_root_simplification() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let ram = m.ram("ram", 0x1000).unwrap();
+        m.add_subregion(sys, 0, ram).unwrap();
+        let io2 = io(&m, "dev", 0x1000);
+        m.add_subregion(sys, 0x1000, io2).unwrap();
+        // Bus master container: one full alias of system.
+        let bm = m.container("bus master container", SIZE_2_64).unwrap();
+        let bma = m.alias("bus master", sys, 0, SIZE_2_64).unwrap();
+        m.add_subregion(bm, 0, bma).unwrap();
+        assert_eq!(m.physical_root(bm).unwrap(), Some(sys));
+        m.set_enabled(bma, false).unwrap();
+        assert_eq!(m.physical_root(bm).unwrap(), None, "no enabled child: empty view");
+        m.set_enabled(bma, true).unwrap();
+        // A partial alias is its own root.
+        let part = m.alias("part", sys, 0x1000, 0x1000).unwrap();
+        assert_eq!(m.physical_root(part).unwrap(), Some(part));
+        // Two enabled children: not simplified (x86 per-CPU SMM containers).
+        let smm = m.container("memory", SIZE_2_64).unwrap();
+        let smram = m.container("smram", 0x1000).unwrap();
+        let sa = m.alias("smram", smram, 0, 0x1000).unwrap();
+        let ma = m.alias("memory", sys, 0, SIZE_2_64).unwrap();
+        m.add_subregion_overlap(smm, 0, sa, 1).unwrap();
+        m.add_subregion(smm, 0, ma).unwrap();
+        assert_eq!(m.physical_root(smm).unwrap(), Some(smm));
+        // A single child that does not sit at 0 is not taken.
+        let off = m.container("off", SIZE_2_64).unwrap();
+        let r2 = m.ram("r2", 0x1000).unwrap();
+        m.add_subregion(off, 0x1000, r2).unwrap();
+        assert_eq!(m.physical_root(off).unwrap(), Some(off));
+    }
+
+    #[test]
+    fn full_size_region_at_top_of_space() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let top = m.ram("top", 0x1000).unwrap();
+        let bg = io(&m, "bg", SIZE_2_64);
+        m.add_subregion(sys, u64::MAX - 0xfff, top).unwrap();
+        m.add_subregion_overlap(sys, 0, bg, -1).unwrap();
+        let f = flat(&m, sys);
+        assert_eq!(f.last().unwrap(), &row(u64::MAX - 0xfff, SIZE_2_64, "top", 0, "ram"));
+        assert!(m
+            .add_subregion(sys, u64::MAX - 0xffe, m.ram("x", 0x1000).unwrap())
+            .is_err());
     }
 }

@@ -130,7 +130,11 @@ impl FlatDump {
             }
             for r in &v.ranges {
                 let nv = if r.nonvolatile { "nv-" } else { "" };
-                let _ = write!(s, "  {:016x}-{:016x} (prio {}, {nv}{}): {}", r.start, r.end, r.priority, r.type_word, r.name);
+                let _ = write!(
+                    s,
+                    "  {:016x}-{:016x} (prio {}, {nv}{}): {}",
+                    r.start, r.end, r.priority, r.type_word, r.name
+                );
                 if r.offset != 0 {
                     let _ = write!(s, " @{:016x}", r.offset);
                 }

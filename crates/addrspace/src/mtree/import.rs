@@ -170,7 +170,10 @@ impl Parser<'_> {
             }
             if let Some(n) = l.strip_prefix("address-space: ") {
                 let continues = open
-                    && self.blocks.last().is_some_and(|b| b.section.is_none() && b.root.is_none());
+                    && self
+                        .blocks
+                        .last()
+                        .is_some_and(|b| b.section.is_none() && b.root.is_none());
                 if !continues {
                     self.blocks.push(Block {
                         spaces: Vec::new(),
@@ -197,7 +200,10 @@ impl Parser<'_> {
                 return Err(self.err(lineno, "this is `info mtree -f` output; import needs `info mtree -D`"));
             }
             if !open {
-                return Err(self.err(lineno, "region line outside an `address-space:` or `memory-region:` block"));
+                return Err(self.err(
+                    lineno,
+                    "region line outside an `address-space:` or `memory-region:` block",
+                ));
             }
             self.line(l, lineno)?;
         }
@@ -217,7 +223,10 @@ impl Parser<'_> {
         let body = l.trim_start_matches(' ');
         let indent = l.len() - body.len();
         if indent < 2 || indent % 2 != 0 {
-            return Err(self.err(lineno, format!("indentation of {indent} spaces; expected a positive even number")));
+            return Err(self.err(
+                lineno,
+                format!("indentation of {indent} spaces; expected a positive even number"),
+            ));
         }
         let level = indent / 2;
         let bad = |what: &str| self.err(lineno, format!("cannot parse region line ({what}): `{body}`"));
@@ -381,7 +390,13 @@ fn identities(p: &Parser<'_>) -> Result<Vec<usize>> {
             let mut stack = vec![(b.root.expect("checked"), t)];
             while let Some((x, y)) = stack.pop() {
                 direct[x] = y;
-                stack.extend(p.lines[x].children.iter().copied().zip(p.lines[y].children.iter().copied()));
+                stack.extend(
+                    p.lines[x]
+                        .children
+                        .iter()
+                        .copied()
+                        .zip(p.lines[y].children.iter().copied()),
+                );
             }
         }
     }
@@ -449,7 +464,10 @@ fn precedence(p: &Parser<'_>, kids: &[usize]) -> Vec<usize> {
             Some((_, std::cmp::Reverse(i))) if placed[i] => continue,
             Some((_, std::cmp::Reverse(i))) => i,
             // A precedence cycle (never seen in real dumps): fall back to print order.
-            None => (0..n).filter(|&i| !placed[i]).max_by_key(|&i| key(i)).expect("some left"),
+            None => (0..n)
+                .filter(|&i| !placed[i])
+                .max_by_key(|&i| key(i))
+                .expect("some left"),
         };
         placed[i] = true;
         order.push(kids[i]);
@@ -545,8 +563,12 @@ pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
             }
             chain.push(x);
             let a = p.lines[x].alias.as_ref().expect("alias");
-            let t = section_root(&a.target, p.lines[x].ty)
-                .ok_or_else(|| p.err(p.lines[x].lineno, format!("alias target `{}` not found in the dump", a.target)))?;
+            let t = section_root(&a.target, p.lines[x].ty).ok_or_else(|| {
+                p.err(
+                    p.lines[x].lineno,
+                    format!("alias target `{}` not found in the dump", a.target),
+                )
+            })?;
             x = canon[t];
         }
         while let Some(a) = chain.pop() {
@@ -607,7 +629,10 @@ pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
     for (name, root) in spaces {
         address_spaces.push(memory.address_space(&name, ids[&root])?);
     }
-    let regions = real.iter().map(|&i| (format!("line{}", p.lines[i].lineno), ids[&i])).collect();
+    let regions = real
+        .iter()
+        .map(|&i| (format!("line{}", p.lines[i].lineno), ids[&i]))
+        .collect();
     Ok(Machine {
         memory,
         address_spaces,

@@ -223,7 +223,11 @@ impl TreeDump {
                     s.push_str("  ");
                 }
                 let nv = if l.nonvolatile { "nv-" } else { "" };
-                let _ = write!(s, "{:016x}-{:016x} (prio {}, {nv}{}): ", l.start, l.end, l.priority, l.type_word);
+                let _ = write!(
+                    s,
+                    "{:016x}-{:016x} (prio {}, {nv}{}): ",
+                    l.start, l.end, l.priority, l.type_word
+                );
                 match &l.alias {
                     Some(a) => {
                         let _ = write!(s, "alias {} @{} {:016x}-{:016x}", l.name, a.target, a.start, a.end);
