@@ -34,13 +34,12 @@ enum Command {
 #[derive(Args)]
 struct SourceArgs {
     /// A board file (TOML).
-    #[arg(conflicts_with = "from_qemu", required_unless_present = "from_qemu")]
     board: Option<PathBuf>,
     /// Import a QEMU `info mtree -D` dump instead of a board file.
     #[arg(long, value_name = "FILE")]
     from_qemu: Option<PathBuf>,
     /// Hints for the import (TOML: mmio_containers, pure_containers, readonly, address_space_order).
-    #[arg(long, value_name = "HINTS.toml", requires = "from_qemu")]
+    #[arg(long, value_name = "HINTS.toml")]
     hints: Option<PathBuf>,
 }
 
@@ -64,6 +63,16 @@ fn read(path: &PathBuf) -> Result<String, String> {
 }
 
 fn load(src: &SourceArgs) -> Result<Machine, String> {
+    // Checked here rather than by clap, whose `requires` is skipped next to a conflicting
+    // positional argument.
+    match (&src.board, &src.from_qemu) {
+        (Some(_), Some(_)) => return Err("give either a board file or --from-qemu DUMP, not both".into()),
+        (None, None) => return Err("give a board file, or --from-qemu DUMP".into()),
+        _ => {}
+    }
+    if src.hints.is_some() && src.from_qemu.is_none() {
+        return Err("--hints applies to --from-qemu imports only".into());
+    }
     if let Some(dump) = &src.from_qemu {
         let hints = match &src.hints {
             Some(h) => Hints::from_toml(&read(h)?, &h.display().to_string()).map_err(|e| e.to_string())?,
@@ -71,7 +80,7 @@ fn load(src: &SourceArgs) -> Result<Machine, String> {
         };
         return mtree::import_dump(&read(dump)?, &dump.display().to_string(), &hints).map_err(|e| e.to_string());
     }
-    let path = src.board.as_ref().expect("clap requires a board or --from-qemu");
+    let path = src.board.as_ref().expect("checked above");
     board::load_file(path).map_err(|e| e.to_string())
 }
 

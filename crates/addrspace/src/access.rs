@@ -204,6 +204,12 @@ pub trait RegionOps: Send + Sync {
         AccessRules::default()
     }
 
+    /// The name of a built-in behaviour that board files can write as `ops = "NAME"`
+    /// (`unassigned`, `open-bus`); `None` (the default) for device models of your own.
+    fn describe(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Device-specific veto on an access (QEMU's `valid.accepts`); `true` by default.
     fn accepts(&self, _offset: u64, _size: u32, _is_write: bool, _attrs: MemTxAttrs) -> bool {
         true
@@ -225,6 +231,9 @@ impl RegionOps for Unassigned {
     fn accepts(&self, _: u64, _: u32, _: bool, _: MemTxAttrs) -> bool {
         false
     }
+    fn describe(&self) -> Option<&'static str> {
+        Some("unassigned")
+    }
 }
 
 /// Ops of an empty I/O port range: reads return all ones, writes are ignored, and both
@@ -239,5 +248,8 @@ impl RegionOps for OpenBus {
     }
     fn write(&self, _: u64, _: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
         MemTxResult::OK
+    }
+    fn describe(&self) -> Option<&'static str> {
+        Some("open-bus")
     }
 }

@@ -48,24 +48,47 @@ use crate::access::{OpenBus, RegionOps, Unassigned};
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::memory::Memory;
-use crate::region::{RegionId, RegionKind, SIZE_2_64};
+use crate::region::{Backend, RegionId, RegionKind, SIZE_2_64};
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let before = &text[..pos.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
     (line, col)
 }
 
 /// A number written as a TOML integer or as a string (`"0x1000"`, `"64K"`, `"2^64"`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Number {
     /// A TOML integer.
     Int(i64),
     /// A string: decimal, `0x` hex, `2^N`, with an optional K/M/G/T/P/E binary suffix.
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Number, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number: an integer, or a string such as \"0x1000\", \"64K\" or \"2^64\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Number, E> {
+                Ok(Number::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Number, E> {
+                Ok(i64::try_from(v)
+                    .map(Number::Int)
+                    .unwrap_or_else(|_| Number::Str(v.to_string())))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Number, E> {
+                Ok(Number::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Number {
@@ -344,7 +367,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     for (i, r) in desc.regions.iter().enumerate() {
         let size = cx.num(&r.size, "size")?;
         if size > SIZE_2_64 {
-            return Err(cx.err(r.size.span(), format!("size {size:#x} exceeds 2^64")));
+            return Err(cx.err(r.size.span(), format!("size: {size:#x} exceeds 2^64")));
         }
         sizes.push(size);
         let is_alias = r.ty == RegionType::Alias;
@@ -533,13 +556,23 @@ pub fn export(machine: &Machine) -> String {
         }
         i += 1;
     }
-    let mut used: HashMap<String, usize> = HashMap::new();
+    // Keys: the name when it is free, else name#2, name#3... (never a key already taken,
+    // even by a region whose own name looks like `x#2`).
+    let names: HashSet<String> = order.iter().map(|&id| info(id).name).collect();
+    let mut taken: HashSet<String> = HashSet::new();
     let mut key_of: HashMap<RegionId, String> = HashMap::new();
     for &id in &order {
         let name = info(id).name;
-        let n = used.entry(name.clone()).or_insert(0);
-        *n += 1;
-        key_of.insert(id, if *n == 1 { name } else { format!("{name}#{n}") });
+        let key = if taken.contains(&name) {
+            (2..)
+                .map(|n| format!("{name}#{n}"))
+                .find(|k| !taken.contains(k) && !names.contains(k))
+                .expect("an unused suffix exists")
+        } else {
+            name
+        };
+        taken.insert(key.clone());
+        key_of.insert(id, key);
     }
     let q = |v: &str| toml::Value::String(v.to_string()).to_string();
     let num = |v: u128| {
@@ -557,7 +590,7 @@ pub fn export(machine: &Machine) -> String {
     {
         _ if v == SIZE_2_64 => q("2^64"),
         Some(k) => q(&format!("{}{}", v >> (10 * (k + 1)), &"KMGTPE"[k..k + 1])),
-        None => v.to_string(),
+        None => num(v),
     };
     let mut out = String::new();
     for &id in &order {
@@ -586,6 +619,13 @@ pub fn export(machine: &Machine) -> String {
         }
         if ri.container.is_none() && ri.addr != 0 {
             out += &format!("addr = {}\n", num(u128::from(ri.addr)));
+        }
+        let ops = mem.leaf(id).ok().flatten().and_then(|l| match l.backend() {
+            Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.describe(),
+            _ => None,
+        });
+        if let Some(name) = ops.filter(|&n| n != "unassigned") {
+            out += &format!("ops = {}\n", q(name));
         }
         for (flag, on) in [
             ("enabled = false", !ri.enabled),

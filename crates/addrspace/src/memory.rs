@@ -358,6 +358,17 @@ impl Memory {
         self.with_state(|st| st.graph.info(id))
     }
 
+    /// The reader-side half (name, RAM block, ops) of a terminating region; `None` for
+    /// containers and aliases.
+    pub fn leaf(&self, id: RegionId) -> Result<Option<Arc<Leaf>>> {
+        self.with_state(|st| {
+            Ok(match &st.graph.get(id)?.body {
+                Body::Leaf(l) => Some(l.clone()),
+                _ => None,
+            })
+        })
+    }
+
     /// Ids of all live regions.
     pub fn regions(&self) -> Vec<RegionId> {
         self.with_state(|st| st.graph.ids().collect())

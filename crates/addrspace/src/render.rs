@@ -37,9 +37,7 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
             }
             Body::Container => {
                 let mut enabled = n.children.iter().filter(|&&c| g.node(c).enabled);
-                let Some(&only) = enabled.next() else {
-                    return None;
-                };
+                let &only = enabled.next()?;
                 if enabled.next().is_some() {
                     return Some(id);
                 }

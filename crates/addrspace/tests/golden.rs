@@ -124,3 +124,22 @@ fn import_errors_name_the_line() {
         .to_string();
     assert!(e.contains("info mtree -D"), "{e}");
 }
+
+#[test]
+fn readme_board_example_loads() {
+    // The board file shown in the README must stay valid.
+    let readme = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../README.md"));
+    let section = readme
+        .split("## Board files")
+        .nth(1)
+        .expect("README has a board section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    let m = addrspace::board::load_str(toml, "README.md").unwrap();
+    let view = m.address_space("memory").unwrap().view();
+    let names: Vec<&str> = view.ranges().iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["pc.ram", "uart", "bios"]);
+}

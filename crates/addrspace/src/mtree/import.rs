@@ -367,16 +367,30 @@ fn identities(p: &Parser<'_>) -> Result<Vec<usize>> {
             group_roots.entry(l.sig).or_default().push(i);
         }
     }
+    // A region is printed as the root of at most one group (groups are per root object) and
+    // of at most one section (targets are queued once), so each candidate twin can be taken
+    // by one group and by one section.
+    let mut taken_by_group: HashSet<usize> = HashSet::new();
+    let mut taken_by_section: HashSet<usize> = HashSet::new();
     let mut twin: Vec<Option<usize>> = vec![None; p.blocks.len()];
     for (bi, b) in p.blocks.iter().enumerate() {
         let root = b.root.expect("checked by parse");
         let sig = p.lines[root].sig;
-        let find = |m: &HashMap<u64, Vec<usize>>| {
-            m.get(&sig).and_then(|v| {
+        let taken = if b.section.is_some() {
+            &mut taken_by_section
+        } else {
+            &mut taken_by_group
+        };
+        let mut find = |m: &HashMap<u64, Vec<usize>>| {
+            let hit = m.get(&sig).and_then(|v| {
                 v.iter()
                     .copied()
-                    .find(|&c| p.lines[c].block != bi && p.same_tree(root, c))
-            })
+                    .find(|&c| p.lines[c].block != bi && !taken.contains(&c) && p.same_tree(root, c))
+            });
+            if let Some(c) = hit {
+                taken.insert(c);
+            }
+            hit
         };
         twin[bi] = find(&nested);
         if twin[bi].is_none() && b.section.is_some() {
@@ -595,7 +609,7 @@ pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
         if l.disabled {
             tx.set_enabled(id, false).map_err(|e| region_err(i, e))?;
         }
-        if hints.readonly.iter().any(|h| *h == l.name) {
+        if hints.readonly.contains(&l.name) {
             tx.set_readonly(id, true).map_err(|e| region_err(i, e))?;
         }
         if l.parent.is_none() {

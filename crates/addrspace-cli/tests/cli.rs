@@ -1,0 +1,408 @@
+//! End-to-end tests of the `addrspace` binary: QEMU captures are reproduced, JSON carries
+//! the same information as text, errors go to stderr with the file (and line) named, and
+//! `addrspace board` output loads back to the same machine.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use addrspace::mtree::canonical;
+
+/// The four QEMU captures under `tests/fixtures/qemu`.
+const MACHINES: [&str; 4] = [
+    "x86-pc-512M",
+    "x86-pc-512M-after-bios",
+    "arm-virt-a57-smp2-1G",
+    "arm-mps2-an385",
+];
+
+/// `mtree` flags and the capture each one reproduces.
+const VARIANTS: [(&[&str], &str); 4] = [
+    (&[], "mtree.txt"),
+    (&["-D"], "mtree-D.txt"),
+    (&["-f"], "mtree-f.txt"),
+    (&["-f", "-D"], "mtree-f-D.txt"),
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+fn fixture(machine: &str, file: &str) -> String {
+    format!("tests/fixtures/qemu/{machine}/{file}")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+}
+
+/// Runs the binary from the repository root (so fixture paths are relative).
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_addrspace"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run addrspace")
+}
+
+/// Runs the binary, expecting success, nothing on stderr and `\n`-only line ends.
+fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "addrspace {args:?} failed ({}): {stderr}",
+        out.status
+    );
+    assert!(stderr.is_empty(), "addrspace {args:?} wrote to stderr: {stderr}");
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    assert!(!stdout.contains('\r'), "addrspace {args:?}: output has a CR");
+    assert!(
+        stdout.ends_with('\n'),
+        "addrspace {args:?}: output does not end with a newline"
+    );
+    stdout
+}
+
+/// Runs the binary, expecting failure with empty stdout; returns stderr.
+fn run_err(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8(out.stderr).expect("stderr is UTF-8");
+    assert!(!out.status.success(), "addrspace {args:?} should fail");
+    assert!(
+        out.stdout.is_empty(),
+        "addrspace {args:?}: stdout should be empty on error"
+    );
+    assert!(!stderr.trim().is_empty(), "addrspace {args:?}: no error message");
+    stderr
+}
+
+/// `mtree --from-qemu <machine>/mtree-D.txt --hints <machine>/hints.toml <extra>`.
+fn from_qemu(machine: &str, extra: &[&str]) -> String {
+    let dump = fixture(machine, "mtree-D.txt");
+    let hints = fixture(machine, "hints.toml");
+    let mut args = vec!["mtree", "--from-qemu", &dump, "--hints", &hints];
+    args.extend_from_slice(extra);
+    run_ok(&args)
+}
+
+/// Blank-line-separated blocks of a text dump, as lists of lines.
+fn blocks(text: &str) -> Vec<Vec<&str>> {
+    text.split("\n\n")
+        .map(|b| b.trim_matches('\n'))
+        .filter(|b| !b.is_empty())
+        .map(|b| b.lines().collect())
+        .collect()
+}
+
+fn tempfile_with(contents: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
+    f.write_all(contents.as_bytes()).unwrap();
+    f.flush().unwrap();
+    f
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn demo_prints_tree_and_flat_views() {
+    let out = run_ok(&["demo"]);
+    assert!(out.contains("address-space: memory\n"), "{out}");
+    assert!(out.contains("address-space: I/O\n"), "{out}");
+    assert!(out.contains("FlatView #0\n"), "{out}");
+    assert!(out.contains(" Root memory region: system\n"), "{out}");
+    let tree_at = out.find("address-space:").unwrap();
+    let flat_at = out.find("FlatView #").unwrap();
+    assert!(tree_at < flat_at, "the tree comes before the flat views");
+}
+
+#[test]
+fn demo_matches_the_pc_capture() {
+    let out = run_ok(&["demo"]);
+    let (tree, flat) = out.split_once("== info mtree -f ==\n").expect("two sections");
+    let tree = tree.strip_prefix("== info mtree ==\n").expect("tree header");
+    assert_eq!(canonical(tree), canonical(&read(&fixture("x86-pc-512M", "mtree.txt"))));
+    assert_eq!(
+        canonical(flat),
+        canonical(&read(&fixture("x86-pc-512M", "mtree-f.txt")))
+    );
+}
+
+fn check_reproduces_qemu(machine: &str) {
+    for (flags, capture) in VARIANTS {
+        let got = from_qemu(machine, flags);
+        let want = read(&fixture(machine, capture));
+        assert_eq!(
+            canonical(&got),
+            canonical(&want),
+            "{machine} {flags:?} differs from {capture}"
+        );
+    }
+}
+
+#[test]
+fn reproduces_x86_pc() {
+    check_reproduces_qemu("x86-pc-512M");
+}
+
+#[test]
+fn reproduces_x86_pc_after_bios() {
+    check_reproduces_qemu("x86-pc-512M-after-bios");
+}
+
+#[test]
+fn reproduces_arm_virt() {
+    check_reproduces_qemu("arm-virt-a57-smp2-1G");
+}
+
+#[test]
+fn reproduces_arm_mps2() {
+    check_reproduces_qemu("arm-mps2-an385");
+}
+
+/// A board file on disk reproduces the capture too.
+#[test]
+fn board_files_reproduce_qemu() {
+    for (board, machine) in [
+        ("boards/pc.toml", "x86-pc-512M"),
+        ("boards/virt.toml", "arm-virt-a57-smp2-1G"),
+    ] {
+        for (flags, capture) in VARIANTS {
+            let mut args = vec!["mtree", board];
+            args.extend_from_slice(flags);
+            let got = run_ok(&args);
+            let want = read(&fixture(machine, capture));
+            assert_eq!(
+                canonical(&got),
+                canonical(&want),
+                "{board} {flags:?} differs from {capture}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON.
+
+fn as_array<'a>(v: &'a serde_json::Value, key: &str) -> &'a Vec<serde_json::Value> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{key}` is not an array in {v}"))
+}
+
+fn check_tree_json(machine: &str, disabled: bool) {
+    let flags: &[&str] = if disabled { &["-D"] } else { &[] };
+    let text = from_qemu(machine, flags);
+    let mut json_flags = flags.to_vec();
+    json_flags.push("--json");
+    let json: serde_json::Value = serde_json::from_str(&from_qemu(machine, &json_flags)).expect("valid JSON");
+    let jblocks = as_array(&json, "blocks");
+    let tblocks = blocks(&text);
+    assert_eq!(jblocks.len(), tblocks.len(), "{machine}: number of blocks");
+    for (jb, tb) in jblocks.iter().zip(&tblocks) {
+        let headers: Vec<&str> = tb
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("address-space: ") || l.starts_with("memory-region: "))
+            .collect();
+        let body: Vec<&str> = tb.iter().copied().skip(headers.len()).collect();
+        let spaces: Vec<String> = as_array(jb, "address_spaces")
+            .iter()
+            .map(|s| format!("address-space: {}", s.as_str().unwrap()))
+            .collect();
+        let mut want_headers = spaces;
+        if let Some(r) = jb["memory_region"].as_str() {
+            want_headers.push(format!("memory-region: {r}"));
+        }
+        assert_eq!(headers, want_headers, "{machine}: block headers");
+        let lines = as_array(jb, "lines");
+        assert_eq!(lines.len(), body.len(), "{machine}: lines of block {headers:?}");
+        for (jl, tl) in lines.iter().zip(&body) {
+            let start = u64::from_str_radix(jl["start"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let end = u64::from_str_radix(jl["end"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let range = format!("{start:016x}-{end:016x}");
+            assert!(tl.contains(&range), "{machine}: `{tl}` vs JSON {jl}");
+            let name = jl["name"].as_str().unwrap();
+            assert!(tl.contains(name), "{machine}: `{tl}` vs JSON {jl}");
+            assert_eq!(jl["enabled"].as_bool().unwrap(), !tl.ends_with(" [disabled]"), "{tl}");
+        }
+    }
+}
+
+#[test]
+fn tree_json_matches_text() {
+    for machine in MACHINES {
+        check_tree_json(machine, false);
+        check_tree_json(machine, true);
+    }
+}
+
+#[test]
+fn flat_json_matches_text() {
+    for machine in MACHINES {
+        let text = from_qemu(machine, &["-f"]);
+        let json: serde_json::Value = serde_json::from_str(&from_qemu(machine, &["-f", "--json"])).expect("valid JSON");
+        let views = as_array(&json, "views");
+        let tblocks = blocks(&text);
+        assert_eq!(views.len(), tblocks.len(), "{machine}: number of views");
+        assert_eq!(views.len(), text.matches("FlatView #").count(), "{machine}");
+        for (v, tb) in views.iter().zip(&tblocks) {
+            let as_lines = tb.iter().filter(|l| l.starts_with(" AS \"")).count();
+            assert_eq!(as_array(v, "address_spaces").len(), as_lines, "{machine}: AS lines");
+            let root = format!(" Root memory region: {}", v["root"].as_str().unwrap_or("(none)"));
+            assert!(tb.contains(&root.as_str()), "{machine}: {root:?} not in {tb:?}");
+            let ranges: Vec<&str> = tb
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with("  ") && *l != "  No rendered FlatView")
+                .collect();
+            let jranges = as_array(v, "ranges");
+            assert_eq!(jranges.len(), ranges.len(), "{machine}: ranges of {root}");
+            for (jr, tr) in jranges.iter().zip(&ranges) {
+                let name = jr["name"].as_str().unwrap();
+                assert!(tr.contains(name), "{machine}: `{tr}` vs JSON {jr}");
+            }
+        }
+    }
+}
+
+#[test]
+fn json_output_uses_newlines_only() {
+    for flags in [&["--json"][..], &["-D", "--json"], &["-f", "--json"]] {
+        // run_ok checks for CRs and a final newline.
+        let out = from_qemu("x86-pc-512M", flags);
+        serde_json::from_str::<serde_json::Value>(&out).expect("valid JSON");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors.
+
+#[test]
+fn malformed_board_names_file_and_line() {
+    let f = tempfile_with("[[region]]\nname = \"a\"\ntype = \"ram\"\nsize = 4096\nbogus = 1\n");
+    let path = f.path().to_str().unwrap();
+    let err = run_err(&["mtree", path]);
+    assert!(
+        err.contains(&format!("{path}:5:")),
+        "stderr should name {path}:5: — got {err}"
+    );
+    assert!(err.contains("bogus"), "{err}");
+
+    let err = run_err(&["board", path]);
+    assert!(err.contains(&format!("{path}:5:")), "{err}");
+}
+
+#[test]
+fn board_with_semantic_error_names_file_and_line() {
+    let f = tempfile_with(
+        "[[region]]\nname = \"s\"\ntype = \"container\"\nsize = \"2^64\"\nsubregions = [\n  { region = \"nope\" },\n]\n",
+    );
+    let path = f.path().to_str().unwrap();
+    let err = run_err(&["mtree", "-f", path]);
+    assert!(err.contains(&format!("{path}:6:")), "{err}");
+    assert!(err.contains("unknown region `nope`"), "{err}");
+}
+
+#[test]
+fn malformed_dump_names_file_and_line() {
+    let f = tempfile_with("address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n  this is not a region line\n");
+    let path = f.path().to_str().unwrap();
+    let err = run_err(&["mtree", "--from-qemu", path]);
+    assert!(
+        err.contains(&format!("{path}:3:")),
+        "stderr should name {path}:3: — got {err}"
+    );
+}
+
+#[test]
+fn malformed_hints_names_file_and_line() {
+    let f = tempfile_with("mmio_containers = [\"io\"]\nbogus = 1\n");
+    let path = f.path().to_str().unwrap();
+    let dump = fixture("x86-pc-512M", "mtree-D.txt");
+    let err = run_err(&["mtree", "--from-qemu", &dump, "--hints", path]);
+    assert!(err.contains(&format!("{path}:2:")), "{err}");
+}
+
+#[test]
+fn nonexistent_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-board.toml");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["mtree", missing],
+        vec!["mtree", "-f", "--json", missing],
+        vec!["board", missing],
+        vec!["mtree", "--from-qemu", missing],
+    ] {
+        let err = run_err(&args);
+        assert!(err.contains(missing), "{args:?}: stderr should name {missing}: {err}");
+    }
+    let dump = fixture("x86-pc-512M", "mtree-D.txt");
+    let err = run_err(&["mtree", "--from-qemu", &dump, "--hints", missing]);
+    assert!(err.contains(missing), "{err}");
+}
+
+#[test]
+fn usage_errors_fail() {
+    run_err(&["mtree"]);
+    run_err(&["frobnicate"]);
+    run_err(&["mtree", "--hints", "x.toml"]);
+    run_err(&["mtree", "boards/pc.toml", "--from-qemu", "x.txt"]);
+}
+
+/// `--hints` only means something with `--from-qemu`; with a board file it is silently
+/// ignored (the hints file is not even opened). The `requires = "from_qemu"` in main.rs is
+/// bypassed because `from_qemu` conflicts with the board given (clap-rs/clap#4520).
+#[test]
+fn hints_without_from_qemu_is_rejected() {
+    run_err(&["mtree", "boards/pc.toml", "--hints", "x.toml"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// `addrspace board` round trips.
+
+#[test]
+fn board_from_qemu_loads_back_identically() {
+    for machine in MACHINES {
+        let dump = fixture(machine, "mtree-D.txt");
+        let hints = fixture(machine, "hints.toml");
+        let exported = run_ok(&["board", "--from-qemu", &dump, "--hints", &hints]);
+        let f = tempfile_with(&exported);
+        let path = f.path().to_str().unwrap();
+        for flags in [&[][..], &["-D"], &["-f"], &["-D", "--json"], &["-f", "--json"]] {
+            let mut args = vec!["mtree", path];
+            args.extend_from_slice(flags);
+            assert_eq!(
+                run_ok(&args),
+                from_qemu(machine, flags),
+                "{machine} {flags:?}: board file prints differently"
+            );
+        }
+        // Exporting the board file again gives the same board.
+        assert_eq!(
+            run_ok(&["board", path]),
+            exported,
+            "{machine}: board export is not a fixed point"
+        );
+    }
+}
+
+#[test]
+fn board_from_board_file_loads_back_identically() {
+    for board in ["boards/pc.toml", "boards/virt.toml"] {
+        let exported = run_ok(&["board", board]);
+        let f = tempfile_with(&exported);
+        let path = f.path().to_str().unwrap();
+        for flags in [&["-D"][..], &["-f"]] {
+            let mut a = vec!["mtree", board];
+            a.extend_from_slice(flags);
+            let mut b = vec!["mtree", path];
+            b.extend_from_slice(flags);
+            assert_eq!(run_ok(&b), run_ok(&a), "{board} {flags:?}");
+        }
+    }
+}
