@@ -560,4 +560,63 @@ mod tests {
         assert_ne!(a, b);
         assert!(matches!(m.region_info(a), Err(Error::UnknownRegion(_))));
     }
+
+    #[test]
+    fn memory_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Memory>();
+        assert_send_sync::<crate::AddressSpace>();
+        assert_send_sync::<FlatView>();
+    }
+
+    #[test]
+    fn readers_on_other_threads_do_not_wait_for_an_open_transaction() {
+        let (m, sys, _) = machine();
+        let space = m.address_space("memory", sys).unwrap();
+        let extra = m.ram("extra", 0x1000).unwrap();
+        let tx = m.transaction();
+        tx.add_subregion(sys, 0x1000, extra).unwrap();
+        // The transaction holds the topology lock; a reader thread still completes.
+        let reader = space.clone();
+        let seen = std::thread::spawn(move || reader.lookup(GuestAddr(0x1000)).map(|(r, _)| r.name().to_string()))
+            .join()
+            .unwrap();
+        assert_eq!(seen, None, "the uncommitted change is not visible");
+        drop(tx);
+        assert_eq!(space.lookup(GuestAddr(0x1000)).unwrap().0.name(), "extra");
+    }
+
+    #[test]
+    fn a_terabyte_of_ram_costs_nothing_until_touched() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let big = m.ram("big", 1 << 40).unwrap();
+        m.add_subregion(sys, 1 << 40, big).unwrap();
+        let space = m.address_space("memory", sys).unwrap();
+        let (range, off) = space.lookup(GuestAddr((1 << 41) - 1)).unwrap();
+        assert_eq!((range.name(), off.0), ("big", (1 << 40) - 1));
+        let block = m.leaf(big).unwrap().unwrap().backend().ram().unwrap().clone();
+        assert!(block.write((1 << 40) - 8, &[0xaa; 8]));
+    }
+
+    #[test]
+    fn creating_a_space_inside_a_transaction_reuses_a_published_view() {
+        let (m, sys, _) = machine();
+        // Two children, so the physical root stays `system` (one child at 0 would be
+        // simplified to the child itself).
+        let rom = m.rom("rom", 0x1000).unwrap();
+        m.add_subregion(sys, 0x8000, rom).unwrap();
+        let a = m.address_space("memory", sys).unwrap();
+        let tx = m.transaction();
+        let extra = m.ram("extra", 0x1000).unwrap();
+        tx.add_subregion(sys, 0x1000, extra).unwrap();
+        let b = m.address_space("cpu-memory-0", sys).unwrap();
+        assert!(
+            Arc::ptr_eq(&a.view(), &b.view()),
+            "joins the existing (pre-commit) view, as QEMU does"
+        );
+        drop(tx);
+        assert!(Arc::ptr_eq(&a.view(), &b.view()));
+        assert_eq!(b.view().ranges().len(), 3);
+    }
 }

@@ -249,3 +249,59 @@ impl TreeDump {
 pub fn print_tree(memory: &Memory, opts: &TreeOptions) -> String {
     tree_dump(memory, opts).to_text()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mtree::{print_flat, FlatOptions};
+    use crate::SIZE_2_64;
+
+    #[test]
+    fn disabled_lines_hide_but_children_print_and_overflow_is_flagged() {
+        let m = Memory::new();
+        let io = m.container("io", 0x10000).unwrap();
+        let pm = m.container("pm", 0x40).unwrap();
+        let evt = m.container("evt", 4).unwrap();
+        m.add_subregion(pm, 0, evt).unwrap();
+        m.add_subregion(io, 0x600, pm).unwrap();
+        m.set_enabled(pm, false).unwrap();
+        let _s = m.address_space("I/O", io).unwrap();
+        let plain = print_tree(&m, &TreeOptions { disabled: false });
+        assert_eq!(
+            plain,
+            "address-space: I/O\n  0000000000000000-000000000000ffff (prio 0, i/o): io\n      0000000000000600-0000000000000603 (prio 0, i/o): evt\n\n"
+        );
+        let all = print_tree(&m, &TreeOptions { disabled: true });
+        assert!(all.contains("    0000000000000600-000000000000063f (prio 0, i/o): pm [disabled]\n"));
+
+        let m = Memory::new();
+        let root = m.container("root", 0x2000).unwrap();
+        let child = m.container("child", 0x2000).unwrap();
+        m.add_subregion(root, 0, child).unwrap();
+        m.set_address(root, u64::MAX - 0xfff).unwrap();
+        let _s = m.address_space("wrap", root).unwrap();
+        let text = print_tree(&m, &TreeOptions::default());
+        assert!(
+            text.contains("[DETECTED OVERFLOW!]   fffffffffffff000-0000000000000fff (prio 0, i/o): root"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn alias_roots_and_sections() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let ram = m.ram("ram", 0x1000).unwrap();
+        let rom = m.rom("rom", 0x1000).unwrap();
+        m.add_subregion(sys, 0, ram).unwrap();
+        m.add_subregion(sys, 0x1000, rom).unwrap();
+        let window = m.alias("window", sys, 0x1000, 0x1000).unwrap();
+        let _a = m.address_space("memory", sys).unwrap();
+        let _b = m.address_space("dma", window).unwrap();
+        let flat = print_flat(&m, &FlatOptions::default());
+        assert!(flat.contains(" AS \"dma\", root: window, alias system\n Root memory region: window\n  0000000000000000-0000000000000fff (prio 0, rom): rom\n"), "{flat}");
+        let tree = print_tree(&m, &TreeOptions::default());
+        assert!(tree.contains("address-space: dma\n  0000000000000000-0000000000000fff (prio 0, i/o): alias window @system 0000000000001000-0000000000001fff\n"), "{tree}");
+        assert!(tree.ends_with("memory-region: system\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n    0000000000000000-0000000000000fff (prio 0, ram): ram\n    0000000000001000-0000000000001fff (prio 0, rom): rom\n\n"), "{tree}");
+    }
+}
