@@ -139,5 +139,11 @@ criterion_group!(benches, bench);
 fn main() {
     benches();
     criterion::Criterion::default().configure_from_args().final_summary();
-    summary();
+    // The summary covers every case; skip it when a filter selects some (for profiling).
+    let filtered = std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && a.parse::<f64>().is_err());
+    if !filtered {
+        summary();
+    }
 }

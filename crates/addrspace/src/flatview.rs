@@ -16,7 +16,9 @@ use crate::stats::LiveToken;
 #[derive(Clone)]
 pub struct FlatRange {
     pub(crate) start: u64,
-    pub(crate) size: u128,
+    /// Last address (inclusive): ranges are never empty, and this keeps 2^64-byte ranges in
+    /// a `u64` (and the struct small, which the renderer's sort appreciates).
+    pub(crate) last: u64,
     pub(crate) offset: u64,
     pub(crate) leaf: Arc<Leaf>,
     pub(crate) priority: i32,
@@ -33,11 +35,16 @@ impl FlatRange {
     }
     /// Length in bytes (never zero; up to 2^64).
     pub fn size(&self) -> u128 {
-        self.size
+        u128::from(self.last - self.start) + 1
     }
     /// One past the last address, as a `u128` so that 2^64 is representable.
     pub fn end(&self) -> u128 {
-        u128::from(self.start) + self.size
+        u128::from(self.last) + 1
+    }
+
+    /// Last address of the range (inclusive).
+    pub fn last(&self) -> GuestAddr {
+        GuestAddr(self.last)
     }
     /// Offset of [`start`](Self::start) inside the terminating region.
     pub fn offset_in_region(&self) -> RegionOffset {
@@ -93,7 +100,7 @@ impl FlatRange {
     pub(crate) fn can_merge(&self, next: &FlatRange) -> bool {
         self.end() == u128::from(next.start)
             && Arc::ptr_eq(&self.leaf, &next.leaf)
-            && u128::from(self.offset) + self.size == u128::from(next.offset)
+            && u128::from(self.offset) + self.size() == u128::from(next.offset)
             && self.readonly == next.readonly
             && self.nonvolatile == next.nonvolatile
             && self.romd == next.romd
@@ -107,7 +114,7 @@ impl PartialEq for FlatRange {
     fn eq(&self, o: &FlatRange) -> bool {
         Arc::ptr_eq(&self.leaf, &o.leaf)
             && self.start == o.start
-            && self.size == o.size
+            && self.last == o.last
             && self.offset == o.offset
             && self.readonly == o.readonly
             && self.nonvolatile == o.nonvolatile
@@ -159,7 +166,7 @@ impl FlatView {
     pub fn lookup(&self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
         let i = self.ranges.partition_point(|r| r.start <= addr.0);
         let r = self.ranges.get(i.checked_sub(1)?)?;
-        (u128::from(addr.0) < r.end()).then(|| (r, RegionOffset(r.offset + (addr.0 - r.start))))
+        (addr.0 <= r.last).then(|| (r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 }
 

@@ -103,7 +103,7 @@ impl Graph {
             unmergeable: n.unmergeable,
             romd: n.romd,
             container: n.container,
-            subregions: n.children.clone(),
+            subregions: n.subregions.iter().rev().copied().collect(),
             alias: match n.body {
                 Body::Alias { target, offset } => Some((target, offset)),
                 _ => None,
@@ -140,7 +140,7 @@ impl Graph {
                 continue;
             }
             let n = self.node(id);
-            stack.extend(n.children.iter().copied());
+            stack.extend(n.subregions.iter().copied());
             if let Body::Alias { target, .. } = n.body {
                 stack.push(target);
             }
@@ -185,27 +185,25 @@ impl Graph {
         Ok(self.link(container, addr, child, priority))
     }
 
-    /// Inserts without validation: before the first sibling whose priority is `<=` the new
-    /// one, so the list stays sorted by descending priority with the newest first.
+    /// Inserts without validation, as QEMU does: before the first sibling (in QEMU's list
+    /// order) whose priority is `<=` the new one — in our reversed storage, after every
+    /// sibling of priority `<=` the new one.
     fn link(&mut self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> bool {
         let ch = self.node_mut(child);
         ch.addr = addr;
         ch.priority = priority;
         ch.container = Some(container);
         let child_enabled = ch.enabled;
-        let siblings = &self.node(container).children;
-        let pos = siblings
-            .iter()
-            .position(|&s| self.node(s).priority <= priority)
-            .unwrap_or(siblings.len());
+        let siblings = &self.node(container).subregions;
+        let pos = siblings.partition_point(|&s| self.node(s).priority <= priority);
         let c = self.node_mut(container);
-        c.children.insert(pos, child);
+        c.subregions.insert(pos, child);
         c.enabled && child_enabled
     }
 
     fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
         let c = self.node_mut(container);
-        c.children.retain(|&s| s != child);
+        c.subregions.retain(|&s| s != child);
         let container_enabled = c.enabled;
         let ch = self.node_mut(child);
         ch.container = None;
@@ -334,8 +332,8 @@ impl Graph {
         if let Some(c) = n.container {
             return Err(busy(format!("mapped in `{}`", self.name(c))));
         }
-        if !n.children.is_empty() {
-            return Err(busy(format!("{} subregions still mapped in it", n.children.len())));
+        if !n.subregions.is_empty() {
+            return Err(busy(format!("{} subregions still mapped in it", n.subregions.len())));
         }
         if n.alias_users > 0 {
             return Err(busy(format!("target of {} alias(es)", n.alias_users)));

@@ -8,6 +8,7 @@ use crate::memory::Memory;
 use crate::region::RegionId;
 
 /// A built machine: its memory system and its address spaces in creation order.
+#[derive(Debug)]
 pub struct Machine {
     /// The memory system.
     pub memory: Memory,

@@ -128,6 +128,12 @@ pub struct Memory {
     pub(crate) shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory").field("stats", &self.stats()).finish()
+    }
+}
+
 impl Default for Memory {
     fn default() -> Self {
         Memory::new()

@@ -161,8 +161,11 @@ pub(crate) struct Node {
     pub unmergeable: bool,
     pub romd: bool,
     pub container: Option<RegionId>,
-    /// Subregions in QEMU list order: descending priority, newest first among equals.
-    pub children: Vec<RegionId>,
+    /// Subregions in *ascending* precedence: lowest priority first, oldest first among equal
+    /// priorities. This is QEMU's list reversed, so that mapping the newest region of the
+    /// highest priority (the common case) is a push, and finding the place of any other is a
+    /// binary search. Iterate with `.rev()` for QEMU's list order.
+    pub subregions: Vec<RegionId>,
     /// Aliases whose target is this region.
     pub alias_users: u32,
     /// Address spaces whose root is this region.
@@ -183,7 +186,7 @@ impl Node {
             unmergeable: false,
             romd: true,
             container: None,
-            children: Vec::new(),
+            subregions: Vec::new(),
             alias_users: 0,
             space_users: 0,
         }

@@ -4,17 +4,20 @@
 //! newest first among equals, children before their own container's background) and lets
 //! every terminating region claim the parts of its clip window that nothing claimed before.
 //! QEMU finds those parts by scanning the whole view from index 0 for every leaf, which is
-//! O(n²). We keep the claimed set as an interval map instead, so each claim costs
-//! O(log n) plus the pieces it produces, and the whole render is O(n log n).
+//! O(n²). We walk the same way but only *record* each leaf's window, numbered in visit order;
+//! then one sweep over the windows sorted by address, with a min-heap of the windows
+//! covering the current address, gives every address to the earliest window that covers it.
+//! That is exactly QEMU's result, produced already sorted, in O(n log n).
 //!
 //! The walk uses an explicit stack, so arbitrarily deep trees cannot overflow the host stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use crate::flatview::FlatRange;
 use crate::graph::Graph;
-use crate::region::{Body, RegionId, SIZE_2_64};
+use crate::region::{Body, Node, RegionId, SIZE_2_64};
 
 /// The region a view of `root` is rendered from (QEMU's `memory_region_get_flatview_root`):
 /// full-size aliases at offset 0 are replaced by their target, pure containers with exactly
@@ -36,7 +39,7 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
                 return Some(id);
             }
             Body::Container => {
-                let mut enabled = n.children.iter().filter(|&&c| g.node(c).enabled);
+                let mut enabled = n.subregions.iter().filter(|&&c| g.node(c).enabled);
                 let &only = enabled.next()?;
                 if enabled.next().is_some() {
                     return Some(id);
@@ -53,52 +56,82 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
     }
 }
 
-/// Union of the address intervals already claimed, as `start -> end` (half-open, merged when
-/// they touch).
-#[derive(Default)]
-struct Claimed {
-    map: BTreeMap<u128, u128>,
-    /// Scratch list of interval starts to merge away (kept to avoid an allocation per claim).
-    doomed: Vec<u128>,
+/// A leaf's window, recorded in visit (precedence) order: a smaller index wins.
+struct Claim<'g> {
+    first: u64,
+    last: u64,
+    base: i128,
+    node: &'g Node,
+    flags: Flags,
 }
 
-impl Claimed {
-    /// Claims `[a, b)` and calls `gap` for every maximal sub-interval that was free.
-    fn claim(&mut self, a: u128, b: u128, mut gap: impl FnMut(u128, u128)) {
-        let mut cur = a;
-        let mut new_start = a;
-        let mut new_end = b;
-        let mut remove_first = None;
-        if let Some((&s, &e)) = self.map.range(..=a).next_back() {
-            if e >= a {
-                new_start = s;
-                new_end = new_end.max(e);
-                cur = cur.max(e);
-                remove_first = Some(s);
-            }
-        }
-        self.doomed.clear();
-        if a < b {
-            for (&s, &e) in self.map.range(a + 1..=b) {
-                if s > cur {
-                    gap(cur, s);
-                }
-                cur = cur.max(e);
-                new_end = new_end.max(e);
-                self.doomed.push(s);
-            }
-        }
-        if cur < b {
-            gap(cur, b);
-        }
-        if let Some(s) = remove_first {
-            self.map.remove(&s);
-        }
-        for s in &self.doomed {
-            self.map.remove(s);
-        }
-        self.map.insert(new_start, new_end);
+impl Claim<'_> {
+    fn range(&self, first: u64, last: u64) -> Option<FlatRange> {
+        let Body::Leaf(leaf) = &self.node.body else { return None };
+        Some(FlatRange {
+            start: first,
+            last,
+            offset: (i128::from(first) - self.base) as u64,
+            leaf: Arc::clone(leaf),
+            priority: self.node.priority,
+            readonly: self.flags.readonly,
+            nonvolatile: self.flags.nonvolatile,
+            unmergeable: self.flags.unmergeable,
+            romd: self.node.romd,
+        })
     }
+}
+
+/// Gives every address to the earliest claim covering it; returns the pieces sorted by
+/// address, one per maximal run of a single claim.
+fn resolve(claims: &[Claim<'_>]) -> Vec<FlatRange> {
+    let mut by_start: Vec<(u64, u32)> = claims.iter().enumerate().map(|(i, c)| (c.first, i as u32)).collect();
+    by_start.sort_unstable();
+    let mut out: Vec<FlatRange> = Vec::with_capacity(claims.len());
+    let mut active: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
+    let mut next = 0; // next claim in `by_start` to activate
+    let mut pos: u128 = 0; // first address not yet given out
+    let mut owner_of_last: Option<u32> = None;
+    loop {
+        if active.is_empty() {
+            let Some(&(first, _)) = by_start.get(next) else { break };
+            pos = pos.max(u128::from(first));
+        }
+        while let Some(&(first, i)) = by_start.get(next) {
+            if u128::from(first) > pos {
+                break;
+            }
+            active.push(Reverse(i));
+            next += 1;
+        }
+        // Drop claims that ended before `pos` (lazily, when they reach the top).
+        while let Some(&Reverse(i)) = active.peek() {
+            if u128::from(claims[i as usize].last) < pos {
+                active.pop();
+            } else {
+                break;
+            }
+        }
+        let Some(&Reverse(top)) = active.peek() else { continue };
+        let c = &claims[top as usize];
+        // The owner holds until it ends or until another claim starts (which may win).
+        let mut end = u128::from(c.last) + 1;
+        if let Some(&(first, _)) = by_start.get(next) {
+            end = end.min(u128::from(first));
+        }
+        let (first, last) = (pos as u64, (end - 1) as u64);
+        match out.last_mut() {
+            // Still the same claim's window: one piece, as QEMU's gap fill makes one range.
+            Some(prev) if owner_of_last == Some(top) && u128::from(prev.last) + 1 == pos => prev.last = last,
+            _ => out.extend(c.range(first, last)),
+        }
+        owner_of_last = Some(top);
+        pos = end;
+        if pos > u128::from(u64::MAX) {
+            break;
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy, Default)]
@@ -143,7 +176,8 @@ impl ChildIndex {
         ChildIndex { sorted, max_end }
     }
 
-    /// List positions of the children intersecting `[lo, hi)`, in list (precedence) order.
+    /// Storage positions of the children intersecting `[lo, hi)`, ascending (so the last one
+    /// has the highest precedence).
     fn overlapping(&self, lo: u128, hi: u128) -> Vec<u32> {
         let upper = self.sorted.partition_point(|&(s, _, _)| s < hi);
         let first = self.max_end[..upper].partition_point(|&e| e <= lo);
@@ -178,9 +212,8 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
     let Some(root) = root else {
         return Vec::new();
     };
-    let mut claimed = Claimed::default();
-    let mut out: Vec<FlatRange> = Vec::new();
-    let mut indexes: HashMap<RegionId, ChildIndex> = HashMap::new();
+    let mut claims: Vec<Claim<'_>> = Vec::new();
+    let mut indexes: HashMap<u32, ChildIndex> = HashMap::new();
     let mut stack = vec![Step::Visit {
         id: root,
         base: 0,
@@ -220,12 +253,25 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
                         });
                         continue;
                     }
+                    // A leaf claims its window after its subregions (an MMIO container's
+                    // background); without subregions it can claim at once.
+                    Body::Leaf(_) if n.subregions.is_empty() => {
+                        claims.push(Claim {
+                            first: clip.0 as u64,
+                            last: (clip.1 - 1) as u64,
+                            base,
+                            node: n,
+                            flags,
+                        });
+                        continue;
+                    }
                     Body::Leaf(_) => stack.push(Step::Fill { id, base, clip, flags }),
                     Body::Container => {}
                 }
                 let whole = clip.0 == base && clip.1 == base + n.size as i128;
-                if n.children.len() < INDEX_MIN_CHILDREN || whole {
-                    for &c in n.children.iter().rev() {
+                // Pushed lowest precedence first, so the highest is visited first.
+                if n.subregions.len() < INDEX_MIN_CHILDREN || whole {
+                    for &c in &n.subregions {
                         stack.push(Step::Visit {
                             id: c,
                             base,
@@ -234,11 +280,13 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
                         });
                     }
                 } else {
-                    let index = indexes.entry(id).or_insert_with(|| ChildIndex::new(g, &n.children));
+                    let index = indexes
+                        .entry(id.index)
+                        .or_insert_with(|| ChildIndex::new(g, &n.subregions));
                     let (lo, hi) = ((clip.0 - base) as u128, (clip.1 - base) as u128);
-                    for &i in index.overlapping(lo, hi).iter().rev() {
+                    for &i in &index.overlapping(lo, hi) {
                         stack.push(Step::Visit {
-                            id: n.children[i as usize],
+                            id: n.subregions[i as usize],
                             base,
                             clip,
                             flags,
@@ -248,25 +296,17 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
             }
             Step::Fill { id, base, clip, flags } => {
                 let n = g.node(id);
-                let Body::Leaf(leaf) = &n.body else { continue };
-                claimed.claim(clip.0 as u128, clip.1 as u128, |a, b| {
-                    out.push(FlatRange {
-                        start: a as u64,
-                        size: b - a,
-                        offset: (a as i128 - base) as u64,
-                        leaf: Arc::clone(leaf),
-                        priority: n.priority,
-                        readonly: flags.readonly,
-                        nonvolatile: flags.nonvolatile,
-                        unmergeable: flags.unmergeable,
-                        romd: n.romd,
-                    })
+                claims.push(Claim {
+                    first: clip.0 as u64,
+                    last: (clip.1 - 1) as u64,
+                    base,
+                    node: n,
+                    flags,
                 });
             }
         }
     }
-    out.sort_unstable_by_key(|r| r.start);
-    simplify(out)
+    simplify(resolve(&claims))
 }
 
 /// Merges adjacent ranges of the same region with contiguous offsets and equal attributes
@@ -275,7 +315,7 @@ fn simplify(ranges: Vec<FlatRange>) -> Vec<FlatRange> {
     let mut out: Vec<FlatRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
         match out.last_mut() {
-            Some(last) if last.can_merge(&r) => last.size += r.size,
+            Some(prev) if prev.can_merge(&r) => prev.last = r.last,
             _ => out.push(r),
         }
     }
@@ -286,23 +326,38 @@ fn simplify(ranges: Vec<FlatRange>) -> Vec<FlatRange> {
 mod tests {
     use super::*;
 
-    fn gaps(c: &mut Claimed, a: u128, b: u128) -> Vec<(u128, u128)> {
-        let mut v = Vec::new();
-        c.claim(a, b, |x, y| v.push((x, y)));
-        v
-    }
-
     #[test]
-    fn claimed_reports_free_pieces() {
-        let mut c = Claimed::default();
-        assert_eq!(gaps(&mut c, 10, 20), vec![(10, 20)]);
-        assert_eq!(gaps(&mut c, 30, 40), vec![(30, 40)]);
-        assert_eq!(gaps(&mut c, 0, 50), vec![(0, 10), (20, 30), (40, 50)]);
-        assert_eq!(c.map.len(), 1);
-        assert_eq!(gaps(&mut c, 5, 45), vec![]);
-        assert_eq!(gaps(&mut c, 50, 60), vec![(50, 60)]);
-        assert_eq!(c.map.len(), 1, "touching intervals merge");
-        assert_eq!(gaps(&mut c, 0, SIZE_2_64), vec![(60, SIZE_2_64)]);
+    fn earliest_claim_wins_and_pieces_are_maximal() {
+        let g = {
+            let m = crate::Memory::new();
+            let _ = m.ram("r", 0x10).unwrap();
+            m
+        };
+        g.with_state(|st| {
+            let id = st.graph.ids().next().unwrap();
+            let node = st.graph.node(id);
+            let c = |first: u64, last: u64| Claim {
+                first,
+                last,
+                base: 0,
+                node,
+                flags: Flags::default(),
+            };
+            let pieces = |claims: &[Claim<'_>]| -> Vec<(u64, u64)> {
+                resolve(claims).iter().map(|r| (r.start, r.last)).collect()
+            };
+            // Claimed in order: [10,19], [30,39], then [0,49] fills the gaps around them.
+            let v = pieces(&[c(10, 19), c(30, 39), c(0, 49)]);
+            assert_eq!(v, vec![(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)]);
+            // A later, larger claim under an earlier one: the earlier keeps its window.
+            assert_eq!(pieces(&[c(0, 99), c(10, 19)]), vec![(0, 99)]);
+            // The top of the 64-bit space.
+            assert_eq!(
+                pieces(&[c(u64::MAX - 15, u64::MAX), c(0, u64::MAX)]),
+                vec![(0, u64::MAX - 16), (u64::MAX - 15, u64::MAX)]
+            );
+            assert_eq!(pieces(&[]), vec![]);
+        });
     }
 }
 

@@ -96,7 +96,7 @@ pub fn flat_dump(memory: &Memory, _opts: &FlatOptions) -> FlatDump {
                     .iter()
                     .map(|r| RangeLine {
                         start: r.start,
-                        end: (r.end() - 1) as u64,
+                        end: r.last,
                         priority: r.priority,
                         nonvolatile: r.nonvolatile,
                         type_word: r.type_word(),

@@ -149,7 +149,8 @@ impl Printer<'_> {
                     enabled: n.enabled,
                 });
             }
-            let mut kids: Vec<(usize, RegionId)> = n.children.iter().copied().enumerate().collect();
+            // Ties keep QEMU's list order (newest first among equal priorities).
+            let mut kids: Vec<(usize, RegionId)> = n.subregions.iter().rev().copied().enumerate().collect();
             kids.sort_by_key(|&(i, c)| {
                 let c = self.g.node(c);
                 (c.addr, std::cmp::Reverse(c.priority), i)
