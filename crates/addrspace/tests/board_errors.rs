@@ -563,13 +563,13 @@ fn load_file_names_the_path_in_errors() {
         "[[region]]\nname = \"a\"\ntype = \"ram\"\nsize = 4096\nbogus = 1\n",
     )
     .unwrap();
-    let err = board::load_file(&path).err().expect("error");
+    let err = board::load_file(&path).expect_err("error");
     let shown = err.to_string();
     assert!(shown.starts_with(&format!("{}:5:", path.display())), "{shown}");
     assert!(matches!(err, Error::Board { line: 5, .. }));
 
     let missing = dir.join("missing.toml");
-    let err = board::load_file(&missing).err().expect("error");
+    let err = board::load_file(&missing).expect_err("error");
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.toml"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
