@@ -227,9 +227,13 @@ pub struct RegionDesc {
     /// romd mode of a ROM device (default true).
     #[serde(default = "yes")]
     pub romd: bool,
-    /// Offset of an unmapped region (shown by `info mtree` sections).
+    /// Offset of a region mapped nowhere (shown by `info mtree` sections).
     #[serde(default)]
     pub addr: Option<Spanned<Number>>,
+    /// Priority of a region mapped nowhere (shown by `info mtree` sections); a mapped
+    /// region's priority is given where it is mapped.
+    #[serde(default)]
+    pub priority: Option<Spanned<i32>>,
     /// What is mapped in this region, in the order it is added.
     #[serde(default)]
     pub subregions: Vec<Placement>,
@@ -438,6 +442,18 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             }
         }
     }
+    for (i, r) in desc.regions.iter().enumerate() {
+        if let (Some(p), Some(c)) = (&r.priority, parent[i]) {
+            return Err(cx.err(
+                p.span(),
+                format!(
+                    "`{}` is mapped in `{}`: give its priority in that `subregions` entry",
+                    r.key().get_ref(),
+                    desc.regions[c].key().get_ref()
+                ),
+            ));
+        }
+    }
     for s in &desc.spaces {
         lookup(&s.root, "address-space root")?;
     }
@@ -494,9 +510,12 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
                     .map_err(|e| cx.err(p.region.span(), e.to_string()))?;
             }
             let set = |r: Result<()>| r.map_err(|e| at(i, e));
-            if let Some(a) = &r.addr {
-                if parent[i].is_none() {
+            if parent[i].is_none() {
+                if let Some(a) = &r.addr {
                     set(tx.set_address(id(i), cx.u64(a, "addr")?))?;
+                }
+                if let Some(p) = &r.priority {
+                    set(tx.set_priority(id(i), *p.get_ref()))?;
                 }
             }
             set(tx.set_readonly(id(i), r.readonly || r.ty == RegionType::Rom))?;
@@ -619,6 +638,9 @@ pub fn export(machine: &Machine) -> String {
         }
         if ri.container.is_none() && ri.addr != 0 {
             out += &format!("addr = {}\n", num(u128::from(ri.addr)));
+        }
+        if ri.container.is_none() && ri.priority != 0 {
+            out += &format!("priority = {}\n", ri.priority);
         }
         let ops = mem.leaf(id).ok().flatten().and_then(|l| match l.backend() {
             Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.describe(),

@@ -240,6 +240,23 @@ impl Graph {
         Ok(a || b)
     }
 
+    /// Changes a region's priority; a mapped region is re-inserted (and becomes the newest of
+    /// its new priority), as if removed and added again.
+    pub fn set_priority(&mut self, id: RegionId, priority: i32) -> Result<bool> {
+        let n = self.get(id)?;
+        let Some(container) = n.container else {
+            self.node_mut(id).priority = priority;
+            return Ok(false);
+        };
+        if n.priority == priority {
+            return Ok(false);
+        }
+        let addr = n.addr;
+        let a = self.unlink(container, id);
+        let b = self.link(container, addr, id, priority);
+        Ok(a || b)
+    }
+
     pub fn set_enabled(&mut self, id: RegionId, enabled: bool) -> Result<bool> {
         let n = self.get_mut(id)?;
         if n.enabled == enabled {

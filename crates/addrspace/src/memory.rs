@@ -318,6 +318,13 @@ impl Memory {
         self.mutate(|g| g.set_address(id, addr))
     }
 
+    /// Changes a region's priority. A mapped region is re-inserted among its siblings and
+    /// becomes the newest of its new priority (QEMU has no such call: it is remove + add);
+    /// an unmapped region keeps the priority for when it is printed (`info mtree` sections).
+    pub fn set_priority(&self, id: RegionId, priority: i32) -> Result<()> {
+        self.mutate(|g| g.set_priority(id, priority))
+    }
+
     /// Enables or disables a region (a disabled region and its subtree are invisible).
     pub fn set_enabled(&self, id: RegionId, enabled: bool) -> Result<()> {
         self.mutate(|g| g.set_enabled(id, enabled))

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::flatview::FlatView;
 use crate::memory::Memory;
+use crate::mtree::tree::region_type;
 use crate::region::Body;
 
 /// Options of `info mtree -f`.
@@ -91,15 +92,20 @@ pub fn flat_dump(memory: &Memory, _opts: &FlatOptions) -> FlatDump {
             .map(|(v, address_spaces)| ViewDump {
                 address_spaces,
                 root: v.root_name().map(str::to_string),
+                // Like QEMU, the region's priority and type are read at print time; only
+                // read-only and non-volatile come from the range.
                 ranges: v
                     .ranges()
                     .iter()
                     .map(|r| RangeLine {
                         start: r.start,
                         end: r.last,
-                        priority: r.priority,
+                        priority: st.graph.get(r.region()).map_or(r.priority, |n| n.priority),
                         nonvolatile: r.nonvolatile,
-                        type_word: r.type_word(),
+                        type_word: match st.graph.get(r.region()) {
+                            Ok(_) if !r.readonly => region_type(&st.graph, r.region()),
+                            _ => r.type_word(),
+                        },
                         name: r.name().to_string(),
                         offset: r.offset,
                     })

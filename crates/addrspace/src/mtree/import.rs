@@ -439,15 +439,27 @@ fn precedence(p: &Parser<'_>, kids: &[usize]) -> Vec<usize> {
     let mut indeg = vec![0usize; n];
     let mut by_prio: HashMap<i32, Vec<usize>> = HashMap::new();
     for (i, &k) in kids.iter().enumerate() {
-        if p.lines[k].size > 0 {
-            by_prio.entry(p.lines[k].prio).or_default().push(i);
-        }
+        by_prio.entry(p.lines[k].prio).or_default().push(i);
     }
+    let mut edge = |a: usize, b: usize| {
+        succ[a].push(b);
+        indeg[b] += 1;
+    };
     for group in by_prio.values_mut() {
         group.sort_by_key(|&i| (p.lines[kids[i]].rel, i));
+        // Same address (any size, even 0): the one printed first comes first.
+        for w in group.windows(2) {
+            if p.lines[kids[w[0]]].rel == p.lines[kids[w[1]]].rel {
+                edge(w[0], w[1]);
+            }
+        }
+        // Overlapping at different addresses: the smaller first; equal sizes, printed first.
         let mut active: Vec<usize> = Vec::new();
         for &i in group.iter() {
             let li = &p.lines[kids[i]];
+            if li.size == 0 {
+                continue;
+            }
             let s = u128::from(li.rel);
             active.retain(|&j| {
                 let lj = &p.lines[kids[j]];
@@ -455,16 +467,15 @@ fn precedence(p: &Parser<'_>, kids: &[usize]) -> Vec<usize> {
             });
             for &j in &active {
                 let lj = &p.lines[kids[j]];
-                let i_first = if lj.rel == li.rel {
-                    i < j
-                } else if li.size != lj.size {
-                    li.size < lj.size
+                if lj.rel == li.rel {
+                    continue;
+                }
+                let i_first = if li.size != lj.size { li.size < lj.size } else { i < j };
+                if i_first {
+                    edge(i, j)
                 } else {
-                    i < j
-                };
-                let (a, b) = if i_first { (i, j) } else { (j, i) };
-                succ[a].push(b);
-                indeg[b] += 1;
+                    edge(j, i)
+                }
             }
             active.push(i);
         }
@@ -613,8 +624,9 @@ pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
             tx.set_readonly(id, true).map_err(|e| region_err(i, e))?;
         }
         if l.parent.is_none() {
-            // Block roots keep their printed address even when unmapped.
+            // Block roots keep their printed address and priority even when unmapped.
             tx.set_address(id, l.rel).map_err(|e| region_err(i, e))?;
+            tx.set_priority(id, l.prio).map_err(|e| region_err(i, e))?;
         }
     }
     drop(tx);

@@ -305,4 +305,29 @@ mod tests {
         assert!(tree.contains("address-space: dma\n  0000000000000000-0000000000000fff (prio 0, i/o): alias window @system 0000000000001000-0000000000001fff\n"), "{tree}");
         assert!(tree.ends_with("memory-region: system\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n    0000000000000000-0000000000000fff (prio 0, ram): ram\n    0000000000001000-0000000000001fff (prio 0, rom): rom\n\n"), "{tree}");
     }
+
+    #[test]
+    fn flat_view_prints_the_live_priority_like_qemu() {
+        // `ram` is visible only through an alias; re-mapping it (with another priority) into
+        // a disabled container commits nothing, yet `-f` shows the new priority, because
+        // QEMU's printer reads the region's priority at print time.
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let ram = m.ram("ram", 0x1000).unwrap();
+        let other = m.ram("other", 0x1000).unwrap();
+        let al = m.alias("al", ram, 0, 0x1000).unwrap();
+        m.add_subregion(sys, 0, al).unwrap();
+        m.add_subregion(sys, 0x1000, other).unwrap();
+        let _s = m.address_space("memory", sys).unwrap();
+        let dis = m.container("dis", 0x1000).unwrap();
+        m.set_enabled(dis, false).unwrap();
+        let renders = m.stats().renders;
+        m.add_subregion_overlap(dis, 0, ram, 5).unwrap();
+        assert_eq!(m.stats().renders, renders, "nothing visible changed");
+        let flat = print_flat(&m, &FlatOptions::default());
+        assert!(
+            flat.contains("0000000000000000-0000000000000fff (prio 5, ram): ram\n"),
+            "{flat}"
+        );
+    }
 }
