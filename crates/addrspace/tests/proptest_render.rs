@@ -328,13 +328,15 @@ impl World {
         self.children(parent).into_iter().all(|s| {
             let n = &self.m[s];
             let (b0, b1) = (u128::from(n.addr), u128::from(n.addr) + n.size);
-            if s == child || n.prio != prio {
-                true
-            } else if n.addr == addr {
-                true
-            } else {
-                size == 0 || n.size == 0 || a1 <= b0 || b1 <= a0 || size < n.size
-            }
+            // Other priorities and the same address are always expressible.
+            s == child
+                || n.prio != prio
+                || n.addr == addr
+                || size == 0
+                || n.size == 0
+                || a1 <= b0
+                || b1 <= a0
+                || size < n.size
         })
     }
 
