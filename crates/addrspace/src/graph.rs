@@ -225,33 +225,30 @@ impl Graph {
 
     /// Moves a mapped region; a real move makes it the newest among equal priorities.
     pub fn set_address(&mut self, id: RegionId, addr: u64) -> Result<bool> {
-        let n = self.get(id)?;
-        let Some(container) = n.container else {
-            self.node_mut(id).addr = addr;
-            return Ok(false);
-        };
-        if n.addr == addr {
-            return Ok(false);
-        }
-        self.check_fits(container, id, addr)?;
-        let priority = n.priority;
-        let a = self.unlink(container, id);
-        let b = self.link(container, addr, id, priority);
-        Ok(a || b)
+        let priority = self.get(id)?.priority;
+        self.replace(id, addr, priority)
     }
 
     /// Changes a region's priority; a mapped region is re-inserted (and becomes the newest of
     /// its new priority), as if removed and added again.
     pub fn set_priority(&mut self, id: RegionId, priority: i32) -> Result<bool> {
+        let addr = self.get(id)?.addr;
+        self.replace(id, addr, priority)
+    }
+
+    /// Gives a region a new address and priority. Unmapped, it just records them; mapped and
+    /// changed, it is removed and added again, as QEMU's `set_address` does.
+    fn replace(&mut self, id: RegionId, addr: u64, priority: i32) -> Result<bool> {
         let n = self.get(id)?;
         let Some(container) = n.container else {
-            self.node_mut(id).priority = priority;
+            let n = self.node_mut(id);
+            (n.addr, n.priority) = (addr, priority);
             return Ok(false);
         };
-        if n.priority == priority {
+        if (n.addr, n.priority) == (addr, priority) {
             return Ok(false);
         }
-        let addr = n.addr;
+        self.check_fits(container, id, addr)?;
         let a = self.unlink(container, id);
         let b = self.link(container, addr, id, priority);
         Ok(a || b)
