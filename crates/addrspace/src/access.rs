@@ -143,6 +143,11 @@ pub struct AccessRules {
     pub implementation: SizeRule,
     /// Register byte order.
     pub endianness: Endianness,
+    /// Let an access to this device run while another access to it is in progress on the
+    /// same thread (a handler that touches its own registers, directly or by DMA). Off by
+    /// default: such nested accesses are refused with [`MemTxResult::ACCESS_ERROR`], like
+    /// QEMU's re-entrancy guard.
+    pub allow_reentrancy: bool,
 }
 
 impl Default for AccessRules {
@@ -160,6 +165,7 @@ impl Default for AccessRules {
                 unaligned: false,
             },
             endianness: Endianness::Little,
+            allow_reentrancy: false,
         }
     }
 }
@@ -208,6 +214,13 @@ pub trait RegionOps: Send + Sync {
     /// (`unassigned`, `open-bus`); `None` (the default) for device models of your own.
     fn describe(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Identity of the device for the re-entrancy guard: accesses to any region whose ops
+    /// return the same key count as the same device. Defaults to this object's address; a
+    /// device with several ops objects returns one shared key (e.g. its state's address).
+    fn device_key(&self) -> usize {
+        self as *const Self as *const () as usize
     }
 
     /// Device-specific veto on an access (QEMU's `valid.accepts`); `true` by default.

@@ -31,14 +31,17 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod accessor;
 pub mod addr;
 pub mod address_space;
 pub mod board;
+mod dispatch;
 pub mod error;
 pub mod flatview;
 mod graph;
 pub mod machine;
 pub mod memory;
+mod mmio;
 pub mod mtree;
 mod publish;
 pub mod ram;
@@ -47,8 +50,10 @@ mod render;
 pub mod stats;
 
 pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
+pub use accessor::Accessor;
 pub use addr::{GuestAddr, RegionOffset};
 pub use address_space::AddressSpace;
+pub use dispatch::Scalar;
 pub use error::{Error, Result};
 pub use flatview::{FlatRange, FlatView};
 pub use machine::Machine;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
-use crate::access::RegionOps;
+use crate::access::{AccessRules, RegionOps};
 use crate::address_space::{AddressSpace, SpaceShared};
 use crate::error::{Error, Result};
 use crate::flatview::FlatView;
@@ -57,12 +57,8 @@ impl Shared {
     fn make_view(&self, g: &Graph, root: Option<RegionId>) -> Arc<FlatView> {
         self.counters.renders.fetch_add(1, Ordering::Relaxed);
         let ranges = render(g, root);
-        Arc::new(FlatView {
-            root,
-            root_name: root.map(|r| g.node(r).name.clone()),
-            ranges,
-            _live: LiveToken::new(&self.counters),
-        })
+        let name = root.map(|r| g.node(r).name.clone());
+        Arc::new(FlatView::new(root, name, ranges, LiveToken::new(&self.counters)))
     }
 
     /// Re-renders every physical root and publishes the new views (QEMU's commit).
@@ -174,12 +170,7 @@ impl Memory {
     /// An empty memory system.
     pub fn new() -> Memory {
         let counters = Arc::new(Counters::default());
-        let empty = Arc::new(FlatView {
-            root: None,
-            root_name: None,
-            ranges: Vec::new(),
-            _live: LiveToken::new(&counters),
-        });
+        let empty = Arc::new(FlatView::new(None, None, Vec::new(), LiveToken::new(&counters)));
         let mut views = HashMap::new();
         views.insert(None, empty);
         Memory {
@@ -238,7 +229,16 @@ impl Memory {
         Ok(self.with_state(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
-            let leaf = Arc::new(Leaf { id, name, backend });
+            let rules = match &backend {
+                Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
+                _ => AccessRules::default(),
+            };
+            let leaf = Arc::new(Leaf {
+                id,
+                name,
+                backend,
+                rules,
+            });
             st.graph.get_mut(id).expect("just inserted").body = Body::Leaf(leaf);
             id
         }))

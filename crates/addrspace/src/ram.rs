@@ -78,6 +78,7 @@ impl RamBlock {
     }
 
     /// Copies bytes at `offset` into `buf`; `false` (and nothing copied) if out of bounds.
+    #[inline]
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
         match self.check(offset, buf.len()) {
             Some(off) => {
@@ -91,6 +92,7 @@ impl RamBlock {
     }
 
     /// Copies `buf` to `offset`; `false` (and nothing written) if out of bounds.
+    #[inline]
     pub fn write(&self, offset: u64, buf: &[u8]) -> bool {
         match self.check(offset, buf.len()) {
             Some(off) => {
@@ -102,6 +104,7 @@ impl RamBlock {
         }
     }
 
+    #[inline]
     fn check(&self, offset: u64, len: usize) -> Option<usize> {
         let off = usize::try_from(offset).ok()?;
         (off.checked_add(len)? <= self.len).then_some(off)

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::access::RegionOps;
+use crate::access::{AccessRules, RegionOps};
 use crate::ram::RamBlock;
 
 /// 2^64: the size of a region that spans the whole 64-bit address space.
@@ -122,6 +122,8 @@ pub struct Leaf {
     pub(crate) id: RegionId,
     pub(crate) name: Arc<str>,
     pub(crate) backend: Backend,
+    /// The ops' access rules, read once at creation (the default rules for RAM).
+    pub(crate) rules: AccessRules,
 }
 
 impl Leaf {
@@ -136,6 +138,10 @@ impl Leaf {
     /// How accesses are handled.
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+    /// The device's access rules (fixed when the region was created).
+    pub fn rules(&self) -> &AccessRules {
+        &self.rules
     }
 }
 

@@ -1,0 +1,103 @@
+//! [`Accessor`]: a vCPU's (or device thread's) handle for reading and writing one address
+//! space at full speed.
+//!
+//! It keeps a counted reference to the view it last used plus the index of the last range
+//! it hit (QEMU's MRU section). Before each access it revalidates the view with one atomic
+//! load; a repeated access to the same range then costs a bounds check. Each access sees
+//! one view from start to end: never a mix of two layouts, and never freed memory, because
+//! the view it holds keeps every RAM block and device it shows alive.
+
+use std::sync::Arc;
+
+use crate::access::{Endianness, MemTxAttrs, MemTxResult};
+use crate::addr::{GuestAddr, RegionOffset};
+use crate::address_space::SpaceShared;
+use crate::dispatch::{self, Scalar};
+use crate::flatview::{FlatRange, FlatView};
+use crate::publish::Cached;
+
+/// Fast access to one address space for one thread. Create one per vCPU thread with
+/// [`crate::AddressSpace::accessor`]; it is `Send`, so it may move between threads, but its
+/// methods take `&mut self`.
+///
+/// ```
+/// use addrspace::{Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory};
+///
+/// let mem = Memory::new();
+/// let system = mem.container("system", 1 << 64)?;
+/// let ram = mem.ram("ram", 0x1000)?;
+/// mem.add_subregion(system, 0x1000, ram)?;
+/// let space = mem.address_space("memory", system)?;
+/// let mut cpu = space.accessor();
+/// let attrs = MemTxAttrs::default();
+/// assert_eq!(cpu.store(GuestAddr(0x1004), 0xdead_beef_u32, Endianness::Little, attrs), MemTxResult::OK);
+/// assert_eq!(cpu.load::<u16>(GuestAddr(0x1006), Endianness::Little, attrs), (0xdead, MemTxResult::OK));
+/// // Nothing is mapped at 0: the read is zero and says so.
+/// assert_eq!(cpu.load::<u32>(GuestAddr(0), Endianness::Little, attrs), (0, MemTxResult::DECODE_ERROR));
+/// # Ok::<(), addrspace::Error>(())
+/// ```
+pub struct Accessor {
+    space: Arc<SpaceShared>,
+    view: Cached<FlatView>,
+    hint: usize,
+}
+
+impl Accessor {
+    pub(crate) fn new(space: Arc<SpaceShared>) -> Accessor {
+        let view = space.cell.cached();
+        Accessor { space, view, hint: 0 }
+    }
+
+    /// The current view (revalidated).
+    #[inline]
+    fn current(&mut self) -> &FlatView {
+        if self.space.cell.refresh(&mut self.view) {
+            self.hint = 0;
+        }
+        &self.view.value
+    }
+
+    /// The view this accessor will use for its next access.
+    pub fn view(&mut self) -> &Arc<FlatView> {
+        self.current();
+        &self.view.value
+    }
+
+    /// The range containing `addr` and the offset inside its region (cached lookup).
+    #[inline]
+    pub fn lookup(&mut self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
+        if self.space.cell.refresh(&mut self.view) {
+            self.hint = 0;
+        }
+        let i = self.view.value.find(addr.0, self.hint)?;
+        self.hint = i;
+        let r = &self.view.value.ranges[i];
+        Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
+    }
+
+    /// Reads `buf.len()` bytes at `addr`, across ranges. Unassigned bytes read as zero.
+    pub fn read(&mut self, addr: GuestAddr, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
+        self.current();
+        dispatch::read(&self.view.value, &mut self.hint, addr.0, buf, attrs)
+    }
+
+    /// Writes `buf` at `addr`, across ranges.
+    pub fn write(&mut self, addr: GuestAddr, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
+        self.current();
+        dispatch::write(&self.view.value, &mut self.hint, addr.0, buf, attrs)
+    }
+
+    /// Loads a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
+    #[inline]
+    pub fn load<T: Scalar>(&mut self, addr: GuestAddr, order: Endianness, attrs: MemTxAttrs) -> (T, MemTxResult) {
+        self.current();
+        dispatch::load(&self.view.value, &mut self.hint, addr.0, order, attrs)
+    }
+
+    /// Stores a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
+    #[inline]
+    pub fn store<T: Scalar>(&mut self, addr: GuestAddr, value: T, order: Endianness, attrs: MemTxAttrs) -> MemTxResult {
+        self.current();
+        dispatch::store(&self.view.value, &mut self.hint, addr.0, value, order, attrs)
+    }
+}
