@@ -39,7 +39,10 @@ impl Dev {
 impl RegionOps for Dev {
     fn read(&self, offset: u64, size: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
         self.log.lock().unwrap().push(('r', offset, size, 0));
-        ((offset * 0x0101_0101_0101_0101) & ((1u128 << (8 * size)) - 1) as u64, OK)
+        (
+            (offset * 0x0101_0101_0101_0101) & ((1u128 << (8 * size)) - 1) as u64,
+            OK,
+        )
     }
     fn write(&self, offset: u64, value: u64, size: u32, _: MemTxAttrs) -> MemTxResult {
         self.log.lock().unwrap().push(('w', offset, size, value));
