@@ -6,15 +6,17 @@
 //! load; a repeated access to the same range then costs a bounds check. Each access sees
 //! one view from start to end: never a mix of two layouts, and never freed memory, because
 //! the view it holds keeps every RAM block and device it shows alive.
+//!
+//! An accessor does not keep its address space alive: once the space is destroyed, it sees
+//! the empty view (every access is a decode error) and holds nothing else.
 
 use std::sync::Arc;
 
 use crate::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::addr::{GuestAddr, RegionOffset};
-use crate::address_space::SpaceShared;
 use crate::dispatch::{self, Scalar};
-use crate::flatview::{FlatRange, FlatView};
-use crate::publish::Cached;
+use crate::flatview::{FlatRange, FlatView, Mru};
+use crate::publish::{Cached, ViewCell};
 
 /// Fast access to one address space for one thread. Create one per vCPU thread with
 /// [`crate::AddressSpace::accessor`]; it is `Send`, so it may move between threads, but its
@@ -37,22 +39,26 @@ use crate::publish::Cached;
 /// # Ok::<(), addrspace::Error>(())
 /// ```
 pub struct Accessor {
-    space: Arc<SpaceShared>,
+    cell: Arc<ViewCell>,
     view: Cached<FlatView>,
-    hint: usize,
+    mru: Mru,
 }
 
 impl Accessor {
-    pub(crate) fn new(space: Arc<SpaceShared>) -> Accessor {
-        let view = space.cell.cached();
-        Accessor { space, view, hint: 0 }
+    pub(crate) fn new(cell: Arc<ViewCell>) -> Accessor {
+        let view = cell.cached();
+        Accessor {
+            cell,
+            view,
+            mru: Mru::EMPTY,
+        }
     }
 
     /// The current view (revalidated).
     #[inline]
     fn current(&mut self) -> &FlatView {
-        if self.space.cell.refresh(&mut self.view) {
-            self.hint = 0;
+        if self.cell.refresh(&mut self.view) {
+            self.mru = Mru::EMPTY;
         }
         &self.view.value
     }
@@ -66,11 +72,10 @@ impl Accessor {
     /// The range containing `addr` and the offset inside its region (cached lookup).
     #[inline]
     pub fn lookup(&mut self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
-        if self.space.cell.refresh(&mut self.view) {
-            self.hint = 0;
+        if self.cell.refresh(&mut self.view) {
+            self.mru = Mru::EMPTY;
         }
-        let i = self.view.value.find(addr.0, self.hint)?;
-        self.hint = i;
+        let i = self.view.value.find(addr.0, &mut self.mru)?;
         let r = &self.view.value.ranges[i];
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
@@ -78,26 +83,26 @@ impl Accessor {
     /// Reads `buf.len()` bytes at `addr`, across ranges. Unassigned bytes read as zero.
     pub fn read(&mut self, addr: GuestAddr, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
         self.current();
-        dispatch::read(&self.view.value, &mut self.hint, addr.0, buf, attrs)
+        dispatch::read(&self.view.value, &mut self.mru, addr.0, buf, attrs)
     }
 
     /// Writes `buf` at `addr`, across ranges.
     pub fn write(&mut self, addr: GuestAddr, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
         self.current();
-        dispatch::write(&self.view.value, &mut self.hint, addr.0, buf, attrs)
+        dispatch::write(&self.view.value, &mut self.mru, addr.0, buf, attrs)
     }
 
     /// Loads a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
     #[inline]
     pub fn load<T: Scalar>(&mut self, addr: GuestAddr, order: Endianness, attrs: MemTxAttrs) -> (T, MemTxResult) {
         self.current();
-        dispatch::load(&self.view.value, &mut self.hint, addr.0, order, attrs)
+        dispatch::load(&self.view.value, &mut self.mru, addr.0, order, attrs)
     }
 
     /// Stores a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
     #[inline]
     pub fn store<T: Scalar>(&mut self, addr: GuestAddr, value: T, order: Endianness, attrs: MemTxAttrs) -> MemTxResult {
         self.current();
-        dispatch::store(&self.view.value, &mut self.hint, addr.0, value, order, attrs)
+        dispatch::store(&self.view.value, &mut self.mru, addr.0, value, order, attrs)
     }
 }

@@ -11,7 +11,7 @@ use crate::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::accessor::Accessor;
 use crate::addr::{GuestAddr, RegionOffset};
 use crate::dispatch::{self, Scalar};
-use crate::flatview::{FlatRange, FlatView};
+use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::memory::Shared;
 use crate::publish::ViewCell;
 use crate::region::RegionId;
@@ -67,28 +67,28 @@ impl AddressSpace {
 
     /// A fast, cached accessor for one thread (see [`Accessor`]).
     pub fn accessor(&self) -> Accessor {
-        Accessor::new(self.inner.clone())
+        Accessor::new(self.inner.cell.clone())
     }
 
     /// Reads `buf.len()` bytes at `addr` through the current view (for occasional accesses;
     /// use an [`Accessor`] on hot paths).
     pub fn read(&self, addr: GuestAddr, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
-        dispatch::read(&self.view(), &mut 0, addr.0, buf, attrs)
+        dispatch::read(&self.view(), &mut { Mru::EMPTY }, addr.0, buf, attrs)
     }
 
     /// Writes `buf` at `addr` through the current view.
     pub fn write(&self, addr: GuestAddr, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
-        dispatch::write(&self.view(), &mut 0, addr.0, buf, attrs)
+        dispatch::write(&self.view(), &mut { Mru::EMPTY }, addr.0, buf, attrs)
     }
 
     /// Loads a `u8`, `u16`, `u32` or `u64` at `addr` through the current view.
     pub fn load<T: Scalar>(&self, addr: GuestAddr, order: Endianness, attrs: MemTxAttrs) -> (T, MemTxResult) {
-        dispatch::load(&self.view(), &mut 0, addr.0, order, attrs)
+        dispatch::load(&self.view(), &mut { Mru::EMPTY }, addr.0, order, attrs)
     }
 
     /// Stores a `u8`, `u16`, `u32` or `u64` at `addr` through the current view.
     pub fn store<T: Scalar>(&self, addr: GuestAddr, value: T, order: Endianness, attrs: MemTxAttrs) -> MemTxResult {
-        dispatch::store(&self.view(), &mut 0, addr.0, value, order, attrs)
+        dispatch::store(&self.view(), &mut { Mru::EMPTY }, addr.0, value, order, attrs)
     }
 
     /// Destroys this handle (the space goes away with its last handle).

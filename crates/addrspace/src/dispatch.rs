@@ -12,7 +12,7 @@
 //! 2^64 or off the end of the view, and such bytes are simply unassigned.
 
 use crate::access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, RegionOps};
-use crate::flatview::{FlatRange, FlatView};
+use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::mmio::{dispatch_read, dispatch_write, piece_size};
 use crate::ram::RamBlock;
 use crate::region::Backend;
@@ -94,10 +94,9 @@ enum Piece<'v> {
 }
 
 #[inline]
-fn piece<'v>(view: &'v FlatView, hint: &mut usize, addr: u64) -> Piece<'v> {
-    match view.find(addr, *hint) {
+fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
+    match view.find(addr, mru) {
         Some(i) => {
-            *hint = i;
             let r = &view.ranges[i];
             Piece::Range {
                 r,
@@ -110,7 +109,7 @@ fn piece<'v>(view: &'v FlatView, hint: &mut usize, addr: u64) -> Piece<'v> {
 }
 
 /// Reads `buf.len()` bytes at `addr`.
-pub(crate) fn read(view: &FlatView, hint: &mut usize, addr: u64, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
+pub(crate) fn read(view: &FlatView, mru: &mut Mru, addr: u64, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
     let mut result = MemTxResult::OK;
     let mut pos = 0;
     while pos < buf.len() {
@@ -119,7 +118,7 @@ pub(crate) fn read(view: &FlatView, hint: &mut usize, addr: u64, buf: &mut [u8],
             buf[pos..].fill(0); // past 2^64
             return result | MemTxResult::DECODE_ERROR;
         };
-        let n = match piece(view, hint, a) {
+        let n = match piece(view, mru, a) {
             Piece::Hole(len) => {
                 let n = len.min(rest as u128) as usize;
                 buf[pos..pos + n].fill(0);
@@ -158,7 +157,7 @@ pub(crate) fn read(view: &FlatView, hint: &mut usize, addr: u64, buf: &mut [u8],
 }
 
 /// Writes `buf` at `addr`.
-pub(crate) fn write(view: &FlatView, hint: &mut usize, addr: u64, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
+pub(crate) fn write(view: &FlatView, mru: &mut Mru, addr: u64, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
     let mut result = MemTxResult::OK;
     let mut pos = 0;
     while pos < buf.len() {
@@ -166,7 +165,7 @@ pub(crate) fn write(view: &FlatView, hint: &mut usize, addr: u64, buf: &[u8], at
         let Ok(a) = u64::try_from(u128::from(addr) + pos as u128) else {
             return result | MemTxResult::DECODE_ERROR;
         };
-        let n = match piece(view, hint, a) {
+        let n = match piece(view, mru, a) {
             Piece::Hole(len) => {
                 result |= MemTxResult::DECODE_ERROR;
                 len.min(rest as u128) as usize
@@ -223,12 +222,12 @@ fn to_bytes<T: Scalar>(value: T, order: Endianness) -> [u8; 8] {
 #[inline]
 pub(crate) fn load<T: Scalar>(
     view: &FlatView,
-    hint: &mut usize,
+    mru: &mut Mru,
     addr: u64,
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> (T, MemTxResult) {
-    if let Piece::Range { r, off, avail } = piece(view, hint, addr) {
+    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
         if allowed(r, attrs) {
             if let Some(block) = direct_read(r) {
                 let mut bytes = [0u8; 8];
@@ -242,7 +241,7 @@ pub(crate) fn load<T: Scalar>(
         }
     }
     let mut bytes = [0u8; 8];
-    let res = read(view, hint, addr, &mut bytes[..T::SIZE], attrs);
+    let res = read(view, mru, addr, &mut bytes[..T::SIZE], attrs);
     (from_bytes(bytes, order), res)
 }
 
@@ -250,13 +249,13 @@ pub(crate) fn load<T: Scalar>(
 #[inline]
 pub(crate) fn store<T: Scalar>(
     view: &FlatView,
-    hint: &mut usize,
+    mru: &mut Mru,
     addr: u64,
     value: T,
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> MemTxResult {
-    if let Piece::Range { r, off, avail } = piece(view, hint, addr) {
+    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
         if allowed(r, attrs) {
             if let Some(block) = direct_write(r, attrs) {
                 if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) {
@@ -268,5 +267,5 @@ pub(crate) fn store<T: Scalar>(
         }
     }
     let bytes = to_bytes(value, order);
-    write(view, hint, addr, &bytes[..T::SIZE], attrs)
+    write(view, mru, addr, &bytes[..T::SIZE], attrs)
 }

@@ -144,10 +144,81 @@ pub struct FlatView {
     pub(crate) root: Option<RegionId>,
     pub(crate) root_name: Option<Arc<str>>,
     pub(crate) ranges: Vec<FlatRange>,
-    /// The lookup index: range starts in a dense array of their own (8 bytes each), so a
-    /// binary search touches a few cache lines even for 10 000+ ranges.
+    /// Range starts in a dense array of their own (8 bytes each).
     pub(crate) starts: Box<[u64]>,
+    /// The lookup index over `starts`.
+    pub(crate) index: Buckets,
     pub(crate) _live: LiveToken,
+}
+
+/// The last range a reader hit (QEMU's MRU section), kept by the reader so that a repeated
+/// hit compares two local numbers and touches no shared memory. Only valid for the view it
+/// was filled from: reset it with [`Mru::EMPTY`] when the view changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mru {
+    start: u64,
+    last: u64,
+    index: usize,
+}
+
+impl Mru {
+    /// Matches no address.
+    pub const EMPTY: Mru = Mru {
+        start: 1,
+        last: 0,
+        index: 0,
+    };
+}
+
+/// A bucketed lookup index. The span from the first range start to the last range end is
+/// cut into `2^k` equal buckets (about two per range); `first[b]` counts the ranges that
+/// start before bucket `b`. The range holding an address of bucket `b` is then among
+/// `starts[first[b] - 1 ..= first[b + 1] - 1]` — usually one to three entries, whatever the
+/// number of ranges — so a lookup is a shift, two adjacent loads and a short scan. A layout
+/// that crowds many ranges into one bucket degrades to a binary search in that bucket.
+pub(crate) struct Buckets {
+    base: u64,
+    /// Last address covered (inclusive).
+    top: u64,
+    shift: u32,
+    first: Box<[u32]>,
+}
+
+impl Buckets {
+    fn new(ranges: &[FlatRange], starts: &[u64]) -> Buckets {
+        let (Some(f), Some(l)) = (ranges.first(), ranges.last()) else {
+            return Buckets {
+                base: 1,
+                top: 0,
+                shift: 0,
+                first: Box::new([0, 0]),
+            };
+        };
+        let (base, top) = (f.start, l.last);
+        let span = u128::from(top - base) + 1;
+        let want = (2 * ranges.len()).next_power_of_two().clamp(2, 1 << 20) as u128;
+        // Smallest shift that fits the span into `want` buckets.
+        let mut shift = 0;
+        while (span >> shift) > want {
+            shift += 1;
+        }
+        let buckets = ((span - 1) >> shift) as usize + 1;
+        let mut first = Vec::with_capacity(buckets + 1);
+        let mut i = 0;
+        for b in 0..=buckets as u128 {
+            let bucket_start = u128::from(base) + (b << shift);
+            while i < starts.len() && u128::from(starts[i]) < bucket_start {
+                i += 1;
+            }
+            first.push(i as u32);
+        }
+        Buckets {
+            base,
+            top,
+            shift,
+            first: first.into_boxed_slice(),
+        }
+    }
 }
 
 impl FlatView {
@@ -171,26 +242,50 @@ impl FlatView {
         ranges: Vec<FlatRange>,
         live: LiveToken,
     ) -> FlatView {
-        let starts = ranges.iter().map(|r| r.start).collect();
+        let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
+        let index = Buckets::new(&ranges, &starts);
         FlatView {
             root,
             root_name,
             ranges,
             starts,
+            index,
             _live: live,
         }
     }
 
-    /// Index of the range containing `addr`, trying `hint` (the last hit) first.
+    /// Index of the range containing `addr`, through the bucket index.
     #[inline]
-    pub(crate) fn find(&self, addr: u64, hint: usize) -> Option<usize> {
-        if let Some(r) = self.ranges.get(hint) {
-            if r.start <= addr && addr <= r.last {
-                return Some(hint);
-            }
+    pub(crate) fn search(&self, addr: u64) -> Option<usize> {
+        let ix = &self.index;
+        if addr < ix.base || addr > ix.top {
+            return None;
         }
-        let i = self.starts.partition_point(|&s| s <= addr).checked_sub(1)?;
+        let b = ((addr - ix.base) >> ix.shift) as usize;
+        // The candidate is the last range starting at or before `addr`: at least the one
+        // before this bucket's first, at most the one before the next bucket's first.
+        let lo = (ix.first[b] as usize).saturating_sub(1);
+        let hi = ix.first[b + 1] as usize;
+        let window = &self.starts[lo..hi];
+        let i = lo + window.partition_point(|&s| s <= addr).checked_sub(1)?;
         (addr <= self.ranges[i].last).then_some(i)
+    }
+
+    /// Index of the range containing `addr`, trying the last hit first and remembering
+    /// this one.
+    #[inline]
+    pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
+        if mru.start <= addr && addr <= mru.last {
+            return Some(mru.index);
+        }
+        let i = self.search(addr)?;
+        let r = &self.ranges[i];
+        *mru = Mru {
+            start: r.start,
+            last: r.last,
+            index: i,
+        };
+        Some(i)
     }
 
     /// First range start above `addr` (where an unassigned hole at `addr` ends), as `u128`
@@ -202,7 +297,7 @@ impl FlatView {
 
     /// The range containing `addr` and the offset of `addr` inside its region.
     pub fn lookup(&self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
-        let r = &self.ranges[self.find(addr.0, usize::MAX)?];
+        let r = &self.ranges[self.search(addr.0)?];
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 }

@@ -92,6 +92,8 @@ impl Shared {
         if let Ok(n) = st.graph.get_mut(rec.root) {
             n.space_users -= 1;
         }
+        // Unpublish: accessors still holding the cell see nothing from now on.
+        rec.cell.store(st.views[&None].clone());
         // Drop views that no remaining address space uses.
         let st = &mut *st;
         let keys: Vec<_> = st.spaces.iter().map(|s| physical_root(&st.graph, s.root)).collect();

@@ -361,3 +361,21 @@ fn a_held_view_keeps_removed_ram_alive() {
     assert!(r.leaf().backend().ram().unwrap().read(off.0, &mut buf));
     assert_eq!(u32::from_le_bytes(buf), 42, "old view: still readable");
 }
+
+#[test]
+fn an_accessor_outliving_its_space_sees_nothing() {
+    let b = board();
+    let ram = b.mem.ram("ram", 0x1000).unwrap();
+    b.mem.add_subregion(b.system, 0, ram).unwrap();
+    let mut cpu = b.space.accessor();
+    assert_eq!(cpu.load::<u8>(GuestAddr(0), LE, attrs()).1, OK);
+    let before = b.mem.stats();
+    drop(b.space);
+    assert_eq!(
+        b.mem.stats().address_spaces,
+        before.address_spaces - 1,
+        "the accessor does not keep it"
+    );
+    assert_eq!(cpu.load::<u8>(GuestAddr(0), LE, attrs()).1, DECODE);
+    assert!(cpu.view().ranges().is_empty());
+}
