@@ -53,6 +53,9 @@ struct MtreeArgs {
     /// Print the flat views (like `info mtree -f`).
     #[arg(short = 'f')]
     flat: bool,
+    /// With -f, also print each view's lookup index (QEMU prints its dispatch tree here).
+    #[arg(short = 'd', requires = "flat")]
+    dispatch: bool,
     /// Print the same information as JSON.
     #[arg(long)]
     json: bool,
@@ -98,10 +101,10 @@ fn run(cli: Cli) -> Result<String, String> {
             let m = load(&a.source)?;
             let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").map_err(|e| e.to_string());
             Ok(match (a.flat, a.json) {
-                (true, false) => mtree::print_flat(&m.memory, &FlatOptions::default()),
+                (true, false) => mtree::print_flat(&m.memory, &FlatOptions { dispatch: a.dispatch }),
                 (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(
                     &m.memory,
-                    &FlatOptions::default(),
+                    &FlatOptions { dispatch: a.dispatch },
                 )))?,
                 (false, false) => mtree::print_tree(&m.memory, &TreeOptions { disabled: a.disabled }),
                 (false, true) => json(serde_json::to_string_pretty(&mtree::tree::tree_dump(

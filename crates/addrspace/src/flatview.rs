@@ -170,6 +170,36 @@ impl Mru {
     };
 }
 
+/// One run of consecutive buckets with the same candidate window, for `info mtree -f -d`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BucketRun {
+    /// First bucket of the run.
+    pub first_bucket: usize,
+    /// Last bucket of the run.
+    pub last_bucket: usize,
+    /// Candidate ranges (indices into the view's ranges): `lo..=hi`, or none if `lo > hi`.
+    pub lo: usize,
+    /// See `lo`.
+    pub hi: usize,
+}
+
+/// A description of a view's lookup index (see [`FlatView::index_summary`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexSummary {
+    /// First address covered.
+    #[serde(serialize_with = "crate::mtree::hex")]
+    pub base: u64,
+    /// Last address covered.
+    #[serde(serialize_with = "crate::mtree::hex")]
+    pub top: u64,
+    /// log2 of the bucket size.
+    pub bucket_bits: u32,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// The buckets, run-length encoded.
+    pub runs: Vec<BucketRun>,
+}
+
 /// A bucketed lookup index. The span from the first range start to the last range end is
 /// cut into `2^k` equal buckets (about two per range); `first[b]` counts the ranges that
 /// start before bucket `b`. The range holding an address of bucket `b` is then among
@@ -295,6 +325,36 @@ impl FlatView {
         self.starts.get(i).map_or(1 << 64, |&s| u128::from(s))
     }
 
+    /// The lookup index, for diagnostics (`addrspace mtree -f -d`); `None` for an empty view.
+    pub fn index_summary(&self) -> Option<IndexSummary> {
+        if self.ranges.is_empty() {
+            return None;
+        }
+        let ix = &self.index;
+        let buckets = ix.first.len() - 1;
+        let mut runs: Vec<BucketRun> = Vec::new();
+        for b in 0..buckets {
+            let lo = (ix.first[b] as usize).saturating_sub(1);
+            let hi = (ix.first[b + 1] as usize).saturating_sub(1);
+            match runs.last_mut() {
+                Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
+                _ => runs.push(BucketRun {
+                    first_bucket: b,
+                    last_bucket: b,
+                    lo,
+                    hi,
+                }),
+            }
+        }
+        Some(IndexSummary {
+            base: ix.base,
+            top: ix.top,
+            bucket_bits: ix.shift,
+            buckets,
+            runs,
+        })
+    }
+
     /// The range containing `addr` and the offset of `addr` inside its region.
     pub fn lookup(&self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
         let r = &self.ranges[self.search(addr.0)?];
@@ -308,5 +368,71 @@ impl fmt::Debug for FlatView {
             .field("root", &self.root_name)
             .field("ranges", &self.ranges)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Memory, SIZE_2_64};
+    use proptest::prelude::*;
+
+    /// Builds a view of RAM ranges at the given (start, len) pieces (sorted, disjoint).
+    fn view(pieces: &[(u64, u64)]) -> Arc<FlatView> {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        for (i, &(start, len)) in pieces.iter().enumerate() {
+            let r = m.ram(&format!("r{i}"), u128::from(len)).unwrap();
+            m.add_subregion(sys, start, r).unwrap();
+        }
+        m.render(sys).unwrap()
+    }
+
+    fn naive(v: &FlatView, addr: u64) -> Option<usize> {
+        v.ranges.iter().position(|r| r.start <= addr && addr <= r.last)
+    }
+
+    proptest! {
+        #[test]
+        fn bucket_index_agrees_with_a_scan(
+            gaps in prop::collection::vec((0u64..1 << 40, 1u64..1 << 16), 1..40),
+            probes in prop::collection::vec(any::<u64>(), 64),
+            top in any::<bool>(),
+        ) {
+            // Sparse layouts: gaps of up to 2^40 between small ranges, optionally one at the
+            // very top of the 64-bit space.
+            let mut pieces = Vec::new();
+            let mut at = 0u64;
+            for (gap, len) in gaps {
+                let Some(start) = at.checked_add(gap) else { break };
+                if start.checked_add(len).is_none() { break }
+                pieces.push((start, len));
+                at = start + len;
+            }
+            if top && at < u64::MAX - 0x1000 {
+                pieces.push((u64::MAX - 0xfff, 0x1000));
+            }
+            let v = view(&pieces);
+            let mut addrs = probes;
+            for r in &v.ranges {
+                addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
+            }
+            for a in addrs {
+                prop_assert_eq!(v.search(a), naive(&v, a), "address {:#x}", a);
+                let mut mru = Mru::EMPTY;
+                prop_assert_eq!(v.find(a, &mut mru), naive(&v, a));
+                prop_assert_eq!(v.find(a, &mut mru), naive(&v, a), "second lookup through the MRU");
+            }
+            let ix = v.index_summary().unwrap();
+            prop_assert_eq!(ix.runs.last().unwrap().last_bucket + 1, ix.buckets);
+        }
+    }
+
+    #[test]
+    fn empty_view_finds_nothing() {
+        let v = view(&[]);
+        assert_eq!(v.search(0), None);
+        assert_eq!(v.search(u64::MAX), None);
+        assert!(v.index_summary().is_none());
     }
 }

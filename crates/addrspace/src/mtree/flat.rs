@@ -13,7 +13,11 @@ use crate::region::Body;
 
 /// Options of `info mtree -f`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FlatOptions {}
+pub struct FlatOptions {
+    /// Also print each view's lookup index (`-d`). QEMU prints its radix dispatch tree
+    /// there; ours is a different structure, printed under its own heading.
+    pub dispatch: bool,
+}
 
 /// The whole `info mtree -f` output.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +35,9 @@ pub struct ViewDump {
     pub root: Option<String>,
     /// The ranges.
     pub ranges: Vec<RangeLine>,
+    /// The lookup index, with `-d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::flatview::IndexSummary>,
 }
 
 /// One ` AS "…", root: …` line.
@@ -68,7 +75,7 @@ pub struct RangeLine {
 }
 
 /// Builds the `info mtree -f` model of `memory`.
-pub fn flat_dump(memory: &Memory, _opts: &FlatOptions) -> FlatDump {
+pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
     memory.with_state(|st| {
         let mut groups: Vec<(Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
         for sp in &st.spaces {
@@ -110,6 +117,7 @@ pub fn flat_dump(memory: &Memory, _opts: &FlatOptions) -> FlatDump {
                         offset: r.offset,
                     })
                     .collect(),
+                index: if opts.dispatch { v.index_summary() } else { None },
             })
             .collect();
         FlatDump { views }
@@ -145,6 +153,26 @@ impl FlatDump {
                     let _ = write!(s, " @{:016x}", r.offset);
                 }
                 s.push('\n');
+            }
+            if let Some(ix) = &v.index {
+                let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");
+                let _ = writeln!(
+                    s,
+                    "    {} buckets of 2^{} bytes, {:016x}..{:016x}",
+                    ix.buckets, ix.bucket_bits, ix.base, ix.top
+                );
+                for run in &ix.runs {
+                    let buckets = if run.first_bucket == run.last_bucket {
+                        format!("{}", run.first_bucket)
+                    } else {
+                        format!("{}..{}", run.first_bucket, run.last_bucket)
+                    };
+                    if run.lo == run.hi {
+                        let _ = writeln!(s, "      [{buckets}] range #{}", run.lo);
+                    } else {
+                        let _ = writeln!(s, "      [{buckets}] ranges #{}..#{}", run.lo, run.hi);
+                    }
+                }
             }
             s.push('\n');
         }
