@@ -175,6 +175,13 @@ impl Default for AccessRules {
 /// Offsets are relative to the start of the region. Implementations must be `Send + Sync`
 /// because vCPU threads call them concurrently; they are free to use interior mutability.
 ///
+/// **Ownership.** Ops objects live inside the flat views of the memory system. A device that
+/// needs the memory system (to remap its BARs) or an address space (to do DMA) must hold a
+/// [`crate::WeakMemory`] or [`crate::WeakAddressSpace`] and upgrade it when it acts — never a
+/// strong [`crate::Memory`] or [`crate::AddressSpace`], and never a stored
+/// [`crate::Accessor`] (which caches a view that may contain the device itself): those are
+/// reference cycles, and the device and everything it can see would never be freed.
+///
 /// ```
 /// use addrspace::{AccessRules, MemTxAttrs, MemTxResult, RegionOps};
 /// use std::sync::atomic::{AtomicU64, Ordering};

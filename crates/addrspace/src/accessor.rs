@@ -8,7 +8,8 @@
 //! the view it holds keeps every RAM block and device it shows alive.
 //!
 //! An accessor does not keep its address space alive: once the space is destroyed, it sees
-//! the empty view (every access is a decode error) and holds nothing else.
+//! the empty view (every access is a decode error). It does keep its cached view alive until
+//! its next access, so device models must not store one (see [`crate::RegionOps`]).
 
 use std::sync::Arc;
 

@@ -22,10 +22,16 @@ pub(crate) struct SpaceShared {
     pub root: RegionId,
     pub cell: Arc<ViewCell>,
     pub memory: Weak<Shared>,
+    /// The memory system's empty view, published on destruction.
+    pub empty: Arc<FlatView>,
 }
 
 impl Drop for SpaceShared {
     fn drop(&mut self) {
+        // Unpublish first, whether or not the memory system is still alive: whoever still
+        // holds the cell (an accessor, a device's vm-memory view) now sees nothing, and a
+        // device that sees its own space no longer keeps itself alive through it.
+        self.cell.store(self.empty.clone());
         if let Some(shared) = self.memory.upgrade() {
             shared.remove_space(self.id);
         }
@@ -65,6 +71,11 @@ impl AddressSpace {
         view.lookup(addr).map(|(r, off)| (r.clone(), off))
     }
 
+    /// The cell this space publishes its views in.
+    pub(crate) fn cell(&self) -> &Arc<ViewCell> {
+        &self.inner.cell
+    }
+
     /// A fast, cached accessor for one thread (see [`Accessor`]).
     pub fn accessor(&self) -> Accessor {
         Accessor::new(self.inner.cell.clone())
@@ -91,8 +102,35 @@ impl AddressSpace {
         dispatch::store(&self.view(), &mut { Mru::EMPTY }, addr.0, value, order, attrs)
     }
 
+    /// A weak handle, for device models that DMA into this space (see
+    /// [`crate::RegionOps`]): it does not keep the space alive.
+    pub fn downgrade(&self) -> WeakAddressSpace {
+        WeakAddressSpace {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// Destroys this handle (the space goes away with its last handle).
     pub fn destroy(self) {}
+}
+
+/// A handle that does not keep its address space alive (see [`AddressSpace::downgrade`]).
+#[derive(Clone, Default)]
+pub struct WeakAddressSpace {
+    inner: Weak<SpaceShared>,
+}
+
+impl WeakAddressSpace {
+    /// The address space, if it still exists.
+    pub fn upgrade(&self) -> Option<AddressSpace> {
+        self.inner.upgrade().map(|inner| AddressSpace { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakAddressSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakAddressSpace")
+    }
 }
 
 impl std::fmt::Debug for AddressSpace {

@@ -48,15 +48,16 @@ pub mod ram;
 pub mod region;
 mod render;
 pub mod stats;
+pub mod vm_memory;
 
 pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
 pub use accessor::Accessor;
 pub use addr::{GuestAddr, RegionOffset};
-pub use address_space::AddressSpace;
+pub use address_space::{AddressSpace, WeakAddressSpace};
 pub use dispatch::Scalar;
 pub use error::{Error, Result};
 pub use flatview::{FlatRange, FlatView};
 pub use machine::Machine;
-pub use memory::{Memory, Transaction};
+pub use memory::{Memory, Transaction, WeakMemory};
 pub use region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
 pub use stats::Stats;

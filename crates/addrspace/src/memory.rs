@@ -92,8 +92,6 @@ impl Shared {
         if let Ok(n) = st.graph.get_mut(rec.root) {
             n.space_users -= 1;
         }
-        // Unpublish: accessors still holding the cell see nothing from now on.
-        rec.cell.store(st.views[&None].clone());
         // Drop views that no remaining address space uses.
         let st = &mut *st;
         let keys: Vec<_> = st.spaces.iter().map(|s| physical_root(&st.graph, s.root)).collect();
@@ -124,6 +122,25 @@ impl Shared {
 #[derive(Clone)]
 pub struct Memory {
     pub(crate) shared: Arc<Shared>,
+}
+
+/// A handle that does not keep the memory system alive (see [`Memory::downgrade`]).
+#[derive(Clone, Default)]
+pub struct WeakMemory {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl WeakMemory {
+    /// The memory system, if it is still alive.
+    pub fn upgrade(&self) -> Option<Memory> {
+        self.shared.upgrade().map(|shared| Memory { shared })
+    }
+}
+
+impl std::fmt::Debug for WeakMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WeakMemory")
+    }
 }
 
 impl std::fmt::Debug for Memory {
@@ -187,6 +204,15 @@ impl Memory {
                 })),
                 counters,
             }),
+        }
+    }
+
+    /// A weak handle, for device models: the ops of a region live inside the views of this
+    /// memory system, so a device that keeps a strong [`Memory`] would keep the whole
+    /// system (and itself) alive forever. Keep a `WeakMemory` and upgrade it when needed.
+    pub fn downgrade(&self) -> WeakMemory {
+        WeakMemory {
+            shared: Arc::downgrade(&self.shared),
         }
     }
 
@@ -441,6 +467,7 @@ impl Memory {
             root,
             cell,
             memory: Arc::downgrade(&self.shared),
+            empty: st.views[&None].clone(),
         }))
     }
 

@@ -248,15 +248,17 @@ fn reservations_refuse_everything() {
 }
 
 /// A device whose register 0 reads register 4 of an address space (itself, via "DMA").
+/// It holds the space weakly, as devices must (see `RegionOps`).
 struct Loopback {
-    space: OnceLock<AddressSpace>,
+    space: OnceLock<addrspace::WeakAddressSpace>,
     inner: Mutex<Option<MemTxResult>>,
 }
 
 impl RegionOps for Loopback {
     fn read(&self, offset: u64, _: u32, a: MemTxAttrs) -> (u64, MemTxResult) {
         if offset == 0 {
-            let (_, r) = self.space.get().unwrap().load::<u32>(GuestAddr(0x1004), LE, a);
+            let space = self.space.get().unwrap().upgrade().unwrap();
+            let (_, r) = space.load::<u32>(GuestAddr(0x1004), LE, a);
             *self.inner.lock().unwrap() = Some(r);
         }
         (offset, OK)
@@ -275,7 +277,7 @@ fn a_device_reentering_itself_is_refused() {
     });
     let io = b.mem.io("loop", 0x100, dev.clone()).unwrap();
     b.mem.add_subregion(b.system, 0x1000, io).unwrap();
-    dev.space.set(b.space.clone()).unwrap();
+    dev.space.set(b.space.downgrade()).unwrap();
     assert_eq!(b.space.load::<u32>(GuestAddr(0x1000), LE, attrs()), (0, OK));
     assert_eq!(
         *dev.inner.lock().unwrap(),
@@ -288,7 +290,7 @@ fn a_device_reentering_itself_is_refused() {
 
 /// A PCI-BAR-like device: writing an address to its register 0 moves region `bar`.
 struct BarControl {
-    mem: Memory,
+    mem: addrspace::WeakMemory,
     bar: OnceLock<RegionId>,
     moves: AtomicU64,
 }
@@ -298,7 +300,8 @@ impl RegionOps for BarControl {
         (0, OK)
     }
     fn write(&self, _: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        self.mem.set_address(*self.bar.get().unwrap(), value).unwrap();
+        let mem = self.mem.upgrade().unwrap();
+        mem.set_address(*self.bar.get().unwrap(), value).unwrap();
         self.moves.fetch_add(1, Ordering::Relaxed);
         OK
     }
@@ -308,7 +311,7 @@ impl RegionOps for BarControl {
 fn a_callback_can_remap_and_the_next_access_sees_it() {
     let b = board();
     let ctl = Arc::new(BarControl {
-        mem: b.mem.clone(),
+        mem: b.mem.downgrade(),
         bar: OnceLock::new(),
         moves: AtomicU64::new(0),
     });
@@ -378,4 +381,45 @@ fn an_accessor_outliving_its_space_sees_nothing() {
     );
     assert_eq!(cpu.load::<u8>(GuestAddr(0), LE, attrs()).1, DECODE);
     assert!(cpu.view().ranges().is_empty());
+}
+
+/// A DMA engine that does DMA into the space it is mapped in, holding it weakly.
+struct Dma {
+    space: addrspace::WeakAddressSpace,
+}
+
+impl RegionOps for Dma {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, OK)
+    }
+    fn write(&self, _: u64, value: u64, _: u32, a: MemTxAttrs) -> MemTxResult {
+        match self.space.upgrade() {
+            Some(space) => space.accessor().store(GuestAddr(0), value as u8, LE, a),
+            None => MemTxResult::ERROR,
+        }
+    }
+}
+
+#[test]
+fn a_dma_device_is_freed_on_unplug() {
+    let b = board();
+    let ram = b.mem.ram("ram", 0x1000).unwrap();
+    b.mem.add_subregion(b.system, 0, ram).unwrap();
+    let dma = Arc::new(Dma {
+        space: b.space.downgrade(),
+    });
+    let weak = Arc::downgrade(&dma);
+    let io = b.mem.io("dma", 0x10, dma).unwrap();
+    b.mem.add_subregion(b.system, 0x100, io).unwrap();
+    assert_eq!(b.space.store(GuestAddr(0x100), 9u8, LE, attrs()), OK);
+    assert_eq!(b.space.load::<u8>(GuestAddr(0), LE, attrs()), (9, OK));
+    // Unplug: unmap and delete the region. The next commit drops the last view showing the
+    // device, and with it the device.
+    b.mem.remove_subregion(b.system, io).unwrap();
+    b.mem.delete_region(io).unwrap();
+    assert!(weak.upgrade().is_none(), "the device was freed");
+    // The whole system goes away with its handles: nothing keeps anything alive.
+    let weak_mem = b.mem.downgrade();
+    drop(b);
+    assert!(weak_mem.upgrade().is_none(), "no cycle keeps the memory system alive");
 }
