@@ -151,23 +151,18 @@ pub struct FlatView {
     pub(crate) _live: LiveToken,
 }
 
-/// The last range a reader hit (QEMU's MRU section), kept by the reader so that a repeated
-/// hit compares two local numbers and touches no shared memory. Only valid for the view it
-/// was filled from: reset it with [`Mru::EMPTY`] when the view changes.
+/// The last range a reader hit (QEMU's MRU section), kept by the reader. Only the index is
+/// kept: storing the range's bounds too would make every random lookup wait for the previous
+/// one's store (measured: 10.4 ns instead of 7 ns per random lookup with 64 ranges). Only
+/// valid for the view it was filled from: reset it with [`Mru::EMPTY`] when the view changes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mru {
-    start: u64,
-    last: u64,
     index: usize,
 }
 
 impl Mru {
-    /// Matches no address.
-    pub const EMPTY: Mru = Mru {
-        start: 1,
-        last: 0,
-        index: 0,
-    };
+    /// Matches no range.
+    pub const EMPTY: Mru = Mru { index: usize::MAX };
 }
 
 /// One run of consecutive buckets with the same candidate window, for `info mtree -f -d`.
@@ -293,11 +288,17 @@ impl FlatView {
         }
         let b = ((addr - ix.base) >> ix.shift) as usize;
         // The candidate is the last range starting at or before `addr`: at least the one
-        // before this bucket's first, at most the one before the next bucket's first.
+        // before this bucket's first (which starts before the bucket, so before `addr`), at
+        // most the one before the next bucket's first.
         let lo = (ix.first[b] as usize).saturating_sub(1);
         let hi = ix.first[b + 1] as usize;
-        let window = &self.starts[lo..hi];
-        let i = lo + window.partition_point(|&s| s <= addr).checked_sub(1)?;
+        let i = if hi - lo <= 2 {
+            // One or two candidates (the usual case): pick without a loop.
+            let top = hi.max(1) - 1;
+            top - usize::from(self.starts[top] > addr)
+        } else {
+            lo + self.starts[lo..hi].partition_point(|&s| s <= addr) - 1
+        };
         (addr <= self.ranges[i].last).then_some(i)
     }
 
@@ -305,16 +306,13 @@ impl FlatView {
     /// this one.
     #[inline]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
-        if mru.start <= addr && addr <= mru.last {
-            return Some(mru.index);
+        if let Some(r) = self.ranges.get(mru.index) {
+            if r.start <= addr && addr <= r.last {
+                return Some(mru.index);
+            }
         }
         let i = self.search(addr)?;
-        let r = &self.ranges[i];
-        *mru = Mru {
-            start: r.start,
-            last: r.last,
-            index: i,
-        };
+        mru.index = i;
         Some(i)
     }
 
