@@ -7,6 +7,10 @@
 //! read throughput of two reader threads while a writer commits 1 000 topology changes per
 //! second, against the same readers with no writer.
 //!
+//! Every case is compared with the bare immutable `GuestMemoryMmap`; lookups and 4-byte reads
+//! also with the same map published through vm-memory's `GuestMemoryAtomic`, which, like our
+//! accessor, revalidates the current snapshot on every access.
+//!
 //! Run: `cargo bench -p addrspace --bench dispatch`. Ends with one line per case:
 //! `CASE ours_ns=… baseline_ns=… speedup=…` (`-` where there is no baseline).
 
@@ -16,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use addrspace::{Accessor, Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionOps, SIZE_2_64};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{
+    Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 
 const REGION: u64 = 1 << 20; // 1 MiB regions
 const STRIDE: u64 = 2 << 20; // with 1 MiB gaps
@@ -25,6 +31,8 @@ struct Setup {
     _mem: Memory,
     space: addrspace::AddressSpace,
     baseline: GuestMemoryMmap<()>,
+    /// The same map published the rust-vmm way, for like-for-like snapshot revalidation.
+    atomic: GuestMemoryAtomic<GuestMemoryMmap<()>>,
     addrs: Vec<u64>,
 }
 
@@ -43,6 +51,7 @@ fn setup(regions: u64) -> Setup {
         .map(|i| (GuestAddress(i * STRIDE), REGION as usize))
         .collect();
     let baseline = GuestMemoryMmap::<()>::from_ranges(&ranges).unwrap();
+    let atomic = GuestMemoryAtomic::new(GuestMemoryMmap::<()>::from_ranges(&ranges).unwrap());
     // Random 8-byte-aligned addresses inside random regions.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let addrs = (0..4096)
@@ -57,6 +66,7 @@ fn setup(regions: u64) -> Setup {
         _mem: mem,
         space,
         baseline,
+        atomic,
         addrs,
     }
 }
@@ -123,6 +133,13 @@ fn lookups() {
             black_box(s.baseline.find_region(GuestAddress(s.addrs[i])).map(|r| r as *const _));
         });
         line(&format!("lookup/random/{n}"), ours, Some(theirs));
+        let mut i = 0;
+        let theirs = time(1, || {
+            i = (i + 1) & 4095;
+            let m = s.atomic.memory();
+            black_box(m.find_region(GuestAddress(s.addrs[i])).map(|r| r.start_addr()));
+        });
+        line(&format!("lookup/random/{n}/vs-GuestMemoryAtomic"), ours, Some(theirs));
     }
     let s = setup(64);
     let mut cpu = s.space.accessor();
@@ -138,6 +155,11 @@ fn lookups() {
         );
     });
     line("lookup/repeated/64", ours, Some(theirs));
+    let theirs = time(1, || {
+        let m = s.atomic.memory();
+        black_box(m.find_region(black_box(GuestAddress(at.0))).map(|r| r.start_addr()));
+    });
+    line("lookup/repeated/64/vs-GuestMemoryAtomic", ours, Some(theirs));
 }
 
 fn ram_accesses() {
@@ -155,6 +177,10 @@ fn ram_accesses() {
         black_box(s.baseline.read_obj::<u32>(GuestAddress(next())).unwrap());
     });
     line("ram/read4/64", ours, Some(theirs));
+    let theirs = time(1, || {
+        black_box(s.atomic.memory().read_obj::<u32>(GuestAddress(next())).unwrap());
+    });
+    line("ram/read4/64/vs-GuestMemoryAtomic", ours, Some(theirs));
     let ours = time(1, || {
         black_box(cpu.load::<u64>(GuestAddr(next()), LE, A));
     });
