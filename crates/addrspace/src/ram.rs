@@ -110,6 +110,21 @@ impl RamBlock {
         }
     }
 
+    /// `len` bytes at `offset` as a vm-memory [`VolatileSlice`] borrowing the block (for the
+    /// [`crate::vm_memory`] adapter); `None` if out of bounds.
+    pub fn volatile_slice(&self, offset: u64, len: usize) -> Option<vm_memory::VolatileSlice<'_, ()>> {
+        let off = self.check(offset, len)?;
+        // SAFETY: `VolatileSlice::new` needs `len` bytes at the pointer that stay valid for
+        // the slice's lifetime and that everybody else accesses without references.
+        // - Bounds: `check` proved `off + len <= self.len`.
+        // - Lifetime: the slice borrows `self`; the mapping is only unmapped in `drop`.
+        // - Aliasing: nothing in this crate makes `&`/`&mut` references to guest RAM; it is
+        //   only copied through raw pointers, and other users (vCPUs, accelerators, other
+        //   slices) access the same bytes concurrently as shared guest memory — the contract
+        //   vm-memory's own mmap backend has with a running guest.
+        Some(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(off), len) })
+    }
+
     #[inline]
     fn check(&self, offset: u64, len: usize) -> Option<usize> {
         let off = usize::try_from(offset).ok()?;

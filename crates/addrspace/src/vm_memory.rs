@@ -202,23 +202,9 @@ impl GuestMemoryRegion for GuestRamRegion {
         if end > self.len {
             return Err(GuestMemoryError::InvalidBackendAddress);
         }
-        let ptr = self
-            .block
-            .host_ptr()
-            .wrapping_add(self.block_offset + offset.raw_value() as usize);
-        // SAFETY: `VolatileSlice::new` needs `count` bytes of memory at `ptr` that stay valid
-        // for the slice's lifetime and that everybody else accesses without references.
-        // - Bounds: `offset + count <= self.len` (checked above) and
-        //   `block_offset + self.len <= block.len()` (established in `GuestRamRegion::new`),
-        //   so the bytes lie inside the block's mapping.
-        // - Lifetime: the slice borrows `self`, which owns an `Arc<RamBlock>`; the block
-        //   unmaps its memory only when dropped, i.e. after the last `Arc` (ours included).
-        // - Aliasing: this crate never creates `&`/`&mut` references to guest RAM; it reads
-        //   and writes it only by raw-pointer copies (`RamBlock::read`/`write`), and other
-        //   users (vCPUs, accelerators, other slices) access the same bytes concurrently as
-        //   shared guest memory — the same contract vm-memory's own mmap backend has with a
-        //   running guest.
-        Ok(unsafe { VolatileSlice::new(ptr, count) })
+        self.block
+            .volatile_slice(self.block_offset as u64 + offset.raw_value(), count)
+            .ok_or(GuestMemoryError::InvalidBackendAddress)
     }
 }
 
