@@ -55,55 +55,52 @@ impl Accessor {
         }
     }
 
-    /// The current view (revalidated).
+    /// The current view (revalidated) and the last-hit cache that goes with it.
     #[inline]
-    fn current(&mut self) -> &FlatView {
+    fn parts(&mut self) -> (&FlatView, &mut Mru) {
         if self.cell.refresh(&mut self.view) {
             self.mru = Mru::EMPTY;
         }
-        &self.view.value
+        (&self.view.value, &mut self.mru)
     }
 
     /// The view this accessor will use for its next access.
     pub fn view(&mut self) -> &Arc<FlatView> {
-        self.current();
+        self.parts();
         &self.view.value
     }
 
     /// The range containing `addr` and the offset inside its region (cached lookup).
     #[inline]
     pub fn lookup(&mut self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
-        if self.cell.refresh(&mut self.view) {
-            self.mru = Mru::EMPTY;
-        }
-        let i = self.view.value.find(addr.0, &mut self.mru)?;
-        let r = &self.view.value.ranges[i];
+        let (view, mru) = self.parts();
+        let r = &view.ranges[view.find(addr.0, mru)?];
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 
     /// Reads `buf.len()` bytes at `addr`, across ranges. Unassigned bytes read as zero.
     pub fn read(&mut self, addr: GuestAddr, buf: &mut [u8], attrs: MemTxAttrs) -> MemTxResult {
-        self.current();
-        dispatch::read(&self.view.value, &mut self.mru, addr.0, buf, attrs)
+        let (view, mru) = self.parts();
+        dispatch::read(view, mru, addr.0, buf, attrs)
     }
 
     /// Writes `buf` at `addr`, across ranges.
     pub fn write(&mut self, addr: GuestAddr, buf: &[u8], attrs: MemTxAttrs) -> MemTxResult {
-        self.current();
-        dispatch::write(&self.view.value, &mut self.mru, addr.0, buf, attrs)
+        let (view, mru) = self.parts();
+        dispatch::write(view, mru, addr.0, buf, attrs)
     }
 
     /// Loads a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
     #[inline]
     pub fn load<T: Scalar>(&mut self, addr: GuestAddr, order: Endianness, attrs: MemTxAttrs) -> (T, MemTxResult) {
-        self.current();
-        dispatch::load(&self.view.value, &mut self.mru, addr.0, order, attrs)
+        let (view, mru) = self.parts();
+        dispatch::load(view, mru, addr.0, order, attrs)
     }
 
     /// Stores a `u8`, `u16`, `u32` or `u64` at `addr` in byte order `order`.
     #[inline]
     pub fn store<T: Scalar>(&mut self, addr: GuestAddr, value: T, order: Endianness, attrs: MemTxAttrs) -> MemTxResult {
-        self.current();
-        dispatch::store(&self.view.value, &mut self.mru, addr.0, value, order, attrs)
+        let (view, mru) = self.parts();
+        dispatch::store(view, mru, addr.0, value, order, attrs)
     }
 }
