@@ -49,40 +49,36 @@ macro_rules! scalar {
 }
 scalar!(u8, u16, u32, u64);
 
-/// RAM that a read of this range may copy directly.
-#[inline]
-fn direct_read(r: &FlatRange) -> Option<&RamBlock> {
-    match &r.leaf.backend {
-        Backend::Ram(b) | Backend::RamDevice(b) => Some(b),
-        Backend::RomDevice(b, _) if r.romd => Some(b),
-        _ => None,
-    }
+/// Where one access to a range goes, decided by a single look at its backend.
+enum Target<'r> {
+    /// Copy host memory directly.
+    Direct(&'r RamBlock),
+    /// Hand the access to a device.
+    Device(&'r dyn RegionOps, &'r AccessRules),
+    /// `attrs.memory` access to something that is not RAM.
+    Refused,
+    /// Nothing takes it: ROM or read-only writes, reservations.
+    Dropped,
 }
 
-/// RAM that a write to this range may copy directly: writable RAM, or any RAM-backed range
-/// for a debug access (loaders and debuggers write ROM).
+/// Classifies an access to `r`: RAM is direct (writes only if writable, or for a debug
+/// access, which may write ROM); a ROM device reads RAM in romd mode, and a debug write in romd
+/// mode goes to its RAM too; everything else with ops goes to the device.
 #[inline]
-fn direct_write(r: &FlatRange, attrs: MemTxAttrs) -> Option<&RamBlock> {
+fn target(r: &FlatRange, is_write: bool, attrs: MemTxAttrs) -> Target<'_> {
     match &r.leaf.backend {
-        Backend::Ram(b) | Backend::RamDevice(b) if !r.readonly || attrs.debug => Some(b),
-        Backend::RomDevice(b, _) if r.romd && attrs.debug => Some(b),
-        _ => None,
+        Backend::Ram(b) | Backend::RamDevice(b) => {
+            if is_write && r.readonly && !attrs.debug {
+                Target::Dropped
+            } else {
+                Target::Direct(b)
+            }
+        }
+        _ if attrs.memory => Target::Refused,
+        Backend::RomDevice(b, _) if r.romd && (!is_write || attrs.debug) => Target::Direct(b),
+        Backend::Io(ops) | Backend::RomDevice(_, ops) => Target::Device(&**ops, &r.leaf.rules),
+        Backend::Reservation => Target::Dropped,
     }
-}
-
-/// The device behind a range, for accesses that are not direct.
-#[inline]
-fn device(r: &FlatRange) -> Option<(&dyn RegionOps, &AccessRules)> {
-    match &r.leaf.backend {
-        Backend::Io(ops) | Backend::RomDevice(_, ops) => Some((&**ops, &r.leaf.rules)),
-        _ => None,
-    }
-}
-
-/// `attrs.memory` accesses may only target RAM.
-#[inline]
-fn allowed(r: &FlatRange, attrs: MemTxAttrs) -> bool {
-    !attrs.memory || matches!(r.leaf.backend, Backend::Ram(_) | Backend::RamDevice(_))
 }
 
 /// What the next piece of an access at `addr` hits.
@@ -127,27 +123,24 @@ pub(crate) fn read(view: &FlatView, mru: &mut Mru, addr: u64, buf: &mut [u8], at
             }
             Piece::Range { r, off, avail } => {
                 let in_range = avail.min(rest as u128) as usize;
-                if !allowed(r, attrs) {
-                    buf[pos..pos + in_range].fill(0);
-                    result |= MemTxResult::ACCESS_ERROR;
-                    in_range
-                } else if let Some(block) = direct_read(r) {
-                    if !block.read(off, &mut buf[pos..pos + in_range]) {
-                        buf[pos..pos + in_range].fill(0);
-                        result |= MemTxResult::DECODE_ERROR;
+                match target(r, false, attrs) {
+                    Target::Direct(block) if block.read(off, &mut buf[pos..pos + in_range]) => in_range,
+                    Target::Device(ops, rules) => {
+                        // Device pieces may run past the range end (QEMU does not clamp them).
+                        let l = piece_size(rules, rest, off);
+                        let (v, res) = dispatch_read(ops, rules, off, l, Endianness::Little, attrs);
+                        buf[pos..pos + l as usize].copy_from_slice(&v.to_le_bytes()[..l as usize]);
+                        result |= res;
+                        l as usize
                     }
-                    in_range
-                } else if let Some((ops, rules)) = device(r) {
-                    // Device pieces may run past the range end (QEMU does not clamp them).
-                    let l = piece_size(rules, rest, off);
-                    let (v, res) = dispatch_read(ops, rules, off, l, Endianness::Little, attrs);
-                    buf[pos..pos + l as usize].copy_from_slice(&v.to_le_bytes()[..l as usize]);
-                    result |= res;
-                    l as usize
-                } else {
-                    buf[pos..pos + in_range].fill(0); // reservation
-                    result |= MemTxResult::DECODE_ERROR;
-                    in_range
+                    other => {
+                        buf[pos..pos + in_range].fill(0);
+                        result |= match other {
+                            Target::Refused => MemTxResult::ACCESS_ERROR,
+                            _ => MemTxResult::DECODE_ERROR,
+                        };
+                        in_range
+                    }
                 }
             }
         };
@@ -172,25 +165,24 @@ pub(crate) fn write(view: &FlatView, mru: &mut Mru, addr: u64, buf: &[u8], attrs
             }
             Piece::Range { r, off, avail } => {
                 let in_range = avail.min(rest as u128) as usize;
-                if !allowed(r, attrs) {
-                    result |= MemTxResult::ACCESS_ERROR;
-                    in_range
-                } else if let Some(block) = direct_write(r, attrs) {
-                    if !block.write(off, &buf[pos..pos + in_range]) {
-                        result |= MemTxResult::DECODE_ERROR;
+                match target(r, true, attrs) {
+                    Target::Direct(block) if block.write(off, &buf[pos..pos + in_range]) => in_range,
+                    Target::Device(ops, rules) => {
+                        let l = piece_size(rules, rest, off) as usize;
+                        let mut bytes = [0u8; 8];
+                        bytes[..l].copy_from_slice(&buf[pos..pos + l]);
+                        let v = u64::from_le_bytes(bytes);
+                        result |= dispatch_write(ops, rules, off, v, l as u32, Endianness::Little, attrs);
+                        l
                     }
-                    in_range
-                } else if let Some((ops, rules)) = device(r) {
-                    let l = piece_size(rules, rest, off) as usize;
-                    let mut bytes = [0u8; 8];
-                    bytes[..l].copy_from_slice(&buf[pos..pos + l]);
-                    let v = u64::from_le_bytes(bytes);
-                    result |= dispatch_write(ops, rules, off, v, l as u32, Endianness::Little, attrs);
-                    l
-                } else {
                     // ROM, read-only ranges, reservations: the write is dropped.
-                    result |= MemTxResult::DECODE_ERROR;
-                    in_range
+                    other => {
+                        result |= match other {
+                            Target::Refused => MemTxResult::ACCESS_ERROR,
+                            _ => MemTxResult::DECODE_ERROR,
+                        };
+                        in_range
+                    }
                 }
             }
         };
@@ -228,16 +220,18 @@ pub(crate) fn load<T: Scalar>(
     attrs: MemTxAttrs,
 ) -> (T, MemTxResult) {
     if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
-        if allowed(r, attrs) {
-            if let Some(block) = direct_read(r) {
+        match target(r, false, attrs) {
+            Target::Direct(block) => {
                 let mut bytes = [0u8; 8];
                 if avail >= T::SIZE as u128 && block.read(off, &mut bytes[..T::SIZE]) {
                     return (from_bytes(bytes, order), MemTxResult::OK);
                 }
-            } else if let Some((ops, rules)) = device(r) {
+            }
+            Target::Device(ops, rules) => {
                 let (v, res) = dispatch_read(ops, rules, off, T::SIZE as u32, order, attrs);
                 return (T::from_u64(v), res);
             }
+            _ => {}
         }
     }
     let mut bytes = [0u8; 8];
@@ -256,14 +250,16 @@ pub(crate) fn store<T: Scalar>(
     attrs: MemTxAttrs,
 ) -> MemTxResult {
     if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
-        if allowed(r, attrs) {
-            if let Some(block) = direct_write(r, attrs) {
+        match target(r, true, attrs) {
+            Target::Direct(block) => {
                 if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) {
                     return MemTxResult::OK;
                 }
-            } else if let Some((ops, rules)) = device(r) {
+            }
+            Target::Device(ops, rules) => {
                 return dispatch_write(ops, rules, off, value.to_u64(), T::SIZE as u32, order, attrs);
             }
+            _ => {}
         }
     }
     let bytes = to_bytes(value, order);
