@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::addr::{GuestAddr, RegionOffset};
-use crate::region::{Backend, Leaf, RegionId};
+use crate::region::{Leaf, RegionId};
 use crate::stats::LiveToken;
 
 /// One contiguous piece of an address space handled by one terminating region.
@@ -89,13 +89,9 @@ impl FlatRange {
         if self.readonly {
             return "rom";
         }
-        match self.leaf.backend {
-            Backend::RamDevice(_) => "ramd",
-            Backend::RomDevice(..) if self.romd => "romd",
-            Backend::Ram(_) => "ram",
-            _ => "i/o",
-        }
+        self.leaf.backend.type_word(self.romd, false)
     }
+
 
     pub(crate) fn can_merge(&self, next: &FlatRange) -> bool {
         self.end() == u128::from(next.start)

@@ -101,6 +101,18 @@ impl Backend {
         }
     }
 
+    /// QEMU's `memory_region_type` word for a region with this backend: `ramd`, `romd` (a
+    /// ROM device in romd mode), `rom` (read-only RAM), `ram`, or `i/o`.
+    pub fn type_word(&self, romd: bool, readonly: bool) -> &'static str {
+        match self {
+            Backend::RamDevice(_) => "ramd",
+            Backend::RomDevice(..) if romd => "romd",
+            Backend::Ram(_) if readonly => "rom",
+            Backend::Ram(_) => "ram",
+            _ => "i/o",
+        }
+    }
+
     /// The RAM block behind this backend, if any.
     pub fn ram(&self) -> Option<&Arc<RamBlock>> {
         match self {

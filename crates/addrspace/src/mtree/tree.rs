@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::graph::Graph;
 use crate::memory::Memory;
-use crate::region::{Backend, Body, RegionId};
+use crate::region::{Body, RegionId};
 
 /// Options of `info mtree`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,15 +87,7 @@ pub(crate) fn region_type(g: &Graph, mut id: RegionId) -> &'static str {
         match &n.body {
             Body::Alias { target, .. } => id = *target,
             Body::Container => return "i/o",
-            Body::Leaf(leaf) => {
-                return match leaf.backend {
-                    Backend::RamDevice(_) => "ramd",
-                    Backend::RomDevice(..) if n.romd => "romd",
-                    Backend::Ram(_) if n.readonly => "rom",
-                    Backend::Ram(_) => "ram",
-                    _ => "i/o",
-                }
-            }
+            Body::Leaf(leaf) => return leaf.backend.type_word(n.romd, n.readonly),
         }
     }
 }
