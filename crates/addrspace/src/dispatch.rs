@@ -251,10 +251,10 @@ pub(crate) fn store<T: Scalar>(
 ) -> MemTxResult {
     if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
         match target(r, true, attrs) {
-            Target::Direct(block) => {
-                if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) {
-                    return MemTxResult::OK;
-                }
+            Target::Direct(block)
+                if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) =>
+            {
+                return MemTxResult::OK;
             }
             Target::Device(ops, rules) => {
                 return dispatch_write(ops, rules, off, value.to_u64(), T::SIZE as u32, order, attrs);

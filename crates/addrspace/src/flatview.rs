@@ -92,7 +92,6 @@ impl FlatRange {
         self.leaf.backend.type_word(self.romd, false)
     }
 
-
     pub(crate) fn can_merge(&self, next: &FlatRange) -> bool {
         self.end() == u128::from(next.start)
             && Arc::ptr_eq(&self.leaf, &next.leaf)
