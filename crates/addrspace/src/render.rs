@@ -394,20 +394,29 @@ mod examples {
         (s, e, n.to_string(), o, t)
     }
 
-    #[test]
-    fn example_a_priorities_and_holes() {
+    /// Example A's tree; `b_has_ops` gives container B its own ops (a background).
+    fn example_a(b_has_ops: bool) -> Vec<(u64, u128, String, u64, &'static str)> {
         let m = Memory::new();
         let a = m.container("A", 0x8000).unwrap();
         let c = io(&m, "C", 0x6000);
-        let b = m.container("B", 0x4000).unwrap();
+        let b = if b_has_ops {
+            m.io("B", 0x4000, Arc::new(OpenBus)).unwrap()
+        } else {
+            m.container("B", 0x4000).unwrap()
+        };
         let d = io(&m, "D", 0x1000);
         let e = io(&m, "E", 0x1000);
         m.add_subregion(b, 0, d).unwrap();
         m.add_subregion(b, 0x2000, e).unwrap();
         m.add_subregion_overlap(a, 0, c, 1).unwrap();
         m.add_subregion_overlap(a, 0x2000, b, 2).unwrap();
+        flat(&m, a)
+    }
+
+    #[test]
+    fn example_a_priorities_and_holes() {
         assert_eq!(
-            flat(&m, a),
+            example_a(false),
             vec![
                 row(0, 0x2000, "C", 0, "i/o"),
                 row(0x2000, 0x3000, "D", 0, "i/o"),
@@ -417,17 +426,7 @@ mod examples {
             ]
         );
         // If B has its own ops it fills its gaps before C is visited.
-        let m2 = Memory::new();
-        let a = m2.container("A", 0x8000).unwrap();
-        let c = io(&m2, "C", 0x6000);
-        let b = m2.io("B", 0x4000, Arc::new(OpenBus)).unwrap();
-        let d = io(&m2, "D", 0x1000);
-        let e = io(&m2, "E", 0x1000);
-        m2.add_subregion(b, 0, d).unwrap();
-        m2.add_subregion(b, 0x2000, e).unwrap();
-        m2.add_subregion_overlap(a, 0, c, 1).unwrap();
-        m2.add_subregion_overlap(a, 0x2000, b, 2).unwrap();
-        let f = flat(&m2, a);
+        let f = example_a(true);
         assert_eq!(f[2], row(0x3000, 0x4000, "B", 0x1000, "i/o"));
         assert_eq!(f[4], row(0x5000, 0x6000, "B", 0x3000, "i/o"));
     }
