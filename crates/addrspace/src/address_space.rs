@@ -71,6 +71,16 @@ impl AddressSpace {
         view.lookup(addr).map(|(r, off)| (r.clone(), off))
     }
 
+    /// The memory system, if it still exists.
+    pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
+        self.inner.memory.upgrade()
+    }
+
+    /// The space's identity inside its memory system.
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
     /// The cell this space publishes its views in.
     pub(crate) fn cell(&self) -> &Arc<ViewCell> {
         &self.inner.cell

@@ -166,7 +166,12 @@ pub(crate) fn write(view: &FlatView, mru: &mut Mru, addr: u64, buf: &[u8], attrs
             Piece::Range { r, off, avail } => {
                 let in_range = avail.min(rest as u128) as usize;
                 match target(r, true, attrs) {
-                    Target::Direct(block) if block.write(off, &buf[pos..pos + in_range]) => in_range,
+                    Target::Direct(block) if block.write(off, &buf[pos..pos + in_range]) => {
+                        if !r.dirty.is_empty() {
+                            block.dirty.mark(off, in_range as u64, r.dirty);
+                        }
+                        in_range
+                    }
                     Target::Device(ops, rules) => {
                         let l = piece_size(rules, rest, off) as usize;
                         let mut bytes = [0u8; 8];
@@ -254,6 +259,9 @@ pub(crate) fn store<T: Scalar>(
             Target::Direct(block)
                 if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) =>
             {
+                if !r.dirty.is_empty() {
+                    block.dirty.mark(off, T::SIZE as u64, r.dirty);
+                }
                 return MemTxResult::OK;
             }
             Target::Device(ops, rules) => {

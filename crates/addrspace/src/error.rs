@@ -108,6 +108,36 @@ pub enum Error {
         /// What is wrong there.
         msg: String,
     },
+    /// A listener callback tried to change the topology or the listener set while the
+    /// memory system was notifying listeners.
+    #[error("cannot {what} from inside a memory-listener callback; defer it until the callback returns")]
+    InListener {
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// A listener refused to start global dirty tracking; nothing was started.
+    #[error("listener `{listener}` refused to start dirty tracking: {reason}")]
+    ListenerRefused {
+        /// The listener's name.
+        listener: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// No ioeventfd registration matches.
+    #[error(
+        "region `{name}`: no ioeventfd registered at offset {offset:#x} (size {size}) with that data and notifier"
+    )]
+    NoSuchEventFd {
+        /// Region name.
+        name: String,
+        /// Region offset.
+        offset: u64,
+        /// Access size.
+        size: u64,
+    },
+    /// The memory system was dropped while a handle still referred to it.
+    #[error("the memory system no longer exists")]
+    MemoryGone,
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -26,6 +26,8 @@ pub struct FlatRange {
     pub(crate) nonvolatile: bool,
     pub(crate) unmergeable: bool,
     pub(crate) romd: bool,
+    /// Effective dirty-logging clients of the region when rendered.
+    pub(crate) dirty: crate::dirty::DirtyMask,
 }
 
 impl FlatRange {
@@ -82,6 +84,10 @@ impl FlatRange {
     pub fn romd(&self) -> bool {
         self.romd
     }
+    /// Dirty-logging clients of the region when rendered (QEMU's `dirty_log_mask`).
+    pub fn dirty_log_mask(&self) -> crate::dirty::DirtyMask {
+        self.dirty
+    }
 
     /// QEMU's type word for this range in `info mtree -f` (`ram`, `rom`, `romd`, `ramd`,
     /// `i/o`).
@@ -93,14 +99,19 @@ impl FlatRange {
     }
 
     pub(crate) fn can_merge(&self, next: &FlatRange) -> bool {
+        self.continues_into(next) && !self.unmergeable && !next.unmergeable
+    }
+
+    /// Whether `next` continues this range: adjacent, same region, contiguous offsets, same
+    /// attributes (what merging needs, apart from the unmergeable flag).
+    pub(crate) fn continues_into(&self, next: &FlatRange) -> bool {
         self.end() == u128::from(next.start)
             && Arc::ptr_eq(&self.leaf, &next.leaf)
             && u128::from(self.offset) + self.size() == u128::from(next.offset)
             && self.readonly == next.readonly
             && self.nonvolatile == next.nonvolatile
             && self.romd == next.romd
-            && !self.unmergeable
-            && !next.unmergeable
+            && self.unmergeable == next.unmergeable
     }
 }
 

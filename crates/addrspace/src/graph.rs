@@ -22,6 +22,9 @@ pub(crate) struct Graph {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Dirty-logging clients every RAM-backed range gets on top of its region's own
+    /// (MIGRATION while global dirty tracking is on, CODE while code tracking is on).
+    pub log_global: crate::dirty::DirtyMask,
 }
 
 impl Graph {
@@ -124,8 +127,10 @@ impl Graph {
     /// Creates an alias node, counting the reference on its target.
     pub fn insert_alias(&mut self, name: Arc<str>, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
         Self::check_size(&name, size)?;
-        self.get_mut(target)?.alias_users += 1;
-        Ok(self.insert(Node::new(name, Body::Alias { target, offset }, size)))
+        self.get(target)?;
+        let id = self.insert(Node::new(name, Body::Alias { target, offset }, size));
+        self.node_mut(target).aliases.push(id);
+        Ok(id)
     }
 
     /// Whether `to` is reachable from `from` through subregion and alias-target edges.
@@ -349,14 +354,14 @@ impl Graph {
         if !n.subregions.is_empty() {
             return Err(busy(format!("{} subregions still mapped in it", n.subregions.len())));
         }
-        if n.alias_users > 0 {
-            return Err(busy(format!("target of {} alias(es)", n.alias_users)));
+        if !n.aliases.is_empty() {
+            return Err(busy(format!("target of {} alias(es)", n.aliases.len())));
         }
         if n.space_users > 0 {
             return Err(busy(format!("root of {} address space(s)", n.space_users)));
         }
         if let Body::Alias { target, .. } = n.body {
-            self.node_mut(target).alias_users -= 1;
+            self.node_mut(target).aliases.retain(|&a| a != id);
         }
         let slot = &mut self.slots[id.index as usize];
         slot.node = None;

@@ -17,13 +17,15 @@ use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
 use crate::access::{AccessRules, RegionOps};
 use crate::address_space::{AddressSpace, SpaceShared};
+use crate::commit::{self, CommitMode, Delivery, Registered, Touch};
 use crate::error::{Error, Result};
 use crate::flatview::FlatView;
 use crate::graph::Graph;
+use crate::listener::IoEventFd;
 use crate::publish::ViewCell;
 use crate::ram::RamBlock;
 use crate::region::{Backend, Body, Leaf, Node, RegionId, RegionInfo};
-use crate::render::{physical_root, render};
+use crate::render::physical_root;
 use crate::stats::{Counters, LiveToken, Stats};
 
 /// One registered address space, in creation order.
@@ -31,17 +33,64 @@ pub(crate) struct SpaceRecord {
     pub id: u64,
     pub name: Arc<str>,
     pub root: RegionId,
+    /// The physical root its view is rendered from (`None`: the empty view).
+    pub key: Option<RegionId>,
     pub cell: Arc<ViewCell>,
+    /// The view last published in `cell`.
+    pub view: Arc<FlatView>,
+    /// Listeners, in priority then registration order.
+    pub listeners: Vec<Registered>,
+    /// The ioeventfds its listeners were last told about.
+    pub eventfds: Arc<Vec<IoEventFd>>,
+}
+
+/// One rendered view and the spaces that show it (QEMU's `flat_views` table entry).
+pub(crate) struct ViewEntry {
+    pub view: Arc<FlatView>,
+    /// Ids of the spaces using it, ascending (creation order).
+    pub spaces: Vec<u64>,
+    /// The ioeventfds visible in it.
+    pub eventfds: Arc<Vec<IoEventFd>>,
 }
 
 pub(crate) struct State {
     pub graph: Graph,
     pub spaces: Vec<SpaceRecord>,
     depth: u32,
-    pending: bool,
+    /// Regions that can see a change of the open transaction, with the changed windows.
+    pub touched: commit::Windows,
+    /// Every view must be re-rendered (global dirty-logging changes).
+    pub touch_all: bool,
+    /// Regions that moved inside their container (a view of such a root shifts).
+    pub moved: Vec<RegionId>,
+    /// Regions whose ioeventfd registrations changed.
+    pub eventfd_touched: Vec<RegionId>,
+    pub mode: CommitMode,
+    /// One view per physical root; `None` is the empty view.
+    pub views: HashMap<Option<RegionId>, ViewEntry>,
+    /// Space ids by root region.
+    pub by_root: HashMap<RegionId, Vec<u64>>,
+    /// The space of each registered listener.
+    pub listener_space: HashMap<u64, u64>,
+    /// Number of ioeventfd registrations on all regions.
+    pub eventfd_regs: usize,
+    /// Listener callbacks are running (topology changes are refused).
+    pub delivering: u32,
     next_space: u64,
-    /// One view per physical root (QEMU's `flat_views` table); `None` is the empty view.
-    views: HashMap<Option<RegionId>, Arc<FlatView>>,
+    pub next_listener: u64,
+}
+
+impl State {
+    pub(crate) fn space_index(&self, id: u64) -> Option<usize> {
+        self.spaces.binary_search_by_key(&id, |s| s.id).ok()
+    }
+
+    pub(crate) fn check_not_delivering(&self, what: &'static str) -> Result<()> {
+        if self.delivering > 0 {
+            return Err(Error::InListener { what });
+        }
+        Ok(())
+    }
 }
 
 pub(crate) struct Shared {
@@ -49,55 +98,113 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
 }
 
+/// Marks listener delivery in progress for as long as it lives (even if a callback panics).
+struct Delivering<'a>(&'a RefCell<State>);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().delivering -= 1;
+    }
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> ReentrantMutexGuard<'_, RefCell<State>> {
         self.state.lock()
     }
 
-    fn make_view(&self, g: &Graph, root: Option<RegionId>) -> Arc<FlatView> {
-        self.counters.renders.fetch_add(1, Ordering::Relaxed);
-        let ranges = render(g, root);
-        let name = root.map(|r| g.node(r).name.clone());
-        Arc::new(FlatView::new(root, name, ranges, LiveToken::new(&self.counters)))
-    }
-
-    /// Re-renders every physical root and publishes the new views (QEMU's commit).
-    fn commit(&self, st: &mut State) {
-        if !st.pending {
+    /// Runs listener callbacks and publications with the state released (so callbacks may
+    /// query it) but the lock held (so no other thread changes the topology meanwhile).
+    pub(crate) fn deliver(&self, state: &RefCell<State>, d: Delivery) {
+        if d.pre.is_empty() && d.post.is_empty() {
+            for (cell, view) in d.publish {
+                cell.store(view);
+            }
             return;
         }
-        st.pending = false;
-        let mut views = HashMap::new();
-        views.insert(None, st.views[&None].clone());
-        for sp in &st.spaces {
-            let key = physical_root(&st.graph, sp.root);
-            let view = views
-                .entry(key)
-                .or_insert_with(|| self.make_view(&st.graph, key))
-                .clone();
-            sp.cell.store(view);
+        state.borrow_mut().delivering += 1;
+        let _delivering = Delivering(state);
+        for e in &d.pre {
+            e.deliver();
         }
-        st.views = views;
-        self.counters.commits.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(views = st.views.len(), "memory topology committed");
+        for (cell, view) in d.publish {
+            cell.store(view);
+        }
+        for e in &d.post {
+            e.deliver();
+        }
+        let n = (d.pre.len() + d.post.len()) as u64;
+        self.counters.listener_calls.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The outermost commit: plan with the state borrowed, then deliver.
+    fn commit(&self, state: &RefCell<State>) {
+        let d = commit::plan(&mut state.borrow_mut(), &self.counters);
+        self.deliver(state, d);
+    }
+
+    /// Removes a destroyed space: its listeners hear its view disappear (QEMU's
+    /// `address_space_destroy` commits an empty root first), then they are unlinked.
     pub(crate) fn remove_space(&self, id: u64) {
         let guard = self.lock();
-        let mut st = guard.borrow_mut();
-        let Some(pos) = st.spaces.iter().position(|s| s.id == id) else {
-            return;
+        let d = {
+            let mut st = guard.borrow_mut();
+            let Some(pos) = st.space_index(id) else {
+                return;
+            };
+            let rec = st.spaces.remove(pos);
+            let st = &mut *st;
+            if let Ok(n) = st.graph.get_mut(rec.root) {
+                n.space_users -= 1;
+            }
+            if let Some(v) = st.by_root.get_mut(&rec.root) {
+                v.retain(|&s| s != id);
+                if v.is_empty() {
+                    st.by_root.remove(&rec.root);
+                }
+            }
+            if let Some(e) = st.views.get_mut(&rec.key) {
+                e.spaces.retain(|&s| s != id);
+                if e.spaces.is_empty() && rec.key.is_some() {
+                    st.views.remove(&rec.key);
+                }
+            }
+            for l in &rec.listeners {
+                st.listener_space.remove(&l.id);
+            }
+            self.counters.spaces.fetch_sub(1, Ordering::Relaxed);
+            self.counters
+                .listeners
+                .fetch_sub(rec.listeners.len(), Ordering::Relaxed);
+            crate::listen::teardown_events(&st.graph, &rec)
         };
-        let rec = st.spaces.remove(pos);
-        if let Ok(n) = st.graph.get_mut(rec.root) {
-            n.space_users -= 1;
-        }
-        // Drop views that no remaining address space uses.
-        let st = &mut *st;
-        let keys: Vec<_> = st.spaces.iter().map(|s| physical_root(&st.graph, s.root)).collect();
-        st.views.retain(|k, _| k.is_none() || keys.contains(k));
-        self.counters.spaces.fetch_sub(1, Ordering::Relaxed);
+        self.deliver(&guard, d);
     }
+}
+
+/// The window `child` occupies in its container, if it is mapped.
+fn placed(g: &Graph, child: RegionId) -> Option<Touch> {
+    let n = g.get(child).ok()?;
+    let start = u128::from(n.addr);
+    Some((n.container?, start, start + n.size))
+}
+
+/// The windows a re-placed region left and entered, if its place or priority changed.
+fn moved_between(g: &Graph, id: RegionId, before: Option<Touch>, old_priority: i32) -> Vec<Touch> {
+    let after = placed(g, id);
+    let same = before == after && g.get(id).is_ok_and(|n| n.priority == old_priority);
+    if same {
+        return Vec::new();
+    }
+    before.into_iter().chain(after).collect()
+}
+
+/// The whole of `id`, if `changed`.
+pub(crate) fn whole_if(g: &Graph, id: RegionId, changed: bool) -> Result<Vec<Touch>> {
+    Ok(if changed {
+        vec![(id, 0, g.get(id)?.size)]
+    } else {
+        Vec::new()
+    })
 }
 
 /// A machine's memory system: regions, address spaces and transactions.
@@ -177,10 +284,13 @@ impl std::ops::Deref for Transaction<'_> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        let mut st = self._guard.borrow_mut();
-        st.depth -= 1;
-        if st.depth == 0 {
-            self.memory.shared.commit(&mut st);
+        let outermost = {
+            let mut st = self._guard.borrow_mut();
+            st.depth -= 1;
+            st.depth == 0
+        };
+        if outermost {
+            self.memory.shared.commit(&self._guard);
         }
     }
 }
@@ -191,16 +301,32 @@ impl Memory {
         let counters = Arc::new(Counters::default());
         let empty = Arc::new(FlatView::new(None, None, Vec::new(), LiveToken::new(&counters)));
         let mut views = HashMap::new();
-        views.insert(None, empty);
+        views.insert(
+            None,
+            ViewEntry {
+                view: empty,
+                spaces: Vec::new(),
+                eventfds: Arc::default(),
+            },
+        );
         Memory {
             shared: Arc::new(Shared {
                 state: ReentrantMutex::new(RefCell::new(State {
                     graph: Graph::default(),
                     spaces: Vec::new(),
                     depth: 0,
-                    pending: false,
-                    next_space: 0,
+                    touched: HashMap::new(),
+                    touch_all: false,
+                    moved: Vec::new(),
+                    eventfd_touched: Vec::new(),
+                    mode: CommitMode::Scoped,
                     views,
+                    by_root: HashMap::new(),
+                    listener_space: HashMap::new(),
+                    eventfd_regs: 0,
+                    delivering: 0,
+                    next_space: 0,
+                    next_listener: 0,
                 })),
                 counters,
             }),
@@ -233,16 +359,24 @@ impl Memory {
         f(&mut st)
     }
 
-    /// Runs a mutation inside a (possibly implicit) transaction; marks the topology dirty if
-    /// it reports a visible change.
-    fn mutate(&self, f: impl FnOnce(&mut Graph) -> Result<bool>) -> Result<()> {
+    /// Runs a mutation inside a (possibly implicit) transaction; records the windows it
+    /// reports as changed, for the commit.
+    pub(crate) fn mutate(&self, f: impl FnOnce(&mut Graph) -> Result<Vec<Touch>>) -> Result<()> {
         let tx = self.transaction();
-        let mut st = tx._guard.borrow_mut();
-        let changed = f(&mut st.graph)?;
-        st.pending |= changed;
-        drop(st);
+        {
+            let mut st = tx._guard.borrow_mut();
+            st.check_not_delivering("change the topology")?;
+            let touched = f(&mut st.graph)?;
+            let st = &mut *st;
+            commit::propagate(&st.graph, &touched, &mut st.touched);
+        }
         drop(tx);
         Ok(())
+    }
+
+    /// Chooses between scoped commits (the default) and QEMU's full rebuild.
+    pub fn set_commit_mode(&self, mode: CommitMode) {
+        self.with_state(|st| st.mode = mode);
     }
 
     fn create(&self, name: &str, size: u128, body: impl FnOnce() -> Result<Body>) -> Result<RegionId> {
@@ -333,59 +467,117 @@ impl Memory {
     /// Maps `child` into `container` at `addr` with `priority`. Higher priority wins where
     /// siblings overlap; at equal priority the most recently added wins.
     pub fn add_subregion_overlap(&self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> Result<()> {
-        self.mutate(|g| g.add_subregion(container, addr, child, priority))
+        let tx = self.transaction();
+        self.mutate(|g| {
+            // Touched even when invisible now: the structure above the child changed, and
+            // a later change in the same transaction may make it visible.
+            g.add_subregion(container, addr, child, priority)?;
+            Ok(placed(g, child).into_iter().collect())
+        })?;
+        // A view of the child itself shows it at its (new) address.
+        self.with_state(|st| st.moved.push(child));
+        drop(tx);
+        Ok(())
     }
 
     /// Unmaps `child` from `container`.
     pub fn remove_subregion(&self, container: RegionId, child: RegionId) -> Result<()> {
-        self.mutate(|g| g.remove_subregion(container, child))
+        self.mutate(|g| {
+            let before = placed(g, child);
+            g.remove_subregion(container, child)?;
+            Ok(before.into_iter().collect())
+        })
     }
 
     /// Moves a region inside its container; it becomes the newest of its priority.
     pub fn set_address(&self, id: RegionId, addr: u64) -> Result<()> {
-        self.mutate(|g| g.set_address(id, addr))
+        let tx = self.transaction();
+        let old = self.region_info(id)?.addr;
+        self.mutate(|g| {
+            let before = placed(g, id);
+            let prio = g.get(id)?.priority;
+            g.set_address(id, addr)?;
+            Ok(moved_between(g, id, before, prio))
+        })?;
+        if old != addr {
+            // A view of this very region shows it at its address.
+            self.with_state(|st| st.moved.push(id));
+        }
+        drop(tx);
+        Ok(())
     }
 
     /// Changes a region's priority. A mapped region is re-inserted among its siblings and
     /// becomes the newest of its new priority (QEMU has no such call: it is remove + add);
     /// an unmapped region keeps the priority for when it is printed (`info mtree` sections).
     pub fn set_priority(&self, id: RegionId, priority: i32) -> Result<()> {
-        self.mutate(|g| g.set_priority(id, priority))
+        self.mutate(|g| {
+            let before = placed(g, id);
+            let prio = g.get(id)?.priority;
+            g.set_priority(id, priority)?;
+            Ok(moved_between(g, id, before, prio))
+        })
     }
 
     /// Enables or disables a region (a disabled region and its subtree are invisible).
     pub fn set_enabled(&self, id: RegionId, enabled: bool) -> Result<()> {
-        self.mutate(|g| g.set_enabled(id, enabled))
+        self.mutate(|g| {
+            let changed = g.set_enabled(id, enabled);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Changes a region's size (RAM cannot grow past its block).
     pub fn set_size(&self, id: RegionId, size: u128) -> Result<()> {
-        self.mutate(|g| g.set_size(id, size))
+        self.mutate(|g| {
+            let old = g.get(id)?.size;
+            let changed = g.set_size(id, size)?;
+            Ok(if changed {
+                vec![(id, 0, old.max(size))]
+            } else {
+                Vec::new()
+            })
+        })
     }
 
     /// Changes where an alias's window starts in its target.
     pub fn set_alias_offset(&self, id: RegionId, offset: u64) -> Result<()> {
-        self.mutate(|g| g.set_alias_offset(id, offset))
+        self.mutate(|g| {
+            let changed = g.set_alias_offset(id, offset);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Marks a region (and what is rendered through it) read-only.
     pub fn set_readonly(&self, id: RegionId, readonly: bool) -> Result<()> {
-        self.mutate(|g| g.set_flag(id, readonly, |n| &mut n.readonly))
+        self.mutate(|g| {
+            let changed = g.set_flag(id, readonly, |n| &mut n.readonly);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Marks a region non-volatile.
     pub fn set_nonvolatile(&self, id: RegionId, nonvolatile: bool) -> Result<()> {
-        self.mutate(|g| g.set_flag(id, nonvolatile, |n| &mut n.nonvolatile))
+        self.mutate(|g| {
+            let changed = g.set_flag(id, nonvolatile, |n| &mut n.nonvolatile);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Forbids merging the region's ranges with their neighbours.
     pub fn set_unmergeable(&self, id: RegionId, unmergeable: bool) -> Result<()> {
-        self.mutate(|g| g.set_flag(id, unmergeable, |n| &mut n.unmergeable))
+        self.mutate(|g| {
+            let changed = g.set_flag(id, unmergeable, |n| &mut n.unmergeable);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Switches a ROM device between romd mode (reads from RAM) and MMIO mode.
     pub fn set_romd(&self, id: RegionId, romd: bool) -> Result<()> {
-        self.mutate(|g| g.set_romd(id, romd))
+        self.mutate(|g| {
+            let changed = g.set_romd(id, romd);
+            whole_if(g, id, changed?)
+        })
     }
 
     /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
@@ -429,7 +621,7 @@ impl Memory {
         self.with_state(|st| {
             st.graph.get(root)?;
             let key = physical_root(&st.graph, root);
-            Ok(self.shared.make_view(&st.graph, key))
+            Ok(commit::render_view(&st.graph, &self.shared.counters, key))
         })
     }
 
@@ -442,24 +634,40 @@ impl Memory {
         let st = &mut *st;
         st.graph.get_mut(root)?.space_users += 1;
         let key = physical_root(&st.graph, root);
-        let view = match st.views.get(&key) {
-            Some(v) => v.clone(),
-            None => {
-                let v = self.shared.make_view(&st.graph, key);
-                st.views.insert(key, v.clone());
-                v
-            }
-        };
         let id = st.next_space;
         st.next_space += 1;
+        let entry = match st.views.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let view = commit::render_view(&st.graph, &self.shared.counters, key);
+                let eventfds = if st.eventfd_regs > 0 {
+                    Arc::new(commit::view_eventfds(&st.graph, &view))
+                } else {
+                    Arc::default()
+                };
+                e.insert(ViewEntry {
+                    view,
+                    spaces: Vec::new(),
+                    eventfds,
+                })
+            }
+        };
+        entry.spaces.push(id);
+        let view = entry.view.clone();
+        let eventfds = entry.eventfds.clone();
         let name: Arc<str> = name.into();
-        let cell = Arc::new(ViewCell::new(view));
+        let cell = Arc::new(ViewCell::new(view.clone()));
         st.spaces.push(SpaceRecord {
             id,
             name: name.clone(),
             root,
+            key,
             cell: cell.clone(),
+            view,
+            listeners: Vec::new(),
+            eventfds,
         });
+        st.by_root.entry(root).or_default().push(id);
         self.shared.counters.spaces.fetch_add(1, Ordering::Relaxed);
         Ok(AddressSpace::new(SpaceShared {
             id,
@@ -467,7 +675,7 @@ impl Memory {
             root,
             cell,
             memory: Arc::downgrade(&self.shared),
-            empty: st.views[&None].clone(),
+            empty: st.views[&None].view.clone(),
         }))
     }
 
@@ -480,7 +688,10 @@ impl Memory {
             address_spaces: c.spaces.load(Ordering::Relaxed),
             flatviews: c.flatviews.load(Ordering::Relaxed),
             renders: c.renders.load(Ordering::Relaxed),
+            patches: c.patches.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
+            listeners: c.listeners.load(Ordering::Relaxed),
+            listener_calls: c.listener_calls.load(Ordering::Relaxed),
         }
     }
 }

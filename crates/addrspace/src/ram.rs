@@ -26,6 +26,8 @@ static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
 pub struct RamBlock {
     ptr: NonNull<u8>,
     len: usize,
+    /// Dirty pages per logging client.
+    pub(crate) dirty: crate::dirty::DirtyLog,
 }
 
 // SAFETY: the block is a plain memory mapping with no thread affinity; concurrent guest
@@ -43,6 +45,7 @@ impl RamBlock {
             return Ok(RamBlock {
                 ptr: NonNull::dangling(),
                 len: 0,
+                dirty: crate::dirty::DirtyLog::new(0),
             });
         }
         // SAFETY: an anonymous private mapping with a null hint aliases no existing memory;
@@ -65,6 +68,7 @@ impl RamBlock {
             // SAFETY: mmap succeeded, so `p` is non-null.
             ptr: unsafe { NonNull::new_unchecked(p.cast()) },
             len,
+            dirty: crate::dirty::DirtyLog::new(len),
         })
     }
 

@@ -184,8 +184,14 @@ pub(crate) struct Node {
     /// highest priority (the common case) is a push, and finding the place of any other is a
     /// binary search. Iterate with `.rev()` for QEMU's list order.
     pub subregions: Vec<RegionId>,
-    /// Aliases whose target is this region.
-    pub alias_users: u32,
+    /// Aliases whose target is this region (the reverse edges a scoped commit follows).
+    pub aliases: Vec<RegionId>,
+    /// Per dirty-logging client, how many users asked for logging (QEMU counts VGA users).
+    pub log_counts: [u32; 3],
+    /// Coalesced-MMIO ranges, as (offset, size) inside the region.
+    pub coalesced: Vec<(u64, u64)>,
+    /// ioeventfd registrations, sorted, with region offsets.
+    pub eventfds: Vec<crate::listener::IoEventFd>,
     /// Address spaces whose root is this region.
     pub space_users: u32,
 }
@@ -205,9 +211,23 @@ impl Node {
             romd: true,
             container: None,
             subregions: Vec::new(),
-            alias_users: 0,
+            aliases: Vec::new(),
+            log_counts: [0; 3],
+            coalesced: Vec::new(),
+            eventfds: Vec::new(),
             space_users: 0,
         }
+    }
+
+    /// The region's own dirty-logging clients (those with a non-zero count).
+    pub(crate) fn log_mask(&self) -> crate::dirty::DirtyMask {
+        let mut m = 0;
+        for (c, &n) in self.log_counts.iter().enumerate() {
+            if n > 0 {
+                m |= 1 << c;
+            }
+        }
+        crate::dirty::DirtyMask(m)
     }
 
     pub(crate) fn kind(&self) -> RegionKind {

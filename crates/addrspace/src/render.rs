@@ -15,9 +15,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use crate::dirty::DirtyMask;
 use crate::flatview::FlatRange;
 use crate::graph::Graph;
-use crate::region::{Body, Node, RegionId, SIZE_2_64};
+use crate::region::{Backend, Body, Node, RegionId, SIZE_2_64};
 
 /// The region a view of `root` is rendered from (QEMU's `memory_region_get_flatview_root`):
 /// full-size aliases at offset 0 are replaced by their target, pure containers with exactly
@@ -66,8 +67,16 @@ struct Claim<'g> {
 }
 
 impl Claim<'_> {
-    fn range(&self, first: u64, last: u64) -> Option<FlatRange> {
+    fn range(&self, first: u64, last: u64, global: DirtyMask) -> Option<FlatRange> {
         let Body::Leaf(leaf) = &self.node.body else { return None };
+        // QEMU's `memory_region_get_dirty_log_mask`: the region's clients, MIGRATION for
+        // migratable RAM while global tracking is on, CODE for anything with a RAM block.
+        let mut dirty = self.node.log_mask();
+        match leaf.backend {
+            Backend::Ram(_) | Backend::RomDevice(..) => dirty = dirty.union(global),
+            Backend::RamDevice(_) => dirty = dirty.union(global.without(DirtyMask::MIGRATION)),
+            _ => {}
+        }
         Some(FlatRange {
             start: first,
             last,
@@ -78,13 +87,14 @@ impl Claim<'_> {
             nonvolatile: self.flags.nonvolatile,
             unmergeable: self.flags.unmergeable,
             romd: self.node.romd,
+            dirty,
         })
     }
 }
 
 /// Gives every address to the earliest claim covering it; returns the pieces sorted by
 /// address, one per maximal run of a single claim.
-fn resolve(claims: &[Claim<'_>]) -> Vec<FlatRange> {
+fn resolve(claims: &[Claim<'_>], global: DirtyMask) -> Vec<FlatRange> {
     let mut by_start: Vec<(u64, u32)> = claims.iter().enumerate().map(|(i, c)| (c.first, i as u32)).collect();
     by_start.sort_unstable();
     let mut out: Vec<FlatRange> = Vec::with_capacity(claims.len());
@@ -123,7 +133,7 @@ fn resolve(claims: &[Claim<'_>]) -> Vec<FlatRange> {
         match out.last_mut() {
             // Still the same claim's window: one piece, as QEMU's gap fill makes one range.
             Some(prev) if owner_of_last == Some(top) && u128::from(prev.last) + 1 == pos => prev.last = last,
-            _ => out.extend(c.range(first, last)),
+            _ => out.extend(c.range(first, last, global)),
         }
         owner_of_last = Some(top);
         pos = end;
@@ -209,15 +219,21 @@ enum Step {
 /// Renders `root` (an already simplified root, or `None` for the empty view) into sorted,
 /// merged flat ranges.
 pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
-    let Some(root) = root else {
-        return Vec::new();
-    };
+    match root {
+        Some(root) => render_window(g, root, 0, SIZE_2_64),
+        None => Vec::new(),
+    }
+}
+
+/// Renders only the addresses `[lo, hi)` of `root`: exactly the full render's ranges cut at
+/// `lo` and `hi` (so a scoped commit can re-render just what a change can affect).
+pub(crate) fn render_window(g: &Graph, root: RegionId, lo: u128, hi: u128) -> Vec<FlatRange> {
     let mut claims: Vec<Claim<'_>> = Vec::new();
     let mut indexes: HashMap<u32, ChildIndex> = HashMap::new();
     let mut stack = vec![Step::Visit {
         id: root,
         base: 0,
-        clip: (0, SIZE_2_64 as i128),
+        clip: (lo as i128, hi as i128),
         flags: Flags::default(),
     }];
     while let Some(step) = stack.pop() {
@@ -306,12 +322,12 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
             }
         }
     }
-    simplify(resolve(&claims))
+    simplify(resolve(&claims, g.log_global))
 }
 
 /// Merges adjacent ranges of the same region with contiguous offsets and equal attributes
 /// (QEMU's `flatview_simplify`).
-fn simplify(ranges: Vec<FlatRange>) -> Vec<FlatRange> {
+pub(crate) fn simplify(ranges: Vec<FlatRange>) -> Vec<FlatRange> {
     let mut out: Vec<FlatRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
         match out.last_mut() {
@@ -344,7 +360,10 @@ mod tests {
                 flags: Flags::default(),
             };
             let pieces = |claims: &[Claim<'_>]| -> Vec<(u64, u64)> {
-                resolve(claims).iter().map(|r| (r.start, r.last)).collect()
+                resolve(claims, DirtyMask::NONE)
+                    .iter()
+                    .map(|r| (r.start, r.last))
+                    .collect()
             };
             // Claimed in order: [10,19], [30,39], then [0,49] fills the gaps around them.
             let v = pieces(&[c(10, 19), c(30, 39), c(0, 49)]);

@@ -14,6 +14,9 @@ pub(crate) struct Counters {
     pub renders: AtomicU64,
     pub commits: AtomicU64,
     pub spaces: AtomicUsize,
+    pub patches: AtomicU64,
+    pub listeners: AtomicUsize,
+    pub listener_calls: AtomicU64,
 }
 
 /// Held by each flat view; keeps the live count honest.
@@ -42,8 +45,14 @@ pub struct Stats {
     pub address_spaces: usize,
     /// Flat views still alive anywhere (published, cached or held by readers).
     pub flatviews: usize,
-    /// Flat views rendered since creation.
+    /// Flat views rendered in full since creation.
     pub renders: u64,
-    /// Outermost commits that re-rendered views.
+    /// Views updated by re-rendering only the windows a change affected.
+    pub patches: u64,
+    /// Outermost commits that had something to do.
     pub commits: u64,
+    /// Registered memory listeners.
+    pub listeners: usize,
+    /// Listener callbacks made since creation.
+    pub listener_calls: u64,
 }
