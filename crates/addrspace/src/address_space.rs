@@ -13,17 +13,17 @@ use crate::addr::{GuestAddr, RegionOffset};
 use crate::dispatch::{self, Scalar};
 use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::memory::Shared;
-use crate::publish::ViewCell;
+use crate::publish::{SpaceCell, ViewCell};
 use crate::region::RegionId;
 
 pub(crate) struct SpaceShared {
     pub id: u64,
     pub name: Arc<str>,
     pub root: RegionId,
-    pub cell: Arc<ViewCell>,
+    pub cell: Arc<SpaceCell>,
     pub memory: Weak<Shared>,
-    /// The memory system's empty view, published on destruction.
-    pub empty: Arc<FlatView>,
+    /// The memory system's empty-view cell, followed after destruction.
+    pub empty: Arc<ViewCell>,
 }
 
 impl Drop for SpaceShared {
@@ -31,7 +31,7 @@ impl Drop for SpaceShared {
         // Unpublish first, whether or not the memory system is still alive: whoever still
         // holds the cell (an accessor, a device's vm-memory view) now sees nothing, and a
         // device that sees its own space no longer keeps itself alive through it.
-        self.cell.store(self.empty.clone());
+        self.cell.follow(self.empty.clone());
         if let Some(shared) = self.memory.upgrade() {
             shared.remove_space(self.id);
         }
@@ -82,7 +82,7 @@ impl AddressSpace {
     }
 
     /// The cell this space publishes its views in.
-    pub(crate) fn cell(&self) -> &Arc<ViewCell> {
+    pub(crate) fn cell(&self) -> &Arc<SpaceCell> {
         &self.inner.cell
     }
 

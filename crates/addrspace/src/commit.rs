@@ -17,19 +17,19 @@
 //! listener events and publications that the caller runs after releasing the borrow, so
 //! listeners may query the memory system from their callbacks.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::dirty::DirtyMask;
 use crate::flatview::{FlatRange, FlatView};
 use crate::graph::Graph;
+use crate::idmap::IdMap;
 use crate::listener::{IoEventFd, MemoryListener, Section};
 use crate::memory::{SpaceRecord, State};
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Change};
-use crate::publish::ViewCell;
+use crate::publish::{SpaceCell, ViewCell};
 use crate::region::{Body, RegionId};
-use crate::render::{physical_root, render};
+use crate::render::{physical_root_chain, render};
 use crate::stats::{Counters, LiveToken};
 
 /// How a commit recomputes views.
@@ -46,20 +46,44 @@ pub enum CommitMode {
 /// A region whose contents changed inside `[lo, hi)` of its own coordinates.
 pub(crate) type Touch = (RegionId, u128, u128);
 
+/// A section that owns its data, for callbacks queued outside a commit's diff (replays,
+/// log sync, coalescing changes).
+pub(crate) struct Owned {
+    pub space: Arc<str>,
+    pub space_id: u64,
+    pub range: FlatRange,
+}
+
+impl Owned {
+    pub fn new(sp: &SpaceRecord, r: &FlatRange) -> Arc<Owned> {
+        Arc::new(Owned {
+            space: sp.name.clone(),
+            space_id: sp.id,
+            range: r.clone(),
+        })
+    }
+    fn get(&self) -> Section<'_> {
+        Section {
+            space: &self.space,
+            space_id: self.space_id,
+            range: &self.range,
+        }
+    }
+}
+
 /// One listener callback.
 pub(crate) enum Call {
     Begin,
     Commit,
-    Add(Arc<Section>),
-    Del(Arc<Section>),
-    Nop(Arc<Section>),
-    LogStart(Arc<Section>, DirtyMask, DirtyMask),
-    LogStop(Arc<Section>, DirtyMask, DirtyMask),
-    LogSync(Arc<Section>),
+    Add(Arc<Owned>),
+    Del(Arc<Owned>),
+    LogStart(Arc<Owned>, DirtyMask, DirtyMask),
+    LogStop(Arc<Owned>, DirtyMask, DirtyMask),
+    LogSync(Arc<Owned>),
     EventfdAdd(IoEventFd),
     EventfdDel(IoEventFd),
-    CoalescedAdd(Arc<Section>, u64, u64),
-    CoalescedDel(Arc<Section>, u64, u64),
+    CoalescedAdd(Arc<Owned>, u64, u64),
+    CoalescedDel(Arc<Owned>, u64, u64),
     GlobalStop,
 }
 
@@ -72,28 +96,186 @@ impl Event {
         match &self.1 {
             Call::Begin => l.begin(),
             Call::Commit => l.commit(),
-            Call::Add(s) => l.region_add(s),
-            Call::Del(s) => l.region_del(s),
-            Call::Nop(s) => l.region_nop(s),
-            Call::LogStart(s, o, n) => l.log_start(s, *o, *n),
-            Call::LogStop(s, o, n) => l.log_stop(s, *o, *n),
-            Call::LogSync(s) => l.log_sync(s),
+            Call::Add(s) => l.region_add(&s.get()),
+            Call::Del(s) => l.region_del(&s.get()),
+            Call::LogStart(s, o, n) => l.log_start(&s.get(), *o, *n),
+            Call::LogStop(s, o, n) => l.log_stop(&s.get(), *o, *n),
+            Call::LogSync(s) => l.log_sync(&s.get()),
             Call::EventfdAdd(e) => l.eventfd_add(e),
             Call::EventfdDel(e) => l.eventfd_del(e),
-            Call::CoalescedAdd(s, a, n) => l.coalesced_io_add(s, crate::GuestAddr(*a), *n),
-            Call::CoalescedDel(s, a, n) => l.coalesced_io_del(s, crate::GuestAddr(*a), *n),
+            Call::CoalescedAdd(s, a, n) => l.coalesced_io_add(&s.get(), crate::GuestAddr(*a), *n),
+            Call::CoalescedDel(s, a, n) => l.coalesced_io_del(&s.get(), crate::GuestAddr(*a), *n),
             Call::GlobalStop => l.log_global_stop(),
         }
     }
 }
 
-/// What a commit must do once the state is released: events before publication, the
-/// publications, events after.
+/// The diff between two views, computed once for every space that moves between them.
+pub(crate) struct Diff {
+    pub changes: Vec<Change>,
+    /// Coalesced ranges (space addresses) of changed ranges, by index into `changes`.
+    pub coalesced: Vec<(usize, Vec<(u64, u64)>)>,
+}
+
+impl Diff {
+    pub fn new(g: &Graph, old: &[FlatRange], new: &[FlatRange], changes: Vec<Change>) -> Diff {
+        let mut coalesced = Vec::new();
+        for (k, c) in changes.iter().enumerate() {
+            let r = match *c {
+                Change::Del(i) => &old[i],
+                Change::Add(j) => &new[j],
+                Change::Same(..) => continue,
+            };
+            let c = coalesced_of(g, r);
+            if !c.is_empty() {
+                coalesced.push((k, c));
+            }
+        }
+        Diff { changes, coalesced }
+    }
+}
+
+/// A sorted ioeventfd list, shared between the views and spaces that have it.
+pub(crate) type EventFds = Arc<Vec<IoEventFd>>;
+
+/// One space's part of a commit: its listeners hear `diff` between `old` and `new`, and the
+/// ioeventfd changes, generated while delivering (no per-callback allocation).
+pub(crate) struct SpaceUpdate {
+    pub name: Arc<str>,
+    pub id: u64,
+    pub listeners: Arc<Vec<Registered>>,
+    pub old: Arc<FlatView>,
+    pub new: Arc<FlatView>,
+    pub diff: Arc<Diff>,
+    /// The ioeventfds before and after, if they changed.
+    pub eventfds: Option<(EventFds, EventFds)>,
+}
+
+impl SpaceUpdate {
+    /// QEMU's two passes: deletions (reverse listener order), then unchanged ranges and
+    /// additions in address order (forward; `log_stop` in reverse); then the ioeventfd walk.
+    /// Returns the number of callbacks made.
+    pub fn deliver(&self) -> u64 {
+        let ls: &[Registered] = &self.listeners;
+        let mut calls = 0u64;
+        let sec = |r| Section {
+            space: &self.name,
+            space_id: self.id,
+            range: r,
+        };
+        let (old, new) = (self.old.ranges(), self.new.ranges());
+        let mut co = self.diff.coalesced.iter().peekable();
+        let mut coalesced_of = |k: usize| -> &[(u64, u64)] {
+            while co.peek().is_some_and(|(i, _)| *i < k) {
+                co.next();
+            }
+            match co.peek() {
+                Some((i, v)) if *i == k => v,
+                _ => &[],
+            }
+        };
+        let mut adds: Vec<(usize, &[(u64, u64)])> = Vec::new();
+        for (k, c) in self.diff.changes.iter().enumerate() {
+            match *c {
+                Change::Del(i) => {
+                    let s = sec(&old[i]);
+                    for &(a, n) in coalesced_of(k) {
+                        for l in ls.iter().rev() {
+                            l.listener.coalesced_io_del(&s, crate::GuestAddr(a), n);
+                            calls += 1;
+                        }
+                    }
+                    for l in ls.iter().rev() {
+                        l.listener.region_del(&s);
+                        calls += 1;
+                    }
+                }
+                Change::Add(_) => adds.push((k, coalesced_of(k))),
+                Change::Same(..) => {}
+            }
+        }
+        let mut adds = adds.into_iter().peekable();
+        for (k, c) in self.diff.changes.iter().enumerate() {
+            match *c {
+                Change::Same(i, j) => {
+                    let (o, n) = (old[i].dirty, new[j].dirty);
+                    let s = sec(&new[j]);
+                    for l in ls.iter().filter(|l| l.listener.wants_region_nop()) {
+                        l.listener.region_nop(&s);
+                        calls += 1;
+                    }
+                    if !n.without(o).is_empty() {
+                        for l in ls {
+                            l.listener.log_start(&s, o, n);
+                            calls += 1;
+                        }
+                    }
+                    if !o.without(n).is_empty() {
+                        for l in ls.iter().rev() {
+                            l.listener.log_stop(&s, o, n);
+                            calls += 1;
+                        }
+                    }
+                }
+                Change::Add(j) => {
+                    let s = sec(&new[j]);
+                    for l in ls {
+                        l.listener.region_add(&s);
+                        calls += 1;
+                    }
+                    let co = match adds.peek() {
+                        Some(&(i, v)) if i == k => v,
+                        _ => &[],
+                    };
+                    if adds.peek().is_some_and(|&(i, _)| i == k) {
+                        adds.next();
+                    }
+                    for &(a, n) in co {
+                        for l in ls {
+                            l.listener.coalesced_io_add(&s, crate::GuestAddr(a), n);
+                            calls += 1;
+                        }
+                    }
+                }
+                Change::Del(_) => {}
+            }
+        }
+        if let Some((old, new)) = &self.eventfds {
+            let mut ev = Vec::new();
+            eventfd_events(&mut ev, ls, old, new);
+            for e in &ev {
+                e.deliver();
+            }
+            calls += ev.len() as u64;
+        }
+        calls
+    }
+}
+
+/// What a commit must do once the state is released: `begin` and other queued events,
+/// each space's changes, the publications, then `commit`.
 #[derive(Default)]
 pub(crate) struct Delivery {
     pub pre: Vec<Event>,
+    pub spaces: Vec<SpaceUpdate>,
+    /// New views, each stored once in the cell all its spaces follow.
     pub publish: Vec<(Arc<ViewCell>, Arc<FlatView>)>,
+    /// Spaces that now follow another view's cell.
+    pub follow: Vec<(Arc<SpaceCell>, Arc<ViewCell>)>,
     pub post: Vec<Event>,
+}
+
+impl Delivery {
+    /// Publishes the new views, then moves spaces to their new cells (so a space never
+    /// follows a cell that still shows an older view than the one it left).
+    pub fn publish_all(&mut self) {
+        for (cell, view) in self.publish.drain(..) {
+            cell.store(view);
+        }
+        for (space, cell) in self.follow.drain(..) {
+            space.follow(cell);
+        }
+    }
 }
 
 /// A listener registered on one space.
@@ -108,40 +290,67 @@ pub(crate) struct Registered {
 /// Windows past this many per region are folded into their bounding window.
 const MAX_WINDOWS: usize = 16;
 
-/// Carries each touched window up through containers and aliases. Returns, for every region
-/// that can see a change, the changed windows in its coordinates (sorted, merged).
+/// Per-region marks for [`propagate`], reused across calls (no hashing, no allocation per
+/// region visited).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    stamp: u32,
+    /// (stamp of the last visit, the last window carried up from it)
+    marks: Vec<(u32, u128, u128)>,
+}
+
+/// Carries each touched window up through containers and aliases, recording in `win` the
+/// windows (in its own coordinates) that reach each region `is_key` accepts — the roots of
+/// rendered views.
 ///
 /// Mutations propagate at once, against the graph as it is then: a later change of the
 /// structure above (a move, a removal) is itself a touch that covers what it disturbs.
-pub(crate) fn propagate(g: &Graph, seeds: &[Touch], win: &mut Windows) {
+pub(crate) fn propagate(
+    g: &Graph,
+    scratch: &mut Scratch,
+    is_key: impl Fn(RegionId) -> bool,
+    seeds: &[Touch],
+    win: &mut Windows,
+) {
+    scratch.stamp = scratch.stamp.wrapping_add(1);
+    if scratch.stamp == 0 {
+        scratch.marks.clear();
+        scratch.stamp = 1;
+    }
+    scratch.marks.resize(g.capacity(), (0, 0, 0));
+    let stamp = scratch.stamp;
     let mut stack: Vec<(RegionId, u128, u128, bool)> = seeds.iter().map(|&(id, lo, hi)| (id, lo, hi, true)).collect();
     while let Some((id, lo, hi, seed)) = stack.pop() {
         let Ok(n) = g.get(id) else { continue };
         // Below a disabled region nothing is visible (a region whose own flag changed is a
-        // seed, and its old contents must go); such a region is not recorded, so that
-        // enabling it later in the transaction propagates in full.
+        // seed, and its old contents must go).
         if !seed && !n.enabled {
             continue;
         }
-        // An empty window still matters: a region's structure decides physical roots.
-        // A seed always propagates (the structure above it may have changed since it was
-        // last seen); a region reached from below only carries news.
-        let seen = win.contains_key(&id);
-        let list = win.entry(id).or_default();
-        let covered = if lo >= hi {
-            seen
-        } else if list.iter().any(|&(a, b)| a <= lo && hi <= b) {
-            true
+        let m = &mut scratch.marks[id.index as usize];
+        if m.0 == stamp {
+            let covered = lo >= hi || (m.1 <= lo && hi <= m.2);
+            if covered && !seed {
+                continue;
+            }
+            if lo < hi {
+                // Remember the last window carried (a bounding box would claim to cover
+                // gaps that were never carried up).
+                (m.1, m.2) = (lo, hi);
+            }
         } else {
-            list.push((lo, hi));
-            false
-        };
-        if covered && !seed {
-            continue;
+            *m = (stamp, lo, hi);
         }
-        if list.len() > MAX_WINDOWS {
-            let bound = list.iter().fold((u128::MAX, 0), |(a, b), &(l, h)| (a.min(l), b.max(h)));
-            *list = vec![bound];
+        if lo < hi && is_key(id) {
+            let list = win.entry(id).or_default();
+            list.push((lo, hi));
+            if list.len() > MAX_WINDOWS {
+                merge_windows(list);
+                if list.len() > MAX_WINDOWS {
+                    let bound = (list[0].0, list[list.len() - 1].1);
+                    *list = vec![bound];
+                }
+            }
         }
         if let Some(p) = n.container {
             let base = u128::from(n.addr);
@@ -159,13 +368,13 @@ pub(crate) fn propagate(g: &Graph, seeds: &[Touch], win: &mut Windows) {
 }
 
 /// Changed windows per region, accumulated over a transaction.
-pub(crate) type Windows = HashMap<RegionId, Vec<(u128, u128)>>;
+pub(crate) type Windows = IdMap<RegionId, Vec<(u128, u128)>>;
 
 /// A view's update in this commit.
 struct Update {
     new: Arc<FlatView>,
     /// The diff against the previous view of the same root, if it was patched.
-    changes: Option<Arc<Vec<Change>>>,
+    changes: Option<Arc<Diff>>,
     old: Option<Arc<FlatView>>,
 }
 
@@ -199,30 +408,21 @@ pub(crate) fn view_eventfds(g: &Graph, view: &FlatView) -> Vec<IoEventFd> {
     out
 }
 
-fn section(sp: &SpaceRecord, r: &FlatRange) -> Arc<Section> {
-    Arc::new(Section {
-        space: sp.name.clone(),
-        space_id: sp.id,
-        range: r.clone(),
-    })
-}
-
-/// Coalesced ranges of the section's region, intersected with it, in space addresses.
-fn coalesced(g: &Graph, s: &Section) -> Vec<(u64, u64)> {
-    let Ok(n) = g.get(s.region()) else { return Vec::new() };
-    let r = &s.range;
+/// Coalesced ranges of `r`'s region, intersected with it, in space addresses.
+fn coalesced_of(g: &Graph, r: &FlatRange) -> Vec<(u64, u64)> {
+    let Ok(n) = g.get(r.region()) else { return Vec::new() };
     n.coalesced
         .iter()
         .filter_map(|&(off, size)| {
-            let lo = (i128::from(off) + i128::from(r.start) - i128::from(r.offset)).max(i128::from(r.start));
-            let hi =
-                (i128::from(off) + i128::from(size) + i128::from(r.start) - i128::from(r.offset)).min(r.end() as i128);
+            let shift = i128::from(r.start) - i128::from(r.offset);
+            let lo = (i128::from(off) + shift).max(i128::from(r.start));
+            let hi = (i128::from(off) + i128::from(size) + shift).min(r.end() as i128);
             (lo < hi).then(|| (lo as u64, (hi - lo) as u64))
         })
         .collect()
 }
 
-/// Pushes `call(section)` for every listener, forward or in reverse.
+/// Pushes one call per listener, forward or in reverse.
 fn each(out: &mut Vec<Event>, ls: &[Registered], reverse: bool, mut call: impl FnMut() -> Call) {
     if reverse {
         out.extend(ls.iter().rev().map(|l| Event(l.listener.clone(), call())));
@@ -231,57 +431,13 @@ fn each(out: &mut Vec<Event>, ls: &[Registered], reverse: bool, mut call: impl F
     }
 }
 
-pub(crate) fn coalesced_events(out: &mut Vec<Event>, g: &Graph, ls: &[Registered], s: &Arc<Section>, add: bool) {
-    for (a, n) in coalesced(g, s) {
+/// Queues the coalesced-MMIO additions or deletions of one section.
+pub(crate) fn coalesced_events(out: &mut Vec<Event>, g: &Graph, ls: &[Registered], s: &Arc<Owned>, add: bool) {
+    for (a, n) in coalesced_of(g, &s.range) {
         if add {
             each(out, ls, false, || Call::CoalescedAdd(s.clone(), a, n));
         } else {
             each(out, ls, true, || Call::CoalescedDel(s.clone(), a, n));
-        }
-    }
-}
-
-/// QEMU's two passes for one space: deletions (reverse listener order), then unchanged
-/// ranges and additions in address order (forward; `log_stop` in reverse).
-pub(crate) fn space_events(
-    out: &mut Vec<Event>,
-    g: &Graph,
-    sp: &SpaceRecord,
-    old: &[FlatRange],
-    new: &[FlatRange],
-    changes: &[Change],
-) {
-    let ls = &sp.listeners[..];
-    let nop: Vec<Registered> = ls.iter().filter(|l| l.listener.wants_region_nop()).cloned().collect();
-    for c in changes {
-        if let Change::Del(i) = *c {
-            let s = section(sp, &old[i]);
-            coalesced_events(out, g, ls, &s, false);
-            each(out, ls, true, || Call::Del(s.clone()));
-        }
-    }
-    for c in changes {
-        match *c {
-            Change::Same(i, j) => {
-                let (o, n) = (old[i].dirty, new[j].dirty);
-                if nop.is_empty() && o == n {
-                    continue;
-                }
-                let s = section(sp, &new[j]);
-                each(out, &nop, false, || Call::Nop(s.clone()));
-                if !n.without(o).is_empty() {
-                    each(out, ls, false, || Call::LogStart(s.clone(), o, n));
-                }
-                if !o.without(n).is_empty() {
-                    each(out, ls, true, || Call::LogStop(s.clone(), o, n));
-                }
-            }
-            Change::Add(j) => {
-                let s = section(sp, &new[j]);
-                each(out, ls, false, || Call::Add(s.clone()));
-                coalesced_events(out, g, ls, &s, true);
-            }
-            Change::Del(_) => {}
         }
     }
 }
@@ -318,50 +474,80 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     }
     let moved_roots = std::mem::take(&mut st.moved);
     let ev_touched = std::mem::take(&mut st.eventfd_touched);
-    let full = st.mode == CommitMode::Full || std::mem::take(&mut st.touch_all);
+    // QEMU mode re-renders and notifies everything; a global dirty-logging change re-renders
+    // everything (every RAM range's mask may change) but notifies only changed spaces.
+    let qemu = st.mode == CommitMode::Full;
+    let full = qemu || std::mem::take(&mut st.touch_all);
     let mut d = Delivery::default();
-    if !full && win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() {
+    if !full && win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && st.seeds.is_empty() {
         return d;
     }
-    let g = &st.graph;
-    if full {
+    if qemu {
         win.clear();
     }
-    for &r in &moved_roots {
-        if g.get(r).is_ok() {
-            win.entry(r).or_default();
-        }
-    }
 
-    // 1. Spaces whose root can see a change may simplify to another physical root.
+    // 1. Spaces whose simplification chain holds a changed region may simplify to another
+    //    physical root.
+    let seeds = std::mem::take(&mut st.seeds);
     let candidates: Vec<usize> = if full {
         (0..st.spaces.len()).collect()
     } else {
-        let mut c: Vec<usize> = win
-            .keys()
-            .filter(|r| g.node(**r).space_users > 0)
-            .flat_map(|r| st.by_root.get(r).into_iter().flatten())
-            .map(|&id| space_index(&st.spaces, id))
+        let mut ids: Vec<u64> = seeds
+            .iter()
+            .flat_map(|r| st.chains.get(r).into_iter().flatten().copied())
             .collect();
-        c.sort_unstable();
-        c
+        ids.sort_unstable();
+        ids.dedup();
+        ids.iter().filter_map(|&id| st.space_index(id)).collect()
     };
     let mut moved: Vec<(usize, Option<RegionId>)> = Vec::new();
+    let mut chain = Vec::new();
     for idx in candidates {
-        let key = physical_root(g, st.spaces[idx].root);
+        let key = physical_root_chain(&st.graph, st.spaces[idx].root, &mut chain);
+        if chain != st.spaces[idx].chain {
+            let id = st.spaces[idx].id;
+            for r in &st.spaces[idx].chain {
+                if let Some(v) = st.chains.get_mut(r) {
+                    v.retain(|&s| s != id);
+                    if v.is_empty() {
+                        st.chains.remove(r);
+                    }
+                }
+            }
+            for &r in &chain {
+                st.chains.entry(r).or_default().push(id);
+            }
+            st.spaces[idx].chain = chain.clone();
+        }
         if key != st.spaces[idx].key {
             moved.push((idx, st.spaces[idx].key));
             st.spaces[idx].key = key;
         }
     }
+    let g = &st.graph;
 
     // 2. New views: patched where only windows changed, rendered where new.
-    let mut updates: HashMap<Option<RegionId>, Update> = HashMap::new();
+    let mut updates: IdMap<Option<RegionId>, Update> = IdMap::default();
+    let no_windows = Vec::new();
     if full {
+        let mut done: IdMap<Option<RegionId>, ()> = IdMap::default();
         for sp in &st.spaces {
-            if sp.key.is_some() && !updates.contains_key(&sp.key) {
+            if sp.key.is_some() && done.insert(sp.key, ()).is_none() {
                 let old = st.views.get(&sp.key).map(|e| e.view.clone());
+                // A global dirty-logging change only touches RAM-backed ranges.
+                let no_ram = |v: &FlatView| v.ranges().iter().all(|r| r.leaf().backend().ram().is_none());
+                let touched = sp.key.is_some_and(|k| win.contains_key(&k) || moved_roots.contains(&k));
+                if !qemu && !touched && old.as_deref().is_some_and(no_ram) {
+                    continue;
+                }
                 let new = render_view(g, counters, sp.key);
+                if !qemu {
+                    if let Some(o) = &old {
+                        if !is_change(&diff(o.ranges(), new.ranges()), o.ranges(), new.ranges()) {
+                            continue;
+                        }
+                    }
+                }
                 updates.insert(
                     sp.key,
                     Update {
@@ -373,12 +559,17 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             }
         }
     } else {
+        let moved_ids: Vec<u64> = moved.iter().map(|&(i, _)| st.spaces[i].id).collect();
         for (key, entry) in &st.views {
             let Some(root) = *key else { continue };
-            let Some(w) = win.get(&root) else { continue };
-            if w.is_empty() && !moved_roots.contains(&root) {
-                continue;
+            let arriving = moved.iter().any(|&(i, _)| st.spaces[i].key == *key);
+            if !arriving && entry.spaces.iter().all(|id| moved_ids.contains(id)) {
+                continue; // every space left this view: it is about to be dropped
             }
+            let moved_root = moved_roots.contains(&root);
+            let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
+                continue;
+            };
             let old = &entry.view;
             // A view shows its root at the root's own address; a root that moved is rendered
             // afresh.
@@ -401,9 +592,10 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                     if !is_change(&changes, old.ranges(), &ranges) {
                         continue;
                     }
+                    let diff = Diff::new(g, old.ranges(), &ranges, changes);
                     Update {
                         new: make_view(g, counters, *key, ranges),
-                        changes: Some(Arc::new(changes)),
+                        changes: Some(Arc::new(diff)),
                         old: Some(old.clone()),
                     }
                 }
@@ -431,38 +623,62 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         }
     }
 
-    // 3. The view table: new views in, spaces moved between entries, unused entries out.
+    // 3. The view table: new views in (published once per view), spaces moved between
+    //    entries (they follow the new entry's cell), unused entries out.
     let eventfds_live = st.eventfd_regs > 0;
     for (key, u) in &updates {
-        let entry = st.views.entry(*key).or_insert_with(|| crate::memory::ViewEntry {
-            view: u.new.clone(),
-            spaces: Vec::new(),
-            eventfds: Arc::default(),
-        });
+        let entry = match st.views.entry(*key) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let e = e.into_mut();
+                d.publish.push((e.cell.clone(), u.new.clone()));
+                e
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(crate::memory::ViewEntry {
+                view: u.new.clone(),
+                cell: Arc::new(ViewCell::new(u.new.clone())),
+                spaces: Vec::new(),
+                listening: Vec::new(),
+                eventfds: Arc::default(),
+            }),
+        };
         entry.view = u.new.clone();
         if eventfds_live || !entry.eventfds.is_empty() {
             entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));
         }
     }
     for &(idx, old_key) in &moved {
-        let id = st.spaces[idx].id;
+        let sp = &st.spaces[idx];
+        let (id, listening) = (sp.id, !sp.listeners.is_empty());
         if let Some(e) = st.views.get_mut(&old_key) {
             e.spaces.retain(|&s| s != id);
+            e.listening.retain(|&s| s != id);
         }
-        let e = st.views.get_mut(&st.spaces[idx].key).expect("moved spaces have a view");
+        let e = st.views.get_mut(&sp.key).expect("moved spaces have a view");
         let pos = e.spaces.partition_point(|&s| s < id);
         e.spaces.insert(pos, id);
+        if listening {
+            let pos = e.listening.partition_point(|&s| s < id);
+            e.listening.insert(pos, id);
+        }
+        d.follow.push((sp.cell.clone(), e.cell.clone()));
     }
     st.views.retain(|k, e| k.is_none() || !e.spaces.is_empty());
     // Registrations changed without a re-render: recompute the lists of views that see them.
     let mut ev_keys: Vec<Option<RegionId>> = Vec::new();
     if !ev_touched.is_empty() {
-        let seeds: Vec<Touch> = ev_touched
+        let ev_seeds: Vec<Touch> = ev_touched
             .iter()
             .filter_map(|&r| st.graph.get(r).ok().map(|n| (r, 0, n.size)))
             .collect();
-        let mut reach = Windows::new();
-        propagate(&st.graph, &seeds, &mut reach);
+        let mut reach = Windows::default();
+        let views = &st.views;
+        propagate(
+            &st.graph,
+            &mut st.scratch,
+            |r| views.contains_key(&Some(r)),
+            &ev_seeds,
+            &mut reach,
+        );
         for (key, entry) in st.views.iter_mut() {
             if key.is_some_and(|k| reach.contains_key(&k)) && !updates.contains_key(key) {
                 entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));
@@ -471,17 +687,21 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         }
     }
 
-    // 4. Spaces to publish and notify, in creation order.
-    let mut affected: Vec<usize> = moved.iter().map(|&(i, _)| i).collect();
+    // 4. Spaces with listeners whose view (or ioeventfds) changed, in creation order.
+    let mut affected: Vec<usize> = moved
+        .iter()
+        .map(|&(i, _)| i)
+        .filter(|&i| !st.spaces[i].listeners.is_empty())
+        .collect();
     for key in updates.keys().chain(ev_keys.iter()) {
         if let Some(e) = st.views.get(key) {
-            affected.extend(e.spaces.iter().map(|&id| space_index(&st.spaces, id)));
+            affected.extend(e.listening.iter().map(|&id| space_index(&st.spaces, id)));
         }
     }
     affected.sort_unstable();
     affected.dedup();
     let mut begin: Vec<Registered> = Vec::new();
-    let mut diffs: HashMap<(usize, usize), Arc<Vec<Change>>> = HashMap::new();
+    let mut diffs: IdMap<(usize, usize), Arc<Diff>> = IdMap::default();
     let State {
         graph: g,
         spaces,
@@ -493,33 +713,56 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         let entry = &views[&sp.key];
         let new = entry.view.clone();
         if !Arc::ptr_eq(&sp.view, &new) {
-            d.publish.push((sp.cell.clone(), new.clone()));
-            if !sp.listeners.is_empty() {
-                begin.extend(sp.listeners.iter().cloned());
-                let wants_nop = sp.listeners.iter().any(|l| l.listener.wants_region_nop());
-                let patched = updates
-                    .get(&sp.key)
-                    .filter(|u| u.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &sp.view)))
-                    .and_then(|u| u.changes.clone());
-                let changes = match patched {
-                    Some(c) if !wants_nop => c,
-                    _ => diffs
-                        .entry((Arc::as_ptr(&sp.view) as usize, Arc::as_ptr(&new) as usize))
-                        .or_insert_with(|| Arc::new(diff(sp.view.ranges(), new.ranges())))
-                        .clone(),
-                };
-                space_events(&mut d.pre, g, sp, sp.view.ranges(), new.ranges(), &changes);
-            }
+            begin.extend(sp.listeners.iter().cloned());
+            let wants_nop = sp.listeners.iter().any(|l| l.listener.wants_region_nop());
+            let patched = updates
+                .get(&sp.key)
+                .filter(|u| u.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &sp.view)))
+                .and_then(|u| u.changes.clone());
+            let diff = match patched {
+                Some(c) if !wants_nop => c,
+                _ => diffs
+                    .entry((Arc::as_ptr(&sp.view) as usize, Arc::as_ptr(&new) as usize))
+                    .or_insert_with(|| {
+                        let changes = diff(sp.view.ranges(), new.ranges());
+                        Arc::new(Diff::new(g, sp.view.ranges(), new.ranges(), changes))
+                    })
+                    .clone(),
+            };
+            d.spaces.push(SpaceUpdate {
+                name: sp.name.clone(),
+                id: sp.id,
+                listeners: sp.listeners.clone(),
+                old: sp.view.clone(),
+                new: new.clone(),
+                diff,
+                eventfds: None,
+            });
             sp.view = new;
         }
         if !Arc::ptr_eq(&sp.eventfds, &entry.eventfds) {
-            if !sp.listeners.is_empty() && sp.eventfds[..] != entry.eventfds[..] {
-                eventfd_events(&mut d.pre, &sp.listeners, &sp.eventfds, &entry.eventfds);
+            if sp.eventfds[..] != entry.eventfds[..] {
+                let pair = Some((sp.eventfds.clone(), entry.eventfds.clone()));
+                match d.spaces.last_mut() {
+                    Some(u) if u.id == sp.id => u.eventfds = pair,
+                    _ => d.spaces.push(SpaceUpdate {
+                        name: sp.name.clone(),
+                        id: sp.id,
+                        listeners: sp.listeners.clone(),
+                        old: sp.view.clone(),
+                        new: sp.view.clone(),
+                        diff: Arc::new(Diff {
+                            changes: Vec::new(),
+                            coalesced: Vec::new(),
+                        }),
+                        eventfds: pair,
+                    }),
+                }
             }
             sp.eventfds = entry.eventfds.clone();
         }
     }
-    if full {
+    if qemu {
         // QEMU brackets every commit with begin/commit on every listener.
         for sp in spaces.iter() {
             begin.extend(sp.listeners.iter().cloned());
@@ -527,9 +770,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     }
     begin.sort_by_key(|l| (l.priority, l.id));
     begin.dedup_by_key(|l| l.id);
-    let mut pre: Vec<Event> = begin.iter().map(|l| Event(l.listener.clone(), Call::Begin)).collect();
-    pre.append(&mut d.pre);
-    d.pre = pre;
+    d.pre = begin.iter().map(|l| Event(l.listener.clone(), Call::Begin)).collect();
     d.post = begin.iter().map(|l| Event(l.listener.clone(), Call::Commit)).collect();
     counters.commits.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(views = updates.len(), "memory topology committed");

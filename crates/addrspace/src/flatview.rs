@@ -234,14 +234,14 @@ impl Buckets {
             shift += 1;
         }
         let buckets = ((span - 1) >> shift) as usize + 1;
-        let mut first = Vec::with_capacity(buckets + 1);
-        let mut i = 0;
-        for b in 0..=buckets as u128 {
-            let bucket_start = u128::from(base) + (b << shift);
-            while i < starts.len() && u128::from(starts[i]) < bucket_start {
-                i += 1;
-            }
-            first.push(i as u32);
+        // `first[b]` counts the starts before bucket `b`, i.e. the starts whose bucket is
+        // below `b`: count the starts per bucket, then take prefix sums.
+        let mut first = vec![0u32; buckets + 1];
+        for &s in starts {
+            first[((s - base) >> shift) as usize + 1] += 1;
+        }
+        for b in 1..=buckets {
+            first[b] += first[b - 1];
         }
         Buckets {
             base,

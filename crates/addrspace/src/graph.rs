@@ -32,6 +32,11 @@ impl Graph {
         self.live
     }
 
+    /// One past the largest region index ever used (for arrays indexed by region).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn insert(&mut self, node: Node) -> RegionId {
         self.live += 1;
         if let Some(index) = self.free.pop() {
@@ -201,14 +206,29 @@ impl Graph {
         let child_enabled = ch.enabled;
         let siblings = &self.node(container).subregions;
         let pos = siblings.partition_point(|&s| self.node(s).priority <= priority);
+        let (start, end) = (u128::from(addr), u128::from(addr) + self.node(child).size);
         let c = self.node_mut(container);
         c.subregions.insert(pos, child);
+        // Keep a built address index up to date instead of rebuilding it (a BAR move in a bus
+        // with thousands of devices would otherwise re-sort them all).
+        if let Some(index) = c.child_index.get_mut().and_then(Arc::get_mut) {
+            index.insert(pos as u32, start, end);
+        } else {
+            c.child_index.take();
+        }
         c.enabled && child_enabled
     }
 
     fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
         let c = self.node_mut(container);
+        let pos = c.subregions.iter().position(|&s| s == child);
         c.subregions.retain(|&s| s != child);
+        match (pos, c.child_index.get_mut().and_then(Arc::get_mut)) {
+            (Some(pos), Some(index)) => index.remove(pos as u32),
+            _ => {
+                c.child_index.take();
+            }
+        }
         let container_enabled = c.enabled;
         let ch = self.node_mut(child);
         ch.container = None;
@@ -294,6 +314,9 @@ impl Graph {
                     size,
                 });
             }
+        }
+        if let Some(c) = self.node(id).container {
+            self.node_mut(c).child_index.take();
         }
         self.node_mut(id).size = size;
         Ok(true)

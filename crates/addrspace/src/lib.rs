@@ -41,6 +41,7 @@ mod dispatch;
 pub mod error;
 pub mod flatview;
 mod graph;
+mod idmap;
 mod listen;
 pub mod listener;
 pub mod machine;

@@ -12,22 +12,14 @@ use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::address_space::AddressSpace;
-use crate::commit::{coalesced_events, eventfd_events, Call, Delivery, Event, Registered};
+use crate::commit::{coalesced_events, eventfd_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
 use crate::dirty::{DirtyClient, DirtyMask};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
+use crate::listener::{IoEventFd, ListenerHandle, MemoryListener};
 
 use crate::memory::{whole_if, Memory, Shared, SpaceRecord};
 use crate::region::{Body, RegionId};
-
-fn section(sp: &SpaceRecord, r: &crate::FlatRange) -> Arc<Section> {
-    Arc::new(Section {
-        space: sp.name.clone(),
-        space_id: sp.id,
-        range: r.clone(),
-    })
-}
 
 /// The replay of `sp`'s view for one listener: additions (`add`) or deletions.
 fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool) -> Vec<Event> {
@@ -35,7 +27,7 @@ fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool) -> Vec<Event> 
     let ev = |call| Event(l.listener.clone(), call);
     let mut out = vec![ev(Call::Begin)];
     for r in sp.view.ranges() {
-        let s = section(sp, r);
+        let s = Owned::new(sp, r);
         let mask = r.dirty_log_mask();
         if add {
             out.push(ev(Call::Add(s.clone())));
@@ -61,7 +53,7 @@ fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool) -> Vec<Event> 
 }
 
 /// What the listeners of a destroyed space hear: its view disappearing.
-pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord) -> Delivery {
+pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::FlatView>) -> Delivery {
     let mut d = Delivery::default();
     if sp.listeners.is_empty() {
         return d;
@@ -69,11 +61,32 @@ pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord) -> Delivery {
     d.pre
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Begin)));
     let changes: Vec<_> = (0..sp.view.ranges().len()).map(crate::patch::Change::Del).collect();
-    crate::commit::space_events(&mut d.pre, g, sp, sp.view.ranges(), &[], &changes);
-    eventfd_events(&mut d.pre, &sp.listeners, &sp.eventfds, &[]);
+    d.spaces.push(SpaceUpdate {
+        name: sp.name.clone(),
+        id: sp.id,
+        listeners: sp.listeners.clone(),
+        old: sp.view.clone(),
+        new: empty.clone(),
+        diff: Arc::new(Diff::new(g, sp.view.ranges(), &[], changes)),
+        eventfds: Some((sp.eventfds.clone(), Arc::default())),
+    });
     d.post
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Commit)));
     d
+}
+
+/// After a space's last listener left: it no longer keeps a view or an ioeventfd list.
+fn stop_listening(st: &mut crate::memory::State, idx: usize) {
+    let sp = &mut st.spaces[idx];
+    if !sp.listeners.is_empty() {
+        return;
+    }
+    let (id, key) = (sp.id, sp.key);
+    sp.view = st.views[&None].view.clone();
+    sp.eventfds = Arc::default();
+    if let Some(e) = st.views.get_mut(&key) {
+        e.listening.retain(|&s| s != id);
+    }
 }
 
 impl Shared {
@@ -93,8 +106,16 @@ impl Shared {
             let reg = Registered { id, priority, listener };
             let st = &mut *st;
             let sp = &mut st.spaces[idx];
+            let entry = st.views.get_mut(&sp.key).expect("every space has a view entry");
+            if sp.listeners.is_empty() {
+                // Spaces without listeners are not kept up to date; this one starts now.
+                sp.view = entry.view.clone();
+                sp.eventfds = entry.eventfds.clone();
+                let at = entry.listening.partition_point(|&s| s < space);
+                entry.listening.insert(at, space);
+            }
             let pos = sp.listeners.partition_point(|l| (l.priority, l.id) <= (priority, id));
-            sp.listeners.insert(pos, reg.clone());
+            Arc::make_mut(&mut sp.listeners).insert(pos, reg.clone());
             st.listener_space.insert(id, space);
             let events = replay(&st.graph, &st.spaces[idx], &reg, true);
             (reg, events, st.graph.log_global.contains(DirtyClient::Migration))
@@ -125,7 +146,8 @@ impl Shared {
                 // Unlink without a deletion replay: nothing was added.
                 let mut st = guard.borrow_mut();
                 if let Some(i) = st.space_index(space) {
-                    st.spaces[i].listeners.retain(|l| l.id != reg.id);
+                    Arc::make_mut(&mut st.spaces[i].listeners).retain(|l| l.id != reg.id);
+                    stop_listening(&mut st, i);
                 }
                 st.listener_space.remove(&reg.id);
                 drop(st);
@@ -159,17 +181,20 @@ impl Shared {
             let Some(pos) = st.spaces[idx].listeners.iter().position(|l| l.id == id) else {
                 return;
             };
-            let reg = st.spaces[idx].listeners.remove(pos);
+            let reg = Arc::make_mut(&mut st.spaces[idx].listeners).remove(pos);
             self.counters.listeners.fetch_sub(1, Ordering::Relaxed);
-            if st.delivering > 0 {
+            let events = if st.delivering > 0 {
                 // Dropped inside a callback: unlinked, but no replay into a running commit.
                 tracing::warn!(
                     listener = reg.listener.name(),
                     "listener dropped inside a callback; no deletion replay"
                 );
-                return;
-            }
-            replay(&st.graph, &st.spaces[idx], &reg, false)
+                Vec::new()
+            } else {
+                replay(&st.graph, &st.spaces[idx], &reg, false)
+            };
+            stop_listening(st, idx);
+            events
         };
         self.deliver(
             &guard,
@@ -194,10 +219,10 @@ impl AddressSpace {
     /// #[derive(Default)]
     /// struct Slots(Mutex<Vec<String>>);
     /// impl MemoryListener for Slots {
-    ///     fn region_add(&self, s: &Section) {
+    ///     fn region_add(&self, s: &Section<'_>) {
     ///         self.0.lock().unwrap().push(format!("+{}@{:#x}", s.name(), s.start().0));
     ///     }
-    ///     fn region_del(&self, s: &Section) {
+    ///     fn region_del(&self, s: &Section<'_>) {
     ///         self.0.lock().unwrap().push(format!("-{}@{:#x}", s.name(), s.start().0));
     ///     }
     /// }
@@ -335,7 +360,7 @@ impl Memory {
                 let l = sp.listeners.iter().find(|l| l.id == id).expect("listed above");
                 for r in sp.view.ranges() {
                     if !r.dirty_log_mask().is_empty() && region.is_none_or(|m| r.region() == m) {
-                        pre.push(Event(l.listener.clone(), Call::LogSync(section(sp, r))));
+                        pre.push(Event(l.listener.clone(), Call::LogSync(Owned::new(sp, r))));
                     }
                 }
             }
@@ -499,7 +524,7 @@ impl Memory {
             let mut pre = Vec::new();
             for sp in st.spaces.iter().filter(|s| !s.listeners.is_empty()) {
                 for r in sp.view.ranges().iter().filter(|r| r.region() == region) {
-                    let s = section(sp, r);
+                    let s = Owned::new(sp, r);
                     coalesced_events(&mut pre, &st.graph, &sp.listeners, &s, add.is_some());
                 }
             }

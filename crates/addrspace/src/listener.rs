@@ -56,18 +56,18 @@ pub trait MemoryListener: Send + Sync {
     /// A commit ends; the new view is published.
     fn commit(&self) {}
     /// A range appeared (or changed: after its deletion).
-    fn region_add(&self, _section: &Section) {}
+    fn region_add(&self, _section: &Section<'_>) {}
     /// A range disappeared (or changed: before its addition).
-    fn region_del(&self, _section: &Section) {}
+    fn region_del(&self, _section: &Section<'_>) {}
     /// A range is unchanged (only if [`wants_region_nop`](Self::wants_region_nop)).
-    fn region_nop(&self, _section: &Section) {}
+    fn region_nop(&self, _section: &Section<'_>) {}
     /// An unchanged range gained dirty-logging clients.
-    fn log_start(&self, _section: &Section, _old: DirtyMask, _new: DirtyMask) {}
+    fn log_start(&self, _section: &Section<'_>, _old: DirtyMask, _new: DirtyMask) {}
     /// An unchanged range lost dirty-logging clients.
-    fn log_stop(&self, _section: &Section, _old: DirtyMask, _new: DirtyMask) {}
+    fn log_stop(&self, _section: &Section<'_>, _old: DirtyMask, _new: DirtyMask) {}
     /// Pull dirty bits for a logged range into the memory system
     /// ([`Memory::set_dirty`](crate::Memory::set_dirty)).
-    fn log_sync(&self, _section: &Section) {}
+    fn log_sync(&self, _section: &Section<'_>) {}
     /// Global dirty tracking starts; an error cancels the start.
     fn log_global_start(&self) -> Result<(), ListenerRefused> {
         Ok(())
@@ -79,23 +79,25 @@ pub trait MemoryListener: Send + Sync {
     /// An ioeventfd is no longer visible.
     fn eventfd_del(&self, _eventfd: &IoEventFd) {}
     /// A coalesced-MMIO range `[addr, addr + len)` became visible inside `section`.
-    fn coalesced_io_add(&self, _section: &Section, _addr: GuestAddr, _len: u64) {}
+    fn coalesced_io_add(&self, _section: &Section<'_>, _addr: GuestAddr, _len: u64) {}
     /// A coalesced-MMIO range is no longer visible.
-    fn coalesced_io_del(&self, _section: &Section, _addr: GuestAddr, _len: u64) {}
+    fn coalesced_io_del(&self, _section: &Section<'_>, _addr: GuestAddr, _len: u64) {}
 }
 
 /// One range of an address space as a listener sees it (QEMU's `MemoryRegionSection`).
-#[derive(Clone)]
-pub struct Section {
-    pub(crate) space: Arc<str>,
+/// It borrows from the view being delivered; keep [`flat_range`](Self::flat_range)`.clone()`
+/// (or the fields you need) to remember it.
+#[derive(Clone, Copy)]
+pub struct Section<'a> {
+    pub(crate) space: &'a str,
     pub(crate) space_id: u64,
-    pub(crate) range: FlatRange,
+    pub(crate) range: &'a FlatRange,
 }
 
-impl Section {
+impl<'a> Section<'a> {
     /// Name of the address space.
-    pub fn space_name(&self) -> &str {
-        &self.space
+    pub fn space_name(&self) -> &'a str {
+        self.space
     }
     /// Identity of the address space (unique within its memory system, never reused).
     pub fn space_id(&self) -> u64 {
@@ -106,7 +108,7 @@ impl Section {
         self.range.region()
     }
     /// The region's name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &'a str {
         self.range.name()
     }
     /// First address in the space.
@@ -138,7 +140,7 @@ impl Section {
         self.range.dirty_log_mask()
     }
     /// The RAM block behind the range (RAM, ROM, RAM devices, ROM devices).
-    pub fn ram_block(&self) -> Option<&Arc<RamBlock>> {
+    pub fn ram_block(&self) -> Option<&'a Arc<RamBlock>> {
         self.range.leaf().backend().ram()
     }
     /// Host address of `start` for RAM-backed ranges (what KVM's memslots take).
@@ -148,12 +150,12 @@ impl Section {
         (off <= block.len()).then(|| block.host_ptr().wrapping_add(off))
     }
     /// The flat range itself.
-    pub fn flat_range(&self) -> &FlatRange {
-        &self.range
+    pub fn flat_range(&self) -> &'a FlatRange {
+        self.range
     }
 }
 
-impl fmt::Debug for Section {
+impl fmt::Debug for Section<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {:?}", self.space, self.range)
     }

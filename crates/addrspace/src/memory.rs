@@ -9,7 +9,6 @@
 //! transaction they keep seeing the views of the previous commit.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,11 +20,12 @@ use crate::commit::{self, CommitMode, Delivery, Registered, Touch};
 use crate::error::{Error, Result};
 use crate::flatview::FlatView;
 use crate::graph::Graph;
+use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
-use crate::publish::ViewCell;
+use crate::publish::{SpaceCell, ViewCell};
 use crate::ram::RamBlock;
 use crate::region::{Backend, Body, Leaf, Node, RegionId, RegionInfo};
-use crate::render::physical_root;
+use crate::render::{physical_root, physical_root_chain};
 use crate::stats::{Counters, LiveToken, Stats};
 
 /// One registered address space, in creation order.
@@ -35,11 +35,14 @@ pub(crate) struct SpaceRecord {
     pub root: RegionId,
     /// The physical root its view is rendered from (`None`: the empty view).
     pub key: Option<RegionId>,
-    pub cell: Arc<ViewCell>,
-    /// The view last published in `cell`.
+    /// The view cell it follows (its key's).
+    pub cell: Arc<SpaceCell>,
+    /// The regions its physical root depends on (see `render::physical_root_chain`).
+    pub chain: Vec<RegionId>,
+    /// The view its listeners were last told about (kept for spaces with listeners).
     pub view: Arc<FlatView>,
     /// Listeners, in priority then registration order.
-    pub listeners: Vec<Registered>,
+    pub listeners: Arc<Vec<Registered>>,
     /// The ioeventfds its listeners were last told about.
     pub eventfds: Arc<Vec<IoEventFd>>,
 }
@@ -47,8 +50,12 @@ pub(crate) struct SpaceRecord {
 /// One rendered view and the spaces that show it (QEMU's `flat_views` table entry).
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
+    /// Where `view` is published, once for all the spaces that show it.
+    pub cell: Arc<ViewCell>,
     /// Ids of the spaces using it, ascending (creation order).
     pub spaces: Vec<u64>,
+    /// The subset of `spaces` with listeners.
+    pub listening: Vec<u64>,
     /// The ioeventfds visible in it.
     pub eventfds: Arc<Vec<IoEventFd>>,
 }
@@ -67,11 +74,15 @@ pub(crate) struct State {
     pub eventfd_touched: Vec<RegionId>,
     pub mode: CommitMode,
     /// One view per physical root; `None` is the empty view.
-    pub views: HashMap<Option<RegionId>, ViewEntry>,
-    /// Space ids by root region.
-    pub by_root: HashMap<RegionId, Vec<u64>>,
+    pub views: IdMap<Option<RegionId>, ViewEntry>,
+    /// Space ids by region of their simplification chain.
+    pub chains: IdMap<RegionId, Vec<u64>>,
+    /// Regions changed in the open transaction, and their containers (what physical roots
+    /// depend on).
+    pub seeds: Vec<RegionId>,
+    pub scratch: commit::Scratch,
     /// The space of each registered listener.
-    pub listener_space: HashMap<u64, u64>,
+    pub listener_space: IdMap<u64, u64>,
     /// Number of ioeventfd registrations on all regions.
     pub eventfd_regs: usize,
     /// Listener callbacks are running (topology changes are refused).
@@ -114,25 +125,25 @@ impl Shared {
 
     /// Runs listener callbacks and publications with the state released (so callbacks may
     /// query it) but the lock held (so no other thread changes the topology meanwhile).
-    pub(crate) fn deliver(&self, state: &RefCell<State>, d: Delivery) {
-        if d.pre.is_empty() && d.post.is_empty() {
-            for (cell, view) in d.publish {
-                cell.store(view);
-            }
+    pub(crate) fn deliver(&self, state: &RefCell<State>, mut d: Delivery) {
+        if d.pre.is_empty() && d.post.is_empty() && d.spaces.is_empty() {
+            d.publish_all();
             return;
         }
         state.borrow_mut().delivering += 1;
         let _delivering = Delivering(state);
+        let mut n = (d.pre.len() + d.post.len()) as u64;
         for e in &d.pre {
             e.deliver();
         }
-        for (cell, view) in d.publish {
-            cell.store(view);
+        for u in &d.spaces {
+            n += u.deliver();
         }
-        for e in &d.post {
+        let post = std::mem::take(&mut d.post);
+        d.publish_all();
+        for e in &post {
             e.deliver();
         }
-        let n = (d.pre.len() + d.post.len()) as u64;
         self.counters.listener_calls.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -156,26 +167,29 @@ impl Shared {
             if let Ok(n) = st.graph.get_mut(rec.root) {
                 n.space_users -= 1;
             }
-            if let Some(v) = st.by_root.get_mut(&rec.root) {
-                v.retain(|&s| s != id);
-                if v.is_empty() {
-                    st.by_root.remove(&rec.root);
+            for r in &rec.chain {
+                if let Some(v) = st.chains.get_mut(r) {
+                    v.retain(|&s| s != id);
+                    if v.is_empty() {
+                        st.chains.remove(r);
+                    }
                 }
             }
             if let Some(e) = st.views.get_mut(&rec.key) {
                 e.spaces.retain(|&s| s != id);
+                e.listening.retain(|&s| s != id);
                 if e.spaces.is_empty() && rec.key.is_some() {
                     st.views.remove(&rec.key);
                 }
             }
-            for l in &rec.listeners {
+            for l in rec.listeners.iter() {
                 st.listener_space.remove(&l.id);
             }
             self.counters.spaces.fetch_sub(1, Ordering::Relaxed);
             self.counters
                 .listeners
                 .fetch_sub(rec.listeners.len(), Ordering::Relaxed);
-            crate::listen::teardown_events(&st.graph, &rec)
+            crate::listen::teardown_events(&st.graph, &rec, &st.views[&None].view)
         };
         self.deliver(&guard, d);
     }
@@ -300,12 +314,14 @@ impl Memory {
     pub fn new() -> Memory {
         let counters = Arc::new(Counters::default());
         let empty = Arc::new(FlatView::new(None, None, Vec::new(), LiveToken::new(&counters)));
-        let mut views = HashMap::new();
+        let mut views = IdMap::default();
         views.insert(
             None,
             ViewEntry {
+                cell: Arc::new(ViewCell::new(empty.clone())),
                 view: empty,
                 spaces: Vec::new(),
+                listening: Vec::new(),
                 eventfds: Arc::default(),
             },
         );
@@ -315,14 +331,16 @@ impl Memory {
                     graph: Graph::default(),
                     spaces: Vec::new(),
                     depth: 0,
-                    touched: HashMap::new(),
+                    touched: IdMap::default(),
                     touch_all: false,
                     moved: Vec::new(),
                     eventfd_touched: Vec::new(),
                     mode: CommitMode::Scoped,
                     views,
-                    by_root: HashMap::new(),
-                    listener_space: HashMap::new(),
+                    chains: IdMap::default(),
+                    seeds: Vec::new(),
+                    scratch: commit::Scratch::default(),
+                    listener_space: IdMap::default(),
                     eventfd_regs: 0,
                     delivering: 0,
                     next_space: 0,
@@ -368,7 +386,20 @@ impl Memory {
             st.check_not_delivering("change the topology")?;
             let touched = f(&mut st.graph)?;
             let st = &mut *st;
-            commit::propagate(&st.graph, &touched, &mut st.touched);
+            for &(r, ..) in &touched {
+                st.seeds.push(r);
+                if let Some(c) = st.graph.get(r).ok().and_then(|n| n.container) {
+                    st.seeds.push(c);
+                }
+            }
+            let views = &st.views;
+            commit::propagate(
+                &st.graph,
+                &mut st.scratch,
+                |r| views.contains_key(&Some(r)),
+                &touched,
+                &mut st.touched,
+            );
         }
         drop(tx);
         Ok(())
@@ -633,8 +664,12 @@ impl Memory {
         let mut st = guard.borrow_mut();
         let st = &mut *st;
         st.graph.get_mut(root)?.space_users += 1;
-        let key = physical_root(&st.graph, root);
+        let mut chain = Vec::new();
+        let key = physical_root_chain(&st.graph, root, &mut chain);
         let id = st.next_space;
+        for &r in &chain {
+            st.chains.entry(r).or_default().push(id);
+        }
         st.next_space += 1;
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -646,28 +681,32 @@ impl Memory {
                     Arc::default()
                 };
                 e.insert(ViewEntry {
+                    cell: Arc::new(ViewCell::new(view.clone())),
                     view,
                     spaces: Vec::new(),
+                    listening: Vec::new(),
                     eventfds,
                 })
             }
         };
         entry.spaces.push(id);
-        let view = entry.view.clone();
-        let eventfds = entry.eventfds.clone();
         let name: Arc<str> = name.into();
-        let cell = Arc::new(ViewCell::new(view.clone()));
+        let cell = Arc::new(SpaceCell::new(entry.cell.clone()));
+        // Without listeners a space keeps no view of its own (that would keep old views
+        // alive); registering the first listener fills these in.
+        let empty = st.views[&None].view.clone();
         st.spaces.push(SpaceRecord {
             id,
             name: name.clone(),
             root,
             key,
             cell: cell.clone(),
-            view,
-            listeners: Vec::new(),
-            eventfds,
+            chain,
+            view: empty,
+            listeners: Arc::default(),
+            eventfds: Arc::default(),
         });
-        st.by_root.entry(root).or_default().push(id);
+
         self.shared.counters.spaces.fetch_add(1, Ordering::Relaxed);
         Ok(AddressSpace::new(SpaceShared {
             id,
@@ -675,7 +714,7 @@ impl Memory {
             root,
             cell,
             memory: Arc::downgrade(&self.shared),
-            empty: st.views[&None].view.clone(),
+            empty: st.views[&None].cell.clone(),
         }))
     }
 

@@ -90,6 +90,11 @@ impl<T, S: Slot<T>, G: Generation> Cell<T, S, G> {
         self.generation.advance();
     }
 
+    /// Tells readers to look again without changing the value (see [`SpaceCell::follow`]).
+    pub fn bump(&self) {
+        self.generation.advance();
+    }
+
     /// A cached copy of the current value.
     pub fn cached(&self) -> Cached<T> {
         // Generation first: if a store races, the copy is stamped old and reloaded next time.
@@ -114,8 +119,39 @@ impl<T, S: Slot<T>, G: Generation> Cell<T, S, G> {
     }
 }
 
-/// The cell behind every address space.
+/// The cell of one rendered view, shared by every address space whose root simplifies to
+/// the same region: a commit publishes each changed view once, however many spaces show it.
 pub(crate) type ViewCell = Cell<crate::flatview::FlatView>;
+
+/// What one address space follows: the view cell of its current physical root.
+pub(crate) struct SpaceCell {
+    slot: ArcSwap<ViewCell>,
+}
+
+impl SpaceCell {
+    pub fn new(cell: Arc<ViewCell>) -> SpaceCell {
+        SpaceCell {
+            slot: ArcSwap::new(cell),
+        }
+    }
+
+    /// The view cell the space follows now.
+    pub fn current(&self) -> Arc<ViewCell> {
+        self.slot.load_full()
+    }
+
+    /// The space's current view.
+    pub fn load(&self) -> Arc<crate::flatview::FlatView> {
+        self.slot.load().load()
+    }
+
+    /// Makes the space follow another view cell. Readers that cached the old cell see its
+    /// generation move (the bump comes after the switch), look here again and find the new one.
+    pub fn follow(&self, cell: Arc<ViewCell>) {
+        let old = self.slot.swap(cell);
+        old.bump();
+    }
+}
 
 #[cfg(test)]
 mod loom_model {

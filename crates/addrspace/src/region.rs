@@ -194,6 +194,9 @@ pub(crate) struct Node {
     pub eventfds: Vec<crate::listener::IoEventFd>,
     /// Address spaces whose root is this region.
     pub space_users: u32,
+    /// The renderer's address index of the subregions (built on demand; reset whenever a
+    /// child is added, removed, moved or resized).
+    pub child_index: std::sync::OnceLock<Arc<crate::render::ChildIndex>>,
 }
 
 impl Node {
@@ -216,6 +219,7 @@ impl Node {
             coalesced: Vec::new(),
             eventfds: Vec::new(),
             space_users: 0,
+            child_index: std::sync::OnceLock::new(),
         }
     }
 

@@ -12,7 +12,7 @@
 //! The walk uses an explicit stack, so arbitrarily deep trees cannot overflow the host stack.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::dirty::DirtyMask;
@@ -25,8 +25,16 @@ use crate::region::{Backend, Body, Node, RegionId, SIZE_2_64};
 /// one enabled child at offset 0 that fits by that child; a disabled region or a container
 /// with no enabled child gives `None` (the shared empty view).
 pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
+    physical_root_chain(g, root, &mut Vec::new())
+}
+
+/// [`physical_root`], also listing in `chain` every region the answer depends on the
+/// children or attributes of (the root, and each alias target or only child followed).
+pub(crate) fn physical_root_chain(g: &Graph, root: RegionId, chain: &mut Vec<RegionId>) -> Option<RegionId> {
     let mut id = root;
+    chain.clear();
     loop {
+        chain.push(id);
         let n = g.node(id);
         if !n.enabled {
             return None;
@@ -37,6 +45,8 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
                     id = target;
                     continue;
                 }
+                // The answer depends on the target's size even when it is not followed.
+                chain.push(target);
                 return Some(id);
             }
             Body::Container => {
@@ -154,7 +164,8 @@ struct Flags {
 /// Children of a large container sorted by address, with the running maximum of their ends,
 /// so a visit through a narrow clip window (an alias into a big bank of devices) walks only
 /// the children that can intersect it instead of all of them.
-struct ChildIndex {
+#[derive(Debug)]
+pub(crate) struct ChildIndex {
     /// (relative start, relative end, position in the subregion list), sorted by start.
     sorted: Vec<(u128, u128, u32)>,
     /// `max_end[i]`: the largest end among `sorted[..=i]`.
@@ -184,6 +195,39 @@ impl ChildIndex {
             })
             .collect();
         ChildIndex { sorted, max_end }
+    }
+
+    fn recompute_max(&mut self) {
+        let mut m = 0;
+        for (i, &(_, e, _)) in self.sorted.iter().enumerate() {
+            m = m.max(e);
+            self.max_end[i] = m;
+        }
+    }
+
+    /// The child at storage position `pos` left; later positions shift down.
+    pub(crate) fn remove(&mut self, pos: u32) {
+        self.sorted.retain(|&(_, _, p)| p != pos);
+        for e in &mut self.sorted {
+            if e.2 > pos {
+                e.2 -= 1;
+            }
+        }
+        self.max_end.pop();
+        self.recompute_max();
+    }
+
+    /// A child `[start, end)` arrived at storage position `pos`; later positions shift up.
+    pub(crate) fn insert(&mut self, pos: u32, start: u128, end: u128) {
+        for e in &mut self.sorted {
+            if e.2 >= pos {
+                e.2 += 1;
+            }
+        }
+        let at = self.sorted.partition_point(|&(s, _, _)| s <= start);
+        self.sorted.insert(at, (start, end, pos));
+        self.max_end.push(0);
+        self.recompute_max();
     }
 
     /// Storage positions of the children intersecting `[lo, hi)`, ascending (so the last one
@@ -229,7 +273,6 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
 /// `lo` and `hi` (so a scoped commit can re-render just what a change can affect).
 pub(crate) fn render_window(g: &Graph, root: RegionId, lo: u128, hi: u128) -> Vec<FlatRange> {
     let mut claims: Vec<Claim<'_>> = Vec::new();
-    let mut indexes: HashMap<u32, ChildIndex> = HashMap::new();
     let mut stack = vec![Step::Visit {
         id: root,
         base: 0,
@@ -296,9 +339,10 @@ pub(crate) fn render_window(g: &Graph, root: RegionId, lo: u128, hi: u128) -> Ve
                         });
                     }
                 } else {
-                    let index = indexes
-                        .entry(id.index)
-                        .or_insert_with(|| ChildIndex::new(g, &n.subregions));
+                    // Cached on the container until its children change.
+                    let index = n
+                        .child_index
+                        .get_or_init(|| Arc::new(ChildIndex::new(g, &n.subregions)));
                     let (lo, hi) = ((clip.0 - base) as u128, (clip.1 - base) as u128);
                     for &i in &index.overlapping(lo, hi) {
                         stack.push(Step::Visit {

@@ -72,7 +72,6 @@ use parking_lot::Mutex;
 use crate::addr::RegionOffset;
 use crate::address_space::{AddressSpace, WeakAddressSpace};
 use crate::flatview::{FlatRange, FlatView};
-use crate::publish::ViewCell;
 use crate::ram::RamBlock;
 use crate::region::{Backend, RegionId};
 
@@ -349,7 +348,7 @@ impl fmt::Debug for GuestRam {
 #[derive(Clone)]
 pub struct GuestRamSpace {
     space: WeakAddressSpace,
-    cell: Arc<ViewCell>,
+    cell: Arc<crate::publish::SpaceCell>,
     cache: Arc<Mutex<Weak<GuestRam>>>,
 }
 

@@ -1,0 +1,354 @@
+//! Listener features beyond region add/del: dirty logging (per-region clients, global
+//! tracking with refusal rollback, log_sync, the dirty bitmap written through the address
+//! space), ioeventfds and coalesced MMIO — each checked against the exact callback sequence.
+
+use std::sync::{Arc, Mutex};
+
+use addrspace::listener::{ListenerRefused, PRIORITY_ACCEL, PRIORITY_MIN};
+use addrspace::{
+    AddressSpace, DirtyClient, DirtyMask, Endianness, GuestAddr, IoEventFd, ListenerHandle, MemTxAttrs, Memory,
+    MemoryListener, RegionId, Section, Unassigned, SIZE_2_64,
+};
+use vmm_sys_util::eventfd::EventFd;
+
+/// Records callbacks as short strings.
+#[derive(Default)]
+struct Rec {
+    name: String,
+    log: Mutex<Vec<String>>,
+    refuse: bool,
+}
+
+impl Rec {
+    fn named(name: &str) -> Arc<Rec> {
+        Arc::new(Rec {
+            name: name.into(),
+            ..Rec::default()
+        })
+    }
+    fn push(&self, s: String) {
+        self.log.lock().unwrap().push(s);
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+fn sec(s: &Section<'_>) -> String {
+    format!("{}@{:#x}+{:#x}", s.name(), s.start().0, s.size())
+}
+
+impl MemoryListener for Rec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn begin(&self) {
+        self.push("begin".into());
+    }
+    fn commit(&self) {
+        self.push("commit".into());
+    }
+    fn region_add(&self, s: &Section<'_>) {
+        self.push(format!("add {}", sec(s)));
+    }
+    fn region_del(&self, s: &Section<'_>) {
+        self.push(format!("del {}", sec(s)));
+    }
+    fn log_start(&self, s: &Section<'_>, old: DirtyMask, new: DirtyMask) {
+        self.push(format!("log_start {} {}->{}", sec(s), old.bits(), new.bits()));
+    }
+    fn log_stop(&self, s: &Section<'_>, old: DirtyMask, new: DirtyMask) {
+        self.push(format!("log_stop {} {}->{}", sec(s), old.bits(), new.bits()));
+    }
+    fn log_sync(&self, s: &Section<'_>) {
+        self.push(format!("log_sync {}", sec(s)));
+    }
+    fn log_global_start(&self) -> Result<(), ListenerRefused> {
+        self.push("global_start".into());
+        if self.refuse {
+            return Err(ListenerRefused("no dirty ring".into()));
+        }
+        Ok(())
+    }
+    fn log_global_stop(&self) {
+        self.push("global_stop".into());
+    }
+    fn eventfd_add(&self, e: &IoEventFd) {
+        self.push(format!("eventfd_add {:#x}/{} {:?}", e.addr, e.size, e.data));
+    }
+    fn eventfd_del(&self, e: &IoEventFd) {
+        self.push(format!("eventfd_del {:#x}/{} {:?}", e.addr, e.size, e.data));
+    }
+    fn coalesced_io_add(&self, s: &Section<'_>, addr: GuestAddr, len: u64) {
+        self.push(format!("coalesced_add {} {:#x}+{:#x}", s.name(), addr.0, len));
+    }
+    fn coalesced_io_del(&self, s: &Section<'_>, addr: GuestAddr, len: u64) {
+        self.push(format!("coalesced_del {} {:#x}+{:#x}", s.name(), addr.0, len));
+    }
+}
+
+struct Board {
+    mem: Memory,
+    sys: RegionId,
+    vram: RegionId,
+    dev: RegionId,
+    space: AddressSpace,
+}
+
+/// RAM at 0, "vram" RAM at 0x10000, an MMIO device at 0x20000.
+fn board() -> Board {
+    let mem = Memory::new();
+    let sys = mem.container("system", SIZE_2_64).unwrap();
+    let ram = mem.ram("ram", 0x10000).unwrap();
+    let vram = mem.ram("vram", 0x4000).unwrap();
+    let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(sys, 0, ram).unwrap();
+    mem.add_subregion(sys, 0x10000, vram).unwrap();
+    mem.add_subregion(sys, 0x20000, dev).unwrap();
+    let space = mem.address_space("memory", sys).unwrap();
+    Board {
+        mem,
+        sys,
+        vram,
+        dev,
+        space,
+    }
+}
+
+fn listen(space: &AddressSpace, l: &Arc<Rec>, prio: u32) -> ListenerHandle {
+    let h = space.register_listener(l.clone(), prio).unwrap();
+    l.take();
+    h
+}
+
+#[test]
+fn per_region_logging_is_counted_and_heard_as_log_start_and_stop() {
+    let b = board();
+    let l = Rec::named("kvm");
+    let _h = listen(&b.space, &l, PRIORITY_ACCEL);
+    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap();
+    assert_eq!(l.take(), ["begin", "log_start vram@0x10000+0x4000 0->1", "commit"]);
+    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap(); // second user: no change
+    assert!(l.take().is_empty());
+    b.mem.set_log(b.vram, DirtyClient::Vga, false).unwrap();
+    assert!(l.take().is_empty(), "one user still logs");
+    b.mem.set_log(b.vram, DirtyClient::Vga, false).unwrap();
+    assert_eq!(l.take(), ["begin", "log_stop vram@0x10000+0x4000 1->0", "commit"]);
+}
+
+#[test]
+fn writes_through_the_space_mark_pages_for_the_logging_clients_only() {
+    let b = board();
+    let attrs = MemTxAttrs::default();
+    b.space.write(GuestAddr(0x10000), &[1], attrs); // before logging: not recorded
+    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap();
+    let mut cpu = b.space.accessor();
+    cpu.store(GuestAddr(0x11ffe), 0xabcd_u32, Endianness::Little, attrs); // straddles pages 1 and 2
+    b.space.write(GuestAddr(0x13000), &[0; 16], attrs);
+    b.space.write(GuestAddr(0x0), &[0; 16], attrs); // "ram" does not log
+    let vga = b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap();
+    assert_eq!(vga, [0x1000, 0x2000, 0x3000]);
+    assert!(b
+        .mem
+        .dirty_pages(b.vram, 0, 0x4000, DirtyClient::Migration)
+        .unwrap()
+        .is_empty());
+    // Snapshot-and-clear one range; the rest stays.
+    assert_eq!(
+        b.mem
+            .take_dirty_pages(b.vram, 0x2000, 0x2000, DirtyClient::Vga)
+            .unwrap(),
+        [0x2000, 0x3000]
+    );
+    assert_eq!(
+        b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
+        [0x1000]
+    );
+    // Reads do not dirty; an MMIO region has no bitmap.
+    let mut buf = [0u8; 8];
+    b.space.read(GuestAddr(0x13000), &mut buf, attrs);
+    assert_eq!(
+        b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
+        [0x1000]
+    );
+    assert!(b.mem.dirty_pages(b.dev, 0, 0x1000, DirtyClient::Vga).is_err());
+}
+
+#[test]
+fn global_dirty_tracking_starts_every_listener_then_logs_all_ram() {
+    let b = board();
+    let (l1, l2) = (Rec::named("low"), Rec::named("high"));
+    let _h1 = listen(&b.space, &l1, PRIORITY_MIN);
+    let _h2 = listen(&b.space, &l2, PRIORITY_ACCEL);
+    b.mem.start_dirty_log().unwrap();
+    assert_eq!(
+        l1.take(),
+        [
+            "global_start",
+            "begin",
+            "log_start ram@0x0+0x10000 0->4",
+            "log_start vram@0x10000+0x4000 0->4",
+            "commit"
+        ]
+    );
+    assert_eq!(l2.take().len(), 5);
+    // Migration sees guest writes now.
+    b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default());
+    let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
+    assert_eq!(
+        b.mem.dirty_pages(ram, 0, 0x10000, DirtyClient::Migration).unwrap(),
+        [0x5000]
+    );
+    // log_sync: every logged range of each listener's space, in listener order.
+    b.mem.log_sync(None);
+    assert_eq!(l1.take(), ["log_sync ram@0x0+0x10000", "log_sync vram@0x10000+0x4000"]);
+    b.mem.log_sync(Some(b.vram));
+    assert_eq!(l1.take(), ["log_sync vram@0x10000+0x4000"]);
+    assert_eq!(l2.take()[2..], ["log_sync vram@0x10000+0x4000"]);
+    b.mem.stop_dirty_log().unwrap();
+    let stop = l1.take();
+    assert_eq!(stop[0], "begin");
+    assert_eq!(stop[1], "log_stop ram@0x0+0x10000 4->0");
+    assert_eq!(stop[3..], ["commit", "global_stop"]);
+}
+
+#[test]
+fn a_refusing_listener_rolls_back_the_ones_already_started() {
+    let b = board();
+    let ok = Rec::named("ok");
+    let no = Arc::new(Rec {
+        name: "no".into(),
+        refuse: true,
+        ..Rec::default()
+    });
+    let _h1 = listen(&b.space, &ok, PRIORITY_MIN);
+    let _h2 = listen(&b.space, &no, PRIORITY_ACCEL);
+    let e = b.mem.start_dirty_log().unwrap_err();
+    assert!(e.to_string().contains("`no` refused"), "{e}");
+    assert_eq!(ok.take(), ["global_start", "global_stop"]);
+    assert_eq!(no.take(), ["global_start"]);
+    b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default());
+    let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
+    assert!(b
+        .mem
+        .dirty_pages(ram, 0, 0x10000, DirtyClient::Migration)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn ioeventfds_follow_their_region_with_absolute_addresses() {
+    let b = board();
+    let l = Rec::named("kvm");
+    let _h = listen(&b.space, &l, PRIORITY_ACCEL);
+    let fd = Arc::new(EventFd::new(0).unwrap());
+    b.mem.add_eventfd(b.dev, 0x10, 4, Some(1), fd.clone()).unwrap();
+    assert_eq!(l.take(), ["eventfd_add 0x20010/4 Some(1)"]);
+    // The region moves: the eventfd moves with it, inside one commit.
+    b.mem.set_address(b.dev, 0x30000).unwrap();
+    assert_eq!(
+        l.take(),
+        [
+            "begin",
+            "del dev@0x20000+0x1000",
+            "add dev@0x30000+0x1000",
+            "eventfd_del 0x20010/4 Some(1)",
+            "eventfd_add 0x30010/4 Some(1)",
+            "commit"
+        ]
+    );
+    // A late listener gets the current set in its replay.
+    let late = Rec::named("late");
+    let _h2 = b.space.register_listener(late.clone(), PRIORITY_MIN).unwrap();
+    assert!(late.take().contains(&"eventfd_add 0x30010/4 Some(1)".to_string()));
+    // Removing the region removes the eventfd.
+    b.mem.remove_subregion(b.sys, b.dev).unwrap();
+    let heard = l.take();
+    assert!(
+        heard.contains(&"eventfd_del 0x30010/4 Some(1)".to_string()),
+        "{heard:?}"
+    );
+    assert!(
+        b.mem.del_eventfd(b.dev, 0x10, 4, Some(2), fd.clone()).is_err(),
+        "no such registration"
+    );
+    b.mem.del_eventfd(b.dev, 0x10, 4, Some(1), fd).unwrap();
+}
+
+#[test]
+fn coalesced_ranges_are_pushed_at_once_and_follow_the_diff() {
+    let b = board();
+    let l = Rec::named("kvm");
+    let _h = listen(&b.space, &l, PRIORITY_ACCEL);
+    b.mem.add_coalescing(b.dev, 0x100, 0x100).unwrap();
+    assert_eq!(l.take(), ["coalesced_add dev 0x20100+0x100"]);
+    b.mem.set_address(b.dev, 0x30000).unwrap();
+    assert_eq!(
+        l.take(),
+        [
+            "begin",
+            "coalesced_del dev 0x20100+0x100",
+            "del dev@0x20000+0x1000",
+            "add dev@0x30000+0x1000",
+            "coalesced_add dev 0x30100+0x100",
+            "commit"
+        ]
+    );
+    b.mem.clear_coalescing(b.dev).unwrap();
+    assert_eq!(l.take(), ["coalesced_del dev 0x30100+0x100"]);
+}
+
+#[test]
+fn listeners_cannot_change_the_topology_from_a_callback() {
+    struct Meddler {
+        mem: addrspace::WeakMemory,
+        region: RegionId,
+        result: Mutex<Option<String>>,
+    }
+    impl MemoryListener for Meddler {
+        fn region_add(&self, _: &Section<'_>) {
+            if let Some(m) = self.mem.upgrade() {
+                let r = m.set_enabled(self.region, false);
+                *self.result.lock().unwrap() = Some(format!("{r:?}"));
+                // Queries are fine.
+                let _ = m.stats();
+            }
+        }
+    }
+    let b = board();
+    let meddler = Arc::new(Meddler {
+        mem: b.mem.downgrade(),
+        region: b.vram,
+        result: Mutex::new(None),
+    });
+    let _h = b.space.register_listener(meddler.clone(), PRIORITY_MIN).unwrap();
+    let r = meddler.result.lock().unwrap().clone().unwrap();
+    assert!(r.contains("InListener"), "{r}");
+    assert!(b.mem.region_info(b.vram).unwrap().enabled, "nothing changed");
+}
+
+#[test]
+fn ram_sections_carry_their_host_memory() {
+    let b = board();
+    #[derive(Default)]
+    struct Slots(Mutex<Vec<(u64, usize)>>);
+    impl MemoryListener for Slots {
+        fn region_add(&self, s: &Section<'_>) {
+            if let Some(p) = s.host_addr() {
+                self.0.lock().unwrap().push((s.start().0, p as usize));
+            }
+        }
+    }
+    let slots = Arc::new(Slots::default());
+    let _h = b.space.register_listener(slots.clone(), PRIORITY_ACCEL).unwrap();
+    let got = slots.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "ram and vram, not the device");
+    b.space.write(GuestAddr(0x10008), &[0x5a], MemTxAttrs::default());
+    let (gpa, host) = got[1];
+    assert_eq!(gpa, 0x10000);
+    let block = b.mem.leaf(b.vram).unwrap().unwrap().backend().ram().unwrap().clone();
+    assert_eq!(block.host_ptr() as usize, host);
+    let mut byte = [0u8];
+    assert!(block.read(8, &mut byte));
+    assert_eq!(byte[0], 0x5a);
+}
