@@ -18,11 +18,17 @@ type Slot = (u128, usize, bool, bool);
 /// Guest-physical start → slot.
 type Slots = BTreeMap<u64, Slot>;
 
+/// Slot deletions (by start) and additions queued until `commit`.
+#[derive(Default)]
+struct Pending {
+    dels: Vec<u64>,
+    adds: Vec<(u64, Slot)>,
+}
+
 #[derive(Default)]
 struct Memslots {
     slots: Mutex<Slots>,
-    /// Deletions and additions queued until `commit`.
-    pending: Mutex<(Vec<u64>, Vec<(u64, Slot)>)>,
+    pending: Mutex<Pending>,
 }
 
 impl MemoryListener for Memslots {
@@ -33,12 +39,12 @@ impl MemoryListener for Memslots {
         // Only RAM-backed ranges become slots; MMIO traps to the VMM.
         if let Some(host) = s.host_addr() {
             let slot = (s.size(), host as usize, s.readonly(), !s.dirty_log_mask().is_empty());
-            self.pending.lock().unwrap().1.push((s.start().0, slot));
+            self.pending.lock().unwrap().adds.push((s.start().0, slot));
         }
     }
     fn region_del(&self, s: &Section<'_>) {
         if s.host_addr().is_some() {
-            self.pending.lock().unwrap().0.push(s.start().0);
+            self.pending.lock().unwrap().dels.push(s.start().0);
         }
     }
     fn log_start(&self, s: &Section<'_>, _old: DirtyMask, _new: DirtyMask) {
@@ -48,7 +54,7 @@ impl MemoryListener for Memslots {
     }
     fn commit(&self) {
         // All deletions, then all additions: the guest never sees a half-updated table.
-        let (dels, adds) = std::mem::take(&mut *self.pending.lock().unwrap());
+        let Pending { dels, adds } = std::mem::take(&mut *self.pending.lock().unwrap());
         let mut slots = self.slots.lock().unwrap();
         for gpa in dels {
             slots.remove(&gpa);
