@@ -351,14 +351,12 @@ struct Lis {
 }
 
 /// Checks one listener's events of one commit against its snapshot and updates the snapshot.
-/// `global`: the commit changed global dirty tracking.
 fn check_listener(
     l: &mut Lis,
     evs: &[(usize, Ev)],
     new_view: &FlatView,
     changed: bool,
     mode: CommitMode,
-    global: bool,
 ) -> Result<(), String> {
     let new = recs(new_view);
     if evs.is_empty() {
@@ -711,7 +709,7 @@ impl Side {
         for (id, l) in self.listeners.iter_mut().enumerate() {
             let i = l.space;
             let changed = !Arc::ptr_eq(&before[i], &views[i]);
-            check_listener(l, &of_listener(&evs, id), &views[i], changed, mode, global).map_err(|e| {
+            check_listener(l, &of_listener(&evs, id), &views[i], changed, mode).map_err(|e| {
                 format!(
                     "listener {id} (priority {}, nops {}) on space {i} ({}): {e}",
                     l.prio, l.nop, self.space_names[i]
