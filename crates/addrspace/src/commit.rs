@@ -300,18 +300,11 @@ pub(crate) struct Scratch {
 }
 
 /// Carries each touched window up through containers and aliases, recording in `win` the
-/// windows (in its own coordinates) that reach each region `is_key` accepts — the roots of
-/// rendered views.
+/// windows (in its own coordinates) that reach each root of a rendered view (`Node::view_key`).
 ///
 /// Mutations propagate at once, against the graph as it is then: a later change of the
 /// structure above (a move, a removal) is itself a touch that covers what it disturbs.
-pub(crate) fn propagate(
-    g: &Graph,
-    scratch: &mut Scratch,
-    is_key: impl Fn(RegionId) -> bool,
-    seeds: &[Touch],
-    win: &mut Windows,
-) {
+pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: &mut Windows) {
     scratch.stamp = scratch.stamp.wrapping_add(1);
     if scratch.stamp == 0 {
         scratch.marks.clear();
@@ -341,7 +334,7 @@ pub(crate) fn propagate(
         } else {
             *m = (stamp, lo, hi);
         }
-        if lo < hi && is_key(id) {
+        if lo < hi && n.view_key {
             let list = win.entry(id).or_default();
             list.push((lo, hi));
             if list.len() > MAX_WINDOWS {
@@ -633,13 +626,18 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 d.publish.push((e.cell.clone(), u.new.clone()));
                 e
             }
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(crate::memory::ViewEntry {
-                view: u.new.clone(),
-                cell: Arc::new(ViewCell::new(u.new.clone())),
-                spaces: Vec::new(),
-                listening: Vec::new(),
-                eventfds: Arc::default(),
-            }),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if let Some(r) = key {
+                    st.graph.get_mut(*r).expect("view roots are live").view_key = true;
+                }
+                e.insert(crate::memory::ViewEntry {
+                    view: u.new.clone(),
+                    cell: Arc::new(ViewCell::new(u.new.clone())),
+                    spaces: Vec::new(),
+                    listening: Vec::new(),
+                    eventfds: Arc::default(),
+                })
+            }
         };
         entry.view = u.new.clone();
         if eventfds_live || !entry.eventfds.is_empty() {
@@ -662,7 +660,16 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         }
         d.follow.push((sp.cell.clone(), e.cell.clone()));
     }
-    st.views.retain(|k, e| k.is_none() || !e.spaces.is_empty());
+    let graph = &mut st.graph;
+    st.views.retain(|k, e| {
+        let keep = k.is_none() || !e.spaces.is_empty();
+        if let (false, Some(r)) = (keep, k) {
+            if let Ok(n) = graph.get_mut(*r) {
+                n.view_key = false;
+            }
+        }
+        keep
+    });
     // Registrations changed without a re-render: recompute the lists of views that see them.
     let mut ev_keys: Vec<Option<RegionId>> = Vec::new();
     if !ev_touched.is_empty() {
@@ -671,14 +678,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             .filter_map(|&r| st.graph.get(r).ok().map(|n| (r, 0, n.size)))
             .collect();
         let mut reach = Windows::default();
-        let views = &st.views;
-        propagate(
-            &st.graph,
-            &mut st.scratch,
-            |r| views.contains_key(&Some(r)),
-            &ev_seeds,
-            &mut reach,
-        );
+        propagate(&st.graph, &mut st.scratch, &ev_seeds, &mut reach);
         for (key, entry) in st.views.iter_mut() {
             if key.is_some_and(|k| reach.contains_key(&k)) && !updates.contains_key(key) {
                 entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));

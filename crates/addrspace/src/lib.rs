@@ -6,14 +6,16 @@
 //! containers and aliases — that overlap by priority. Each [`AddressSpace`] is a view of one
 //! root region; the library renders it into an immutable [`FlatView`] with exactly QEMU's
 //! precedence rules, shares one view between spaces whose roots simplify to the same region,
-//! and publishes it to readers without locks. Changes are grouped in [`Transaction`]s and
-//! rendered once per outermost commit.
+//! and publishes it to readers without locks. Changes are grouped in [`Transaction`]s; the
+//! outermost commit updates only the views that can see a change, and tells the
+//! [`MemoryListener`]s of the spaces whose view changed, in QEMU's order.
 //!
 //! Layers, bottom-up (dependencies point one way):
 //! [`access`] (device ops and access rules) → [`ram`] (host memory) → [`region`] (region
-//! kinds) → `graph` (the mutable tree) → `render` → [`flatview`] → [`memory`]
-//! (transactions, publication) → [`address_space`] → [`mtree`] (QEMU's `info mtree` text, in
-//! and out) → [`board`] (TOML board descriptions).
+//! kinds) → `graph` (the mutable tree) → `render` → [`flatview`] → `patch` (windowed view
+//! updates, QEMU's diff) → `commit` (scoped commits, listener delivery) → [`memory`]
+//! (transactions, publication; [`listener`] and [`dirty`] logging) → [`address_space`] →
+//! [`mtree`] (QEMU's `info mtree` text, in and out) → [`board`] (TOML board descriptions).
 //!
 //! ```
 //! use addrspace::{mtree, Memory};

@@ -4,9 +4,11 @@
 //! The graph lives behind one re-entrant topology lock (QEMU's BQL, narrowed to memory).
 //! Every mutator runs inside a transaction: an explicit [`Transaction`] guard, or an
 //! implicit one around the single call. Nested transactions fold into the outermost; only
-//! the outermost commit renders, once, and only if something visible changed. Readers never
-//! take the lock: they load the flat view an address space published last, so during a
-//! transaction they keep seeing the views of the previous commit.
+//! the outermost commit updates views — by default only the views that can see a change, and
+//! only in the changed windows (see [`CommitMode`](crate::CommitMode)) — then tells the
+//! listeners of the spaces whose view changed. Readers never take the lock: they load the
+//! flat view their address space follows, so during a transaction they keep seeing the views
+//! of the previous commit.
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -180,6 +182,9 @@ impl Shared {
                 e.listening.retain(|&s| s != id);
                 if e.spaces.is_empty() && rec.key.is_some() {
                     st.views.remove(&rec.key);
+                    if let Some(n) = rec.key.and_then(|r| st.graph.get_mut(r).ok()) {
+                        n.view_key = false;
+                    }
                 }
             }
             for l in rec.listeners.iter() {
@@ -392,14 +397,7 @@ impl Memory {
                     st.seeds.push(c);
                 }
             }
-            let views = &st.views;
-            commit::propagate(
-                &st.graph,
-                &mut st.scratch,
-                |r| views.contains_key(&Some(r)),
-                &touched,
-                &mut st.touched,
-            );
+            commit::propagate(&st.graph, &mut st.scratch, &touched, &mut st.touched);
         }
         drop(tx);
         Ok(())
@@ -674,6 +672,9 @@ impl Memory {
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
+                if let Some(r) = key {
+                    st.graph.get_mut(r).expect("physical roots are live").view_key = true;
+                }
                 let view = commit::render_view(&st.graph, &self.shared.counters, key);
                 let eventfds = if st.eventfd_regs > 0 {
                     Arc::new(commit::view_eventfds(&st.graph, &view))

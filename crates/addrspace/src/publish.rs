@@ -1,7 +1,9 @@
 //! Publication of flat views to lock-free readers.
 //!
-//! Each address space owns one [`Cell`]: at commit the writer stores a new `Arc<FlatView>`
-//! and then advances a generation counter; readers never take a lock. A reader that keeps a
+//! Each rendered view has one [`Cell`], shared by all the address spaces that show it (each
+//! space follows its view's cell through a [`SpaceCell`]): at commit the writer stores a new
+//! `Arc<FlatView>` once per changed view and then advances the cell's generation counter;
+//! readers never take a lock. A reader that keeps a
 //! [`Cached`] copy revalidates it with one atomic load of the generation, and reloads the
 //! view only when it moved. The old view is freed when its last reader drops it —
 //! reclamation is ownership, with no grace-period bookkeeping.

@@ -194,6 +194,8 @@ pub(crate) struct Node {
     pub eventfds: Vec<crate::listener::IoEventFd>,
     /// Address spaces whose root is this region.
     pub space_users: u32,
+    /// A rendered view is rooted here (commits carry changed windows up to such regions).
+    pub view_key: bool,
     /// The renderer's address index of the subregions (built on demand; reset whenever a
     /// child is added, removed, moved or resized).
     pub child_index: std::sync::OnceLock<Arc<crate::render::ChildIndex>>,
@@ -219,6 +221,7 @@ impl Node {
             coalesced: Vec::new(),
             eventfds: Vec::new(),
             space_users: 0,
+            view_key: false,
             child_index: std::sync::OnceLock::new(),
         }
     }
