@@ -30,6 +30,7 @@ use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Change}
 use crate::publish::{SpaceCell, ViewCell};
 use crate::region::{Body, RegionId};
 use crate::render::{physical_root_chain, render};
+use crate::sharing::representative;
 use crate::stats::{Counters, LiveToken};
 
 /// How a commit recomputes views.
@@ -496,7 +497,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     let mut moved: Vec<(usize, Option<RegionId>)> = Vec::new();
     let mut chain = Vec::new();
     for idx in candidates {
-        let key = physical_root_chain(&st.graph, st.spaces[idx].root, &mut chain);
+        let phys = physical_root_chain(&st.graph, st.spaces[idx].root, &mut chain);
+        let key = if qemu {
+            phys
+        } else {
+            representative(&st.graph, &mut st.reps, phys, &mut chain)
+        };
+        st.spaces[idx].phys = phys;
         if chain != st.spaces[idx].chain {
             let id = st.spaces[idx].id;
             for r in &st.spaces[idx].chain {

@@ -254,7 +254,8 @@ impl Buckets {
 
 impl FlatView {
     /// The region the view was rendered from (after QEMU's root simplification), or `None`
-    /// for the shared empty view.
+    /// for the shared empty view. Structurally identical roots (per-CPU SMM containers, say)
+    /// share one view in scoped commit mode; it names the first of them.
     pub fn root(&self) -> Option<RegionId> {
         self.root
     }

@@ -55,6 +55,7 @@ mod publish;
 pub mod ram;
 pub mod region;
 mod render;
+mod sharing;
 pub mod stats;
 pub mod vm_memory;
 

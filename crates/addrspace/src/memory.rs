@@ -35,8 +35,11 @@ pub(crate) struct SpaceRecord {
     pub id: u64,
     pub name: Arc<str>,
     pub root: RegionId,
-    /// The physical root its view is rendered from (`None`: the empty view).
+    /// The root its view is rendered from (`None`: the empty view): its physical root, or a
+    /// structurally identical one's (see `sharing`).
     pub key: Option<RegionId>,
+    /// Its physical root (QEMU's `memory_region_get_flatview_root`).
+    pub phys: Option<RegionId>,
     /// The view cell it follows (its key's).
     pub cell: Arc<SpaceCell>,
     /// The regions its physical root depends on (see `render::physical_root_chain`).
@@ -83,6 +86,8 @@ pub(crate) struct State {
     /// depend on).
     pub seeds: Vec<RegionId>,
     pub scratch: commit::Scratch,
+    /// Representative roots of structurally identical roots.
+    pub reps: crate::sharing::Representatives,
     /// The space of each registered listener.
     pub listener_space: IdMap<u64, u64>,
     /// Number of ioeventfd registrations on all regions.
@@ -345,6 +350,7 @@ impl Memory {
                     chains: IdMap::default(),
                     seeds: Vec::new(),
                     scratch: commit::Scratch::default(),
+                    reps: Default::default(),
                     listener_space: IdMap::default(),
                     eventfd_regs: 0,
                     delivering: 0,
@@ -504,7 +510,10 @@ impl Memory {
             Ok(placed(g, child).into_iter().collect())
         })?;
         // A view of the child itself shows it at its (new) address.
-        self.with_state(|st| st.moved.push(child));
+        self.with_state(|st| {
+            st.moved.push(child);
+            st.seeds.push(child); // its address is part of its sharing signature
+        });
         drop(tx);
         Ok(())
     }
@@ -530,7 +539,10 @@ impl Memory {
         })?;
         if old != addr {
             // A view of this very region shows it at its address.
-            self.with_state(|st| st.moved.push(id));
+            self.with_state(|st| {
+                st.moved.push(id);
+                st.seeds.push(id); // its address is part of its sharing signature
+            });
         }
         drop(tx);
         Ok(())
@@ -663,7 +675,11 @@ impl Memory {
         let st = &mut *st;
         st.graph.get_mut(root)?.space_users += 1;
         let mut chain = Vec::new();
-        let key = physical_root_chain(&st.graph, root, &mut chain);
+        let phys = physical_root_chain(&st.graph, root, &mut chain);
+        let key = match st.mode {
+            CommitMode::Full => phys,
+            CommitMode::Scoped => crate::sharing::representative(&st.graph, &mut st.reps, phys, &mut chain),
+        };
         let id = st.next_space;
         for &r in &chain {
             st.chains.entry(r).or_default().push(id);
@@ -701,6 +717,7 @@ impl Memory {
             name: name.clone(),
             root,
             key,
+            phys,
             cell: cell.clone(),
             chain,
             view: empty,

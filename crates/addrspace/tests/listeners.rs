@@ -352,3 +352,60 @@ fn ram_sections_carry_their_host_memory() {
     assert!(block.read(8, &mut byte));
     assert_eq!(byte[0], 0x5a);
 }
+
+#[test]
+fn structurally_identical_per_cpu_roots_share_one_view_until_they_differ() {
+    use addrspace::{mtree, CommitMode};
+    for mode in [CommitMode::Scoped, CommitMode::Full] {
+        let b = board();
+        b.mem.set_commit_mode(mode);
+        let smram = b.mem.ram("smram", 0x2_0000).unwrap();
+        // x86 SMM: every CPU's root overlays SMRAM on an alias of system memory.
+        let mut smram_aliases = Vec::new();
+        let cpus: Vec<AddressSpace> = (0..4)
+            .map(|c| {
+                let root = b.mem.container(&format!("smm-root-{c}"), SIZE_2_64).unwrap();
+                let sys = b.mem.alias(&format!("smm-system-{c}"), b.sys, 0, SIZE_2_64).unwrap();
+                let sm = b.mem.alias(&format!("smm-smram-{c}"), smram, 0, 0x2_0000).unwrap();
+                b.mem.add_subregion(root, 0, sys).unwrap();
+                b.mem.add_subregion_overlap(root, 0xa_0000, sm, 1).unwrap();
+                smram_aliases.push(sm);
+                b.mem.address_space(&format!("cpu-smm-{c}"), root).unwrap()
+            })
+            .collect();
+        let shared = |i: usize, j: usize| Arc::ptr_eq(&cpus[i].view(), &cpus[j].view());
+        let scoped = mode == CommitMode::Scoped;
+        assert_eq!(shared(0, 3), scoped, "one view for identical roots, scoped only");
+        let views = b.mem.stats().flatviews;
+        // CPU 2 leaves SMM-visible SMRAM: it gets its own view, the others keep theirs.
+        b.mem.set_enabled(smram_aliases[2], false).unwrap();
+        assert!(!shared(2, 0) && shared(0, 1) == scoped && shared(1, 3) == scoped);
+        assert!(
+            cpus[2].lookup(GuestAddr(0xa_0000)).is_none(),
+            "nothing there without SMRAM"
+        );
+        assert_eq!(cpus[0].lookup(GuestAddr(0xa_0000)).unwrap().0.name(), "smram");
+        // ... and joins again.
+        b.mem.set_enabled(smram_aliases[2], true).unwrap();
+        assert_eq!(shared(2, 0), scoped);
+        assert_eq!(b.mem.stats().flatviews, views, "no view left behind");
+        // A change in system memory reaches every CPU, with one patch when shared.
+        let before = b.mem.stats();
+        b.mem.set_address(b.dev, 0x30000).unwrap();
+        let after = b.mem.stats();
+        for c in &cpus {
+            assert_eq!(c.lookup(GuestAddr(0x30000)).unwrap().0.name(), "dev");
+        }
+        let updated = (after.renders + after.patches) - (before.renders + before.patches);
+        assert_eq!(
+            updated,
+            if scoped { 2 } else { 5 },
+            "system + the shared SMM view (scoped); every view (full)"
+        );
+        // `info mtree -f` still prints one view per physical root, as QEMU does.
+        let text = mtree::print_flat(&b.mem, &mtree::FlatOptions::default());
+        for c in 0..4 {
+            assert!(text.contains(&format!("Root memory region: smm-root-{c}")), "{text}");
+        }
+    }
+}

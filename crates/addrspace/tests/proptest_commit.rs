@@ -675,7 +675,8 @@ impl Side {
         // (a) against a fresh render, and view sharing.
         for i in 0..n {
             let fresh = self.mem.render(self.roots[i]).map_err(|e| e.to_string())?;
-            if fresh.root() != views[i].root() || !same_ranges(fresh.ranges(), views[i].ranges()) {
+            // (The view's root may be a structurally identical root whose view it shares.)
+            if !same_ranges(fresh.ranges(), views[i].ranges()) {
                 return Err(format!(
                     "space {} ({}): published view differs from a fresh render\npublished: {:?}\nfresh:     {:?}",
                     i,
@@ -692,9 +693,14 @@ impl Side {
                 ));
             }
         }
+        let mode_scoped = self.mode == CommitMode::Scoped;
         for i in 0..n {
             for j in i + 1..n {
-                if (phys[i] == phys[j]) != Arc::ptr_eq(&views[i], &views[j]) {
+                // Same physical root: shared, always. Shared across physical roots: only by
+                // scoped mode's sharing of structurally identical roots (never in QEMU mode).
+                let shared = Arc::ptr_eq(&views[i], &views[j]);
+                let allowed = phys[i] == phys[j] || mode_scoped;
+                if (phys[i] == phys[j] && !shared) || (shared && !allowed) {
                     return Err(format!(
                         "spaces {i} and {j}: physical roots {:?} / {:?}, but views shared: {}",
                         phys[i],
@@ -1013,6 +1019,18 @@ impl World {
         self.add(cpu, apic, 0x1000, 1)?;
         let win = self.create("pci-window", Kind::Alias(pci, 0, 0x8000))?;
         self.add(sys, win, 0x4_0000, 0)?;
+        // Two x86-style per-CPU SMM roots, structurally identical (aliases of the same
+        // regions): scoped mode shares one view between them until an operation tells them
+        // apart.
+        let mut cpu_smm = Vec::new();
+        for c in ["a", "b"] {
+            let root = self.create(&format!("cpu-smm-{c}"), Kind::Container(SIZE_2_64))?;
+            let sa = self.create(&format!("cpu-smm-{c}-system"), Kind::Alias(sys, 0, SIZE_2_64))?;
+            self.add(root, sa, 0, 0)?;
+            let ra = self.create(&format!("cpu-smm-{c}-smram"), Kind::Alias(smram, 0, 0x2000))?;
+            self.add(root, ra, spec.smram_addr, 1)?;
+            cpu_smm.push(root);
+        }
         if spec.pre_log {
             self.both("set_log sysram vga true".into(), |m, ids| {
                 m.set_log(ids[ram], DirtyClient::Vga, true)
@@ -1040,7 +1058,7 @@ impl World {
                 self.add(parent, c, addr, prio)?;
             }
         }
-        Ok(vec![sys, bm, smm, pci, cpu])
+        Ok(vec![sys, bm, smm, pci, cpu, cpu_smm[0], cpu_smm[1]])
     }
 
     /// Runs `f` on the scoped system (0), then on its twin (1); the first error fails the case.
@@ -1146,7 +1164,8 @@ enum Op {
     },
 }
 
-/// One address space: its root among the tops (`system`, `bm`, `smm`, `pci`, `cpu1`), its
+/// One address space: its root among the tops (`system`, `bm`, `smm`, `pci`, `cpu1`,
+/// `cpu-smm-a`, `cpu-smm-b`), its
 /// first listener (wants nops, priority) and maybe a second one of another priority.
 #[derive(Debug, Clone)]
 struct SpaceSpec {
@@ -1162,6 +1181,7 @@ struct SpaceSpec {
 /// bm (2^64)                bm-alias -> system (bus master: simplifies onto system)
 /// smm (2^64)               smm-alias -> system, smram @smram_addr prio 1 (SMM)
 /// cpu1 (2^64)              cpu1-alias -> system, apic (io) @0x1000 prio 1 (per-CPU)
+/// cpu-smm-a, cpu-smm-b     alias -> system, alias -> smram @smram_addr prio 1 (identical)
 /// ```
 ///
 /// — plus random regions, 3 to 6 address spaces (the first over `system`, the second over

@@ -77,7 +77,9 @@ pub struct RangeLine {
 /// Builds the `info mtree -f` model of `memory`.
 pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
     memory.with_state(|st| {
-        let mut groups: Vec<(Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
+        // One view per physical root, as QEMU prints it (roots that share a rendered view
+        // because they are structurally identical are still printed apart).
+        let mut groups: Vec<(Option<crate::RegionId>, Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
         for sp in &st.spaces {
             let view = sp.cell.load();
             let root = st.graph.node(sp.root);
@@ -89,16 +91,16 @@ pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
                     _ => None,
                 },
             };
-            match groups.iter_mut().find(|(v, _)| Arc::ptr_eq(v, &view)) {
-                Some((_, lines)) => lines.push(line),
-                None => groups.push((view, vec![line])),
+            match groups.iter_mut().find(|(p, _, _)| *p == sp.phys) {
+                Some((_, _, lines)) => lines.push(line),
+                None => groups.push((sp.phys, view, vec![line])),
             }
         }
         let views = groups
             .into_iter()
-            .map(|(v, address_spaces)| ViewDump {
+            .map(|(phys, v, address_spaces)| ViewDump {
                 address_spaces,
-                root: v.root_name().map(str::to_string),
+                root: phys.map(|p| st.graph.node(p).name.to_string()),
                 // Like QEMU, the region's priority and type are read at print time; only
                 // read-only and non-volatile come from the range.
                 ranges: v
