@@ -2,7 +2,10 @@
 //!
 //! `addrspace demo` prints a built-in example machine; `addrspace mtree` prints any machine
 //! (a board file or an imported QEMU `info mtree -D` dump) the way QEMU's `info mtree` does;
-//! `addrspace board` turns a QEMU dump into a board file.
+//! `addrspace board` turns a QEMU dump into a board file; `addrspace soak` plugs and unplugs
+//! CPUs while readers run and checks that nothing is left behind.
+
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,21 @@ enum Command {
     Mtree(MtreeArgs),
     /// Convert a QEMU `info mtree -D` dump into a board file on stdout.
     Board(SourceArgs),
+    /// Plug and unplug a CPU many times while reader threads run; print every live-object
+    /// counter before and after and fail on any growth.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// A board file (TOML) with CPU clusters.
+    board: PathBuf,
+    /// Plug/unplug cycles.
+    #[arg(long, default_value_t = 10_000)]
+    cycles: u64,
+    /// Reader threads using the board's first address space meanwhile.
+    #[arg(long, default_value_t = 2)]
+    readers: usize,
 }
 
 #[derive(Args)]
@@ -114,6 +132,15 @@ fn run(cli: Cli) -> Result<String, String> {
             })
         }
         Command::Board(src) => Ok(board::export(&load(&src)?)),
+        Command::Soak(a) => {
+            let m = board::load_file(&a.board).map_err(|e| e.to_string())?;
+            let (report, ok) = soak::soak(m, a.cycles, a.readers)?;
+            if ok {
+                Ok(report)
+            } else {
+                Err(format!("{report}live objects grew"))
+            }
+        }
     }
 }
 

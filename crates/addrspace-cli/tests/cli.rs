@@ -406,3 +406,97 @@ fn board_from_board_file_loads_back_identically() {
         }
     }
 }
+
+/// The per-CPU boards print the view sharing QEMU 10.0.2 shows for the machines they model.
+#[test]
+fn cpu_boards_share_views_as_qemu_does() {
+    // (board, spaces that must share one view, spaces that must be alone in theirs)
+    let cases: [(&str, &[&[&str]]); 4] = [
+        (
+            "boards/virt-secure.toml",
+            &[
+                &["memory", "cpu-memory-0", "cpu-memory-1"],
+                &["cpu-secure-memory-0", "cpu-secure-memory-1"],
+            ],
+        ),
+        (
+            "boards/mps2-an521.toml",
+            &[
+                &["memory"],
+                &["cpu-memory-0", "cpu-secure-memory-0"],
+                &["cpu-memory-1", "cpu-secure-memory-1"],
+            ],
+        ),
+        (
+            "boards/q35-smm.toml",
+            &[
+                &["memory", "cpu-memory-0", "cpu-memory-1"],
+                &["cpu-smm-0"],
+                &["cpu-smm-1"],
+            ],
+        ),
+        (
+            "boards/zcu102.toml",
+            &[&[
+                "memory",
+                "rpu-memory",
+                "cpu-memory-0",
+                "cpu-memory-1",
+                "cpu-memory-2",
+                "cpu-memory-3",
+            ]],
+        ),
+    ];
+    for (board, groups) in cases {
+        let out = run_ok(&["mtree", board, "-f"]);
+        let views: Vec<Vec<String>> = out
+            .split("FlatView #")
+            .skip(1)
+            .map(|v| {
+                v.lines()
+                    .filter_map(|l| l.strip_prefix(" AS \""))
+                    .map(|l| l.split('"').next().unwrap().to_string())
+                    .collect()
+            })
+            .collect();
+        for g in groups {
+            let want: Vec<String> = g.iter().map(|s| s.to_string()).collect();
+            assert!(
+                views.contains(&want),
+                "{board}: no view shared by exactly {want:?}\n{out}"
+            );
+        }
+    }
+}
+
+/// `soak` succeeds, shows progress on stderr, and reports on stdout.
+fn soak_ok(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "addrspace {args:?} failed: {stderr}");
+    assert!(stderr.contains("100%"), "no progress shown: {stderr}");
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+#[test]
+fn soak_plugs_and_unplugs_without_growth() {
+    let out = soak_ok(&["soak", "boards/q35-smm.toml", "--cycles", "300", "--readers", "2"]);
+    assert!(
+        out.contains("plug + unplug CPU slot 2 of cluster `cpus`, 300 cycles"),
+        "{out}"
+    );
+    let before = out.lines().find(|l| l.starts_with("before:")).unwrap();
+    let after = out.lines().find(|l| l.starts_with("after:")).unwrap();
+    assert_eq!(
+        before.trim_start_matches("before:").trim(),
+        after.trim_start_matches("after:").trim()
+    );
+    assert!(out.contains("µs per cycle"), "{out}");
+    assert!(out.ends_with("no growth\n"), "{out}");
+    // A board without CPU clusters soaks a DMA engine instead.
+    let out = soak_ok(&["soak", "boards/pc.toml", "--cycles", "100", "--readers", "1"]);
+    assert!(out.contains("DMA engine"), "{out}");
+    // Errors name the file.
+    let err = run_err(&["soak", "boards/nope.toml"]);
+    assert!(err.contains("nope.toml"), "{err}");
+}

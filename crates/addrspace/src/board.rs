@@ -189,6 +189,14 @@ pub enum OpsKind {
     OpenBus,
 }
 
+/// The device behind an `ops` kind.
+pub(crate) fn ops_for(kind: OpsKind) -> Arc<dyn RegionOps> {
+    match kind {
+        OpsKind::Unassigned => Arc::new(Unassigned),
+        OpsKind::OpenBus => Arc::new(OpenBus),
+    }
+}
+
 /// One `[[region]]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -269,6 +277,21 @@ pub struct BoardDesc {
     /// Address spaces, in creation order.
     #[serde(default, rename = "address-space")]
     pub spaces: Vec<SpaceDesc>,
+    /// CPU clusters (see [`crate::cpu`]).
+    #[serde(default, rename = "cluster")]
+    pub clusters: Vec<crate::board_cpus::ClusterDesc>,
+    /// Templates of per-CPU roots.
+    #[serde(default, rename = "cpu-root")]
+    pub cpu_roots: Vec<crate::board_cpus::CpuRootDesc>,
+}
+
+impl crate::board_cpus::Report for Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error {
+        Ctx::err(self, span, msg)
+    }
+    fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
+        Ctx::num(self, n, what)
+    }
 }
 
 struct Ctx<'a> {
@@ -463,12 +486,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     let at = |i: usize, e: Error| cx.err(desc.regions[i].key().span(), e.to_string());
     for (i, r) in desc.regions.iter().enumerate() {
         let name = r.name.get_ref().as_str();
-        let ops = || -> Arc<dyn RegionOps> {
-            match r.ops.unwrap_or_default() {
-                OpsKind::Unassigned => Arc::new(Unassigned),
-                OpsKind::OpenBus => Arc::new(OpenBus),
-            }
-        };
+        let ops = || ops_for(r.ops.unwrap_or_default());
         let made = match r.ty {
             RegionType::Container => memory.container(name, sizes[i]),
             RegionType::Ram => memory.ram(name, sizes[i]),
@@ -532,6 +550,9 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         let root = id(index[s.root.get_ref().as_str()]);
         address_spaces.push(memory.address_space(&s.name, root)?);
     }
+    let region = |s: &Spanned<String>| -> Result<RegionId> { Ok(id(lookup(s, "region")?)) };
+    let clusters =
+        crate::board_cpus::build_clusters(&desc.clusters, &desc.cpu_roots, &memory, &region, &address_spaces, cx)?;
     let regions = desc
         .regions
         .iter()
@@ -542,6 +563,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         memory,
         address_spaces,
         regions,
+        clusters,
     })
 }
 

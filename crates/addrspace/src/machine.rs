@@ -7,7 +7,8 @@ use crate::address_space::AddressSpace;
 use crate::memory::Memory;
 use crate::region::RegionId;
 
-/// A built machine: its memory system and its address spaces in creation order.
+/// A built machine: its memory system, its address spaces in creation order, and its CPU
+/// clusters.
 #[derive(Debug)]
 pub struct Machine {
     /// The memory system.
@@ -16,12 +17,19 @@ pub struct Machine {
     pub address_spaces: Vec<AddressSpace>,
     /// Regions by the unique id they were given in the description, in creation order.
     pub regions: Vec<(String, RegionId)>,
+    /// CPU clusters (their CPUs own the per-CPU spaces).
+    pub clusters: Vec<crate::cpu::Cluster>,
 }
 
 impl Machine {
     /// The first address space called `name`.
     pub fn address_space(&self, name: &str) -> Option<&AddressSpace> {
         self.address_spaces.iter().find(|s| s.name() == name)
+    }
+
+    /// The cluster called `name`.
+    pub fn cluster_mut(&mut self, name: &str) -> Option<&mut crate::cpu::Cluster> {
+        self.clusters.iter_mut().find(|c| c.name() == name)
     }
 
     /// The region described under the id `key`.

@@ -663,5 +663,6 @@ pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
         memory,
         address_spaces,
         regions,
+        clusters: Vec::new(),
     })
 }

@@ -1,0 +1,351 @@
+//! The CPU part of board files: `[[cluster]]` tables of CPU slots and the `[[cpu-root]]`
+//! templates that per-CPU roots are built from.
+//!
+//! ```toml
+//! [[cluster]]
+//! name = "cpus"
+//! max-cpus = 4          # slots
+//! cpus = 2              # plugged when the board is loaded (slots 0..cpus)
+//! first-index = 0       # cpu_index of slot 0 (default 0)
+//! tlb = true            # a TCG-style TLB listener on every CPU space
+//! spaces = [
+//!   { index = 0, prefix = "cpu-memory", root = "system" },        # one space per CPU over a region
+//!   { index = 1, prefix = "cpu-secure-memory", shared = "secure" }, # a board-owned space, shared
+//!   { index = 1, prefix = "cpu-smm", per-cpu = "smm" },           # over a per-CPU root (template)
+//!   # or { index = 1, prefix = "cpu-secure-memory", same-root-as = 0 }  # the root of space 0
+//! ]
+//!
+//! [[cpu-root]]
+//! id = "smm"
+//! name = "memory"       # the per-CPU container's name
+//! size = "2^64"
+//! subregions = [
+//!   { name = "memory", alias = "system", priority = 0 },
+//!   { name = "smram", alias = "smram-ram", addr = "0xa0000", offset = "0xa0000", size = "128K", priority = 1 },
+//!   { name = "nvic", io = "0x1000", addr = "0xe000e000", priority = 1 },   # a private device per CPU
+//!   { name = "tcm", ram = "64K", addr = 0, priority = 1 },                 # private RAM per CPU
+//! ]
+//! ```
+//!
+//! `shared` names an `[[address-space]]` of the board. A `[[cpu-root]]` entry is an alias of a
+//! board region (`alias`, with optional `offset` and `size`), or a new region per CPU: `io`
+//! (size; `ops` as for regions), `ram` (size) or `container` (size).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::address_space::AddressSpace;
+use crate::board::{Number, OpsKind};
+use crate::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView, PerCpuBuilder, PerCpuRoot};
+use crate::error::{Error, Result};
+use crate::memory::Memory;
+use crate::region::{RegionId, SIZE_2_64};
+
+/// One `[[cluster]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterDesc {
+    /// Cluster name.
+    pub name: Spanned<String>,
+    /// Number of CPU slots.
+    pub max_cpus: Spanned<usize>,
+    /// CPUs plugged at load time (slots `0..cpus`).
+    #[serde(default)]
+    pub cpus: Option<Spanned<usize>>,
+    /// `cpu_index` of slot 0.
+    #[serde(default)]
+    pub first_index: u32,
+    /// TLB listeners on every CPU space.
+    #[serde(default)]
+    pub tlb: bool,
+    /// The CPUs' address spaces.
+    pub spaces: Vec<CpuSpaceDesc>,
+}
+
+/// One entry of a cluster's `spaces`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CpuSpaceDesc {
+    /// Address-space index.
+    pub index: Spanned<usize>,
+    /// Name prefix (`<prefix>-<cpu index>`).
+    pub prefix: String,
+    /// A board region: one space per CPU over it.
+    #[serde(default)]
+    pub root: Option<Spanned<String>>,
+    /// A board `[[address-space]]` shared by the cluster.
+    #[serde(default)]
+    pub shared: Option<Spanned<String>>,
+    /// A `[[cpu-root]]` template: one root per CPU.
+    #[serde(default)]
+    pub per_cpu: Option<Spanned<String>>,
+    /// The root of the CPU's space with this index (listed earlier).
+    #[serde(default)]
+    pub same_root_as: Option<Spanned<usize>>,
+}
+
+/// One `[[cpu-root]]` template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuRootDesc {
+    /// Template id (defaults to `name`).
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Name of each CPU's container.
+    pub name: Spanned<String>,
+    /// Container size.
+    pub size: Spanned<Number>,
+    /// What each CPU's container holds, in the order it is added.
+    #[serde(default)]
+    pub subregions: Vec<CpuRootEntry>,
+}
+
+/// One entry of a `[[cpu-root]]`'s `subregions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuRootEntry {
+    /// Name of the region created per CPU.
+    pub name: Spanned<String>,
+    /// Alias of this board region.
+    #[serde(default)]
+    pub alias: Option<Spanned<String>>,
+    /// Alias offset.
+    #[serde(default)]
+    pub offset: Option<Spanned<Number>>,
+    /// Alias size (default: the target's size).
+    #[serde(default)]
+    pub size: Option<Spanned<Number>>,
+    /// A private MMIO region of this size.
+    #[serde(default)]
+    pub io: Option<Spanned<Number>>,
+    /// Its behaviour.
+    #[serde(default)]
+    pub ops: Option<OpsKind>,
+    /// A private RAM region of this size.
+    #[serde(default)]
+    pub ram: Option<Spanned<Number>>,
+    /// A private container of this size.
+    #[serde(default)]
+    pub container: Option<Spanned<Number>>,
+    /// Offset inside the per-CPU container.
+    #[serde(default)]
+    pub addr: Option<Spanned<Number>>,
+    /// Priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// What a template entry creates per CPU, resolved.
+#[derive(Debug, Clone)]
+enum Make {
+    Alias { target: RegionId, offset: u64, size: u128 },
+    Io(u128, OpsKind),
+    Ram(u128),
+    Container(u128),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    make: Make,
+    addr: u64,
+    priority: i32,
+}
+
+/// Error helpers from the board loader.
+pub(crate) trait Report {
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error;
+    fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128>;
+}
+
+fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry]) -> Result<PerCpuRoot> {
+    let mut regions = Vec::new();
+    let result = (|| {
+        let root = memory.container(name, size)?;
+        regions.push(root);
+        for e in entries {
+            let r = match &e.make {
+                Make::Alias { target, offset, size } => memory.alias(&e.name, *target, *offset, *size)?,
+                Make::Io(size, ops) => memory.io(&e.name, *size, crate::board::ops_for(*ops))?,
+                Make::Ram(size) => memory.ram(&e.name, *size)?,
+                Make::Container(size) => memory.container(&e.name, *size)?,
+            };
+            regions.push(r);
+            memory.add_subregion_overlap(root, e.addr, r, e.priority)?;
+        }
+        Ok(root)
+    })();
+    match result {
+        Ok(root) => Ok(PerCpuRoot { root, regions }),
+        Err(e) => {
+            // Nothing half-built survives a failure.
+            let _tx = memory.transaction();
+            for &r in regions.iter().rev() {
+                if let Ok(Some(c)) = memory.region_info(r).map(|i| i.container) {
+                    let _ = memory.remove_subregion(c, r);
+                }
+            }
+            for &r in regions.iter().rev() {
+                let _ = memory.delete_region(r);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Builds the clusters of a board once its regions and spaces exist.
+pub(crate) fn build_clusters(
+    clusters: &[ClusterDesc],
+    roots: &[CpuRootDesc],
+    memory: &Memory,
+    region: &dyn Fn(&Spanned<String>) -> Result<RegionId>,
+    spaces: &[AddressSpace],
+    cx: &dyn Report,
+) -> Result<Vec<Cluster>> {
+    // Templates.
+    let mut templates: Vec<(String, PerCpuBuilder)> = Vec::new();
+    for t in roots {
+        let id = t.id.as_ref().unwrap_or(&t.name);
+        if templates.iter().any(|(k, _)| k == id.get_ref()) {
+            return Err(cx.err(id.span(), format!("duplicate cpu-root id `{}`", id.get_ref())));
+        }
+        let size = cx.num(&t.size, "size")?;
+        if size > SIZE_2_64 {
+            return Err(cx.err(t.size.span(), format!("size: {size:#x} exceeds 2^64")));
+        }
+        let mut entries = Vec::new();
+        for e in &t.subregions {
+            let kinds = [
+                e.alias.is_some(),
+                e.io.is_some(),
+                e.ram.is_some(),
+                e.container.is_some(),
+            ];
+            if kinds.iter().filter(|&&k| k).count() != 1 {
+                return Err(cx.err(
+                    e.name.span(),
+                    "give exactly one of `alias`, `io`, `ram` or `container`".to_string(),
+                ));
+            }
+            let sized = |n: &Spanned<Number>| -> Result<u128> {
+                let v = cx.num(n, "size")?;
+                if v > SIZE_2_64 {
+                    return Err(cx.err(n.span(), format!("size: {v:#x} exceeds 2^64")));
+                }
+                Ok(v)
+            };
+            let make = if let Some(a) = &e.alias {
+                let target = region(a)?;
+                let offset = match &e.offset {
+                    Some(o) => u64::try_from(cx.num(o, "offset")?)
+                        .map_err(|_| cx.err(o.span(), "offset overflows 2^64".into()))?,
+                    None => 0,
+                };
+                let size = match &e.size {
+                    Some(s) => sized(s)?,
+                    None => memory.region_info(target)?.size,
+                };
+                Make::Alias { target, offset, size }
+            } else if let Some(s) = &e.io {
+                Make::Io(sized(s)?, e.ops.unwrap_or_default())
+            } else if let Some(s) = &e.ram {
+                Make::Ram(sized(s)?)
+            } else {
+                Make::Container(sized(e.container.as_ref().expect("one kind"))?)
+            };
+            let addr = match &e.addr {
+                Some(a) => {
+                    u64::try_from(cx.num(a, "addr")?).map_err(|_| cx.err(a.span(), "addr overflows 2^64".into()))?
+                }
+                None => 0,
+            };
+            entries.push(Entry {
+                name: e.name.get_ref().clone(),
+                make,
+                addr,
+                priority: e.priority,
+            });
+        }
+        let name = t.name.get_ref().clone();
+        let build: PerCpuBuilder = Arc::new(move |m: &Memory, _cpu: u32| build_root(m, &name, size, &entries));
+        templates.push((id.get_ref().clone(), build));
+    }
+    // Clusters.
+    let mut out: Vec<Cluster> = Vec::new();
+    let mut next_index = 0u32;
+    for c in clusters {
+        if out.iter().any(|o| o.name() == c.name.get_ref()) {
+            return Err(cx.err(c.name.span(), format!("duplicate cluster `{}`", c.name.get_ref())));
+        }
+        let mut specs = Vec::new();
+        for s in &c.spaces {
+            let given = [
+                s.root.is_some(),
+                s.shared.is_some(),
+                s.per_cpu.is_some(),
+                s.same_root_as.is_some(),
+            ];
+            if given.iter().filter(|&&g| g).count() != 1 {
+                return Err(cx.err(
+                    s.index.span(),
+                    "give exactly one of `root`, `shared`, `per-cpu` or `same-root-as`".to_string(),
+                ));
+            }
+            if specs.iter().any(|p: &CpuSpaceSpec| p.index == *s.index.get_ref()) {
+                return Err(cx.err(
+                    s.index.span(),
+                    format!("address-space index {} given twice", s.index.get_ref()),
+                ));
+            }
+            let view = if let Some(r) = &s.root {
+                CpuView::Root(region(r)?)
+            } else if let Some(n) = &s.shared {
+                let space = spaces
+                    .iter()
+                    .find(|a| a.name() == n.get_ref())
+                    .ok_or_else(|| cx.err(n.span(), format!("unknown address space `{}`", n.get_ref())))?;
+                CpuView::Shared(space.clone())
+            } else if let Some(k) = &s.same_root_as {
+                if !specs.iter().any(|p: &CpuSpaceSpec| p.index == *k.get_ref()) {
+                    return Err(cx.err(
+                        k.span(),
+                        format!("no space with index {} is listed before", k.get_ref()),
+                    ));
+                }
+                CpuView::SameRootAs(*k.get_ref())
+            } else {
+                let t = s.per_cpu.as_ref().expect("one kind");
+                let (_, b) = templates
+                    .iter()
+                    .find(|(k, _)| k == t.get_ref())
+                    .ok_or_else(|| cx.err(t.span(), format!("unknown cpu-root `{}`", t.get_ref())))?;
+                CpuView::PerCpu(b.clone())
+            };
+            specs.push(CpuSpaceSpec {
+                index: *s.index.get_ref(),
+                prefix: s.prefix.clone(),
+                view,
+            });
+        }
+        let max = *c.max_cpus.get_ref();
+        let present = c.cpus.as_ref().map_or(max, |p| *p.get_ref());
+        if present > max {
+            let span = c.cpus.as_ref().expect("given").span();
+            return Err(cx.err(span, format!("{present} CPUs do not fit in {max} slots")));
+        }
+        let first = if c.first_index > 0 { c.first_index } else { next_index };
+        next_index = first + max as u32;
+        let model = CpuModel {
+            spaces: specs,
+            tlb: c.tlb,
+        };
+        let mut cluster = Cluster::new(c.name.get_ref(), memory, model, first, max);
+        for slot in 0..present {
+            cluster.plug(slot).map_err(|e| cx.err(c.name.span(), e.to_string()))?;
+        }
+        out.push(cluster);
+    }
+    Ok(out)
+}
