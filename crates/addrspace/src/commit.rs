@@ -76,10 +76,6 @@ impl Owned {
 pub(crate) enum Call {
     Begin,
     Commit,
-    Add(Arc<Owned>),
-    Del(Arc<Owned>),
-    LogStart(Arc<Owned>, DirtyMask, DirtyMask),
-    LogStop(Arc<Owned>, DirtyMask, DirtyMask),
     LogSync(Arc<Owned>),
     EventfdAdd(IoEventFd),
     EventfdDel(IoEventFd),
@@ -97,10 +93,6 @@ impl Event {
         match &self.1 {
             Call::Begin => l.begin(),
             Call::Commit => l.commit(),
-            Call::Add(s) => l.region_add(&s.get()),
-            Call::Del(s) => l.region_del(&s.get()),
-            Call::LogStart(s, o, n) => l.log_start(&s.get(), *o, *n),
-            Call::LogStop(s, o, n) => l.log_stop(&s.get(), *o, *n),
             Call::LogSync(s) => l.log_sync(&s.get()),
             Call::EventfdAdd(e) => l.eventfd_add(e),
             Call::EventfdDel(e) => l.eventfd_del(e),
@@ -150,6 +142,9 @@ pub(crate) struct SpaceUpdate {
     pub diff: Arc<Diff>,
     /// The ioeventfds before and after, if they changed.
     pub eventfds: Option<(EventFds, EventFds)>,
+    /// A registration replay: additions come with `log_start` from no clients, deletions
+    /// after `log_stop` to none (QEMU's `listener_add/del_address_space`).
+    pub replay: bool,
 }
 
 impl SpaceUpdate {
@@ -180,6 +175,13 @@ impl SpaceUpdate {
             match *c {
                 Change::Del(i) => {
                     let s = sec(&old[i]);
+                    let mask = old[i].dirty;
+                    if self.replay && !mask.is_empty() {
+                        for l in ls.iter().rev() {
+                            l.listener.log_stop(&s, mask, DirtyMask::NONE);
+                            calls += 1;
+                        }
+                    }
                     for &(a, n) in coalesced_of(k) {
                         for l in ls.iter().rev() {
                             l.listener.coalesced_io_del(&s, crate::GuestAddr(a), n);
@@ -234,6 +236,13 @@ impl SpaceUpdate {
                     for &(a, n) in co {
                         for l in ls {
                             l.listener.coalesced_io_add(&s, crate::GuestAddr(a), n);
+                            calls += 1;
+                        }
+                    }
+                    let mask = new[j].dirty;
+                    if self.replay && !mask.is_empty() {
+                        for l in ls {
+                            l.listener.log_start(&s, DirtyMask::NONE, mask);
                             calls += 1;
                         }
                     }
@@ -744,6 +753,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 new: new.clone(),
                 diff,
                 eventfds: None,
+                replay: false,
             });
             sp.view = new;
         }
@@ -763,6 +773,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                             coalesced: Vec::new(),
                         }),
                         eventfds: pair,
+                        replay: false,
                     }),
                 }
             }

@@ -145,6 +145,8 @@ impl Cpu {
     /// # Ok::<(), addrspace::Error>(())
     /// ```
     pub fn realize(memory: &Memory, index: u32, model: &CpuModel) -> Result<Cpu> {
+        // One commit for everything the CPU adds.
+        let _tx = memory.transaction();
         let max = model.spaces.iter().map(|s| s.index + 1).max().unwrap_or(0);
         let mut cpu = Cpu {
             index,

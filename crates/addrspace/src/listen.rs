@@ -12,7 +12,7 @@ use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::address_space::AddressSpace;
-use crate::commit::{coalesced_events, eventfd_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
+use crate::commit::{coalesced_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
 use crate::dirty::{DirtyClient, DirtyMask};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -21,35 +21,39 @@ use crate::listener::{IoEventFd, ListenerHandle, MemoryListener};
 use crate::memory::{whole_if, Memory, Shared, SpaceRecord};
 use crate::region::{Body, RegionId};
 
-/// The replay of `sp`'s view for one listener: additions (`add`) or deletions.
-fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool) -> Vec<Event> {
-    let ls = std::slice::from_ref(l);
-    let ev = |call| Event(l.listener.clone(), call);
-    let mut out = vec![ev(Call::Begin)];
-    for r in sp.view.ranges() {
-        let s = Owned::new(sp, r);
-        let mask = r.dirty_log_mask();
-        if add {
-            out.push(ev(Call::Add(s.clone())));
-            coalesced_events(&mut out, g, ls, &s, true);
-            if !mask.is_empty() {
-                out.push(ev(Call::LogStart(s, DirtyMask::NONE, mask)));
-            }
-        } else {
-            if !mask.is_empty() {
-                out.push(ev(Call::LogStop(s.clone(), mask, DirtyMask::NONE)));
-            }
-            coalesced_events(&mut out, g, ls, &s, false);
-            out.push(ev(Call::Del(s)));
-        }
-    }
-    if add {
-        eventfd_events(&mut out, ls, &[], &sp.eventfds);
+/// The replay of `sp`'s view for one listener (QEMU's `listener_add_address_space` /
+/// `listener_del_address_space`): additions (with `log_start` for logged ranges) or deletions
+/// (after `log_stop`), generated while delivering like a commit's changes.
+fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool, empty: &Arc<crate::FlatView>) -> SpaceUpdate {
+    let n = sp.view.ranges().len();
+    let (old, new, changes, eventfds) = if add {
+        let changes = (0..n).map(crate::patch::Change::Add).collect();
+        (
+            empty.clone(),
+            sp.view.clone(),
+            changes,
+            (Arc::default(), sp.eventfds.clone()),
+        )
     } else {
-        eventfd_events(&mut out, ls, &sp.eventfds, &[]);
+        let changes = (0..n).map(crate::patch::Change::Del).collect();
+        (
+            sp.view.clone(),
+            empty.clone(),
+            changes,
+            (sp.eventfds.clone(), Arc::default()),
+        )
+    };
+    let diff = Arc::new(Diff::new(g, old.ranges(), new.ranges(), changes));
+    SpaceUpdate {
+        name: sp.name.clone(),
+        id: sp.id,
+        listeners: Arc::new(vec![l.clone()]),
+        old,
+        new,
+        diff,
+        eventfds: Some(eventfds),
+        replay: true,
     }
-    out.push(ev(Call::Commit));
-    out
 }
 
 /// What the listeners of a destroyed space hear: its view disappearing.
@@ -69,6 +73,7 @@ pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::Fl
         new: empty.clone(),
         diff: Arc::new(Diff::new(g, sp.view.ranges(), &[], changes)),
         eventfds: Some((sp.eventfds.clone(), Arc::default())),
+        replay: false,
     });
     d.post
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Commit)));
@@ -117,7 +122,7 @@ impl Shared {
             let pos = sp.listeners.partition_point(|l| (l.priority, l.id) <= (priority, id));
             Arc::make_mut(&mut sp.listeners).insert(pos, reg.clone());
             st.listener_space.insert(id, space);
-            let events = replay(&st.graph, &st.spaces[idx], &reg, true);
+            let events = replay(&st.graph, &st.spaces[idx], &reg, true, &st.views[&None].view);
             (reg, events, st.graph.log_global.contains(DirtyClient::Migration))
         };
         self.counters.listeners.fetch_add(1, Ordering::Relaxed);
@@ -125,12 +130,10 @@ impl Shared {
             memory: Arc::downgrade(self),
             id: reg.id,
         };
-        let mut begin = events;
-        let rest = begin.split_off(1);
         self.deliver(
             &guard,
             Delivery {
-                pre: begin,
+                pre: vec![Event(reg.listener.clone(), Call::Begin)],
                 ..Delivery::default()
             },
         );
@@ -162,7 +165,8 @@ impl Shared {
         self.deliver(
             &guard,
             Delivery {
-                pre: rest,
+                spaces: vec![events],
+                post: vec![Event(reg.listener.clone(), Call::Commit)],
                 ..Delivery::default()
             },
         );
@@ -191,15 +195,22 @@ impl Shared {
                 );
                 Vec::new()
             } else {
-                replay(&st.graph, &st.spaces[idx], &reg, false)
+                let update = replay(&st.graph, &st.spaces[idx], &reg, false, &st.views[&None].view);
+                vec![update]
             };
             stop_listening(st, idx);
-            events
+            (events, reg.listener)
         };
+        let (spaces, listener) = events;
+        if spaces.is_empty() {
+            return;
+        }
         self.deliver(
             &guard,
             Delivery {
-                pre: events,
+                pre: vec![Event(listener.clone(), Call::Begin)],
+                spaces,
+                post: vec![Event(listener, Call::Commit)],
                 ..Delivery::default()
             },
         );
