@@ -4,7 +4,10 @@
 //! * per-CPU: `cpu-memory-N` over system memory and `cpu-smm-N` over a per-CPU container
 //!   (SMRAM alias over an alias of system memory), as x86 TCG builds them;
 //! * shared: the CPU holds handles to two board-owned spaces (`memory`, `smm`) — nothing is
-//!   allocated per CPU but its listeners.
+//!   allocated per CPU but its listeners;
+//! * private: M-profile-like, `cpu-memory-N` and `cpu-secure-memory-N` over a per-CPU
+//!   container holding system memory (alias, priority -1) under the CPU's own NVIC and SysTick
+//!   — a view of its own per CPU (today a full copy of the system view's ranges).
 //!
 //! For 1, 64 and 1 024 present CPUs: the time of one unplug + re-plug of the last CPU, scoped
 //! commits against QEMU's full rebuild (`CommitMode::Full`, same run; skipped at 1 024 where a
@@ -69,9 +72,35 @@ fn board(mode: CommitMode) -> Board {
     }
 }
 
-fn model(b: &Board, shared: bool) -> CpuModel {
+fn model(b: &Board, kind: &str) -> CpuModel {
     let (system, smram) = (b.system, b.smram);
-    let spaces = if shared {
+    let spaces = if kind == "private" {
+        let build = Arc::new(move |m: &Memory, cpu: u32| {
+            let root = m.container("armv7m-container", SIZE_2_64)?;
+            let sa = m.alias(&format!("system-{cpu}"), system, 0, SIZE_2_64)?;
+            let nvic = m.io(&format!("nvic-{cpu}"), 0x1000, Arc::new(Unassigned))?;
+            let systick = m.io(&format!("systick-{cpu}"), 0xe0, Arc::new(Unassigned))?;
+            m.add_subregion_overlap(root, 0, sa, -1)?;
+            m.add_subregion(root, 0xe000_e000, nvic)?;
+            m.add_subregion_overlap(root, 0xe000_e010, systick, 1)?;
+            Ok(PerCpuRoot {
+                root,
+                regions: vec![root, sa, nvic, systick],
+            })
+        });
+        vec![
+            CpuSpaceSpec {
+                index: 0,
+                prefix: "cpu-memory".into(),
+                view: CpuView::PerCpu(build),
+            },
+            CpuSpaceSpec {
+                index: 1,
+                prefix: "cpu-secure-memory".into(),
+                view: CpuView::SameRootAs(0),
+            },
+        ]
+    } else if kind == "shared" {
         let root = b.mem.container("smm", SIZE_2_64).unwrap();
         let sa = b.mem.alias("smm-system", system, 0, SIZE_2_64).unwrap();
         let ra = b.mem.alias("smm-smram", smram, 0, 0x2_0000).unwrap();
@@ -119,9 +148,9 @@ fn model(b: &Board, shared: bool) -> CpuModel {
 }
 
 /// (median ns per unplug + re-plug, heap bytes per CPU)
-fn measure(mode: CommitMode, shared: bool, cpus: usize, cycles: usize) -> (f64, f64) {
+fn measure(mode: CommitMode, kind: &str, cpus: usize, cycles: usize) -> (f64, f64) {
     let b = board(mode);
-    let m = model(&b, shared);
+    let m = model(&b, kind);
     let mut cluster = Cluster::new("cpus", &b.mem, m, 0, cpus);
     let before = LIVE.load(Ordering::Relaxed);
     for s in 0..cpus {
@@ -143,12 +172,11 @@ fn measure(mode: CommitMode, shared: bool, cpus: usize, cycles: usize) -> (f64, 
 
 fn main() {
     let mut lines = Vec::new();
-    for shared in [false, true] {
-        let model = if shared { "shared" } else { "percpu" };
+    for model in ["percpu", "shared", "private"] {
         for cpus in [1usize, 64, 1024] {
-            let (ours, bytes) = measure(CommitMode::Scoped, shared, cpus, 2000);
+            let (ours, bytes) = measure(CommitMode::Scoped, model, cpus, 2000);
             let base = if cpus <= 64 {
-                Some(measure(CommitMode::Full, shared, cpus, if cpus == 1 { 500 } else { 50 }).0)
+                Some(measure(CommitMode::Full, model, cpus, if cpus == 1 { 500 } else { 50 }).0)
             } else {
                 None
             };
