@@ -24,6 +24,9 @@ pub(crate) struct SpaceShared {
     pub memory: Weak<Shared>,
     /// The memory system's empty-view cell, followed after destruction.
     pub empty: Arc<ViewCell>,
+    /// Things that live exactly as long as the space (a per-CPU root's regions), dropped
+    /// after the space has left the memory system.
+    pub keep: parking_lot::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl Drop for SpaceShared {
@@ -74,6 +77,11 @@ impl AddressSpace {
     /// The memory system, if it still exists.
     pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
         self.inner.memory.upgrade()
+    }
+
+    /// Keeps `value` alive until the space is destroyed (its last handle dropped).
+    pub(crate) fn keep_alive(&self, value: Arc<dyn std::any::Any + Send + Sync>) {
+        self.inner.keep.lock().push(value);
     }
 
     /// The space's identity inside its memory system.

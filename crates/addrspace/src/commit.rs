@@ -30,7 +30,7 @@ use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Change}
 use crate::publish::{SpaceCell, ViewCell};
 use crate::region::{Body, RegionId};
 use crate::render::{physical_root_chain, render};
-use crate::sharing::representative;
+use crate::sharing::{representative, signature};
 use crate::stats::{Counters, LiveToken};
 
 /// How a commit recomputes views.
@@ -469,6 +469,47 @@ fn space_index(spaces: &[SpaceRecord], id: u64) -> usize {
         .expect("space ids index the space list")
 }
 
+/// Moves the view of a representative root that no space follows any more to the root its
+/// spaces moved to, when that root has the signature the view was rendered for.
+///
+/// Windows changed under the old root this transaction (its own teardown, or a change of what
+/// it shows) are carried over to the new root, whose coordinates are the same.
+fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut Windows) {
+    for &(idx, old_key) in moved {
+        let new_key = st.spaces[idx].key;
+        let (Some(old), Some(new)) = (old_key, new_key) else {
+            continue;
+        };
+        if st.views.contains_key(&new_key) {
+            continue;
+        }
+        let Some(entry) = st.views.get(&old_key) else { continue };
+        let Some(sig) = &entry.sig else { continue };
+        if signature(&st.graph, new).as_ref() != Some(sig) {
+            continue;
+        }
+        let all_follow = entry.spaces.iter().all(|id| {
+            moved
+                .iter()
+                .any(|&(i, _)| st.spaces[i].id == *id && st.spaces[i].key == new_key)
+        });
+        if !all_follow {
+            continue;
+        }
+        let entry = st.views.remove(&old_key).expect("checked above");
+        if let Ok(n) = st.graph.get_mut(old) {
+            n.view_key = false;
+        }
+        st.graph.get_mut(new).expect("physical roots are live").view_key = true;
+        st.views.insert(new_key, entry);
+        if let Some(w) = win.remove(&old) {
+            let list = win.entry(new).or_default();
+            list.extend(w);
+            merge_windows(list);
+        }
+    }
+}
+
 /// Plans the outermost commit of a transaction.
 pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     let mut win = std::mem::take(&mut st.touched);
@@ -532,6 +573,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             moved.push((idx, st.spaces[idx].key));
             st.spaces[idx].key = key;
         }
+    }
+
+    // 1b. A representative root that left (an unplugged CPU's SMM container) hands its view
+    //     to a structurally identical root its spaces now follow: same content, nothing to
+    //     render, nobody to notify.
+    if !qemu {
+        transfer_views(st, &moved, &mut win);
     }
     let g = &st.graph;
 
@@ -652,10 +700,14 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                     spaces: Vec::new(),
                     listening: Vec::new(),
                     eventfds: Arc::default(),
+                    sig: None,
                 })
             }
         };
         entry.view = u.new.clone();
+        if !qemu {
+            entry.sig = key.and_then(|k| signature(&st.graph, k));
+        }
         if eventfds_live || !entry.eventfds.is_empty() {
             entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));
         }
@@ -668,13 +720,17 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             e.listening.retain(|&s| s != id);
         }
         let e = st.views.get_mut(&sp.key).expect("moved spaces have a view");
-        let pos = e.spaces.partition_point(|&s| s < id);
-        e.spaces.insert(pos, id);
-        if listening {
-            let pos = e.listening.partition_point(|&s| s < id);
-            e.listening.insert(pos, id);
+        if let Err(pos) = e.spaces.binary_search(&id) {
+            e.spaces.insert(pos, id);
         }
-        d.follow.push((sp.cell.clone(), e.cell.clone()));
+        if listening {
+            if let Err(pos) = e.listening.binary_search(&id) {
+                e.listening.insert(pos, id);
+            }
+        }
+        if !Arc::ptr_eq(&sp.cell.current(), &e.cell) {
+            d.follow.push((sp.cell.clone(), e.cell.clone()));
+        }
     }
     let graph = &mut st.graph;
     st.views.retain(|k, e| {

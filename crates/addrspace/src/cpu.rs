@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::address_space::AddressSpace;
 use crate::error::{Error, Result};
 use crate::listener::{ListenerHandle, PRIORITY_MIN};
-use crate::memory::Memory;
+use crate::memory::{Memory, WeakMemory};
 use crate::region::RegionId;
 use crate::tlb::TlbListener;
 
@@ -92,25 +92,27 @@ struct CpuSpace {
     tlb: Option<(Arc<TlbListener>, ListenerHandle)>,
 }
 
-/// Regions a CPU created, deleted in reverse order when it goes.
+/// Regions built for a CPU's root, deleted in reverse order when the last address space over
+/// that root is destroyed (a clone of the space's handle may outlive the CPU).
 struct Owned {
-    memory: Memory,
+    memory: WeakMemory,
     regions: Vec<RegionId>,
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        let _tx = self.memory.transaction();
+        let Some(memory) = self.memory.upgrade() else { return };
+        let _tx = memory.transaction();
         for &r in self.regions.iter().rev() {
-            if let Ok(info) = self.memory.region_info(r) {
+            if let Ok(info) = memory.region_info(r) {
                 if let Some(c) = info.container {
-                    let _ = self.memory.remove_subregion(c, r);
+                    let _ = memory.remove_subregion(c, r);
                 }
             }
         }
         for &r in self.regions.iter().rev() {
-            if let Err(e) = self.memory.delete_region(r) {
-                tracing::warn!(error = %e, "a per-CPU region outlived its CPU");
+            if let Err(e) = memory.delete_region(r) {
+                tracing::warn!(error = %e, "a per-CPU region is still in use");
             }
         }
     }
@@ -122,7 +124,8 @@ pub struct Cpu {
     index: u32,
     // Field order is drop order: spaces (and their listeners) before the regions under them.
     spaces: Vec<Option<CpuSpace>>,
-    _owned: Vec<Owned>,
+    /// Per-CPU roots by space index (also held by the spaces over them).
+    owned: Vec<Option<Arc<Owned>>>,
 }
 
 impl Cpu {
@@ -151,7 +154,7 @@ impl Cpu {
         let mut cpu = Cpu {
             index,
             spaces: (0..max).map(|_| None).collect(),
-            _owned: Vec::new(),
+            owned: (0..max).map(|_| None).collect(),
         };
         for spec in &model.spaces {
             if cpu.spaces[spec.index].is_some() {
@@ -167,11 +170,14 @@ impl Cpu {
                 CpuView::PerCpu(build) => {
                     let built = build(memory, index)?;
                     // Owned at once: a failure below still deletes what was built.
-                    cpu._owned.push(Owned {
-                        memory: memory.clone(),
+                    let owned = Arc::new(Owned {
+                        memory: memory.downgrade(),
                         regions: built.regions,
                     });
-                    memory.address_space(&format!("{}-{index}", spec.prefix), built.root)?
+                    cpu.owned[spec.index] = Some(owned.clone());
+                    let space = memory.address_space(&format!("{}-{index}", spec.prefix), built.root)?;
+                    space.keep_alive(owned);
+                    space
                 }
                 CpuView::SameRootAs(other) => {
                     let root = cpu
@@ -182,7 +188,12 @@ impl Cpu {
                             kind: "cpu address space",
                             what: "SameRootAs names an index that is not created before it",
                         })?;
-                    memory.address_space(&format!("{}-{index}", spec.prefix), root)?
+                    let space = memory.address_space(&format!("{}-{index}", spec.prefix), root)?;
+                    if let Some(owned) = cpu.owned[*other].clone() {
+                        cpu.owned[spec.index] = Some(owned.clone());
+                        space.keep_alive(owned);
+                    }
+                    space
                 }
             };
             let tlb = if model.tlb {
@@ -260,13 +271,16 @@ impl Cluster {
 
     /// Plugs slot `slot` (realizes its CPU).
     pub fn plug(&mut self, slot: usize) -> Result<&Cpu> {
-        let index = self.first_index + slot as u32;
         let Some(entry) = self.slots.get_mut(slot) else {
             return Err(self.slot_error(slot, "no such slot"));
         };
         if entry.is_some() {
             return Err(self.slot_error(slot, "slot already has a CPU"));
         }
+        let index = u32::try_from(slot)
+            .ok()
+            .and_then(|s| self.first_index.checked_add(s))
+            .ok_or_else(|| self.slot_error(slot, "CPU index overflows"))?;
         let cpu = Cpu::realize(&self.memory, index, &self.model)?;
         Ok(self.slots[slot].insert(cpu))
     }

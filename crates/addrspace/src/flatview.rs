@@ -255,7 +255,9 @@ impl Buckets {
 impl FlatView {
     /// The region the view was rendered from (after QEMU's root simplification), or `None`
     /// for the shared empty view. Structurally identical roots (per-CPU SMM containers, say)
-    /// share one view in scoped commit mode; it names the first of them.
+    /// share one view in scoped commit mode; it names the root it was rendered from, which
+    /// may since have been replaced by an identical one (`info mtree -f` prints each space's
+    /// own physical root).
     pub fn root(&self) -> Option<RegionId> {
         self.root
     }

@@ -63,6 +63,8 @@ pub(crate) struct ViewEntry {
     pub listening: Vec<u64>,
     /// The ioeventfds visible in it.
     pub eventfds: Arc<Vec<IoEventFd>>,
+    /// The sharing signature of its root when last rendered (scoped mode).
+    pub sig: Option<crate::sharing::Signature>,
 }
 
 pub(crate) struct State {
@@ -333,6 +335,7 @@ impl Memory {
                 spaces: Vec::new(),
                 listening: Vec::new(),
                 eventfds: Arc::default(),
+                sig: None,
             },
         );
         Memory {
@@ -697,12 +700,17 @@ impl Memory {
                 } else {
                     Arc::default()
                 };
+                let sig = match st.mode {
+                    CommitMode::Scoped => key.and_then(|k| crate::sharing::signature(&st.graph, k)),
+                    CommitMode::Full => None,
+                };
                 e.insert(ViewEntry {
                     cell: Arc::new(ViewCell::new(view.clone())),
                     view,
                     spaces: Vec::new(),
                     listening: Vec::new(),
                     eventfds,
+                    sig,
                 })
             }
         };
@@ -733,6 +741,7 @@ impl Memory {
             cell,
             memory: Arc::downgrade(&self.shared),
             empty: st.views[&None].cell.clone(),
+            keep: Default::default(),
         }))
     }
 
