@@ -497,6 +497,9 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
             continue;
         }
         let entry = st.views.remove(&old_key).expect("checked above");
+        if let Some(sig) = &entry.sig {
+            st.reps.insert(sig.clone(), new);
+        }
         if let Ok(n) = st.graph.get_mut(old) {
             n.view_key = false;
         }
@@ -706,7 +709,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         };
         entry.view = u.new.clone();
         if !qemu {
-            entry.sig = key.and_then(|k| signature(&st.graph, k));
+            let sig = key.and_then(|k| signature(&st.graph, k));
+            if let (Some(old), Some(k)) = (&entry.sig, key) {
+                if sig.as_ref() != Some(old) {
+                    crate::sharing::forget(&mut st.reps, old, *k);
+                }
+            }
+            entry.sig = sig;
         }
         if eventfds_live || !entry.eventfds.is_empty() {
             entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));
@@ -732,12 +741,15 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             d.follow.push((sp.cell.clone(), e.cell.clone()));
         }
     }
-    let graph = &mut st.graph;
+    let (graph, reps) = (&mut st.graph, &mut st.reps);
     st.views.retain(|k, e| {
         let keep = k.is_none() || !e.spaces.is_empty();
         if let (false, Some(r)) = (keep, k) {
             if let Ok(n) = graph.get_mut(*r) {
                 n.view_key = false;
+            }
+            if let Some(sig) = &e.sig {
+                crate::sharing::forget(reps, sig, *r);
             }
         }
         keep

@@ -188,7 +188,11 @@ impl Shared {
                 e.spaces.retain(|&s| s != id);
                 e.listening.retain(|&s| s != id);
                 if e.spaces.is_empty() && rec.key.is_some() {
-                    st.views.remove(&rec.key);
+                    if let (Some(e), Some(k)) = (st.views.remove(&rec.key), rec.key) {
+                        if let Some(sig) = &e.sig {
+                            crate::sharing::forget(&mut st.reps, sig, k);
+                        }
+                    }
                     if let Some(n) = rec.key.and_then(|r| st.graph.get_mut(r).ok()) {
                         n.view_key = false;
                     }

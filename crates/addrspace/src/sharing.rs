@@ -47,11 +47,12 @@ pub(crate) fn signature(g: &Graph, root: RegionId) -> Option<Signature> {
     let mut sig = vec![n.size, u128::from(n.addr), flags(n)];
     for &c in &n.subregions {
         let cn = g.node(c);
-        // Content: an alias shows its target from an offset; anything else is itself.
-        let (content, offset) = match cn.body {
-            Body::Alias { target, offset } => (id_bits(target) | 1 << 127, offset),
-            _ => (id_bits(c), 0),
+        // Only aliases can be the same content in two roots: any other child is mapped in
+        // this root alone, so such a root can share with nobody.
+        let Body::Alias { target, offset } = cn.body else {
+            return None;
         };
+        let (content, offset) = (id_bits(target), offset);
         sig.extend([
             content,
             u128::from(offset),
@@ -85,4 +86,12 @@ pub(crate) fn representative(
     }
     reps.insert(sig, k);
     Some(k)
+}
+
+/// Forgets `root` as the representative of `sig` (its view is gone or re-rendered for
+/// another signature), so the table only holds live representatives.
+pub(crate) fn forget(reps: &mut Representatives, sig: &Signature, root: RegionId) {
+    if reps.get(sig) == Some(&root) {
+        reps.remove(sig);
+    }
 }
