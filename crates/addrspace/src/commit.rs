@@ -362,6 +362,12 @@ pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: 
         }
         for &a in &n.aliases {
             let an = g.node(a);
+            // An alias that leads nowhere a view can see (not a view root, not aliased, in a
+            // container that is a dead end too — a bus-master container, say) is skipped.
+            let dead_end = |x: &crate::region::Node| !x.view_key && x.aliases.is_empty();
+            if dead_end(an) && an.container.is_none_or(|c| dead_end(g.node(c)) && g.node(c).container.is_none()) {
+                continue;
+            }
             if let Body::Alias { offset, .. } = an.body {
                 let off = u128::from(offset);
                 stack.push((a, lo.saturating_sub(off), hi.saturating_sub(off).min(an.size), false));
