@@ -365,7 +365,11 @@ pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: 
             // An alias that leads nowhere a view can see (not a view root, not aliased, in a
             // container that is a dead end too — a bus-master container, say) is skipped.
             let dead_end = |x: &crate::region::Node| !x.view_key && x.aliases.is_empty();
-            if dead_end(an) && an.container.is_none_or(|c| dead_end(g.node(c)) && g.node(c).container.is_none()) {
+            if dead_end(an)
+                && an
+                    .container
+                    .is_none_or(|c| dead_end(g.node(c)) && g.node(c).container.is_none())
+            {
                 continue;
             }
             if let Body::Alias { offset, .. } = an.body {

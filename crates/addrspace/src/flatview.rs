@@ -2,7 +2,7 @@
 //!
 //! A [`FlatView`] is a sorted array of non-overlapping [`FlatRange`]s, each naming the
 //! terminating region that handles it and the offset inside that region. Views are built by
-//! [`crate::render`], published through `Arc`, and never change afterwards: a reader that
+//! `render`, published through `Arc`, and never change afterwards: a reader that
 //! holds one sees a consistent snapshot for as long as it likes.
 
 use std::fmt;

@@ -15,7 +15,8 @@
 //! kinds) → `graph` (the mutable tree) → `render` → [`flatview`] → `patch` (windowed view
 //! updates, QEMU's diff) → `commit` (scoped commits, listener delivery) → [`memory`]
 //! (transactions, publication; [`listener`] and [`dirty`] logging) → [`address_space`] →
-//! [`mtree`] (QEMU's `info mtree` text, in and out) → [`board`] (TOML board descriptions).
+//! [`cpu`] (CPUs, clusters, their spaces' lifecycle), [`tlb`], [`dma`] → [`mtree`] (QEMU's
+//! `info mtree` text, in and out) → [`board`] (TOML board descriptions, CPU clusters).
 //!
 //! ```
 //! use addrspace::{mtree, Memory};

@@ -5,7 +5,7 @@
 //! Every mutator runs inside a transaction: an explicit [`Transaction`] guard, or an
 //! implicit one around the single call. Nested transactions fold into the outermost; only
 //! the outermost commit updates views — by default only the views that can see a change, and
-//! only in the changed windows (see [`CommitMode`](crate::CommitMode)) — then tells the
+//! only in the changed windows (see [`CommitMode`]) — then tells the
 //! listeners of the spaces whose view changed. Readers never take the lock: they load the
 //! flat view their address space follows, so during a transaction they keep seeing the views
 //! of the previous commit.

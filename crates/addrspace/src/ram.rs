@@ -114,7 +114,7 @@ impl RamBlock {
         }
     }
 
-    /// `len` bytes at `offset` as a vm-memory [`VolatileSlice`] borrowing the block (for the
+    /// `len` bytes at `offset` as a vm-memory [`VolatileSlice`](vm_memory::VolatileSlice) borrowing the block (for the
     /// [`crate::vm_memory`] adapter); `None` if out of bounds.
     pub fn volatile_slice(&self, offset: u64, len: usize) -> Option<vm_memory::VolatileSlice<'_, ()>> {
         let off = self.check(offset, len)?;
