@@ -13,21 +13,21 @@
 //!
 //! [`CommitMode::Full`] keeps QEMU's full rebuild, for comparison and as a fallback.
 //!
-//! Planning happens with the topology state borrowed; the result is a [`Delivery`] of
+//! Planning happens with the topology state borrowed; the result is a `Delivery` of
 //! listener events and publications that the caller runs after releasing the borrow, so
 //! listeners may query the memory system from their callbacks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::dirty::DirtyMask;
+use crate::delivery::{Call, Delivery, Diff, Event, Registered, SpaceUpdate};
 use crate::flatview::{FlatRange, FlatView};
 use crate::graph::Graph;
 use crate::idmap::IdMap;
-use crate::listener::{IoEventFd, MemoryListener, Section};
+use crate::listener::IoEventFd;
 use crate::memory::{SpaceRecord, State};
-use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Change};
-use crate::publish::{SpaceCell, ViewCell};
+use crate::patch::{diff, diff_patches, is_change, merge_windows, splice};
+use crate::publish::ViewCell;
 use crate::region::{Body, RegionId};
 use crate::render::{physical_root_chain, render};
 use crate::sharing::{representative, signature};
@@ -46,256 +46,6 @@ pub enum CommitMode {
 
 /// A region whose contents changed inside `[lo, hi)` of its own coordinates.
 pub(crate) type Touch = (RegionId, u128, u128);
-
-/// A section that owns its data, for callbacks queued outside a commit's diff (replays,
-/// log sync, coalescing changes).
-pub(crate) struct Owned {
-    pub space: Arc<str>,
-    pub space_id: u64,
-    pub range: FlatRange,
-}
-
-impl Owned {
-    pub fn new(sp: &SpaceRecord, r: &FlatRange) -> Arc<Owned> {
-        Arc::new(Owned {
-            space: sp.name.clone(),
-            space_id: sp.id,
-            range: r.clone(),
-        })
-    }
-    fn get(&self) -> Section<'_> {
-        Section {
-            space: &self.space,
-            space_id: self.space_id,
-            range: &self.range,
-        }
-    }
-}
-
-/// One listener callback.
-pub(crate) enum Call {
-    Begin,
-    Commit,
-    LogSync(Arc<Owned>),
-    EventfdAdd(IoEventFd),
-    EventfdDel(IoEventFd),
-    CoalescedAdd(Arc<Owned>, u64, u64),
-    CoalescedDel(Arc<Owned>, u64, u64),
-    GlobalStop,
-}
-
-/// A callback bound to its listener.
-pub(crate) struct Event(pub Arc<dyn MemoryListener>, pub Call);
-
-impl Event {
-    pub fn deliver(&self) {
-        let l = &*self.0;
-        match &self.1 {
-            Call::Begin => l.begin(),
-            Call::Commit => l.commit(),
-            Call::LogSync(s) => l.log_sync(&s.get()),
-            Call::EventfdAdd(e) => l.eventfd_add(e),
-            Call::EventfdDel(e) => l.eventfd_del(e),
-            Call::CoalescedAdd(s, a, n) => l.coalesced_io_add(&s.get(), crate::GuestAddr(*a), *n),
-            Call::CoalescedDel(s, a, n) => l.coalesced_io_del(&s.get(), crate::GuestAddr(*a), *n),
-            Call::GlobalStop => l.log_global_stop(),
-        }
-    }
-}
-
-/// The diff between two views, computed once for every space that moves between them.
-pub(crate) struct Diff {
-    pub changes: Vec<Change>,
-    /// Coalesced ranges (space addresses) of changed ranges, by index into `changes`.
-    pub coalesced: Vec<(usize, Vec<(u64, u64)>)>,
-}
-
-impl Diff {
-    pub fn new(g: &Graph, old: &[FlatRange], new: &[FlatRange], changes: Vec<Change>) -> Diff {
-        let mut coalesced = Vec::new();
-        for (k, c) in changes.iter().enumerate() {
-            let r = match *c {
-                Change::Del(i) => &old[i],
-                Change::Add(j) => &new[j],
-                Change::Same(..) => continue,
-            };
-            let c = coalesced_of(g, r);
-            if !c.is_empty() {
-                coalesced.push((k, c));
-            }
-        }
-        Diff { changes, coalesced }
-    }
-}
-
-/// A sorted ioeventfd list, shared between the views and spaces that have it.
-pub(crate) type EventFds = Arc<Vec<IoEventFd>>;
-
-/// One space's part of a commit: its listeners hear `diff` between `old` and `new`, and the
-/// ioeventfd changes, generated while delivering (no per-callback allocation).
-pub(crate) struct SpaceUpdate {
-    pub name: Arc<str>,
-    pub id: u64,
-    pub listeners: Arc<Vec<Registered>>,
-    pub old: Arc<FlatView>,
-    pub new: Arc<FlatView>,
-    pub diff: Arc<Diff>,
-    /// The ioeventfds before and after, if they changed.
-    pub eventfds: Option<(EventFds, EventFds)>,
-    /// A registration replay: additions come with `log_start` from no clients, deletions
-    /// after `log_stop` to none (QEMU's `listener_add/del_address_space`).
-    pub replay: bool,
-}
-
-impl SpaceUpdate {
-    /// QEMU's two passes: deletions (reverse listener order), then unchanged ranges and
-    /// additions in address order (forward; `log_stop` in reverse); then the ioeventfd walk.
-    /// Returns the number of callbacks made.
-    pub fn deliver(&self) -> u64 {
-        let ls: &[Registered] = &self.listeners;
-        let mut calls = 0u64;
-        let sec = |r| Section {
-            space: &self.name,
-            space_id: self.id,
-            range: r,
-        };
-        let (old, new) = (self.old.ranges(), self.new.ranges());
-        let mut co = self.diff.coalesced.iter().peekable();
-        let mut coalesced_of = |k: usize| -> &[(u64, u64)] {
-            while co.peek().is_some_and(|(i, _)| *i < k) {
-                co.next();
-            }
-            match co.peek() {
-                Some((i, v)) if *i == k => v,
-                _ => &[],
-            }
-        };
-        let mut adds: Vec<(usize, &[(u64, u64)])> = Vec::new();
-        for (k, c) in self.diff.changes.iter().enumerate() {
-            match *c {
-                Change::Del(i) => {
-                    let s = sec(&old[i]);
-                    let mask = old[i].dirty;
-                    if self.replay && !mask.is_empty() {
-                        for l in ls.iter().rev() {
-                            l.listener.log_stop(&s, mask, DirtyMask::NONE);
-                            calls += 1;
-                        }
-                    }
-                    for &(a, n) in coalesced_of(k) {
-                        for l in ls.iter().rev() {
-                            l.listener.coalesced_io_del(&s, crate::GuestAddr(a), n);
-                            calls += 1;
-                        }
-                    }
-                    for l in ls.iter().rev() {
-                        l.listener.region_del(&s);
-                        calls += 1;
-                    }
-                }
-                Change::Add(_) => adds.push((k, coalesced_of(k))),
-                Change::Same(..) => {}
-            }
-        }
-        let mut adds = adds.into_iter().peekable();
-        for (k, c) in self.diff.changes.iter().enumerate() {
-            match *c {
-                Change::Same(i, j) => {
-                    let (o, n) = (old[i].dirty, new[j].dirty);
-                    let s = sec(&new[j]);
-                    for l in ls.iter().filter(|l| l.listener.wants_region_nop()) {
-                        l.listener.region_nop(&s);
-                        calls += 1;
-                    }
-                    if !n.without(o).is_empty() {
-                        for l in ls {
-                            l.listener.log_start(&s, o, n);
-                            calls += 1;
-                        }
-                    }
-                    if !o.without(n).is_empty() {
-                        for l in ls.iter().rev() {
-                            l.listener.log_stop(&s, o, n);
-                            calls += 1;
-                        }
-                    }
-                }
-                Change::Add(j) => {
-                    let s = sec(&new[j]);
-                    for l in ls {
-                        l.listener.region_add(&s);
-                        calls += 1;
-                    }
-                    let co = match adds.peek() {
-                        Some(&(i, v)) if i == k => v,
-                        _ => &[],
-                    };
-                    if adds.peek().is_some_and(|&(i, _)| i == k) {
-                        adds.next();
-                    }
-                    for &(a, n) in co {
-                        for l in ls {
-                            l.listener.coalesced_io_add(&s, crate::GuestAddr(a), n);
-                            calls += 1;
-                        }
-                    }
-                    let mask = new[j].dirty;
-                    if self.replay && !mask.is_empty() {
-                        for l in ls {
-                            l.listener.log_start(&s, DirtyMask::NONE, mask);
-                            calls += 1;
-                        }
-                    }
-                }
-                Change::Del(_) => {}
-            }
-        }
-        if let Some((old, new)) = &self.eventfds {
-            let mut ev = Vec::new();
-            eventfd_events(&mut ev, ls, old, new);
-            for e in &ev {
-                e.deliver();
-            }
-            calls += ev.len() as u64;
-        }
-        calls
-    }
-}
-
-/// What a commit must do once the state is released: `begin` and other queued events,
-/// each space's changes, the publications, then `commit`.
-#[derive(Default)]
-pub(crate) struct Delivery {
-    pub pre: Vec<Event>,
-    pub spaces: Vec<SpaceUpdate>,
-    /// New views, each stored once in the cell all its spaces follow.
-    pub publish: Vec<(Arc<ViewCell>, Arc<FlatView>)>,
-    /// Spaces that now follow another view's cell.
-    pub follow: Vec<(Arc<SpaceCell>, Arc<ViewCell>)>,
-    pub post: Vec<Event>,
-}
-
-impl Delivery {
-    /// Publishes the new views, then moves spaces to their new cells (so a space never
-    /// follows a cell that still shows an older view than the one it left).
-    pub fn publish_all(&mut self) {
-        for (cell, view) in self.publish.drain(..) {
-            cell.store(view);
-        }
-        for (space, cell) in self.follow.drain(..) {
-            space.follow(cell);
-        }
-    }
-}
-
-/// A listener registered on one space.
-#[derive(Clone)]
-pub(crate) struct Registered {
-    /// Registration number: the order among equal priorities.
-    pub id: u64,
-    pub priority: u32,
-    pub listener: Arc<dyn MemoryListener>,
-}
 
 /// Windows past this many per region are folded into their bounding window.
 const MAX_WINDOWS: usize = 16;
@@ -419,58 +169,6 @@ pub(crate) fn view_eventfds(g: &Graph, view: &FlatView) -> Vec<IoEventFd> {
     }
     out.sort();
     out
-}
-
-/// Coalesced ranges of `r`'s region, intersected with it, in space addresses.
-fn coalesced_of(g: &Graph, r: &FlatRange) -> Vec<(u64, u64)> {
-    let Ok(n) = g.get(r.region()) else { return Vec::new() };
-    n.coalesced
-        .iter()
-        .filter_map(|&(off, size)| {
-            let shift = i128::from(r.start) - i128::from(r.offset);
-            let lo = (i128::from(off) + shift).max(i128::from(r.start));
-            let hi = (i128::from(off) + i128::from(size) + shift).min(r.end() as i128);
-            (lo < hi).then(|| (lo as u64, (hi - lo) as u64))
-        })
-        .collect()
-}
-
-/// Pushes one call per listener, forward or in reverse.
-fn each(out: &mut Vec<Event>, ls: &[Registered], reverse: bool, mut call: impl FnMut() -> Call) {
-    if reverse {
-        out.extend(ls.iter().rev().map(|l| Event(l.listener.clone(), call())));
-    } else {
-        out.extend(ls.iter().map(|l| Event(l.listener.clone(), call())));
-    }
-}
-
-/// Queues the coalesced-MMIO additions or deletions of one section.
-pub(crate) fn coalesced_events(out: &mut Vec<Event>, g: &Graph, ls: &[Registered], s: &Arc<Owned>, add: bool) {
-    for (a, n) in coalesced_of(g, &s.range) {
-        if add {
-            each(out, ls, false, || Call::CoalescedAdd(s.clone(), a, n));
-        } else {
-            each(out, ls, true, || Call::CoalescedDel(s.clone(), a, n));
-        }
-    }
-}
-
-/// QEMU's ioeventfd walk: one merged pass, `eventfd_del` forward and `eventfd_add` in
-/// reverse listener order (QEMU's order, the opposite of the region convention).
-pub(crate) fn eventfd_events(out: &mut Vec<Event>, ls: &[Registered], old: &[IoEventFd], new: &[IoEventFd]) {
-    let (mut i, mut j) = (0, 0);
-    while i < old.len() || j < new.len() {
-        if j == new.len() || (i < old.len() && old[i] < new[j]) {
-            each(out, ls, false, || Call::EventfdDel(old[i].clone()));
-            i += 1;
-        } else if i == old.len() || new[j] < old[i] {
-            each(out, ls, true, || Call::EventfdAdd(new[j].clone()));
-            j += 1;
-        } else {
-            i += 1;
-            j += 1;
-        }
-    }
 }
 
 fn space_index(spaces: &[SpaceRecord], id: u64) -> usize {

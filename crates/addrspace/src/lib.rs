@@ -41,6 +41,7 @@ pub mod board;
 mod board_cpus;
 mod commit;
 pub mod cpu;
+mod delivery;
 pub mod dirty;
 mod dispatch;
 pub mod dma;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::address_space::AddressSpace;
-use crate::commit::{coalesced_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
+use crate::delivery::{coalesced_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
 use crate::dirty::{DirtyClient, DirtyMask};
 use crate::error::{Error, Result};
 use crate::graph::Graph;

@@ -18,7 +18,8 @@ use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
 use crate::access::{AccessRules, RegionOps};
 use crate::address_space::{AddressSpace, SpaceShared};
-use crate::commit::{self, CommitMode, Delivery, Registered, Touch};
+use crate::commit::{self, CommitMode, Touch};
+use crate::delivery::{Delivery, Registered};
 use crate::error::{Error, Result};
 use crate::flatview::FlatView;
 use crate::graph::Graph;
