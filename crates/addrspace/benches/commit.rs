@@ -106,19 +106,10 @@ fn add_device(mem: &Memory, system: RegionId, pci: RegionId, i: usize) -> Device
     }
 }
 
-fn remove_device(mem: &Memory, pci: RegionId, d: Device) {
+fn remove_device(mem: &Memory, d: Device) {
     let _tx = mem.transaction();
     drop(d.bus_master);
-    for &r in d.regions.iter().rev() {
-        let info = mem.region_info(r).unwrap();
-        if let Some(c) = info.container {
-            mem.remove_subregion(c, r).unwrap();
-        }
-    }
-    let _ = pci;
-    for &r in d.regions.iter().rev() {
-        mem.delete_region(r).unwrap();
-    }
+    mem.delete_regions(&d.regions).unwrap();
 }
 
 fn build(mode: CommitMode, smm: bool) -> Board {
@@ -204,7 +195,7 @@ fn hotplug(b: &mut Board, n: usize) -> f64 {
     let (mem, system, pci) = (b.mem.clone(), b.system, b.pci);
     median_ns(n, |_| {
         let d = add_device(&mem, system, pci, DEVICES + 1);
-        remove_device(&mem, pci, d);
+        remove_device(&mem, d);
     })
 }
 

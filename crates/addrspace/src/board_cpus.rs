@@ -181,15 +181,7 @@ fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry]) -> Res
         Ok(root) => Ok(PerCpuRoot { root, regions }),
         Err(e) => {
             // Nothing half-built survives a failure.
-            let _tx = memory.transaction();
-            for &r in regions.iter().rev() {
-                if let Ok(Some(c)) = memory.region_info(r).map(|i| i.container) {
-                    let _ = memory.remove_subregion(c, r);
-                }
-            }
-            for &r in regions.iter().rev() {
-                let _ = memory.delete_region(r);
-            }
+            let _ = memory.delete_regions(&regions);
             Err(e)
         }
     }

@@ -102,18 +102,8 @@ struct Owned {
 impl Drop for Owned {
     fn drop(&mut self) {
         let Some(memory) = self.memory.upgrade() else { return };
-        let _tx = memory.transaction();
-        for &r in self.regions.iter().rev() {
-            if let Ok(info) = memory.region_info(r) {
-                if let Some(c) = info.container {
-                    let _ = memory.remove_subregion(c, r);
-                }
-            }
-        }
-        for &r in self.regions.iter().rev() {
-            if let Err(e) = memory.delete_region(r) {
-                tracing::warn!(error = %e, "a per-CPU region is still in use");
-            }
+        if let Err(e) = memory.delete_regions(&self.regions) {
+            tracing::warn!(error = %e, "a per-CPU region is still in use");
         }
     }
 }

@@ -165,10 +165,7 @@ impl DmaDevice {
 
 impl Drop for DmaDevice {
     fn drop(&mut self) {
-        if let Ok(Some(c)) = self.memory.region_info(self.regs).map(|i| i.container) {
-            let _ = self.memory.remove_subregion(c, self.regs);
-        }
-        if let Err(e) = self.memory.delete_region(self.regs) {
+        if let Err(e) = self.memory.delete_regions(&[self.regs]) {
             tracing::warn!(error = %e, "DMA engine registers outlived the device");
         }
     }

@@ -635,6 +635,25 @@ impl Memory {
         self.with_state(|st| st.graph.delete(id))
     }
 
+    /// Tears down what a device or a CPU built: unmaps `regions` and deletes them, last
+    /// first, in one transaction. Every region that can go does; the first failure (a region
+    /// something else still uses) is returned.
+    pub fn delete_regions(&self, regions: &[RegionId]) -> Result<()> {
+        let _tx = self.transaction();
+        for &r in regions.iter().rev() {
+            if let Ok(Some(c)) = self.region_info(r).map(|i| i.container) {
+                let _ = self.remove_subregion(c, r);
+            }
+        }
+        let mut first = Ok(());
+        for &r in regions.iter().rev() {
+            if let Err(e) = self.delete_region(r) {
+                first = first.and(Err(e));
+            }
+        }
+        first
+    }
+
     /// A snapshot of a region's attributes.
     pub fn region_info(&self, id: RegionId) -> Result<RegionInfo> {
         self.with_state(|st| st.graph.info(id))
