@@ -25,7 +25,7 @@ use crate::flatview::{FlatRange, FlatView};
 use crate::graph::Graph;
 use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
-use crate::memory::{SpaceRecord, State};
+use crate::memory::State;
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice};
 use crate::publish::ViewCell;
 use crate::region::{Body, RegionId};
@@ -169,12 +169,6 @@ pub(crate) fn view_eventfds(g: &Graph, view: &FlatView) -> Vec<IoEventFd> {
     }
     out.sort();
     out
-}
-
-fn space_index(spaces: &[SpaceRecord], id: u64) -> usize {
-    spaces
-        .binary_search_by_key(&id, |s| s.id)
-        .expect("space ids index the space list")
 }
 
 /// Moves the view of a representative root that no space follows any more to the root its
@@ -487,7 +481,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         .collect();
     for key in updates.keys().chain(ev_keys.iter()) {
         if let Some(e) = st.views.get(key) {
-            affected.extend(e.listening.iter().map(|&id| space_index(&st.spaces, id)));
+            affected.extend(e.listening.iter().filter_map(|&id| st.space_index(id)));
         }
     }
     affected.sort_unstable();

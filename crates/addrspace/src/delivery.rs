@@ -79,6 +79,14 @@ pub(crate) struct Diff {
 }
 
 impl Diff {
+    /// The coalesced ranges of change `k` (none for most).
+    fn coalesced_at(&self, k: usize) -> &[(u64, u64)] {
+        match self.coalesced.binary_search_by_key(&k, |(i, _)| *i) {
+            Ok(at) => &self.coalesced[at].1,
+            Err(_) => &[],
+        }
+    }
+
     pub fn new(g: &Graph, old: &[FlatRange], new: &[FlatRange], changes: Vec<Change>) -> Diff {
         let mut coalesced = Vec::new();
         for (k, c) in changes.iter().enumerate() {
@@ -128,44 +136,29 @@ impl SpaceUpdate {
             range: r,
         };
         let (old, new) = (self.old.ranges(), self.new.ranges());
-        let mut co = self.diff.coalesced.iter().peekable();
-        let mut coalesced_of = |k: usize| -> &[(u64, u64)] {
-            while co.peek().is_some_and(|(i, _)| *i < k) {
-                co.next();
-            }
-            match co.peek() {
-                Some((i, v)) if *i == k => v,
-                _ => &[],
-            }
-        };
-        let mut adds: Vec<(usize, &[(u64, u64)])> = Vec::new();
+        let coalesced_of = |k: usize| -> &[(u64, u64)] { self.diff.coalesced_at(k) };
         for (k, c) in self.diff.changes.iter().enumerate() {
-            match *c {
-                Change::Del(i) => {
-                    let s = sec(&old[i]);
-                    let mask = old[i].dirty;
-                    if self.replay && !mask.is_empty() {
-                        for l in ls.iter().rev() {
-                            l.listener.log_stop(&s, mask, DirtyMask::NONE);
-                            calls += 1;
-                        }
-                    }
-                    for &(a, n) in coalesced_of(k) {
-                        for l in ls.iter().rev() {
-                            l.listener.coalesced_io_del(&s, crate::GuestAddr(a), n);
-                            calls += 1;
-                        }
-                    }
+            if let Change::Del(i) = *c {
+                let s = sec(&old[i]);
+                let mask = old[i].dirty;
+                if self.replay && !mask.is_empty() {
                     for l in ls.iter().rev() {
-                        l.listener.region_del(&s);
+                        l.listener.log_stop(&s, mask, DirtyMask::NONE);
                         calls += 1;
                     }
                 }
-                Change::Add(_) => adds.push((k, coalesced_of(k))),
-                Change::Same(..) => {}
+                for &(a, n) in coalesced_of(k) {
+                    for l in ls.iter().rev() {
+                        l.listener.coalesced_io_del(&s, crate::GuestAddr(a), n);
+                        calls += 1;
+                    }
+                }
+                for l in ls.iter().rev() {
+                    l.listener.region_del(&s);
+                    calls += 1;
+                }
             }
         }
-        let mut adds = adds.into_iter().peekable();
         for (k, c) in self.diff.changes.iter().enumerate() {
             match *c {
                 Change::Same(i, j) => {
@@ -194,14 +187,7 @@ impl SpaceUpdate {
                         l.listener.region_add(&s);
                         calls += 1;
                     }
-                    let co = match adds.peek() {
-                        Some(&(i, v)) if i == k => v,
-                        _ => &[],
-                    };
-                    if adds.peek().is_some_and(|&(i, _)| i == k) {
-                        adds.next();
-                    }
-                    for &(a, n) in co {
+                    for &(a, n) in coalesced_of(k) {
                         for l in ls {
                             l.listener.coalesced_io_add(&s, crate::GuestAddr(a), n);
                             calls += 1;

@@ -197,7 +197,7 @@ pub(crate) fn write(view: &FlatView, mru: &mut Mru, addr: u64, buf: &[u8], attrs
 }
 
 #[inline]
-fn from_bytes<T: Scalar>(bytes: [u8; 8], order: Endianness) -> T {
+pub(crate) fn from_bytes<T: Scalar>(bytes: [u8; 8], order: Endianness) -> T {
     let v = u64::from_le_bytes(bytes);
     T::from_u64(match order {
         Endianness::Little => v,
@@ -206,7 +206,7 @@ fn from_bytes<T: Scalar>(bytes: [u8; 8], order: Endianness) -> T {
 }
 
 #[inline]
-fn to_bytes<T: Scalar>(value: T, order: Endianness) -> [u8; 8] {
+pub(crate) fn to_bytes<T: Scalar>(value: T, order: Endianness) -> [u8; 8] {
     let v = value.to_u64();
     match order {
         Endianness::Little => v,

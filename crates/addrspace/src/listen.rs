@@ -25,34 +25,38 @@ use crate::region::{Body, RegionId};
 /// `listener_del_address_space`): additions (with `log_start` for logged ranges) or deletions
 /// (after `log_stop`), generated while delivering like a commit's changes.
 fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool, empty: &Arc<crate::FlatView>) -> SpaceUpdate {
+    whole_view(g, sp, Arc::new(vec![l.clone()]), add, true, empty)
+}
+
+/// `sp`'s whole view appearing (`add`) or disappearing for `listeners`; as a `replay`, with
+/// QEMU's `log_start`/`log_stop` for logged ranges (a destroyed space's commit has none).
+fn whole_view(
+    g: &Graph,
+    sp: &SpaceRecord,
+    listeners: Arc<Vec<Registered>>,
+    add: bool,
+    replay: bool,
+    empty: &Arc<crate::FlatView>,
+) -> SpaceUpdate {
     let n = sp.view.ranges().len();
+    let none: crate::delivery::EventFds = Arc::default();
     let (old, new, changes, eventfds) = if add {
         let changes = (0..n).map(crate::patch::Change::Add).collect();
-        (
-            empty.clone(),
-            sp.view.clone(),
-            changes,
-            (Arc::default(), sp.eventfds.clone()),
-        )
+        (empty.clone(), sp.view.clone(), changes, (none, sp.eventfds.clone()))
     } else {
         let changes = (0..n).map(crate::patch::Change::Del).collect();
-        (
-            sp.view.clone(),
-            empty.clone(),
-            changes,
-            (sp.eventfds.clone(), Arc::default()),
-        )
+        (sp.view.clone(), empty.clone(), changes, (sp.eventfds.clone(), none))
     };
     let diff = Arc::new(Diff::new(g, old.ranges(), new.ranges(), changes));
     SpaceUpdate {
         name: sp.name.clone(),
         id: sp.id,
-        listeners: Arc::new(vec![l.clone()]),
+        listeners,
         old,
         new,
         diff,
         eventfds: Some(eventfds),
-        replay: true,
+        replay,
     }
 }
 
@@ -64,20 +68,24 @@ pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::Fl
     }
     d.pre
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Begin)));
-    let changes: Vec<_> = (0..sp.view.ranges().len()).map(crate::patch::Change::Del).collect();
-    d.spaces.push(SpaceUpdate {
-        name: sp.name.clone(),
-        id: sp.id,
-        listeners: sp.listeners.clone(),
-        old: sp.view.clone(),
-        new: empty.clone(),
-        diff: Arc::new(Diff::new(g, sp.view.ranges(), &[], changes)),
-        eventfds: Some((sp.eventfds.clone(), Arc::default())),
-        replay: false,
-    });
+    d.spaces
+        .push(whole_view(g, sp, sp.listeners.clone(), false, false, empty));
     d.post
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Commit)));
     d
+}
+
+/// Every listener with its space's index, in QEMU's global order (priority, then
+/// registration).
+fn global_order(st: &crate::memory::State) -> Vec<(Registered, usize)> {
+    let mut v: Vec<(Registered, usize)> = st
+        .spaces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, sp)| sp.listeners.iter().map(move |l| (l.clone(), i)))
+        .collect();
+    v.sort_by_key(|(l, _)| (l.priority, l.id));
+    v
 }
 
 /// After a space's last listener left: it no longer keeps a view or an ioeventfd list.
@@ -298,11 +306,7 @@ impl Memory {
 
     /// Every registered listener, in QEMU's global order (priority, then registration).
     fn all_listeners(&self) -> Vec<Registered> {
-        self.with_state(|st| {
-            let mut v: Vec<Registered> = st.spaces.iter().flat_map(|s| s.listeners.iter().cloned()).collect();
-            v.sort_by_key(|l| (l.priority, l.id));
-            v
-        })
+        self.with_state(|st| global_order(st).into_iter().map(|(l, _)| l).collect())
     }
 
     /// Starts global dirty tracking (migration): every listener's `log_global_start` in
@@ -360,15 +364,9 @@ impl Memory {
         let guard = self.shared.lock();
         let pre = {
             let st = guard.borrow();
-            let mut ls: Vec<(u32, u64, usize)> = Vec::new();
-            for (i, sp) in st.spaces.iter().enumerate() {
-                ls.extend(sp.listeners.iter().map(|l| (l.priority, l.id, i)));
-            }
-            ls.sort_unstable();
             let mut pre = Vec::new();
-            for (_, id, i) in ls {
+            for (l, i) in global_order(&st) {
                 let sp = &st.spaces[i];
-                let l = sp.listeners.iter().find(|l| l.id == id).expect("listed above");
                 for r in sp.view.ranges() {
                     if !r.dirty_log_mask().is_empty() && region.is_none_or(|m| r.region() == m) {
                         pre.push(Event(l.listener.clone(), Call::LogSync(Owned::new(sp, r))));

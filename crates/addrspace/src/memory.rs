@@ -417,6 +417,15 @@ impl Memory {
         Ok(())
     }
 
+    /// Records that `id`'s address changed: a view of `id` itself shows it at its address, and
+    /// the address is part of its sharing signature.
+    fn moved(&self, id: RegionId) {
+        self.with_state(|st| {
+            st.moved.push(id);
+            st.seeds.push(id);
+        });
+    }
+
     /// Chooses between scoped commits (the default) and QEMU's full rebuild.
     pub fn set_commit_mode(&self, mode: CommitMode) {
         self.with_state(|st| st.mode = mode);
@@ -517,11 +526,7 @@ impl Memory {
             g.add_subregion(container, addr, child, priority)?;
             Ok(placed(g, child).into_iter().collect())
         })?;
-        // A view of the child itself shows it at its (new) address.
-        self.with_state(|st| {
-            st.moved.push(child);
-            st.seeds.push(child); // its address is part of its sharing signature
-        });
+        self.moved(child);
         drop(tx);
         Ok(())
     }
@@ -546,11 +551,7 @@ impl Memory {
             Ok(moved_between(g, id, before, prio))
         })?;
         if old != addr {
-            // A view of this very region shows it at its address.
-            self.with_state(|st| {
-                st.moved.push(id);
-                st.seeds.push(id); // its address is part of its sharing signature
-            });
+            self.moved(id);
         }
         drop(tx);
         Ok(())

@@ -15,7 +15,7 @@ use crate::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::accessor::Accessor;
 use crate::addr::GuestAddr;
 use crate::address_space::AddressSpace;
-use crate::dispatch::Scalar;
+use crate::dispatch::{from_bytes, to_bytes, Scalar};
 use crate::listener::MemoryListener;
 use crate::ram::RamBlock;
 
@@ -151,12 +151,7 @@ impl SoftTlb {
             if let Some(e) = self.entry(addr.0) {
                 let mut bytes = [0u8; 8];
                 if e.block.read(e.offset + addr.0 % TLB_PAGE, &mut bytes[..T::SIZE]) {
-                    let v = u64::from_le_bytes(bytes);
-                    let v = match order {
-                        Endianness::Little => v,
-                        Endianness::Big => crate::mmio::bswap(v, T::SIZE as u32),
-                    };
-                    return (T::from_u64(v), MemTxResult::OK);
+                    return (from_bytes(bytes, order), MemTxResult::OK);
                 }
             }
         }
@@ -170,11 +165,8 @@ impl SoftTlb {
         if in_page {
             if let Some(e) = self.entry(addr.0) {
                 if e.writable {
-                    let v = match order {
-                        Endianness::Little => value.to_u64(),
-                        Endianness::Big => crate::mmio::bswap(value.to_u64(), T::SIZE as u32),
-                    };
-                    if e.block.write(e.offset + addr.0 % TLB_PAGE, &v.to_le_bytes()[..T::SIZE]) {
+                    let bytes = to_bytes(value, order);
+                    if e.block.write(e.offset + addr.0 % TLB_PAGE, &bytes[..T::SIZE]) {
                         return MemTxResult::OK;
                     }
                 }
