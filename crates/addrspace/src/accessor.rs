@@ -89,7 +89,7 @@ impl Accessor {
     #[inline]
     pub fn lookup(&mut self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
         let (view, mru) = self.parts();
-        let r = &view.ranges[view.find(addr.0, mru)?];
+        let r = view.find(addr.0, mru)?;
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 

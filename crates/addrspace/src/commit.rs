@@ -24,6 +24,7 @@ use crate::delivery::{Call, Delivery, Diff, Event, Registered, SpaceUpdate};
 use crate::flatview::{FlatRange, FlatView};
 use crate::graph::Graph;
 use crate::idmap::IdMap;
+use crate::layer::base_of;
 use crate::listener::IoEventFd;
 use crate::memory::State;
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice};
@@ -149,6 +150,100 @@ fn make_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>, ranges:
 pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>) -> Arc<FlatView> {
     counters.renders.fetch_add(1, Ordering::Relaxed);
     make_view(g, counters, key, render(g, key))
+}
+
+/// The view of a space created outside a commit: layered over an existing view if its root
+/// allows, rendered otherwise.
+pub(crate) fn new_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    key: Option<RegionId>,
+    views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
+) -> Arc<FlatView> {
+    key.and_then(|root| layered_view(g, counters, root, &IdMap::default(), views, &[]))
+        .unwrap_or_else(|| render_view(g, counters, key))
+}
+
+/// Whether `root` shows the root of an existing view whole under private windows, so its
+/// view may be layered over that view.
+fn layerable(g: &Graph, views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>, root: RegionId) -> bool {
+    base_of(g, root).is_some_and(|(_, t)| views.contains_key(&Some(t)))
+}
+
+/// A view whose root may be layered over another view, built once the others are.
+struct Deferred {
+    root: RegionId,
+    old: Option<Arc<FlatView>>,
+    /// Changed windows (absolute addresses), or none for a full render.
+    windows: Vec<(u128, u128)>,
+    /// Rendered in full if not layered (new, moved, or re-rendered in full mode).
+    moved: bool,
+}
+
+/// The update of `old`, the view of `root`, after changes inside `windows`: spliced (`None`
+/// if nothing a listener hears about changed), or rendered in full if `render` or if the
+/// splice cannot decide a seam.
+fn patch_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    root: RegionId,
+    old: &Arc<FlatView>,
+    windows: &[(u128, u128)],
+    render: bool,
+) -> Option<Update> {
+    let spliced = match old.ranges().as_slice() {
+        Some(o) if !render => splice(g, root, o, windows),
+        _ => None,
+    };
+    let Some((ranges, patches)) = spliced else {
+        return Some(Update {
+            new: render_view(g, counters, Some(root)),
+            changes: None,
+            old: Some(old.clone()),
+        });
+    };
+    counters.patches.fetch_add(1, Ordering::Relaxed);
+    let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
+    if !is_change(&changes, old.ranges(), (&ranges).into()) {
+        return None;
+    }
+    let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
+    Some(Update {
+        new: make_view(g, counters, Some(root), ranges),
+        changes: Some(Arc::new(diff)),
+        old: Some(old.clone()),
+    })
+}
+
+/// The view of `root` as private windows over the view its base alias shows (see
+/// [`crate::layer`]), if that view is current after this commit and layering pays.
+fn layered_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    root: RegionId,
+    updates: &IdMap<Option<RegionId>, Update>,
+    views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
+    abandoned: &[Option<RegionId>],
+) -> Option<Arc<FlatView>> {
+    let (alias, target) = base_of(g, root)?;
+    let key = Some(target);
+    if abandoned.contains(&key) {
+        return None;
+    }
+    let base = match updates.get(&key) {
+        Some(u) => &u.new,
+        None => &views.get(&key)?.view,
+    };
+    let (own, layer) = crate::layer::build(g, root, alias, base)?;
+    counters.layers.fetch_add(1, Ordering::Relaxed);
+    let name = Some(g.node(root).name.clone());
+    Some(Arc::new(FlatView::with_layer(
+        Some(root),
+        name,
+        own,
+        Some(Box::new(layer)),
+        LiveToken::new(counters),
+    )))
 }
 
 /// The ioeventfds visible in `view`, with absolute addresses, sorted.
@@ -288,8 +383,11 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     }
     let g = &st.graph;
 
-    // 2. New views: patched where only windows changed, rendered where new.
+    // 2. New views: patched where only windows changed, rendered where new. Roots that show
+    //    another view whole under private windows are built last, over that view's new state.
     let mut updates: IdMap<Option<RegionId>, Update> = IdMap::default();
+    let mut layered: Vec<Deferred> = Vec::new();
+    let mut abandoned: Vec<Option<RegionId>> = Vec::new();
     let no_windows = Vec::new();
     if full {
         let mut done: IdMap<Option<RegionId>, ()> = IdMap::default();
@@ -301,6 +399,17 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 let touched = sp.key.is_some_and(|k| win.contains_key(&k) || moved_roots.contains(&k));
                 if !qemu && !touched && old.as_deref().is_some_and(no_ram) {
                     continue;
+                }
+                if let (false, Some(root)) = (qemu, sp.key) {
+                    if layerable(g, &st.views, root) {
+                        layered.push(Deferred {
+                            root,
+                            old,
+                            windows: Vec::new(),
+                            moved: true,
+                        });
+                        continue;
+                    }
                 }
                 let new = render_view(g, counters, sp.key);
                 if !qemu {
@@ -326,6 +435,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             let Some(root) = *key else { continue };
             let arriving = moved.iter().any(|&(i, _)| st.spaces[i].key == *key);
             if !arriving && entry.spaces.iter().all(|id| moved_ids.contains(id)) {
+                abandoned.push(*key);
                 continue; // every space left this view: it is about to be dropped
             }
             let moved_root = moved_roots.contains(&root);
@@ -333,8 +443,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 continue;
             };
             let old = &entry.view;
-            // A view shows its root at the root's own address; a root that moved is rendered
-            // afresh.
+            // A view shows its root at the root's own address.
             let base = u128::from(g.node(root).addr);
             let top = crate::SIZE_2_64;
             let w: Vec<(u128, u128)> = w
@@ -342,36 +451,33 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 .map(|&(lo, hi)| ((lo + base).min(top), (hi + base).min(top)))
                 .filter(|&(lo, hi)| lo < hi)
                 .collect();
-            let spliced = if moved_roots.contains(&root) {
-                None
-            } else {
-                splice(g, root, old.ranges(), &w)
-            };
-            let u = match spliced {
-                Some((ranges, patches)) => {
-                    counters.patches.fetch_add(1, Ordering::Relaxed);
-                    let changes = diff_patches(old.ranges(), &ranges, &patches);
-                    if !is_change(&changes, old.ranges(), &ranges) {
-                        continue;
-                    }
-                    let diff = Diff::new(g, old.ranges(), &ranges, changes);
-                    Update {
-                        new: make_view(g, counters, *key, ranges),
-                        changes: Some(Arc::new(diff)),
-                        old: Some(old.clone()),
-                    }
-                }
-                None => Update {
-                    new: render_view(g, counters, *key),
-                    changes: None,
+            if layerable(g, &st.views, root) {
+                layered.push(Deferred {
+                    root,
                     old: Some(old.clone()),
-                },
-            };
-            updates.insert(*key, u);
+                    windows: w,
+                    moved: moved_root,
+                });
+                continue;
+            }
+            if let Some(u) = patch_view(g, counters, root, old, &w, moved_root) {
+                updates.insert(*key, u);
+            }
         }
         for &(idx, _) in &moved {
             let key = st.spaces[idx].key;
             if !st.views.contains_key(&key) && !updates.contains_key(&key) {
+                if let Some(root) = key.filter(|&r| layerable(g, &st.views, r)) {
+                    if !layered.iter().any(|d| d.root == root) {
+                        layered.push(Deferred {
+                            root,
+                            old: None,
+                            windows: Vec::new(),
+                            moved: true,
+                        });
+                    }
+                    continue;
+                }
                 let new = render_view(g, counters, key);
                 updates.insert(
                     key,
@@ -383,6 +489,59 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 );
             }
         }
+    }
+
+    // 2b. Layered views, over their base's view as it is after this commit (a base that is
+    //     itself deferred goes first).
+    let deferred: IdMap<RegionId, ()> = layered.iter().map(|d| (d.root, ())).collect();
+    let depth = |mut r: RegionId| {
+        let mut d = 0;
+        while let Some((_, t)) = base_of(g, r).filter(|&(_, t)| deferred.contains_key(&t) && d < deferred.len()) {
+            (r, d) = (t, d + 1);
+        }
+        d
+    };
+    layered.sort_by_cached_key(|d| depth(d.root));
+    for Deferred {
+        root,
+        old,
+        windows,
+        moved,
+    } in layered
+    {
+        let new = match layered_view(g, counters, root, &updates, &st.views, &abandoned) {
+            Some(v) => v,
+            // No current base view: patched or rendered like any other view.
+            None => match &old {
+                Some(old) if !full => {
+                    if let Some(u) = patch_view(g, counters, root, old, &windows, moved) {
+                        updates.insert(Some(root), u);
+                    }
+                    continue;
+                }
+                _ => render_view(g, counters, Some(root)),
+            },
+        };
+        let u = match old {
+            Some(old) => {
+                let changes = diff(old.ranges(), new.ranges());
+                if !is_change(&changes, old.ranges(), new.ranges()) {
+                    continue;
+                }
+                let diff = Diff::new(g, old.ranges(), new.ranges(), changes);
+                Update {
+                    new,
+                    changes: Some(Arc::new(diff)),
+                    old: Some(old),
+                }
+            }
+            None => Update {
+                new,
+                changes: None,
+                old: None,
+            },
+        };
+        updates.insert(Some(root), u);
     }
 
     // 3. The view table: new views in (published once per view), spaces moved between

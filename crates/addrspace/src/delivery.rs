@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::dirty::DirtyMask;
-use crate::flatview::{FlatRange, FlatView};
+use crate::flatview::{FlatRange, FlatView, Ranges};
 use crate::graph::Graph;
 use crate::listener::{IoEventFd, MemoryListener, Section};
 use crate::memory::SpaceRecord;
@@ -87,7 +87,7 @@ impl Diff {
         }
     }
 
-    pub fn new(g: &Graph, old: &[FlatRange], new: &[FlatRange], changes: Vec<Change>) -> Diff {
+    pub fn new(g: &Graph, old: Ranges<'_>, new: Ranges<'_>, changes: Vec<Change>) -> Diff {
         let mut coalesced = Vec::new();
         for (k, c) in changes.iter().enumerate() {
             let r = match *c {

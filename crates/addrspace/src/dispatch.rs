@@ -92,14 +92,11 @@ enum Piece<'v> {
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     match view.find(addr, mru) {
-        Some(i) => {
-            let r = &view.ranges[i];
-            Piece::Range {
-                r,
-                off: r.offset + (addr - r.start),
-                avail: u128::from(r.last - addr) + 1,
-            }
-        }
+        Some(r) => Piece::Range {
+            r,
+            off: r.offset + (addr - r.start),
+            avail: u128::from(r.last - addr) + 1,
+        },
         None => Piece::Hole(view.next_start(addr) - u128::from(addr)),
     }
 }

@@ -1,14 +1,21 @@
 //! Flat views: the rendered, immutable form of an address space.
 //!
-//! A [`FlatView`] is a sorted array of non-overlapping [`FlatRange`]s, each naming the
+//! A [`FlatView`] is a sorted sequence of non-overlapping [`FlatRange`]s, each naming the
 //! terminating region that handles it and the offset inside that region. Views are built by
 //! `render`, published through `Arc`, and never change afterwards: a reader that
 //! holds one sees a consistent snapshot for as long as it likes.
+//!
+//! Most views store their ranges in one array. A view of a per-CPU root that shows a shared
+//! view whole with a few private regions over it (an M-profile CPU's NVIC over system memory)
+//! is *layered* instead: it stores only the ranges of its private windows and borrows the
+//! rest from the shared view ([`crate::layer`]), so a thousand such CPUs do not cost a
+//! thousand copies of the system view. [`FlatView::ranges`] hides the difference.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::addr::{GuestAddr, RegionOffset};
+use crate::layer::{Hit, Layer};
 use crate::region::{Leaf, RegionId};
 use crate::stats::LiveToken;
 
@@ -149,11 +156,14 @@ impl fmt::Debug for FlatRange {
 pub struct FlatView {
     pub(crate) root: Option<RegionId>,
     pub(crate) root_name: Option<Arc<str>>,
+    /// The ranges this view stores: all of them, or for a layered view those of its windows.
     pub(crate) ranges: Vec<FlatRange>,
     /// Range starts in a dense array of their own (8 bytes each).
     pub(crate) starts: Box<[u64]>,
     /// The lookup index over `starts`.
     pub(crate) index: Buckets,
+    /// The shared view this one borrows its ranges outside its windows from, if layered.
+    pub(crate) layer: Option<Box<Layer>>,
     pub(crate) _live: LiveToken,
 }
 
@@ -163,12 +173,16 @@ pub struct FlatView {
 /// valid for the view it was filled from: reset it with [`Mru::EMPTY`] when the view changes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mru {
-    index: usize,
+    /// An index into the view's own ranges, or [`Mru::BASE`] + an index into a layered view's
+    /// base ranges.
+    pub(crate) index: usize,
 }
 
 impl Mru {
     /// Matches no range.
     pub const EMPTY: Mru = Mru { index: usize::MAX };
+    /// Tag of indices into a layered view's base (never a valid own index).
+    pub(crate) const BASE: usize = 1 << (usize::BITS - 1);
 }
 
 /// One run of consecutive buckets with the same candidate window, for `info mtree -f -d`.
@@ -199,6 +213,9 @@ pub struct IndexSummary {
     pub buckets: usize,
     /// The buckets, run-length encoded.
     pub runs: Vec<BucketRun>,
+    /// For a layered view, its private windows (first, last address); the buckets are then
+    /// its base view's.
+    pub windows: Vec<(u64, u64)>,
 }
 
 /// A bucketed lookup index. The span from the first range start to the last range end is
@@ -266,14 +283,39 @@ impl FlatView {
         self.root_name.as_deref()
     }
     /// The ranges, sorted by address.
-    pub fn ranges(&self) -> &[FlatRange] {
-        &self.ranges
+    pub fn ranges(&self) -> Ranges<'_> {
+        match &self.layer {
+            None => Ranges::Slice(&self.ranges),
+            Some(_) => Ranges::Layered(self),
+        }
+    }
+
+    /// For a layered view, the shared view it shows outside its private windows (see the
+    /// module documentation); `None` for a view that stores all its ranges.
+    pub fn base(&self) -> Option<&Arc<FlatView>> {
+        self.layer.as_ref().map(|l| l.base())
+    }
+
+    /// How many ranges this view stores itself: all of them, or for a layered view only
+    /// those of its private windows.
+    pub fn own_ranges(&self) -> usize {
+        self.ranges.len()
     }
 
     pub(crate) fn new(
         root: Option<RegionId>,
         root_name: Option<Arc<str>>,
         ranges: Vec<FlatRange>,
+        live: LiveToken,
+    ) -> FlatView {
+        Self::with_layer(root, root_name, ranges, None, live)
+    }
+
+    pub(crate) fn with_layer(
+        root: Option<RegionId>,
+        root_name: Option<Arc<str>>,
+        ranges: Vec<FlatRange>,
+        layer: Option<Box<Layer>>,
         live: LiveToken,
     ) -> FlatView {
         let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
@@ -284,11 +326,13 @@ impl FlatView {
             ranges,
             starts,
             index,
+            layer,
             _live: live,
         }
     }
 
-    /// Index of the range containing `addr`, through the bucket index.
+    /// Index of the own range containing `addr`, through the bucket index (for a layered
+    /// view, only addresses inside its windows have one).
     #[inline]
     pub(crate) fn search(&self, addr: u64) -> Option<usize> {
         let ix = &self.index;
@@ -311,29 +355,59 @@ impl FlatView {
         (addr <= self.ranges[i].last).then_some(i)
     }
 
-    /// Index of the range containing `addr`, trying the last hit first and remembering
-    /// this one.
+    /// The range containing `addr`, trying the last hit first and remembering this one.
     #[inline]
-    pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
+    pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
         if let Some(r) = self.ranges.get(mru.index) {
             if r.start <= addr && addr <= r.last {
-                return Some(mru.index);
+                return Some(r);
             }
+        }
+        if let Some(layer) = &self.layer {
+            return layer.find(self, addr, mru);
         }
         let i = self.search(addr)?;
         mru.index = i;
-        Some(i)
+        Some(&self.ranges[i])
+    }
+
+    /// The range containing `addr`, without a last-hit cache.
+    pub(crate) fn locate(&self, addr: u64) -> Option<&FlatRange> {
+        match &self.layer {
+            None => self.search(addr).map(|i| &self.ranges[i]),
+            Some(layer) => match layer.search(self, addr)? {
+                Hit::Own(i) => Some(&self.ranges[i]),
+                Hit::Base(j) => Some(&layer.base().ranges[j]),
+            },
+        }
     }
 
     /// First range start above `addr` (where an unassigned hole at `addr` ends), as `u128`
     /// so that "none" is 2^64.
     pub(crate) fn next_start(&self, addr: u64) -> u128 {
         let i = self.starts.partition_point(|&s| s <= addr);
-        self.starts.get(i).map_or(1 << 64, |&s| u128::from(s))
+        let own = self.starts.get(i).map_or(1 << 64, |&s| u128::from(s));
+        match &self.layer {
+            None => own,
+            Some(layer) => own.min(layer.next_base_start(addr)),
+        }
     }
 
     /// The lookup index, for diagnostics (`addrspace mtree -f -d`); `None` for an empty view.
+    /// A layered view describes its base view's index and lists its own windows.
     pub fn index_summary(&self) -> Option<IndexSummary> {
+        if let Some(layer) = &self.layer {
+            let mut s = layer.base().index_summary().unwrap_or(IndexSummary {
+                base: 1,
+                top: 0,
+                bucket_bits: 0,
+                buckets: 0,
+                runs: Vec::new(),
+                windows: Vec::new(),
+            });
+            s.windows = layer.windows().collect();
+            return Some(s);
+        }
         if self.ranges.is_empty() {
             return None;
         }
@@ -359,13 +433,111 @@ impl FlatView {
             bucket_bits: ix.shift,
             buckets,
             runs,
+            windows: Vec::new(),
         })
     }
 
     /// The range containing `addr` and the offset of `addr` inside its region.
     pub fn lookup(&self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
-        let r = &self.ranges[self.search(addr.0)?];
+        let r = self.locate(addr.0)?;
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
+    }
+}
+
+/// A view's ranges in address order: a slice for most views, the merge of a layered view's
+/// windows and its base view otherwise. Indexing is O(1) (O(log windows) when layered).
+#[derive(Clone, Copy)]
+pub enum Ranges<'a> {
+    /// Stored in one array.
+    Slice(&'a [FlatRange]),
+    /// A layered view's own windows over its base.
+    Layered(&'a FlatView),
+}
+
+impl<'a> Ranges<'a> {
+    /// Number of ranges.
+    pub fn len(&self) -> usize {
+        match self {
+            Ranges::Slice(s) => s.len(),
+            Ranges::Layered(v) => v.layer.as_ref().map_or(0, |l| l.len()),
+        }
+    }
+    /// No ranges at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The `i`-th range.
+    pub fn get(&self, i: usize) -> Option<&'a FlatRange> {
+        match *self {
+            Ranges::Slice(s) => s.get(i),
+            Ranges::Layered(v) => v.layer.as_ref()?.get(v, i),
+        }
+    }
+    /// The first range.
+    pub fn first(&self) -> Option<&'a FlatRange> {
+        self.get(0)
+    }
+    /// The last range.
+    pub fn last(&self) -> Option<&'a FlatRange> {
+        self.get(self.len().checked_sub(1)?)
+    }
+    /// The ranges in address order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'a FlatRange> + ExactSizeIterator + 'a {
+        let this = *self;
+        (0..self.len()).map(move |i| this.get(i).expect("indices below len() exist"))
+    }
+    /// A copy of every range.
+    pub fn to_vec(&self) -> Vec<FlatRange> {
+        self.iter().cloned().collect()
+    }
+    /// The stored slice, if the view is not layered.
+    pub(crate) fn as_slice(&self) -> Option<&'a [FlatRange]> {
+        match *self {
+            Ranges::Slice(s) => Some(s),
+            Ranges::Layered(_) => None,
+        }
+    }
+}
+
+impl<'a> From<&'a [FlatRange]> for Ranges<'a> {
+    fn from(s: &'a [FlatRange]) -> Self {
+        Ranges::Slice(s)
+    }
+}
+
+impl<'a> From<&'a Vec<FlatRange>> for Ranges<'a> {
+    fn from(s: &'a Vec<FlatRange>) -> Self {
+        Ranges::Slice(s)
+    }
+}
+
+impl std::ops::Index<usize> for Ranges<'_> {
+    type Output = FlatRange;
+    fn index(&self, i: usize) -> &FlatRange {
+        match self.get(i) {
+            Some(r) => r,
+            None => panic!("range index {i} out of bounds ({} ranges)", self.len()),
+        }
+    }
+}
+
+impl<'a> IntoIterator for Ranges<'a> {
+    type Item = &'a FlatRange;
+    type IntoIter = Box<dyn DoubleEndedIterator<Item = &'a FlatRange> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl PartialEq for Ranges<'_> {
+    fn eq(&self, o: &Ranges<'_>) -> bool {
+        self.len() == o.len() && self.iter().zip(o.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl fmt::Debug for Ranges<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 
@@ -373,7 +545,7 @@ impl fmt::Debug for FlatView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlatView")
             .field("root", &self.root_name)
-            .field("ranges", &self.ranges)
+            .field("ranges", &self.ranges())
             .finish()
     }
 }
@@ -427,8 +599,10 @@ mod tests {
             for a in addrs {
                 prop_assert_eq!(v.search(a), naive(&v, a), "address {:#x}", a);
                 let mut mru = Mru::EMPTY;
-                prop_assert_eq!(v.find(a, &mut mru), naive(&v, a));
-                prop_assert_eq!(v.find(a, &mut mru), naive(&v, a), "second lookup through the MRU");
+                let at = |r: Option<&FlatRange>| r.map(|r| r as *const FlatRange);
+                let want = at(naive(&v, a).map(|i| &v.ranges[i]));
+                prop_assert_eq!(at(v.find(a, &mut mru)), want);
+                prop_assert_eq!(at(v.find(a, &mut mru)), want, "second lookup through the MRU");
             }
             let ix = v.index_summary().unwrap();
             prop_assert_eq!(ix.runs.last().unwrap().last_bucket + 1, ix.buckets);

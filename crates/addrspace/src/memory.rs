@@ -713,13 +713,23 @@ impl Memory {
             st.chains.entry(r).or_default().push(id);
         }
         st.next_space += 1;
+        // Other views are current only if no change is waiting for a commit: only then may the
+        // new view borrow from one.
+        let settled = st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all;
+        let fresh = match (st.views.contains_key(&key), st.mode, settled) {
+            (true, ..) => None,
+            (false, CommitMode::Scoped, true) => {
+                Some(commit::new_view(&st.graph, &self.shared.counters, key, &st.views))
+            }
+            (false, ..) => Some(commit::render_view(&st.graph, &self.shared.counters, key)),
+        };
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
                     st.graph.get_mut(r).expect("physical roots are live").view_key = true;
                 }
-                let view = commit::render_view(&st.graph, &self.shared.counters, key);
+                let view = fresh.expect("rendered above for a new key");
                 let eventfds = if st.eventfd_regs > 0 {
                     Arc::new(commit::view_eventfds(&st.graph, &view))
                 } else {
@@ -780,6 +790,7 @@ impl Memory {
             flatviews: c.flatviews.load(Ordering::Relaxed),
             renders: c.renders.load(Ordering::Relaxed),
             patches: c.patches.load(Ordering::Relaxed),
+            layers: c.layers.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             listeners: c.listeners.load(Ordering::Relaxed),
             listener_calls: c.listener_calls.load(Ordering::Relaxed),

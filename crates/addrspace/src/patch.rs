@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use crate::flatview::FlatRange;
+use crate::flatview::{FlatRange, Ranges};
 use crate::graph::Graph;
 use crate::region::RegionId;
 use crate::render::render_window;
@@ -51,7 +51,7 @@ pub(crate) fn merge_windows(w: &mut Vec<(u128, u128)>) {
 }
 
 /// Widens each window to the boundaries of the old ranges it cuts, then merges.
-fn widen(old: &[FlatRange], windows: &[(u128, u128)]) -> Vec<(u128, u128)> {
+pub(crate) fn widen(old: &[FlatRange], windows: &[(u128, u128)]) -> Vec<(u128, u128)> {
     let mut w: Vec<(u128, u128)> = windows
         .iter()
         .map(|&(mut lo, mut hi)| {
@@ -135,27 +135,28 @@ pub(crate) fn splice(
     Some((out, patches))
 }
 
-/// QEMU's diff walk over `old` and `new`, appending to `out` with indices offset by
-/// `(oi, ni)`.
-pub(crate) fn diff_into(old: &[FlatRange], new: &[FlatRange], oi: usize, ni: usize, out: &mut Vec<Change>) {
-    let (mut i, mut j) = (0, 0);
+/// QEMU's diff walk over `old[os]` and `new[ns]`, appending to `out`.
+fn diff_into(old: Ranges<'_>, new: Ranges<'_>, os: Range<usize>, ns: Range<usize>, out: &mut Vec<Change>) {
+    let (mut i, mut j) = (os.start, ns.start);
     loop {
-        match (old.get(i), new.get(j)) {
+        let o = (i < os.end).then(|| &old[i]);
+        let n = (j < ns.end).then(|| &new[j]);
+        match (o, n) {
             (Some(o), n) if n.is_none_or(|n| o.start < n.start || (o.start == n.start && o != n)) => {
-                out.push(Change::Del(oi + i));
+                out.push(Change::Del(i));
                 i += 1;
             }
-            (Some(_), Some(_)) => {
-                if old[i] == new[j] {
-                    out.push(Change::Same(oi + i, ni + j));
+            (Some(o), Some(n)) => {
+                if o == n {
+                    out.push(Change::Same(i, j));
                     i += 1;
                 } else {
-                    out.push(Change::Add(ni + j));
+                    out.push(Change::Add(j));
                 }
                 j += 1;
             }
             (None, Some(_)) => {
-                out.push(Change::Add(ni + j));
+                out.push(Change::Add(j));
                 j += 1;
             }
             _ => break,
@@ -164,29 +165,23 @@ pub(crate) fn diff_into(old: &[FlatRange], new: &[FlatRange], oi: usize, ni: usi
 }
 
 /// The whole diff of two views.
-pub(crate) fn diff(old: &[FlatRange], new: &[FlatRange]) -> Vec<Change> {
+pub(crate) fn diff(old: Ranges<'_>, new: Ranges<'_>) -> Vec<Change> {
     let mut out = Vec::new();
-    diff_into(old, new, 0, 0, &mut out);
+    diff_into(old, new, 0..old.len(), 0..new.len(), &mut out);
     out
 }
 
 /// The diff inside `patches` only (everything else is unchanged).
-pub(crate) fn diff_patches(old: &[FlatRange], new: &[FlatRange], patches: &[Patch]) -> Vec<Change> {
+pub(crate) fn diff_patches(old: Ranges<'_>, new: Ranges<'_>, patches: &[Patch]) -> Vec<Change> {
     let mut out = Vec::new();
     for p in patches {
-        diff_into(
-            &old[p.old.clone()],
-            &new[p.new.clone()],
-            p.old.start,
-            p.new.start,
-            &mut out,
-        );
+        diff_into(old, new, p.old.clone(), p.new.clone(), &mut out);
     }
     out
 }
 
 /// Whether a diff changes anything a listener hears about (ranges or dirty masks).
-pub(crate) fn is_change(changes: &[Change], old: &[FlatRange], new: &[FlatRange]) -> bool {
+pub(crate) fn is_change(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> bool {
     changes.iter().any(|c| match *c {
         Change::Same(i, j) => old[i].dirty != new[j].dirty,
         _ => true,

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub commits: AtomicU64,
     pub spaces: AtomicUsize,
     pub patches: AtomicU64,
+    pub layers: AtomicU64,
     pub listeners: AtomicUsize,
     pub listener_calls: AtomicU64,
 }
@@ -49,6 +50,9 @@ pub struct Stats {
     pub renders: u64,
     /// Views updated by re-rendering only the windows a change affected.
     pub patches: u64,
+    /// Views built as private windows over a shared view (layered: a per-CPU container
+    /// showing system memory under its own devices), not counted in `renders`.
+    pub layers: u64,
     /// Outermost commits that had something to do.
     pub commits: u64,
     /// Registered memory listeners.

@@ -118,7 +118,7 @@ pub struct GuestRamRegion {
 impl GuestRamRegion {
     /// The region for `view.ranges()[index]`, if that range is RAM or ROM.
     fn new(view: &Arc<FlatView>, index: usize) -> Option<GuestRamRegion> {
-        let range = &view.ranges()[index];
+        let range = view.ranges().get(index)?;
         let Backend::Ram(block) = range.leaf().backend() else {
             return None;
         };
@@ -139,7 +139,10 @@ impl GuestRamRegion {
 
     /// The flat range this region was built from.
     pub fn flat_range(&self) -> &FlatRange {
-        &self.view.ranges()[self.index]
+        self.view
+            .ranges()
+            .get(self.index)
+            .expect("a region's index is in its view")
     }
 
     /// The memory region (RAM or ROM) that handles this range.

@@ -396,12 +396,19 @@ fn structurally_identical_per_cpu_roots_share_one_view_until_they_differ() {
         for c in &cpus {
             assert_eq!(c.lookup(GuestAddr(0x30000)).unwrap().0.name(), "dev");
         }
-        let updated = (after.renders + after.patches) - (before.renders + before.patches);
+        let work = |s: addrspace::Stats| s.renders + s.patches + s.layers;
         assert_eq!(
-            updated,
+            work(after) - work(before),
             if scoped { 2 } else { 5 },
             "system + the shared SMM view (scoped); every view (full)"
         );
+        // Scoped, the SMM view stores only its SMRAM window and borrows system's ranges.
+        let base = cpus[0].view().base().cloned();
+        assert_eq!(base.is_some(), scoped);
+        if let Some(base) = base {
+            assert!(base.root().is_some_and(|r| r == b.sys), "layered over system's view");
+            assert!(cpus[0].view().own_ranges() < cpus[0].view().ranges().len());
+        }
         // `info mtree -f` still prints one view per physical root, as QEMU does.
         let text = mtree::print_flat(&b.mem, &mtree::FlatOptions::default());
         for c in 0..4 {

@@ -541,10 +541,10 @@ fn check_space_order(listeners: &[Lis], space: usize, evs: &[(usize, Ev)]) -> Re
     Ok(())
 }
 
-fn same_ranges(a: &[FlatRange], b: &[FlatRange]) -> bool {
+fn same_ranges(a: addrspace::Ranges<'_>, b: addrspace::Ranges<'_>) -> bool {
     a.len() == b.len()
         && a.iter()
-            .zip(b)
+            .zip(b.iter())
             .all(|(x, y)| x == y && x.dirty_log_mask() == y.dirty_log_mask())
 }
 

@@ -640,7 +640,7 @@ fn real_hit(view: &FlatView, a: u64) -> Option<Hit> {
 /// Structural invariants of any flat view: sorted, non-overlapping, non-empty ranges inside
 /// the 64-bit space, and no two neighbours that `flatview_simplify` should have merged.
 fn check_view_invariants(view: &FlatView) -> Result<(), String> {
-    let rs = view.ranges();
+    let rs = view.ranges().to_vec();
     for (i, r) in rs.iter().enumerate() {
         if r.size() == 0 {
             return Err(format!("range {i} {r:?} is empty"));

@@ -1,0 +1,373 @@
+//! Layered views: a per-CPU view that stores only its private windows and borrows every
+//! other range from a shared view.
+//!
+//! QEMU gives an M-profile CPU its own container — the CPU's NVIC and SysTick over an alias
+//! of system memory — and renders that container into a full FlatView of its own, a copy of
+//! the system view's ranges per CPU. Here a root that shows another rendered root *whole*
+//! through one alias ([`base_of`]) is rendered as that root's view (the base) plus windows
+//! around its other children: outside the windows only the alias contributes, so the
+//! ranges there are exactly the base's; inside them the root is rendered as usual.
+//!
+//! Windows are widened to the base's range boundaries, so every base range lies entirely
+//! inside a window (replaced) or entirely outside (shown as is), and a lookup is a window
+//! check followed by either the view's own small index or the base's. The edges are checked
+//! as a full render's simplification would: a private piece that continues the base range
+//! next to the window widens the window over it.
+
+use std::sync::Arc;
+
+use crate::flatview::{FlatRange, FlatView, Mru};
+use crate::graph::Graph;
+use crate::patch::{merge_windows, widen};
+use crate::region::{Body, RegionId};
+use crate::render::{physical_root, render_window};
+
+/// A layered view's windows over its base.
+pub(crate) struct Layer {
+    base: Arc<FlatView>,
+    windows: Box<[Window]>,
+    /// Number of ranges, own and borrowed.
+    len: usize,
+}
+
+/// One private window: base ranges `base.0..base.1` are replaced by own ranges
+/// `own.0..own.1`, which come at position `at` of the merged sequence.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    first: u64,
+    last: u64,
+    base: (usize, usize),
+    own: (usize, usize),
+    at: usize,
+}
+
+/// Where an address was found in a layered view.
+pub(crate) enum Hit {
+    /// An own range (an index into the view's ranges).
+    Own(usize),
+    /// A base range (an index into the base's ranges).
+    Base(usize),
+}
+
+impl Layer {
+    pub fn base(&self) -> &Arc<FlatView> {
+        &self.base
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The windows, as (first, last) addresses.
+    pub fn windows(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.windows.iter().map(|w| (w.first, w.last))
+    }
+
+    /// The `i`-th range of the merged sequence.
+    pub fn get<'v>(&'v self, view: &'v FlatView, i: usize) -> Option<&'v FlatRange> {
+        let w = self.windows.partition_point(|w| w.at <= i);
+        let Some(win) = w.checked_sub(1).map(|w| &self.windows[w]) else {
+            return self.base.ranges.get(i);
+        };
+        let k = i - win.at;
+        let own = win.own.1 - win.own.0;
+        if k < own {
+            view.ranges.get(win.own.0 + k)
+        } else {
+            self.base.ranges.get(win.base.1 + (k - own))
+        }
+    }
+
+    /// The window holding `addr`, if any.
+    fn window(&self, addr: u64) -> Option<&Window> {
+        let w = self.windows.partition_point(|w| w.last < addr);
+        self.windows.get(w).filter(|w| w.first <= addr)
+    }
+
+    /// The range holding `addr`: an own one inside a window, a base one outside.
+    pub fn search(&self, view: &FlatView, addr: u64) -> Option<Hit> {
+        if self.window(addr).is_some() {
+            view.search(addr).map(Hit::Own)
+        } else {
+            self.base.search(addr).map(Hit::Base)
+        }
+    }
+
+    /// [`FlatView::find`] once the view's own last hit missed: the base's last hit, then a
+    /// search. Kept out of line so plain views' lookups stay as they were.
+    #[inline(never)]
+    pub fn find<'v>(&'v self, view: &'v FlatView, addr: u64, mru: &mut Mru) -> Option<&'v FlatRange> {
+        if let Some(r) = mru.index.checked_sub(Mru::BASE).and_then(|j| self.base.ranges.get(j)) {
+            if r.start <= addr && addr <= r.last {
+                return Some(r);
+            }
+        }
+        match self.search(view, addr)? {
+            Hit::Own(i) => {
+                mru.index = i;
+                Some(&view.ranges[i])
+            }
+            Hit::Base(j) => {
+                mru.index = Mru::BASE + j;
+                Some(&self.base.ranges[j])
+            }
+        }
+    }
+
+    /// The first base range start above `addr` that lies outside every window (2^64 if none).
+    pub fn next_base_start(&self, addr: u64) -> u128 {
+        let mut at = addr;
+        loop {
+            let s = self.base.next_start(at);
+            let Ok(s64) = u64::try_from(s) else { return s };
+            match self.window(s64) {
+                Some(w) if w.last == u64::MAX => return 1 << 64,
+                Some(w) => at = w.last,
+                None => return s,
+            }
+        }
+    }
+}
+
+/// The alias through which `root` shows another region whole, and the physical root of that
+/// region (whose view it then shows): `root` is an enabled container at address 0 without
+/// attributes of its own, and one of its enabled children is an alias at 0, offset 0,
+/// without attributes, of an enabled region at address 0 that fits inside both the alias and
+/// `root`, and simplifies to a region at address 0.
+pub(crate) fn base_of(g: &Graph, root: RegionId) -> Option<(RegionId, RegionId)> {
+    let r = g.get(root).ok()?;
+    if !matches!(r.body, Body::Container) || r.addr != 0 || !r.enabled || r.readonly || r.nonvolatile || r.unmergeable {
+        return None;
+    }
+    // The lowest-precedence candidate: the others become windows.
+    let (alias, target) = r.subregions.iter().rev().find_map(|&c| {
+        let a = g.node(c);
+        let Body::Alias { target, offset: 0 } = a.body else {
+            return None;
+        };
+        let t = g.node(target);
+        let plain = a.enabled && a.addr == 0 && !a.readonly && !a.nonvolatile && !a.unmergeable;
+        (plain && t.enabled && t.addr == 0 && t.size <= a.size.min(r.size)).then_some((c, target))
+    })?;
+    let phys = physical_root(g, target)?;
+    (g.node(phys).addr == 0 && phys != root).then_some((alias, phys))
+}
+
+/// Renders `root`, whose alias `alias` shows the root of `base` whole, as a layered view:
+/// the ranges of its windows and the layer. `None` when layering would not save much (the
+/// windows hold more than half of the ranges).
+pub(crate) fn build(
+    g: &Graph,
+    root: RegionId,
+    alias: RegionId,
+    base: &Arc<FlatView>,
+) -> Option<(Vec<FlatRange>, Layer)> {
+    let b = base.ranges.as_slice();
+    if base.layer.is_some() {
+        return None;
+    }
+    let r = g.node(root);
+    let mut wanted: Vec<(u128, u128)> = r
+        .subregions
+        .iter()
+        .filter(|&&c| c != alias && g.node(c).enabled)
+        .map(|&c| {
+            let n = g.node(c);
+            (u128::from(n.addr), (u128::from(n.addr) + n.size).min(r.size))
+        })
+        .collect();
+    merge_windows(&mut wanted);
+    'widen: loop {
+        let windows = widen(b, &wanted);
+        let mut own: Vec<FlatRange> = Vec::new();
+        let mut table: Vec<Window> = Vec::with_capacity(windows.len());
+        let mut replaced = 0;
+        for &(lo, hi) in &windows {
+            let pieces = render_window(g, root, lo, hi);
+            let b0 = b.partition_point(|x| x.end() <= lo);
+            let b1 = b.partition_point(|x| u128::from(x.start) < hi);
+            // A piece continuing the base range next to the window: take that range in.
+            let before = b0.checked_sub(1).map(|i| &b[i]).filter(|x| x.end() == lo);
+            let after = b.get(b1).filter(|x| u128::from(x.start) == hi);
+            let grow_lo = matches!((before, pieces.first()), (Some(x), Some(p)) if x.continues_into(p));
+            let grow_hi = matches!((pieces.last(), after), (Some(p), Some(x)) if p.continues_into(x));
+            if grow_lo || grow_hi {
+                for (grow, x) in [(grow_lo, before), (grow_hi, after)] {
+                    if let (true, Some(x)) = (grow, x) {
+                        wanted.push((u128::from(x.start), x.end()));
+                    }
+                }
+                merge_windows(&mut wanted);
+                continue 'widen;
+            }
+            let k0 = own.len();
+            own.extend(pieces);
+            table.push(Window {
+                first: lo as u64,
+                last: (hi - 1) as u64,
+                base: (b0, b1),
+                own: (k0, own.len()),
+                at: b0 - replaced + k0,
+            });
+            replaced += b1 - b0;
+        }
+        if own.len() > 8 && own.len() * 2 > b.len() {
+            return None;
+        }
+        let len = b.len() - replaced + own.len();
+        let layer = Layer {
+            base: base.clone(),
+            windows: table.into_boxed_slice(),
+            len,
+        };
+        return Some((own, layer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::flatview::{FlatView, Mru};
+    use crate::{DirtyClient, GuestAddr, Memory, RegionId, Unassigned, SIZE_2_64};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// The layered view agrees with a flat render of the same root: ranges (with dirty
+    /// masks), lookups through the last-hit cache and without, and where holes end.
+    fn check(
+        cpu: &Arc<FlatView>,
+        flat: &FlatView,
+        probes: &[u64],
+        system: &Arc<FlatView>,
+    ) -> Result<(), TestCaseError> {
+        let (a, b) = (cpu.ranges(), flat.ranges());
+        // Small views are always layered (only big windows fall back to a copy), unless the
+        // CPU shows system's view itself (no private region enabled).
+        let shared = Arc::ptr_eq(cpu, system);
+        prop_assert!(cpu.base().is_some() || shared || b.len() > 8, "not layered: {:?}", b);
+        prop_assert_eq!(a, b);
+        for (x, y) in a.iter().zip(b.iter()) {
+            prop_assert_eq!(x.dirty_log_mask(), y.dirty_log_mask());
+        }
+        let mut addrs = probes.to_vec();
+        for r in b.iter() {
+            addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
+        }
+        let mut mru = Mru::EMPTY;
+        for &x in &addrs {
+            let want = flat.lookup(GuestAddr(x)).map(|(r, o)| (r.clone(), o));
+            let got = cpu.lookup(GuestAddr(x)).map(|(r, o)| (r.clone(), o));
+            prop_assert_eq!(&got, &want, "lookup {:#x}", x);
+            prop_assert_eq!(
+                cpu.find(x, &mut mru).cloned(),
+                want.map(|w| w.0),
+                "cached lookup {:#x}",
+                x
+            );
+            if flat.lookup(GuestAddr(x)).is_none() {
+                prop_assert_eq!(cpu.next_start(x), flat.next_start(x), "hole end after {:#x}", x);
+            }
+        }
+        Ok(())
+    }
+
+    /// A private child of the CPU root: (kind, address in pages, pages, priority,
+    /// unmergeable). Kinds: 0 device, 1 alias of the RAM system maps, 2 RAM of its own.
+    type Private = (u8, u64, u64, i32, bool);
+
+    fn machine(devs: &[(u64, i32)], privs: &[Private], alias_prio: i32) -> (Memory, RegionId, RegionId, Vec<RegionId>) {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let ram = m.ram("ram", 0x40000).unwrap();
+        let lo = m.alias("ram-lo", ram, 0, 0x8000).unwrap();
+        m.add_subregion(sys, 0, lo).unwrap();
+        for (i, &(page, prio)) in devs.iter().enumerate() {
+            let d = m.io(&format!("dev{i}"), 0x1000, Arc::new(Unassigned)).unwrap();
+            m.add_subregion_overlap(sys, page * 0x1000, d, prio).unwrap();
+        }
+        let cpu = m.container("cpu", SIZE_2_64).unwrap();
+        let a = m.alias("cpu-system", sys, 0, SIZE_2_64).unwrap();
+        m.add_subregion_overlap(cpu, 0, a, alias_prio).unwrap();
+        let mut ids = Vec::new();
+        for (i, &(kind, page, pages, prio, unmergeable)) in privs.iter().enumerate() {
+            let size = u128::from(pages) * 0x1000;
+            let r = match kind {
+                0 => m.io(&format!("p{i}"), size, Arc::new(Unassigned)).unwrap(),
+                1 => m.alias(&format!("p{i}"), ram, page * 0x1000, size).unwrap(),
+                _ => m.ram(&format!("p{i}"), size).unwrap(),
+            };
+            m.set_unmergeable(r, unmergeable).unwrap();
+            m.add_subregion_overlap(cpu, page * 0x1000, r, prio).unwrap();
+            ids.push(r);
+        }
+        (m, sys, cpu, ids)
+    }
+
+    #[test]
+    fn a_private_alias_continuing_the_shared_ram_merges_with_it() {
+        // System maps RAM [0, 0x8000); the CPU adds the next 0x1000 bytes of the same RAM.
+        let (m, sys, cpu, _) = machine(&[], &[(1, 8, 1, 0, false)], 0);
+        let _memory = m.address_space("memory", sys).unwrap();
+        let space = m.address_space("cpu-memory-0", cpu).unwrap();
+        let v = space.view();
+        assert!(v.base().is_some(), "layered: {:?}", v.ranges());
+        assert_eq!(v.ranges().len(), 1, "{:?}", v.ranges());
+        assert_eq!(v.ranges()[0].size(), 0x9000);
+        assert_eq!(v.ranges(), m.render(cpu).unwrap().ranges());
+    }
+
+    #[test]
+    fn per_cpu_views_store_only_their_windows() {
+        let devs: Vec<(u64, i32)> = (0..64).map(|i| (0x100 + 2 * i, 0)).collect();
+        let (m, sys, cpu, _) = machine(&devs, &[(0, 0xe000, 1, 1, false)], -1);
+        let _memory = m.address_space("memory", sys).unwrap();
+        let space = m.address_space("cpu-memory-0", cpu).unwrap();
+        let v = space.view();
+        assert!(Arc::ptr_eq(v.base().unwrap(), &_memory.view()));
+        assert_eq!(v.own_ranges(), 1, "only the private device");
+        assert_eq!(v.ranges().len(), 66);
+        // A change of system reaches the CPU over the new system view.
+        let extra = m.ram("extra", 0x1000).unwrap();
+        m.add_subregion(sys, 0x9000, extra).unwrap();
+        let v = space.view();
+        assert!(Arc::ptr_eq(v.base().unwrap(), &_memory.view()));
+        assert_eq!(v.ranges(), m.render(cpu).unwrap().ranges());
+    }
+
+    proptest! {
+        #[test]
+        fn layered_views_equal_a_flat_render(
+            devs in prop::collection::vec((0u64..48, -1i32..2), 0..8),
+            privs in prop::collection::vec((0u8..3, 0u64..48, 1u64..6, -2i32..3, any::<bool>()), 0..5),
+            alias_prio in -1i32..1,
+            steps in prop::collection::vec((0u8..4, any::<prop::sample::Index>(), 0u64..48), 0..6),
+            probes in prop::collection::vec(0u64..0x40000, 16),
+        ) {
+            let (m, sys, cpu, privs) = machine(&devs, &privs, alias_prio);
+            let memory = m.address_space("memory", sys).unwrap();
+            let space = m.address_space("cpu-memory-0", cpu).unwrap();
+            check(&space.view(), &m.render(cpu).unwrap(), &probes, &memory.view())?;
+            prop_assert!(memory.view().base().is_none());
+            let sys_devs: Vec<RegionId> = m.regions().into_iter()
+                .filter(|&r| m.region_info(r).unwrap().name.starts_with("dev"))
+                .collect();
+            for (what, pick, page) in steps {
+                match what {
+                    0 if !sys_devs.is_empty() => m.set_address(*pick.get(&sys_devs), page * 0x1000).unwrap(),
+                    1 if !privs.is_empty() => {
+                        let p = *pick.get(&privs);
+                        m.set_enabled(p, !m.region_info(p).unwrap().enabled).unwrap();
+                    }
+                    2 if !privs.is_empty() => m.set_address(*pick.get(&privs), page * 0x1000).unwrap(),
+                    _ => {
+                        let ram = m.regions().into_iter().find(|&r| m.region_info(r).unwrap().name == "ram").unwrap();
+                        m.set_log(ram, DirtyClient::Vga, page % 2 == 0).unwrap();
+                    }
+                }
+                check(&space.view(), &m.render(cpu).unwrap(), &probes, &memory.view())?;
+                let (v, fresh) = (memory.view(), m.render(sys).unwrap());
+                prop_assert!(v.base().is_none());
+                prop_assert_eq!(v.ranges(), fresh.ranges());
+            }
+        }
+    }
+}
