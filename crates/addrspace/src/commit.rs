@@ -140,6 +140,9 @@ struct Update {
     /// The diff against the previous view of the same root, if it was patched.
     changes: Option<Arc<Diff>>,
     old: Option<Arc<FlatView>>,
+    /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
+    /// layered view moved to its base's newer view): published, but nobody is told.
+    silent: bool,
 }
 
 fn make_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>, ranges: Vec<FlatRange>) -> Arc<FlatView> {
@@ -166,7 +169,7 @@ pub(crate) fn new_view(
 
 /// Whether `root` shows the root of an existing view whole under private windows, so its
 /// view may be layered over that view.
-fn layerable(g: &Graph, views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>, root: RegionId) -> bool {
+pub(crate) fn layerable(g: &Graph, views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>, root: RegionId) -> bool {
     base_of(g, root).is_some_and(|(_, t)| views.contains_key(&Some(t)))
 }
 
@@ -200,6 +203,7 @@ fn patch_view(
             new: render_view(g, counters, Some(root)),
             changes: None,
             old: Some(old.clone()),
+            silent: false,
         });
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
@@ -212,6 +216,7 @@ fn patch_view(
         new: make_view(g, counters, Some(root), ranges),
         changes: Some(Arc::new(diff)),
         old: Some(old.clone()),
+        silent: false,
     })
 }
 
@@ -425,6 +430,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         new,
                         changes: None,
                         old,
+                        silent: false,
                     },
                 );
             }
@@ -485,6 +491,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         new,
                         changes: None,
                         old: None,
+                        silent: false,
                     },
                 );
             }
@@ -526,6 +533,20 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             Some(old) => {
                 let changes = diff(old.ranges(), new.ranges());
                 if !is_change(&changes, old.ranges(), new.ranges()) {
+                    // Unchanged, but a copy (a space created inside a transaction renders
+                    // one) or a layer over an older base view is worth replacing quietly.
+                    let base = |v: &FlatView| v.base().map(Arc::as_ptr);
+                    if new.base().is_some() && base(&old) != base(&new) {
+                        updates.insert(
+                            Some(root),
+                            Update {
+                                new,
+                                changes: None,
+                                old: Some(old),
+                                silent: true,
+                            },
+                        );
+                    }
                     continue;
                 }
                 let diff = Diff::new(g, old.ranges(), new.ranges(), changes);
@@ -533,12 +554,14 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                     new,
                     changes: Some(Arc::new(diff)),
                     old: Some(old),
+                    silent: false,
                 }
             }
             None => Update {
                 new,
                 changes: None,
                 old: None,
+                silent: false,
             },
         };
         updates.insert(Some(root), u);
@@ -657,7 +680,12 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         let sp = &mut spaces[idx];
         let entry = &views[&sp.key];
         let new = entry.view.clone();
-        if !Arc::ptr_eq(&sp.view, &new) {
+        let silent = updates
+            .get(&sp.key)
+            .is_some_and(|u| u.silent && u.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &sp.view)));
+        if silent {
+            sp.view = new;
+        } else if !Arc::ptr_eq(&sp.view, &new) {
             begin.extend(sp.listeners.iter().cloned());
             let wants_nop = sp.listeners.iter().any(|l| l.listener.wants_region_nop());
             let patched = updates

@@ -721,7 +721,15 @@ impl Memory {
             (false, CommitMode::Scoped, true) => {
                 Some(commit::new_view(&st.graph, &self.shared.counters, key, &st.views))
             }
-            (false, ..) => Some(commit::render_view(&st.graph, &self.shared.counters, key)),
+            (false, mode, _) => {
+                // Rendered now, from the graph as it is; the commit layers it if it can.
+                if let (CommitMode::Scoped, Some(r)) = (mode, key) {
+                    if commit::layerable(&st.graph, &st.views, r) {
+                        st.moved.push(r);
+                    }
+                }
+                Some(commit::render_view(&st.graph, &self.shared.counters, key))
+            }
         };
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
