@@ -333,6 +333,22 @@ mod tests {
         assert_eq!(v.ranges(), m.render(cpu).unwrap().ranges());
     }
 
+    #[test]
+    fn a_space_created_inside_a_transaction_is_layered_over_the_committed_view() {
+        let (m, sys, cpu, _) = machine(&[(0x10, 0)], &[(0, 0x20, 1, 1, false)], -1);
+        let memory = m.address_space("memory", sys).unwrap();
+        let space = {
+            let _tx = m.transaction();
+            let extra = m.ram("extra", 0x1000).unwrap();
+            m.add_subregion(sys, 0x30000, extra).unwrap();
+            m.address_space("cpu-memory-0", cpu).unwrap()
+        };
+        let v = space.view();
+        assert!(Arc::ptr_eq(v.base().unwrap(), &memory.view()), "over system's new view");
+        assert_eq!(v.ranges(), m.render(cpu).unwrap().ranges());
+        assert!(v.ranges().iter().any(|r| r.name() == "extra"));
+    }
+
     proptest! {
         #[test]
         fn layered_views_equal_a_flat_render(

@@ -713,23 +713,19 @@ impl Memory {
             st.chains.entry(r).or_default().push(id);
         }
         st.next_space += 1;
-        // Other views are current only if no change is waiting for a commit: only then may the
-        // new view borrow from one.
+        // A view that borrows from another view (see `layer`) is rebuilt at the commit if
+        // changes are waiting for one: the view it borrows may not show them yet.
         let settled = st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all;
-        let fresh = match (st.views.contains_key(&key), st.mode, settled) {
-            (true, ..) => None,
-            (false, CommitMode::Scoped, true) => {
-                Some(commit::new_view(&st.graph, &self.shared.counters, key, &st.views))
-            }
-            (false, mode, _) => {
-                // Rendered now, from the graph as it is; the commit layers it if it can.
-                if let (CommitMode::Scoped, Some(r)) = (mode, key) {
-                    if commit::layerable(&st.graph, &st.views, r) {
-                        st.moved.push(r);
-                    }
+        let fresh = match (st.views.contains_key(&key), st.mode) {
+            (true, _) => None,
+            (false, CommitMode::Scoped) => {
+                let view = commit::new_view(&st.graph, &self.shared.counters, key, &st.views);
+                if let (false, Some(r)) = (settled, key.filter(|_| view.base().is_some())) {
+                    st.moved.push(r);
                 }
-                Some(commit::render_view(&st.graph, &self.shared.counters, key))
+                Some(view)
             }
+            (false, CommitMode::Full) => Some(commit::render_view(&st.graph, &self.shared.counters, key)),
         };
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
