@@ -436,18 +436,30 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             }
         }
     } else {
-        let moved_ids: Vec<u64> = moved.iter().map(|&(i, _)| st.spaces[i].id).collect();
-        for (key, entry) in &st.views {
-            let Some(root) = *key else { continue };
-            let arriving = moved.iter().any(|&(i, _)| st.spaces[i].key == *key);
-            if !arriving && entry.spaces.iter().all(|id| moved_ids.contains(id)) {
-                abandoned.push(*key);
-                continue; // every space left this view: it is about to be dropped
+        // Views every space of which moves elsewhere are about to be dropped.
+        let mut moved_ids: Vec<u64> = moved.iter().map(|&(i, _)| st.spaces[i].id).collect();
+        moved_ids.sort_unstable();
+        for &(i, old_key) in &moved {
+            let arriving = |k: &Option<RegionId>| moved.iter().any(|&(j, _)| st.spaces[j].key == *k);
+            if let Some(e) = st.views.get(&old_key) {
+                let leaving = e.spaces.iter().all(|id| moved_ids.binary_search(id).is_ok());
+                if leaving && old_key != st.spaces[i].key && !abandoned.contains(&old_key) && !arriving(&old_key) {
+                    abandoned.push(old_key);
+                }
+            }
+        }
+        // Only roots with changed windows, or that moved, can need a new view.
+        let mut roots: Vec<RegionId> = win.keys().chain(moved_roots.iter()).copied().collect();
+        roots.sort_unstable();
+        roots.dedup();
+        for root in roots {
+            let key = Some(root);
+            let Some(entry) = st.views.get(&key) else { continue };
+            if abandoned.contains(&key) {
+                continue;
             }
             let moved_root = moved_roots.contains(&root);
-            let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
-                continue;
-            };
+            let w = win.get(&root).unwrap_or(&no_windows);
             let old = &entry.view;
             // A view shows its root at the root's own address.
             let base = u128::from(g.node(root).addr);
@@ -467,7 +479,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 continue;
             }
             if let Some(u) = patch_view(g, counters, root, old, &w, moved_root) {
-                updates.insert(*key, u);
+                updates.insert(key, u);
             }
         }
         for &(idx, _) in &moved {
@@ -625,19 +637,19 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             d.follow.push((sp.cell.clone(), e.cell.clone()));
         }
     }
-    let (graph, reps) = (&mut st.graph, &mut st.reps);
-    st.views.retain(|k, e| {
-        let keep = k.is_none() || !e.spaces.is_empty();
-        if let (false, Some(r)) = (keep, k) {
-            if let Ok(n) = graph.get_mut(*r) {
+    // Entries lose spaces only by moves: drop those left without any.
+    for &(_, old_key) in &moved {
+        let Some(r) = old_key else { continue };
+        if st.views.get(&old_key).is_some_and(|e| e.spaces.is_empty()) {
+            let e = st.views.remove(&old_key).expect("checked above");
+            if let Ok(n) = st.graph.get_mut(r) {
                 n.view_key = false;
             }
             if let Some(sig) = &e.sig {
-                crate::sharing::forget(reps, sig, *r);
+                crate::sharing::forget(&mut st.reps, sig, r);
             }
         }
-        keep
-    });
+    }
     // Registrations changed without a re-render: recompute the lists of views that see them.
     let mut ev_keys: Vec<Option<RegionId>> = Vec::new();
     if !ev_touched.is_empty() {
