@@ -141,6 +141,40 @@ fn lookups() {
         });
         line(&format!("lookup/random/{n}/vs-GuestMemoryAtomic"), ours, Some(theirs));
     }
+    // A per-CPU view (M-profile: a private device over an alias of system memory) is
+    // layered over the system view: the same random lookups through it, against the system
+    // view itself and against vm-memory.
+    for n in [64, 4096] {
+        let s = setup(n);
+        let m = &s._mem;
+        let system = s.space.root();
+        let root = m.container("cpu-container", SIZE_2_64).unwrap();
+        let alias = m.alias("cpu-system", system, 0, SIZE_2_64).unwrap();
+        let nvic = m.io("nvic", 0x1000, Arc::new(addrspace::Unassigned)).unwrap();
+        m.add_subregion_overlap(root, 0, alias, -1).unwrap();
+        m.add_subregion(root, STRIDE - 0x1000, nvic).unwrap();
+        let cpu_space = m.address_space("cpu-memory-0", root).unwrap();
+        assert!(cpu_space.view().base().is_some(), "layered");
+        let mut cpu = cpu_space.accessor();
+        let mut i = 0;
+        let ours = time(1, || {
+            i = (i + 1) & 4095;
+            black_box(cpu.lookup(GuestAddr(s.addrs[i])).map(|(r, _)| r.start()));
+        });
+        let mut flat = s.space.accessor();
+        let mut i = 0;
+        let plain = time(1, || {
+            i = (i + 1) & 4095;
+            black_box(flat.lookup(GuestAddr(s.addrs[i])).map(|(r, _)| r.start()));
+        });
+        line(&format!("lookup/random/{n}/per-cpu-layered-vs-system-view"), ours, Some(plain));
+        let mut i = 0;
+        let theirs = time(1, || {
+            i = (i + 1) & 4095;
+            black_box(s.baseline.find_region(GuestAddress(s.addrs[i])).map(|r| r as *const _));
+        });
+        line(&format!("lookup/random/{n}/per-cpu-layered"), ours, Some(theirs));
+    }
     let s = setup(64);
     let mut cpu = s.space.accessor();
     let at = GuestAddr(s.addrs[7]);
