@@ -167,7 +167,11 @@ fn lookups() {
             i = (i + 1) & 4095;
             black_box(flat.lookup(GuestAddr(s.addrs[i])).map(|(r, _)| r.start()));
         });
-        line(&format!("lookup/random/{n}/per-cpu-layered-vs-system-view"), ours, Some(plain));
+        line(
+            &format!("lookup/random/{n}/per-cpu-layered-vs-system-view"),
+            ours,
+            Some(plain),
+        );
         let mut i = 0;
         let theirs = time(1, || {
             i = (i + 1) & 4095;

@@ -27,7 +27,7 @@ use crate::idmap::IdMap;
 use crate::layer::base_of;
 use crate::listener::IoEventFd;
 use crate::memory::State;
-use crate::patch::{diff, diff_patches, is_change, merge_windows, splice};
+use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Patch};
 use crate::publish::ViewCell;
 use crate::region::{Body, RegionId};
 use crate::render::{physical_root_chain, render};
@@ -143,6 +143,9 @@ struct Update {
     /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
     /// layered view moved to its base's newer view): published, but nobody is told.
     silent: bool,
+    /// Where a spliced view differs from `old` (so views layered over it can tell where
+    /// they differ too).
+    patches: Option<Vec<Patch>>,
 }
 
 fn make_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>, ranges: Vec<FlatRange>) -> Arc<FlatView> {
@@ -204,6 +207,7 @@ fn patch_view(
             changes: None,
             old: Some(old.clone()),
             silent: false,
+            patches: None,
         });
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
@@ -217,6 +221,7 @@ fn patch_view(
         changes: Some(Arc::new(diff)),
         old: Some(old.clone()),
         silent: false,
+        patches: Some(patches),
     })
 }
 
@@ -431,6 +436,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         changes: None,
                         old,
                         silent: false,
+                        patches: None,
                     },
                 );
             }
@@ -504,6 +510,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         changes: None,
                         old: None,
                         silent: false,
+                        patches: None,
                     },
                 );
             }
@@ -543,7 +550,14 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         };
         let u = match old {
             Some(old) => {
-                let changes = diff(old.ranges(), new.ranges());
+                // Over the base's update, where the two layered views can differ is known.
+                let base_update = new
+                    .base()
+                    .and_then(|b| b.root())
+                    .and_then(|r| updates.get(&Some(r)))
+                    .and_then(|u| Some((u.old.as_ref()?, &u.new, u.patches.as_deref()?)));
+                let changes =
+                    crate::layer::diff(&old, &new, base_update).unwrap_or_else(|| diff(old.ranges(), new.ranges()));
                 if !is_change(&changes, old.ranges(), new.ranges()) {
                     // Unchanged, but a copy (a space created inside a transaction renders
                     // one) or a layer over an older base view is worth replacing quietly.
@@ -556,6 +570,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                                 changes: None,
                                 old: Some(old),
                                 silent: true,
+                                patches: None,
                             },
                         );
                     }
@@ -567,6 +582,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                     changes: Some(Arc::new(diff)),
                     old: Some(old),
                     silent: false,
+                    patches: None,
                 }
             }
             None => Update {
@@ -574,6 +590,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 changes: None,
                 old: None,
                 silent: false,
+                patches: None,
             },
         };
         updates.insert(Some(root), u);

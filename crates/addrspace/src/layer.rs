@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::graph::Graph;
-use crate::patch::{merge_windows, widen};
+use crate::patch::{diff_into, merge_windows, widen, Change, Patch};
 use crate::region::{Body, RegionId};
 use crate::render::{physical_root, render_window};
 
@@ -127,6 +127,69 @@ impl Layer {
             }
         }
     }
+}
+
+/// The diff of two layered views, walking only where they can differ: their windows, and
+/// where their bases differ — nowhere if they share a base, or inside `base_update`'s patches
+/// (old base, new base, where they differ) if that is how the base changed. `None` when that
+/// cannot be told (a plain view, another base): the caller walks everything.
+///
+/// Every range lies wholly inside or wholly outside these spans (windows are aligned to their
+/// base's ranges, patches to both bases' ranges), and outside them both views show the same
+/// base ranges, so the walk inside them is the whole diff, as with a splice's patches.
+pub(crate) fn diff(
+    old: &FlatView,
+    new: &FlatView,
+    base_update: Option<(&Arc<FlatView>, &Arc<FlatView>, &[Patch])>,
+) -> Option<Vec<Change>> {
+    let (lo, ln) = (old.layer.as_deref()?, new.layer.as_deref()?);
+    let mut spans: Vec<(u128, u128)> = lo
+        .windows()
+        .chain(ln.windows())
+        .map(|(f, l)| (u128::from(f), u128::from(l) + 1))
+        .collect();
+    if !Arc::ptr_eq(&lo.base, &ln.base) {
+        let (bo, bn, patches) = base_update?;
+        if !Arc::ptr_eq(bo, &lo.base) || !Arc::ptr_eq(bn, &ln.base) {
+            return None;
+        }
+        let extent = |v: &FlatView, r: &std::ops::Range<usize>| {
+            let (Some(a), Some(b)) = (
+                v.ranges.get(r.start),
+                r.end.checked_sub(1).and_then(|e| v.ranges.get(e)),
+            ) else {
+                return None;
+            };
+            Some((u128::from(a.start), b.end()))
+        };
+        for p in patches {
+            spans.extend(extent(bo, &p.old));
+            spans.extend(extent(bn, &p.new));
+        }
+    }
+    merge_windows(&mut spans);
+    let (o, n) = (old.ranges(), new.ranges());
+    let first = |v: &crate::flatview::Ranges<'_>, lo: u128| partition(v, |r| r.end() <= lo);
+    let last = |v: &crate::flatview::Ranges<'_>, hi: u128| partition(v, |r| u128::from(r.start) < hi);
+    let mut out = Vec::new();
+    for (lo, hi) in spans {
+        diff_into(o, n, first(&o, lo)..last(&o, hi), first(&n, lo)..last(&n, hi), &mut out);
+    }
+    Some(out)
+}
+
+/// The number of leading ranges of `v` for which `pred` holds (it holds for a prefix).
+fn partition(v: &crate::flatview::Ranges<'_>, pred: impl Fn(&FlatRange) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, v.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(&v[mid]) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// The alias through which `root` shows another region whole, and the physical root of that

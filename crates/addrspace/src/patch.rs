@@ -136,7 +136,7 @@ pub(crate) fn splice(
 }
 
 /// QEMU's diff walk over `old[os]` and `new[ns]`, appending to `out`.
-fn diff_into(old: Ranges<'_>, new: Ranges<'_>, os: Range<usize>, ns: Range<usize>, out: &mut Vec<Change>) {
+pub(crate) fn diff_into(old: Ranges<'_>, new: Ranges<'_>, os: Range<usize>, ns: Range<usize>, out: &mut Vec<Change>) {
     let (mut i, mut j) = (os.start, ns.start);
     loop {
         let o = (i < os.end).then(|| &old[i]);
