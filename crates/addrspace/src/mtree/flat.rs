@@ -158,6 +158,14 @@ impl FlatDump {
             }
             if let Some(ix) = &v.index {
                 let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");
+                if !ix.windows.is_empty() {
+                    let w: Vec<String> = ix.windows.iter().map(|(f, l)| format!("{f:016x}-{l:016x}")).collect();
+                    let _ = writeln!(
+                        s,
+                        "    own ranges only in {}; elsewhere the shared view's:",
+                        w.join(", ")
+                    );
+                }
                 let _ = writeln!(
                     s,
                     "    {} buckets of 2^{} bytes, {:016x}..{:016x}",
