@@ -7,7 +7,8 @@
 //!   allocated per CPU but its listeners;
 //! * private: M-profile-like, `cpu-memory-N` and `cpu-secure-memory-N` over a per-CPU
 //!   container holding system memory (alias, priority -1) under the CPU's own NVIC and SysTick
-//!   — a view of its own per CPU (today a full copy of the system view's ranges).
+//!   — a view of its own per CPU, layered over the system view (its windows only; the last
+//!   cases check that its size does not grow with the system view's).
 //!
 //! For 1, 64 and 1 024 present CPUs: the time of one unplug + re-plug of the last CPU, scoped
 //! commits against QEMU's full rebuild (`CommitMode::Full`, same run; skipped at 1 024 where a
@@ -49,7 +50,7 @@ struct Board {
     _spaces: Vec<addrspace::AddressSpace>,
 }
 
-fn board(mode: CommitMode) -> Board {
+fn board(mode: CommitMode, devs: u64) -> Board {
     let mem = Memory::new();
     mem.set_commit_mode(mode);
     let system = mem.container("system", SIZE_2_64).unwrap();
@@ -58,7 +59,7 @@ fn board(mode: CommitMode) -> Board {
     {
         let _tx = mem.transaction();
         mem.add_subregion(system, 0, ram).unwrap();
-        for i in 0..64u64 {
+        for i in 0..devs {
             let dev = mem.io(&format!("dev{i}"), 0x1000, Arc::new(Unassigned)).unwrap();
             mem.add_subregion(system, 0xfe00_0000 + i * 0x1000, dev).unwrap();
         }
@@ -149,7 +150,12 @@ fn model(b: &Board, kind: &str) -> CpuModel {
 
 /// (median ns per unplug + re-plug, heap bytes per CPU)
 fn measure(mode: CommitMode, kind: &str, cpus: usize, cycles: usize) -> (f64, f64) {
-    let b = board(mode);
+    measure_with(mode, kind, cpus, cycles, 64)
+}
+
+/// [`measure`] with `devs` devices in system memory (a system view of `devs + 1` ranges).
+fn measure_with(mode: CommitMode, kind: &str, cpus: usize, cycles: usize, devs: u64) -> (f64, f64) {
+    let b = board(mode, devs);
     let m = model(&b, kind);
     let mut cluster = Cluster::new("cpus", &b.mem, m, 0, cpus);
     let before = LIVE.load(Ordering::Relaxed);
@@ -192,6 +198,19 @@ fn main() {
                 None => format!("hotplug/{model}/{cpus} ours_ns={ours:.0} baseline_ns=- speedup=- bytes_per_cpu={bytes:.0}"),
             });
         }
+    }
+    // A private per-CPU view stores its own windows only: its cost must not grow with the
+    // system view (a copy would cost about 90 bytes per system range per CPU).
+    for devs in [64u64, 1024] {
+        let (ours, bytes) = measure_with(CommitMode::Scoped, "private", 64, 500, devs);
+        eprintln!(
+            "hotplug/private/64/system_ranges={}: {bytes:.0} heap bytes per CPU",
+            devs + 1
+        );
+        lines.push(format!(
+            "hotplug/private/64/system_ranges={} ours_ns={ours:.0} baseline_ns=- speedup=- bytes_per_cpu={bytes:.0}",
+            devs + 1
+        ));
     }
     println!();
     for l in lines {

@@ -89,7 +89,8 @@ impl Diff {
 
     pub fn new(g: &Graph, old: Ranges<'_>, new: Ranges<'_>, changes: Vec<Change>) -> Diff {
         let mut coalesced = Vec::new();
-        for (k, c) in changes.iter().enumerate() {
+        let changes_to_check = if g.any_coalesced { changes.len() } else { 0 };
+        for (k, c) in changes.iter().enumerate().take(changes_to_check) {
             let r = match *c {
                 Change::Del(i) => &old[i],
                 Change::Add(j) => &new[j],

@@ -4,7 +4,7 @@
 //! change can alter a rendered view (QEMU's `memory_region_update_pending` rules), so the
 //! caller knows whether the enclosing transaction must re-render.
 
-use std::collections::HashSet;
+use crate::idmap::IdMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -25,6 +25,8 @@ pub(crate) struct Graph {
     /// Dirty-logging clients every RAM-backed range gets on top of its region's own
     /// (MIGRATION while global dirty tracking is on, CODE while code tracking is on).
     pub log_global: crate::dirty::DirtyMask,
+    /// Whether any region ever had coalesced-MMIO ranges (until then commits skip looking).
+    pub any_coalesced: bool,
 }
 
 impl Graph {
@@ -138,22 +140,23 @@ impl Graph {
         Ok(id)
     }
 
-    /// Whether `to` is reachable from `from` through subregion and alias-target edges.
+    /// Whether `to` is reachable from `from` through subregion and alias-target edges. Walked
+    /// backwards from `to` (its containers and the aliases of it), which is what can see `to`:
+    /// a handful of regions, where the forward walk from an alias of system memory would visit
+    /// every region of the machine.
     fn reaches(&self, from: RegionId, to: RegionId) -> bool {
-        let mut seen = HashSet::new();
-        let mut stack = vec![from];
+        let mut seen: IdMap<RegionId, ()> = IdMap::default();
+        let mut stack = vec![to];
         while let Some(id) = stack.pop() {
-            if id == to {
+            if id == from {
                 return true;
             }
-            if !seen.insert(id) {
+            if seen.insert(id, ()).is_some() {
                 continue;
             }
             let n = self.node(id);
-            stack.extend(n.subregions.iter().copied());
-            if let Body::Alias { target, .. } = n.body {
-                stack.push(target);
-            }
+            stack.extend(n.container);
+            stack.extend(n.aliases.iter().copied());
         }
         false
     }

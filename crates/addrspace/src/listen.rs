@@ -25,7 +25,23 @@ use crate::region::{Body, RegionId};
 /// `listener_del_address_space`): additions (with `log_start` for logged ranges) or deletions
 /// (after `log_stop`), generated while delivering like a commit's changes.
 fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool, empty: &Arc<crate::FlatView>) -> SpaceUpdate {
-    whole_view(g, sp, Arc::new(vec![l.clone()]), add, true, empty)
+    if l.listener.wants_sections() {
+        return whole_view(g, sp, Arc::new(vec![l.clone()]), add, true, empty);
+    }
+    // Nothing to replay to a listener that takes no per-range calls.
+    SpaceUpdate {
+        name: sp.name.clone(),
+        id: sp.id,
+        listeners: Arc::new(vec![l.clone()]),
+        old: empty.clone(),
+        new: empty.clone(),
+        diff: Arc::new(Diff {
+            changes: Vec::new(),
+            coalesced: Vec::new(),
+        }),
+        eventfds: None,
+        replay: true,
+    }
 }
 
 /// `sp`'s whole view appearing (`add`) or disappearing for `listeners`; as a `replay`, with
@@ -68,8 +84,16 @@ pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::Fl
     }
     d.pre
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Begin)));
-    d.spaces
-        .push(whole_view(g, sp, sp.listeners.clone(), false, false, empty));
+    // Only listeners that take per-range calls hear each range go.
+    let ranged: Vec<Registered> = sp
+        .listeners
+        .iter()
+        .filter(|l| l.listener.wants_sections())
+        .cloned()
+        .collect();
+    if !ranged.is_empty() {
+        d.spaces.push(whole_view(g, sp, Arc::new(ranged), false, false, empty));
+    }
     d.post
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Commit)));
     d
@@ -530,6 +554,7 @@ impl Memory {
                 None => (saved, Vec::new()),
             };
             n.coalesced = concerned;
+            st.graph.any_coalesced |= add.is_some();
             let mut pre = Vec::new();
             for sp in st.spaces.iter().filter(|s| !s.listeners.is_empty()) {
                 for r in sp.view.ranges().iter().filter(|r| r.region() == region) {

@@ -51,6 +51,14 @@ pub trait MemoryListener: Send + Sync {
     fn wants_region_nop(&self) -> bool {
         false
     }
+    /// Whether the listener takes per-range calls at all (region, logging, coalesced MMIO
+    /// and ioeventfd callbacks). A listener that only needs to know *that* a space changed —
+    /// a TCG TLB flushing on `commit` — returns `false`: registering and unregistering it
+    /// then replay nothing (O(1) instead of a call per range of the view). Commits still
+    /// call it as usual.
+    fn wants_sections(&self) -> bool {
+        true
+    }
     /// A commit (or a registration replay) starts.
     fn begin(&self) {}
     /// A commit ends; the new view is published.

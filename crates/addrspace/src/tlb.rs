@@ -41,6 +41,9 @@ impl MemoryListener for TlbListener {
     fn name(&self) -> &str {
         "tcg"
     }
+    fn wants_sections(&self) -> bool {
+        false
+    }
     fn commit(&self) {
         self.flush_requests.fetch_add(1, Ordering::Release);
     }

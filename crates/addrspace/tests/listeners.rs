@@ -416,3 +416,35 @@ fn structurally_identical_per_cpu_roots_share_one_view_until_they_differ() {
         }
     }
 }
+
+/// A listener that only needs to know *that* its space changed (a TCG TLB).
+struct CommitOnly(Arc<Rec>);
+
+impl MemoryListener for CommitOnly {
+    fn wants_sections(&self) -> bool {
+        false
+    }
+    fn begin(&self) {
+        self.0.begin();
+    }
+    fn commit(&self) {
+        self.0.commit();
+    }
+}
+
+#[test]
+fn a_listener_without_sections_gets_no_replay_but_every_commit() {
+    let b = board();
+    let rec = Rec::named("tlb");
+    let handle = b
+        .space
+        .register_listener(Arc::new(CommitOnly(rec.clone())), PRIORITY_MIN)
+        .unwrap();
+    assert_eq!(rec.take(), ["begin", "commit"], "registration replays no range");
+    b.mem.set_address(b.dev, 0x30000).unwrap();
+    assert_eq!(rec.take(), ["begin", "commit"]);
+    let before = b.mem.stats().listener_calls;
+    drop(handle);
+    assert_eq!(rec.take(), ["begin", "commit"], "nor does unregistration");
+    assert_eq!(b.mem.stats().listener_calls - before, 2);
+}
