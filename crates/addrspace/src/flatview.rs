@@ -8,7 +8,7 @@
 //! Most views store their ranges in one array. A view of a per-CPU root that shows a shared
 //! view whole with a few private regions over it (an M-profile CPU's NVIC over system memory)
 //! is *layered* instead: it stores only the ranges of its private windows and borrows the
-//! rest from the shared view ([`crate::layer`]), so a thousand such CPUs do not cost a
+//! rest from the shared view (`layer.rs`), so a thousand such CPUs do not cost a
 //! thousand copies of the system view. [`FlatView::ranges`] hides the difference.
 
 use std::fmt;
@@ -292,6 +292,33 @@ impl FlatView {
 
     /// For a layered view, the shared view it shows outside its private windows (see the
     /// module documentation); `None` for a view that stores all its ranges.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use addrspace::{GuestAddr, Memory, Unassigned, SIZE_2_64};
+    ///
+    /// let mem = Memory::new();
+    /// let system = mem.container("system", SIZE_2_64)?;
+    /// for i in 0..32u64 {
+    ///     let dev = mem.io(&format!("uart{i}"), 0x1000, Arc::new(Unassigned))?;
+    ///     mem.add_subregion(system, 0x4000_0000 + i * 0x1000, dev)?;
+    /// }
+    /// let memory = mem.address_space("memory", system)?;
+    /// // An M-profile CPU: its NVIC over an alias of system memory.
+    /// let cpu = mem.container("armv7m-container", SIZE_2_64)?;
+    /// let sys = mem.alias("system-0", system, 0, SIZE_2_64)?;
+    /// let nvic = mem.io("nvic-0", 0x1000, Arc::new(Unassigned))?;
+    /// mem.add_subregion_overlap(cpu, 0, sys, -1)?;
+    /// mem.add_subregion(cpu, 0xe000_e000, nvic)?;
+    /// let cpu0 = mem.address_space("cpu-memory-0", cpu)?;
+    ///
+    /// let view = cpu0.view();
+    /// assert!(Arc::ptr_eq(view.base().unwrap(), &memory.view()));
+    /// assert_eq!((view.ranges().len(), view.own_ranges()), (33, 1));
+    /// assert_eq!(cpu0.lookup(GuestAddr(0x4000_1004)).unwrap().0.name(), "uart1");
+    /// assert_eq!(cpu0.lookup(GuestAddr(0xe000_e004)).unwrap().0.name(), "nvic-0");
+    /// # Ok::<(), addrspace::Error>(())
+    /// ```
     pub fn base(&self) -> Option<&Arc<FlatView>> {
         self.layer.as_ref().map(|l| l.base())
     }
