@@ -166,7 +166,7 @@ pub(crate) fn new_view(
     key: Option<RegionId>,
     views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
 ) -> Arc<FlatView> {
-    key.and_then(|root| layered_view(g, counters, root, &IdMap::default(), views, &[]))
+    key.and_then(|root| layered_view(g, counters, root, &IdMap::default(), views, &[], None))
         .unwrap_or_else(|| render_view(g, counters, key))
 }
 
@@ -234,6 +234,7 @@ fn layered_view(
     updates: &IdMap<Option<RegionId>, Update>,
     views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
     abandoned: &[Option<RegionId>],
+    previous: Option<(&FlatView, &[(u128, u128)])>,
 ) -> Option<Arc<FlatView>> {
     let (alias, target) = base_of(g, root)?;
     let key = Some(target);
@@ -244,7 +245,11 @@ fn layered_view(
         Some(u) => &u.new,
         None => &views.get(&key)?.view,
     };
-    let (own, layer) = crate::layer::build(g, root, alias, base)?;
+    let rebased = previous.and_then(|(old, touched)| crate::layer::rebase(g, root, alias, old, base, touched));
+    let (own, layer) = match rebased {
+        Some(r) => r,
+        None => crate::layer::build(g, root, alias, base)?,
+    };
     counters.layers.fetch_add(1, Ordering::Relaxed);
     let name = Some(g.node(root).name.clone());
     Some(Arc::new(FlatView::with_layer(
@@ -535,7 +540,9 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         moved,
     } in layered
     {
-        let new = match layered_view(g, counters, root, &updates, &st.views, &abandoned) {
+        // Over an unchanged neighbourhood, the old view's windows are reused as they are.
+        let previous = old.as_deref().filter(|_| !moved).map(|o| (o, &windows[..]));
+        let new = match layered_view(g, counters, root, &updates, &st.views, &abandoned, previous) {
             Some(v) => v,
             // No current base view: patched or rendered like any other view.
             None => match &old {

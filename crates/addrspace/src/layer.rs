@@ -25,6 +25,8 @@ use crate::render::{physical_root, render_window};
 /// A layered view's windows over its base.
 pub(crate) struct Layer {
     base: Arc<FlatView>,
+    /// Where the root's private children can claim addresses (before widening).
+    wanted: Box<[(u128, u128)]>,
     windows: Box<[Window]>,
     /// Number of ranges, own and borrowed.
     len: usize,
@@ -216,6 +218,104 @@ pub(crate) fn base_of(g: &Graph, root: RegionId) -> Option<(RegionId, RegionId)>
     (g.node(phys).addr == 0 && phys != root).then_some((alias, phys))
 }
 
+/// Nodes visited per root before a child's extent is taken whole.
+const CONTENT_BUDGET: usize = 256;
+
+/// Where the children of `root` other than `alias` can claim addresses: the extents of the
+/// leaves below them, followed through containers and aliases as rendering would (so an
+/// alias of a sparse 4 GiB SMRAM container costs the SMRAM's window, not 4 GiB), sorted and
+/// merged. Past [`CONTENT_BUDGET`] nodes a subtree's whole extent is taken.
+fn private_extents(g: &Graph, root: RegionId, alias: RegionId) -> Vec<(u128, u128)> {
+    let r = g.node(root);
+    let mut out = Vec::new();
+    let mut budget = CONTENT_BUDGET;
+    // (region, base of its container, clip window): as `render_window` walks.
+    let mut stack: Vec<(RegionId, i128, (i128, i128))> = r
+        .subregions
+        .iter()
+        .filter(|&&c| c != alias)
+        .map(|&c| (c, 0, (0, r.size as i128)))
+        .collect();
+    while let Some((id, base, clip)) = stack.pop() {
+        let n = g.node(id);
+        if !n.enabled {
+            continue;
+        }
+        let start = base + i128::from(n.addr);
+        let (lo, hi) = (clip.0.max(start), clip.1.min(start + n.size as i128));
+        if lo >= hi {
+            continue;
+        }
+        if budget == 0 {
+            out.push((lo as u128, hi as u128));
+            continue;
+        }
+        budget -= 1;
+        match n.body {
+            Body::Alias { target, offset } => {
+                let t = g.node(target);
+                stack.push((target, start - i128::from(t.addr) - i128::from(offset), (lo, hi)));
+            }
+            Body::Container => stack.extend(n.subregions.iter().map(|&c| (c, start, (lo, hi)))),
+            Body::Leaf(_) => out.push((lo as u128, hi as u128)),
+        }
+    }
+    merge_windows(&mut out);
+    out
+}
+
+/// The view of `old` (a layered view of `root`) over `base`, a newer view of the same root,
+/// without rendering anything — valid when nothing changed inside or next to its windows
+/// (`touched`, absolute addresses, are the windows this commit changed) and its private
+/// children claim the same addresses. `None` when it must be built anew.
+pub(crate) fn rebase(
+    g: &Graph,
+    root: RegionId,
+    alias: RegionId,
+    old: &FlatView,
+    base: &Arc<FlatView>,
+    touched: &[(u128, u128)],
+) -> Option<(Vec<FlatRange>, Layer)> {
+    let l = old.layer.as_deref()?;
+    if base.layer.is_some() {
+        return None;
+    }
+    let near = |w: &Window, &(lo, hi): &(u128, u128)| lo <= u128::from(w.last) + 1 && u128::from(w.first) <= hi;
+    if l.windows.iter().any(|w| touched.iter().any(|t| near(w, t))) {
+        return None;
+    }
+    if *private_extents(g, root, alias) != *l.wanted {
+        return None;
+    }
+    let b = base.ranges.as_slice();
+    let mut table = Vec::with_capacity(l.windows.len());
+    let mut replaced = 0;
+    for w in l.windows.iter() {
+        let (lo, hi) = (u128::from(w.first), u128::from(w.last) + 1);
+        let b0 = b.partition_point(|x| x.end() <= lo);
+        let b1 = b.partition_point(|x| u128::from(x.start) < hi);
+        // Still aligned to the base's ranges (nothing changed at the edges).
+        let aligned = b.get(b0).is_none_or(|x| u128::from(x.start) >= lo)
+            && b1.checked_sub(1).is_none_or(|i| i < b0 || b[i].end() <= hi);
+        if !aligned {
+            return None;
+        }
+        table.push(Window {
+            base: (b0, b1),
+            at: b0 - replaced + w.own.0,
+            ..*w
+        });
+        replaced += b1 - b0;
+    }
+    let layer = Layer {
+        base: base.clone(),
+        wanted: l.wanted.clone(),
+        windows: table.into_boxed_slice(),
+        len: b.len() - replaced + old.ranges.len(),
+    };
+    Some((old.ranges.clone(), layer))
+}
+
 /// Renders `root`, whose alias `alias` shows the root of `base` whole, as a layered view:
 /// the ranges of its windows and the layer. `None` when layering would not save much (the
 /// windows hold more than half of the ranges).
@@ -229,17 +329,8 @@ pub(crate) fn build(
     if base.layer.is_some() {
         return None;
     }
-    let r = g.node(root);
-    let mut wanted: Vec<(u128, u128)> = r
-        .subregions
-        .iter()
-        .filter(|&&c| c != alias && g.node(c).enabled)
-        .map(|&c| {
-            let n = g.node(c);
-            (u128::from(n.addr), (u128::from(n.addr) + n.size).min(r.size))
-        })
-        .collect();
-    merge_windows(&mut wanted);
+    let mut wanted = private_extents(g, root, alias);
+    let wanted_now: Box<[(u128, u128)]> = wanted.clone().into_boxed_slice();
     'widen: loop {
         let windows = widen(b, &wanted);
         let mut own: Vec<FlatRange> = Vec::new();
@@ -280,6 +371,7 @@ pub(crate) fn build(
         let len = b.len() - replaced + own.len();
         let layer = Layer {
             base: base.clone(),
+            wanted: wanted_now,
             windows: table.into_boxed_slice(),
             len,
         };

@@ -51,7 +51,8 @@ pub struct Stats {
     /// Views updated by re-rendering only the windows a change affected.
     pub patches: u64,
     /// Views built as private windows over a shared view (layered: a per-CPU container
-    /// showing system memory under its own devices), not counted in `renders`.
+    /// showing system memory under its own devices), or moved onto that view's newer
+    /// version; not counted in `renders`.
     pub layers: u64,
     /// Outermost commits that had something to do.
     pub commits: u64,
