@@ -546,9 +546,13 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         }
     }
     let mut address_spaces = Vec::new();
-    for s in &desc.spaces {
-        let root = id(index[s.root.get_ref().as_str()]);
-        address_spaces.push(memory.address_space(&s.name, root)?);
+    {
+        // One commit for all: per-CPU views then borrow from whichever views they show.
+        let _tx = memory.transaction();
+        for s in &desc.spaces {
+            let root = id(index[s.root.get_ref().as_str()]);
+            address_spaces.push(memory.address_space(&s.name, root)?);
+        }
     }
     let region = |s: &Spanned<String>| -> Result<RegionId> { Ok(id(lookup(s, "region")?)) };
     let clusters =

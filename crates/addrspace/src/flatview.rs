@@ -213,8 +213,10 @@ pub struct IndexSummary {
     pub buckets: usize,
     /// The buckets, run-length encoded.
     pub runs: Vec<BucketRun>,
-    /// For a layered view, its private windows (first, last address); the buckets are then
-    /// its base view's.
+    /// Whether the view is layered: it stores only the ranges of `windows` and borrows the
+    /// rest from a shared view, whose buckets these are.
+    pub layered: bool,
+    /// For a layered view, its private windows (first, last address).
     pub windows: Vec<(u64, u64)>,
 }
 
@@ -430,8 +432,10 @@ impl FlatView {
                 bucket_bits: 0,
                 buckets: 0,
                 runs: Vec::new(),
+                layered: true,
                 windows: Vec::new(),
             });
+            s.layered = true;
             s.windows = layer.windows().collect();
             return Some(s);
         }
@@ -460,6 +464,7 @@ impl FlatView {
             bucket_bits: ix.shift,
             buckets,
             runs,
+            layered: false,
             windows: Vec::new(),
         })
     }

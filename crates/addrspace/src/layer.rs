@@ -504,6 +504,17 @@ mod tests {
         assert!(v.ranges().iter().any(|r| r.name() == "extra"));
     }
 
+    #[test]
+    fn a_cpu_space_created_before_the_view_it_borrows_is_layered_at_the_commit() {
+        let (m, sys, cpu, _) = machine(&[(0x10, 0)], &[(0, 0x20, 1, 1, false)], -1);
+        let (space, memory) = {
+            let _tx = m.transaction();
+            let space = m.address_space("cpu-memory-0", cpu).unwrap();
+            (space, m.address_space("memory", sys).unwrap())
+        };
+        assert!(Arc::ptr_eq(space.view().base().unwrap(), &memory.view()));
+    }
+
     proptest! {
         #[test]
         fn layered_views_equal_a_flat_render(

@@ -713,14 +713,16 @@ impl Memory {
             st.chains.entry(r).or_default().push(id);
         }
         st.next_space += 1;
-        // A view that borrows from another view (see `layer`) is rebuilt at the commit if
-        // changes are waiting for one: the view it borrows may not show them yet.
         let settled = st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all;
         let fresh = match (st.views.contains_key(&key), st.mode) {
             (true, _) => None,
             (false, CommitMode::Scoped) => {
                 let view = commit::new_view(&st.graph, &self.shared.counters, key, &st.views);
-                if let (false, Some(r)) = (settled, key.filter(|_| view.base().is_some())) {
+                // Layered over views that may not show pending changes yet, or not layered
+                // because the view to borrow from does not exist yet: the next commit
+                // builds it again.
+                let again = !settled || view.base().is_none();
+                if let Some(r) = key.filter(|&r| again && crate::layer::base_of(&st.graph, r).is_some()) {
                     st.moved.push(r);
                 }
                 Some(view)

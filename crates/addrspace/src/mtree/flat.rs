@@ -158,13 +158,17 @@ impl FlatDump {
             }
             if let Some(ix) = &v.index {
                 let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");
-                if !ix.windows.is_empty() {
+                if ix.layered {
                     let w: Vec<String> = ix.windows.iter().map(|(f, l)| format!("{f:016x}-{l:016x}")).collect();
-                    let _ = writeln!(
-                        s,
-                        "    own ranges only in {}; elsewhere the shared view's:",
-                        w.join(", ")
-                    );
+                    if w.is_empty() {
+                        let _ = writeln!(s, "    layered, no own ranges; the shared view's index:");
+                    } else {
+                        let _ = writeln!(
+                            s,
+                            "    layered: own ranges in {}; elsewhere the shared view's index:",
+                            w.join(", ")
+                        );
+                    }
                 }
                 let _ = writeln!(
                     s,
