@@ -514,9 +514,12 @@ impl<'a> Ranges<'a> {
         self.get(self.len().checked_sub(1)?)
     }
     /// The ranges in address order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &'a FlatRange> + ExactSizeIterator + 'a {
-        let this = *self;
-        (0..self.len()).map(move |i| this.get(i).expect("indices below len() exist"))
+    pub fn iter(&self) -> RangesIter<'a> {
+        RangesIter {
+            ranges: *self,
+            front: 0,
+            back: self.len(),
+        }
     }
     /// A copy of every range.
     pub fn to_vec(&self) -> Vec<FlatRange> {
@@ -555,11 +558,45 @@ impl std::ops::Index<usize> for Ranges<'_> {
 
 impl<'a> IntoIterator for Ranges<'a> {
     type Item = &'a FlatRange;
-    type IntoIter = Box<dyn DoubleEndedIterator<Item = &'a FlatRange> + 'a>;
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    type IntoIter = RangesIter<'a>;
+    fn into_iter(self) -> RangesIter<'a> {
+        self.iter()
     }
 }
+
+/// Iterator over [`Ranges`].
+#[derive(Clone)]
+pub struct RangesIter<'a> {
+    ranges: Ranges<'a>,
+    front: usize,
+    back: usize,
+}
+
+impl<'a> Iterator for RangesIter<'a> {
+    type Item = &'a FlatRange;
+    fn next(&mut self) -> Option<&'a FlatRange> {
+        if self.front == self.back {
+            return None;
+        }
+        self.front += 1;
+        self.ranges.get(self.front - 1)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.back - self.front, Some(self.back - self.front))
+    }
+}
+
+impl DoubleEndedIterator for RangesIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front == self.back {
+            return None;
+        }
+        self.back -= 1;
+        self.ranges.get(self.back)
+    }
+}
+
+impl ExactSizeIterator for RangesIter<'_> {}
 
 impl PartialEq for Ranges<'_> {
     fn eq(&self, o: &Ranges<'_>) -> bool {

@@ -75,7 +75,7 @@ pub use commit::CommitMode;
 pub use dirty::{DirtyClient, DirtyMask};
 pub use dispatch::Scalar;
 pub use error::{Error, Result};
-pub use flatview::{FlatRange, FlatView, Ranges};
+pub use flatview::{FlatRange, FlatView, Ranges, RangesIter};
 pub use listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
 pub use machine::Machine;
 pub use memory::{Memory, Transaction, WeakMemory};
