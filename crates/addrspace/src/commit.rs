@@ -20,11 +20,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::commit_layers::{layerable, Deferred};
 use crate::delivery::{Call, Delivery, Diff, Event, Registered, SpaceUpdate};
 use crate::flatview::{FlatRange, FlatView};
 use crate::graph::Graph;
 use crate::idmap::IdMap;
-use crate::layer::base_of;
 use crate::listener::IoEventFd;
 use crate::memory::State;
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Patch};
@@ -135,20 +135,41 @@ pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: 
 pub(crate) type Windows = IdMap<RegionId, Vec<(u128, u128)>>;
 
 /// A view's update in this commit.
-struct Update {
-    new: Arc<FlatView>,
+pub(crate) struct Update {
+    pub new: Arc<FlatView>,
     /// The diff against the previous view of the same root, if it was patched.
-    changes: Option<Arc<Diff>>,
-    old: Option<Arc<FlatView>>,
+    pub changes: Option<Arc<Diff>>,
+    pub old: Option<Arc<FlatView>>,
     /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
     /// layered view moved to its base's newer view): published, but nobody is told.
-    silent: bool,
+    pub silent: bool,
     /// Where a spliced view differs from `old` (so views layered over it can tell where
     /// they differ too).
-    patches: Option<Vec<Patch>>,
+    pub patches: Option<Vec<Patch>>,
 }
 
-fn make_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>, ranges: Vec<FlatRange>) -> Arc<FlatView> {
+impl Update {
+    /// A new view; listeners get the diff computed when delivering.
+    pub fn new(new: Arc<FlatView>, old: Option<Arc<FlatView>>) -> Update {
+        Update {
+            new,
+            changes: None,
+            old,
+            silent: false,
+            patches: None,
+        }
+    }
+}
+
+/// The views to update in a commit.
+pub(crate) type Updates = IdMap<Option<RegionId>, Update>;
+
+pub(crate) fn make_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    key: Option<RegionId>,
+    ranges: Vec<FlatRange>,
+) -> Arc<FlatView> {
     let name = key.map(|r| g.node(r).name.clone());
     Arc::new(FlatView::new(key, name, ranges, LiveToken::new(counters)))
 }
@@ -158,38 +179,28 @@ pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<Regio
     make_view(g, counters, key, render(g, key))
 }
 
-/// The view of a space created outside a commit: layered over an existing view if its root
-/// allows, rendered otherwise.
-pub(crate) fn new_view(
-    g: &Graph,
-    counters: &Arc<Counters>,
-    key: Option<RegionId>,
-    views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
-) -> Arc<FlatView> {
-    key.and_then(|root| layered_view(g, counters, root, &IdMap::default(), views, &[], None))
-        .unwrap_or_else(|| render_view(g, counters, key))
-}
-
-/// Whether `root` shows the root of an existing view whole under private windows, so its
-/// view may be layered over that view.
-pub(crate) fn layerable(g: &Graph, views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>, root: RegionId) -> bool {
-    base_of(g, root).is_some_and(|(_, t)| views.contains_key(&Some(t)))
-}
-
-/// A view whose root may be layered over another view, built once the others are.
-struct Deferred {
-    root: RegionId,
-    old: Option<Arc<FlatView>>,
-    /// Changed windows (absolute addresses), or none for a full render.
-    windows: Vec<(u128, u128)>,
-    /// Rendered in full if not layered (new, moved, or re-rendered in full mode).
-    moved: bool,
+/// Views every space of which moves elsewhere in this commit: they are about to be dropped,
+/// and nothing may borrow from them (they are not brought up to date).
+fn abandoned_views(st: &State, moved: &[(usize, Option<RegionId>)]) -> Vec<Option<RegionId>> {
+    let mut moved_ids: Vec<u64> = moved.iter().map(|&(i, _)| st.spaces[i].id).collect();
+    moved_ids.sort_unstable();
+    let arriving = |k: &Option<RegionId>| moved.iter().any(|&(j, _)| st.spaces[j].key == *k);
+    let mut out = Vec::new();
+    for &(_, old_key) in moved {
+        if let Some(e) = st.views.get(&old_key) {
+            let leaving = e.spaces.iter().all(|id| moved_ids.binary_search(id).is_ok());
+            if leaving && !out.contains(&old_key) && !arriving(&old_key) {
+                out.push(old_key);
+            }
+        }
+    }
+    out
 }
 
 /// The update of `old`, the view of `root`, after changes inside `windows`: spliced (`None`
 /// if nothing a listener hears about changed), or rendered in full if `render` or if the
 /// splice cannot decide a seam.
-fn patch_view(
+pub(crate) fn patch_view(
     g: &Graph,
     counters: &Arc<Counters>,
     root: RegionId,
@@ -202,13 +213,7 @@ fn patch_view(
         _ => None,
     };
     let Some((ranges, patches)) = spliced else {
-        return Some(Update {
-            new: render_view(g, counters, Some(root)),
-            changes: None,
-            old: Some(old.clone()),
-            silent: false,
-            patches: None,
-        });
+        return Some(Update::new(render_view(g, counters, Some(root)), Some(old.clone())));
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
     let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
@@ -223,42 +228,6 @@ fn patch_view(
         silent: false,
         patches: Some(patches),
     })
-}
-
-/// The view of `root` as private windows over the view its base alias shows (see
-/// [`crate::layer`]), if that view is current after this commit and layering pays.
-fn layered_view(
-    g: &Graph,
-    counters: &Arc<Counters>,
-    root: RegionId,
-    updates: &IdMap<Option<RegionId>, Update>,
-    views: &IdMap<Option<RegionId>, crate::memory::ViewEntry>,
-    abandoned: &[Option<RegionId>],
-    previous: Option<(&FlatView, &[(u128, u128)])>,
-) -> Option<Arc<FlatView>> {
-    let (alias, target) = base_of(g, root)?;
-    let key = Some(target);
-    if abandoned.contains(&key) {
-        return None;
-    }
-    let base = match updates.get(&key) {
-        Some(u) => &u.new,
-        None => &views.get(&key)?.view,
-    };
-    let rebased = previous.and_then(|(old, touched)| crate::layer::rebase(g, root, alias, old, base, touched));
-    let (own, layer) = match rebased {
-        Some(r) => r,
-        None => crate::layer::build(g, root, alias, base)?,
-    };
-    counters.layers.fetch_add(1, Ordering::Relaxed);
-    let name = Some(g.node(root).name.clone());
-    Some(Arc::new(FlatView::with_layer(
-        Some(root),
-        name,
-        own,
-        Some(Box::new(layer)),
-        LiveToken::new(counters),
-    )))
 }
 
 /// The ioeventfds visible in `view`, with absolute addresses, sorted.
@@ -332,13 +301,15 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         merge_windows(list);
     }
     let moved_roots = std::mem::take(&mut st.moved);
+    let relayer = std::mem::take(&mut st.relayer);
     let ev_touched = std::mem::take(&mut st.eventfd_touched);
     // QEMU mode re-renders and notifies everything; a global dirty-logging change re-renders
     // everything (every RAM range's mask may change) but notifies only changed spaces.
     let qemu = st.mode == CommitMode::Full;
     let full = qemu || std::mem::take(&mut st.touch_all);
     let mut d = Delivery::default();
-    if !full && win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && st.seeds.is_empty() {
+    let idle = win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && relayer.is_empty();
+    if !full && idle && st.seeds.is_empty() {
         return d;
     }
     if qemu {
@@ -400,9 +371,9 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
 
     // 2. New views: patched where only windows changed, rendered where new. Roots that show
     //    another view whole under private windows are built last, over that view's new state.
-    let mut updates: IdMap<Option<RegionId>, Update> = IdMap::default();
+    let mut updates = Updates::default();
     let mut layered: Vec<Deferred> = Vec::new();
-    let mut abandoned: Vec<Option<RegionId>> = Vec::new();
+    let abandoned = abandoned_views(st, &moved);
     let no_windows = Vec::new();
     if full {
         let mut done: IdMap<Option<RegionId>, ()> = IdMap::default();
@@ -417,12 +388,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 }
                 if let (false, Some(root)) = (qemu, sp.key) {
                     if layerable(g, &st.views, root) {
-                        layered.push(Deferred {
-                            root,
-                            old,
-                            windows: Vec::new(),
-                            moved: true,
-                        });
+                        layered.push(Deferred::rebuild(root, old));
                         continue;
                     }
                 }
@@ -434,33 +400,18 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         }
                     }
                 }
-                updates.insert(
-                    sp.key,
-                    Update {
-                        new,
-                        changes: None,
-                        old,
-                        silent: false,
-                        patches: None,
-                    },
-                );
+                updates.insert(sp.key, Update::new(new, old));
             }
         }
     } else {
-        // Views every space of which moves elsewhere are about to be dropped.
-        let mut moved_ids: Vec<u64> = moved.iter().map(|&(i, _)| st.spaces[i].id).collect();
-        moved_ids.sort_unstable();
-        for &(i, old_key) in &moved {
-            let arriving = |k: &Option<RegionId>| moved.iter().any(|&(j, _)| st.spaces[j].key == *k);
-            if let Some(e) = st.views.get(&old_key) {
-                let leaving = e.spaces.iter().all(|id| moved_ids.binary_search(id).is_ok());
-                if leaving && old_key != st.spaces[i].key && !abandoned.contains(&old_key) && !arriving(&old_key) {
-                    abandoned.push(old_key);
-                }
-            }
-        }
-        // Only roots with changed windows, or that moved, can need a new view.
-        let mut roots: Vec<RegionId> = win.keys().chain(moved_roots.iter()).copied().collect();
+        // Only roots with changed windows, that moved, or that may borrow a view now can need
+        // a new view.
+        let mut roots: Vec<RegionId> = win
+            .keys()
+            .chain(moved_roots.iter())
+            .chain(relayer.iter())
+            .copied()
+            .collect();
         roots.sort_unstable();
         roots.dedup();
         for root in roots {
@@ -470,7 +421,16 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 continue;
             }
             let moved_root = moved_roots.contains(&root);
-            let w = win.get(&root).unwrap_or(&no_windows);
+            let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
+                // Only asked to borrow a view if it can.
+                if layerable(g, &st.views, root) && entry.view.base().is_none() {
+                    layered.push(Deferred {
+                        optional: true,
+                        ..Deferred::rebuild(root, Some(entry.view.clone()))
+                    });
+                }
+                continue;
+            };
             let old = &entry.view;
             // A view shows its root at the root's own address.
             let base = u128::from(g.node(root).addr);
@@ -486,6 +446,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                     old: Some(old.clone()),
                     windows: w,
                     moved: moved_root,
+                    optional: false,
                 });
                 continue;
             }
@@ -498,110 +459,15 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             if !st.views.contains_key(&key) && !updates.contains_key(&key) {
                 if let Some(root) = key.filter(|&r| layerable(g, &st.views, r)) {
                     if !layered.iter().any(|d| d.root == root) {
-                        layered.push(Deferred {
-                            root,
-                            old: None,
-                            windows: Vec::new(),
-                            moved: true,
-                        });
+                        layered.push(Deferred::rebuild(root, None));
                     }
                     continue;
                 }
-                let new = render_view(g, counters, key);
-                updates.insert(
-                    key,
-                    Update {
-                        new,
-                        changes: None,
-                        old: None,
-                        silent: false,
-                        patches: None,
-                    },
-                );
+                updates.insert(key, Update::new(render_view(g, counters, key), None));
             }
         }
     }
-
-    // 2b. Layered views, over their base's view as it is after this commit (a base that is
-    //     itself deferred goes first).
-    let deferred: IdMap<RegionId, ()> = layered.iter().map(|d| (d.root, ())).collect();
-    let depth = |mut r: RegionId| {
-        let mut d = 0;
-        while let Some((_, t)) = base_of(g, r).filter(|&(_, t)| deferred.contains_key(&t) && d < deferred.len()) {
-            (r, d) = (t, d + 1);
-        }
-        d
-    };
-    layered.sort_by_cached_key(|d| depth(d.root));
-    for Deferred {
-        root,
-        old,
-        windows,
-        moved,
-    } in layered
-    {
-        // Over an unchanged neighbourhood, the old view's windows are reused as they are.
-        let previous = old.as_deref().filter(|_| !moved).map(|o| (o, &windows[..]));
-        let new = match layered_view(g, counters, root, &updates, &st.views, &abandoned, previous) {
-            Some(v) => v,
-            // No current base view: patched or rendered like any other view.
-            None => match &old {
-                Some(old) if !full => {
-                    if let Some(u) = patch_view(g, counters, root, old, &windows, moved) {
-                        updates.insert(Some(root), u);
-                    }
-                    continue;
-                }
-                _ => render_view(g, counters, Some(root)),
-            },
-        };
-        let u = match old {
-            Some(old) => {
-                // Over the base's update, where the two layered views can differ is known.
-                let base_update = new
-                    .base()
-                    .and_then(|b| b.root())
-                    .and_then(|r| updates.get(&Some(r)))
-                    .and_then(|u| Some((u.old.as_ref()?, &u.new, u.patches.as_deref()?)));
-                let changes =
-                    crate::layer::diff(&old, &new, base_update).unwrap_or_else(|| diff(old.ranges(), new.ranges()));
-                if !is_change(&changes, old.ranges(), new.ranges()) {
-                    // Unchanged, but a copy (a space created inside a transaction renders
-                    // one) or a layer over an older base view is worth replacing quietly.
-                    let base = |v: &FlatView| v.base().map(Arc::as_ptr);
-                    if new.base().is_some() && base(&old) != base(&new) {
-                        updates.insert(
-                            Some(root),
-                            Update {
-                                new,
-                                changes: None,
-                                old: Some(old),
-                                silent: true,
-                                patches: None,
-                            },
-                        );
-                    }
-                    continue;
-                }
-                let diff = Diff::new(g, old.ranges(), new.ranges(), changes);
-                Update {
-                    new,
-                    changes: Some(Arc::new(diff)),
-                    old: Some(old),
-                    silent: false,
-                    patches: None,
-                }
-            }
-            None => Update {
-                new,
-                changes: None,
-                old: None,
-                silent: false,
-                patches: None,
-            },
-        };
-        updates.insert(Some(root), u);
-    }
+    crate::commit_layers::build_deferred(g, counters, full, layered, &mut updates, &st.views, &abandoned);
 
     // 3. The view table: new views in (published once per view), spaces moved between
     //    entries (they follow the new entry's cell), unused entries out.
@@ -761,10 +627,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                         listeners: sp.listeners.clone(),
                         old: sp.view.clone(),
                         new: sp.view.clone(),
-                        diff: Arc::new(Diff {
-                            changes: Vec::new(),
-                            coalesced: Vec::new(),
-                        }),
+                        diff: Arc::new(Diff::empty()),
                         eventfds: pair,
                         replay: false,
                     }),

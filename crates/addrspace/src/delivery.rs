@@ -79,6 +79,14 @@ pub(crate) struct Diff {
 }
 
 impl Diff {
+    /// No change.
+    pub fn empty() -> Diff {
+        Diff {
+            changes: Vec::new(),
+            coalesced: Vec::new(),
+        }
+    }
+
     /// The coalesced ranges of change `k` (none for most).
     fn coalesced_at(&self, k: usize) -> &[(u64, u64)] {
         match self.coalesced.binary_search_by_key(&k, |(i, _)| *i) {
@@ -129,7 +137,17 @@ impl SpaceUpdate {
     /// additions in address order (forward; `log_stop` in reverse); then the ioeventfd walk.
     /// Returns the number of callbacks made.
     pub fn deliver(&self) -> u64 {
-        let ls: &[Registered] = &self.listeners;
+        // Listeners that take no per-range calls hear only `begin`/`commit` (queued apart).
+        let ranged: Vec<Registered>;
+        let ls: &[Registered] = if self.listeners.iter().all(|l| l.sections) {
+            &self.listeners
+        } else {
+            ranged = self.listeners.iter().filter(|l| l.sections).cloned().collect();
+            &ranged
+        };
+        if ls.is_empty() {
+            return 0;
+        }
         let mut calls = 0u64;
         let sec = |r| Section {
             space: &self.name,
@@ -250,6 +268,8 @@ pub(crate) struct Registered {
     pub id: u64,
     pub priority: u32,
     pub listener: Arc<dyn MemoryListener>,
+    /// The listener's `wants_sections()`, asked once.
+    pub sections: bool,
 }
 
 /// Coalesced ranges of `r`'s region, intersected with it, in space addresses.

@@ -519,11 +519,28 @@ impl<'a> Ranges<'a> {
             ranges: *self,
             front: 0,
             back: self.len(),
+            window: 0,
         }
     }
     /// A copy of every range.
     pub fn to_vec(&self) -> Vec<FlatRange> {
         self.iter().cloned().collect()
+    }
+    /// The number of leading ranges for which `pred` holds (it must hold for a prefix).
+    pub(crate) fn partition_point(&self, mut pred: impl FnMut(&FlatRange) -> bool) -> usize {
+        if let Ranges::Slice(s) = self {
+            return s.partition_point(pred);
+        }
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(&self[mid]) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
     /// The stored slice, if the view is not layered.
     pub(crate) fn as_slice(&self) -> Option<&'a [FlatRange]> {
@@ -570,6 +587,8 @@ pub struct RangesIter<'a> {
     ranges: Ranges<'a>,
     front: usize,
     back: usize,
+    /// For a layered view: windows starting at or before `front`.
+    window: usize,
 }
 
 impl<'a> Iterator for RangesIter<'a> {
@@ -579,7 +598,10 @@ impl<'a> Iterator for RangesIter<'a> {
             return None;
         }
         self.front += 1;
-        self.ranges.get(self.front - 1)
+        match self.ranges {
+            Ranges::Slice(s) => s.get(self.front - 1),
+            Ranges::Layered(v) => v.layer.as_ref()?.get_ascending(v, self.front - 1, &mut self.window),
+        }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.back - self.front, Some(self.back - self.front))

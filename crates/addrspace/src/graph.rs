@@ -141,9 +141,10 @@ impl Graph {
     }
 
     /// Whether `to` is reachable from `from` through subregion and alias-target edges. Walked
-    /// backwards from `to` (its containers and the aliases of it), which is what can see `to`:
-    /// a handful of regions, where the forward walk from an alias of system memory would visit
-    /// every region of the machine.
+    /// backwards from `to` (its containers and the aliases of it): what can see `to` — for a
+    /// CPU's root nothing, for system memory its aliases and their roots (O(CPUs) with per-CPU
+    /// roots) — where the forward walk from an alias of system memory would visit every
+    /// region of the machine.
     fn reaches(&self, from: RegionId, to: RegionId) -> bool {
         let mut seen: IdMap<RegionId, ()> = IdMap::default();
         let mut stack = vec![to];

@@ -20,13 +20,13 @@ use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::graph::Graph;
 use crate::patch::{diff_into, merge_windows, widen, Change, Patch};
 use crate::region::{Body, RegionId};
-use crate::render::{physical_root, render_window};
+use crate::render::{physical_root_chain, render_window};
 
 /// A layered view's windows over its base.
 pub(crate) struct Layer {
     base: Arc<FlatView>,
     /// Where the root's private children can claim addresses (before widening).
-    wanted: Box<[(u128, u128)]>,
+    claims: Box<[(u128, u128)]>,
     windows: Box<[Window]>,
     /// Number of ranges, own and borrowed.
     len: usize,
@@ -67,7 +67,20 @@ impl Layer {
 
     /// The `i`-th range of the merged sequence.
     pub fn get<'v>(&'v self, view: &'v FlatView, i: usize) -> Option<&'v FlatRange> {
-        let w = self.windows.partition_point(|w| w.at <= i);
+        self.get_at(view, i, self.windows.partition_point(|w| w.at <= i))
+    }
+
+    /// [`get`](Self::get) for ascending `i`: `*next` counts the windows starting at or before
+    /// the previous `i` and moves forward with it (no search per range).
+    pub fn get_ascending<'v>(&'v self, view: &'v FlatView, i: usize, next: &mut usize) -> Option<&'v FlatRange> {
+        while self.windows.get(*next).is_some_and(|w| w.at <= i) {
+            *next += 1;
+        }
+        self.get_at(view, i, *next)
+    }
+
+    /// The `i`-th range, `w` being the number of windows starting at or before it.
+    fn get_at<'v>(&'v self, view: &'v FlatView, i: usize, w: usize) -> Option<&'v FlatRange> {
         let Some(win) = w.checked_sub(1).map(|w| &self.windows[w]) else {
             return self.base.ranges.get(i);
         };
@@ -171,8 +184,8 @@ pub(crate) fn diff(
     }
     merge_windows(&mut spans);
     let (o, n) = (old.ranges(), new.ranges());
-    let first = |v: &crate::flatview::Ranges<'_>, lo: u128| partition(v, |r| r.end() <= lo);
-    let last = |v: &crate::flatview::Ranges<'_>, hi: u128| partition(v, |r| u128::from(r.start) < hi);
+    let first = |v: &crate::flatview::Ranges<'_>, lo: u128| v.partition_point(|r| r.end() <= lo);
+    let last = |v: &crate::flatview::Ranges<'_>, hi: u128| v.partition_point(|r| u128::from(r.start) < hi);
     let mut out = Vec::new();
     for (lo, hi) in spans {
         diff_into(o, n, first(&o, lo)..last(&o, hi), first(&n, lo)..last(&n, hi), &mut out);
@@ -180,25 +193,12 @@ pub(crate) fn diff(
     Some(out)
 }
 
-/// The number of leading ranges of `v` for which `pred` holds (it holds for a prefix).
-fn partition(v: &crate::flatview::Ranges<'_>, pred: impl Fn(&FlatRange) -> bool) -> usize {
-    let (mut lo, mut hi) = (0, v.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if pred(&v[mid]) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
-}
-
 /// The alias through which `root` shows another region whole, and the physical root of that
 /// region (whose view it then shows): `root` is an enabled container at address 0 without
-/// attributes of its own, and one of its enabled children is an alias at 0, offset 0,
-/// without attributes, of an enabled region at address 0 that fits inside both the alias and
-/// `root`, and simplifies to a region at address 0.
+/// attributes of its own (read-only, non-volatile, unmergeable), and one of its enabled
+/// children is an alias at 0, offset 0, without attributes, of an enabled region at address 0
+/// that fits inside both the alias and `root`, and simplifies to a region at address 0
+/// through regions without attributes either.
 pub(crate) fn base_of(g: &Graph, root: RegionId) -> Option<(RegionId, RegionId)> {
     let r = g.get(root).ok()?;
     if !matches!(r.body, Body::Container) || r.addr != 0 || !r.enabled || r.readonly || r.nonvolatile || r.unmergeable {
@@ -214,8 +214,16 @@ pub(crate) fn base_of(g: &Graph, root: RegionId) -> Option<(RegionId, RegionId)>
         let plain = a.enabled && a.addr == 0 && !a.readonly && !a.nonvolatile && !a.unmergeable;
         (plain && t.enabled && t.addr == 0 && t.size <= a.size.min(r.size)).then_some((c, target))
     })?;
-    let phys = physical_root(g, target)?;
-    (g.node(phys).addr == 0 && phys != root).then_some((alias, phys))
+    // The view of `phys` is `target`'s rendering only if nothing skipped on the way there
+    // (full-size aliases, single-child containers) adds attributes of its own.
+    let mut chain = Vec::new();
+    let phys = physical_root_chain(g, target, &mut chain)?;
+    let flagged = |n: &crate::region::Node| n.readonly || n.nonvolatile || n.unmergeable;
+    let plain_chain = chain
+        .iter()
+        .take_while(|&&id| id != phys)
+        .all(|&id| !flagged(g.node(id)));
+    (plain_chain && g.node(phys).addr == 0 && phys != root).then_some((alias, phys))
 }
 
 /// Nodes visited per root before a child's extent is taken whole.
@@ -277,14 +285,15 @@ pub(crate) fn rebase(
     touched: &[(u128, u128)],
 ) -> Option<(Vec<FlatRange>, Layer)> {
     let l = old.layer.as_deref()?;
-    if base.layer.is_some() {
+    // A newer view of the same root (another root would mean another base altogether).
+    if base.layer.is_some() || base.root() != l.base.root() {
         return None;
     }
     let near = |w: &Window, &(lo, hi): &(u128, u128)| lo <= u128::from(w.last) + 1 && u128::from(w.first) <= hi;
     if l.windows.iter().any(|w| touched.iter().any(|t| near(w, t))) {
         return None;
     }
-    if *private_extents(g, root, alias) != *l.wanted {
+    if *private_extents(g, root, alias) != *l.claims {
         return None;
     }
     let b = base.ranges.as_slice();
@@ -309,7 +318,7 @@ pub(crate) fn rebase(
     }
     let layer = Layer {
         base: base.clone(),
-        wanted: l.wanted.clone(),
+        claims: l.claims.clone(),
         windows: table.into_boxed_slice(),
         len: b.len() - replaced + old.ranges.len(),
     };
@@ -329,10 +338,19 @@ pub(crate) fn build(
     if base.layer.is_some() {
         return None;
     }
-    let mut wanted = private_extents(g, root, alias);
-    let wanted_now: Box<[(u128, u128)]> = wanted.clone().into_boxed_slice();
+    let claims = private_extents(g, root, alias);
+    // What to render: the claims, grown over base ranges that private pieces continue.
+    let mut wanted = claims.clone();
     'widen: loop {
         let windows = widen(b, &wanted);
+        // Refused before rendering when the windows cover most of the base anyway.
+        let covered: usize = windows
+            .iter()
+            .map(|&(lo, hi)| b.partition_point(|x| u128::from(x.start) < hi) - b.partition_point(|x| x.end() <= lo))
+            .sum();
+        if covered > 8 && covered * 2 > b.len() {
+            return None;
+        }
         let mut own: Vec<FlatRange> = Vec::new();
         let mut table: Vec<Window> = Vec::with_capacity(windows.len());
         let mut replaced = 0;
@@ -371,7 +389,7 @@ pub(crate) fn build(
         let len = b.len() - replaced + own.len();
         let layer = Layer {
             base: base.clone(),
-            wanted: wanted_now,
+            claims: claims.into_boxed_slice(),
             windows: table.into_boxed_slice(),
             len,
         };
@@ -513,6 +531,65 @@ mod tests {
             (space, m.address_space("memory", sys).unwrap())
         };
         assert!(Arc::ptr_eq(space.view().base().unwrap(), &memory.view()));
+    }
+
+    /// Regression (review): a read-only full-size alias between the CPU's alias and system
+    /// memory is skipped by root simplification; the view must still show everything
+    /// read-only.
+    #[test]
+    fn attributes_skipped_by_simplification_still_apply() {
+        let (m, sys, _, _) = machine(&[(0x10, 0)], &[], 0);
+        let _memory = m.address_space("memory", sys).unwrap();
+        let ro = m.alias("ro", sys, 0, SIZE_2_64).unwrap();
+        m.set_readonly(ro, true).unwrap();
+        let cpu = m.container("cpu", SIZE_2_64).unwrap();
+        let a = m.alias("cpu-ro", ro, 0, SIZE_2_64).unwrap();
+        let nvic = m.io("nvic", 0x1000, Arc::new(Unassigned)).unwrap();
+        m.add_subregion_overlap(cpu, 0, a, -1).unwrap();
+        m.add_subregion(cpu, 0xe000_e000, nvic).unwrap();
+        let space = m.address_space("cpu0", cpu).unwrap();
+        assert_eq!(space.view().ranges(), m.render(cpu).unwrap().ranges());
+        assert!(space.view().ranges()[0].readonly());
+    }
+
+    /// Regression (review): a commit that re-renders everything (global dirty tracking) must
+    /// not layer a view over a view every space of which left in the same commit.
+    #[test]
+    fn a_full_commit_does_not_borrow_an_abandoned_view() {
+        let (m, sys, cpu, privs) = machine(&[(0x10, 0)], &[(0, 0x20, 1, 1, false)], -1);
+        m.set_enabled(privs[0], false).unwrap();
+        let space = m.address_space("cpu0", cpu).unwrap(); // shows system's view
+        {
+            let _tx = m.transaction();
+            m.set_enabled(privs[0], true).unwrap();
+            let extra = m.ram("extra", 0x1000).unwrap();
+            m.add_subregion(sys, 0x30000, extra).unwrap();
+            m.set_code_dirty_tracking(true);
+        }
+        let (v, fresh) = (space.view(), m.render(cpu).unwrap());
+        assert_eq!(v.ranges(), fresh.ranges());
+        for (a, b) in v.ranges().iter().zip(fresh.ranges().iter()) {
+            assert_eq!(a.dirty_log_mask(), b.dirty_log_mask());
+        }
+    }
+
+    /// Regression (review): a root that cannot be layered with profit is not rendered again
+    /// at every later commit.
+    #[test]
+    fn a_root_not_worth_layering_is_left_alone() {
+        let devs: Vec<(u64, i32)> = (0..16).map(|i| (0x10 + i, 0)).collect();
+        let (m, sys, cpu, _) = machine(&devs, &[(0, 0, 0x40, -2, false)], 0);
+        let _memory = m.address_space("memory", sys).unwrap();
+        let space = m.address_space("cpu0", cpu).unwrap();
+        assert!(
+            space.view().base().is_none(),
+            "the private region spans most of the view"
+        );
+        let before = m.stats();
+        let other = m.container("elsewhere", 0x1000).unwrap();
+        let r = m.ram("r", 0x1000).unwrap();
+        m.add_subregion(other, 0, r).unwrap();
+        assert_eq!(m.stats().renders, before.renders);
     }
 
     proptest! {

@@ -41,6 +41,7 @@ pub mod address_space;
 pub mod board;
 mod board_cpus;
 mod commit;
+mod commit_layers;
 pub mod cpu;
 mod delivery;
 pub mod dirty;

@@ -25,7 +25,7 @@ use crate::region::{Body, RegionId};
 /// `listener_del_address_space`): additions (with `log_start` for logged ranges) or deletions
 /// (after `log_stop`), generated while delivering like a commit's changes.
 fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool, empty: &Arc<crate::FlatView>) -> SpaceUpdate {
-    if l.listener.wants_sections() {
+    if l.sections {
         return whole_view(g, sp, Arc::new(vec![l.clone()]), add, true, empty);
     }
     // Nothing to replay to a listener that takes no per-range calls.
@@ -35,10 +35,7 @@ fn replay(g: &Graph, sp: &SpaceRecord, l: &Registered, add: bool, empty: &Arc<cr
         listeners: Arc::new(vec![l.clone()]),
         old: empty.clone(),
         new: empty.clone(),
-        diff: Arc::new(Diff {
-            changes: Vec::new(),
-            coalesced: Vec::new(),
-        }),
+        diff: Arc::new(Diff::empty()),
         eventfds: None,
         replay: true,
     }
@@ -85,12 +82,7 @@ pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::Fl
     d.pre
         .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Begin)));
     // Only listeners that take per-range calls hear each range go.
-    let ranged: Vec<Registered> = sp
-        .listeners
-        .iter()
-        .filter(|l| l.listener.wants_sections())
-        .cloned()
-        .collect();
+    let ranged: Vec<Registered> = sp.listeners.iter().filter(|l| l.sections).cloned().collect();
     if !ranged.is_empty() {
         d.spaces.push(whole_view(g, sp, Arc::new(ranged), false, false, empty));
     }
@@ -140,7 +132,13 @@ impl Shared {
             let idx = st.space_index(space).ok_or(Error::MemoryGone)?;
             let id = st.next_listener;
             st.next_listener += 1;
-            let reg = Registered { id, priority, listener };
+            let sections = listener.wants_sections();
+            let reg = Registered {
+                id,
+                priority,
+                listener,
+                sections,
+            };
             let st = &mut *st;
             let sp = &mut st.spaces[idx];
             let entry = st.views.get_mut(&sp.key).expect("every space has a view entry");
@@ -389,7 +387,7 @@ impl Memory {
         let pre = {
             let st = guard.borrow();
             let mut pre = Vec::new();
-            for (l, i) in global_order(&st) {
+            for (l, i) in global_order(&st).into_iter().filter(|(l, _)| l.sections) {
                 let sp = &st.spaces[i];
                 for r in sp.view.ranges() {
                     if !r.dirty_log_mask().is_empty() && region.is_none_or(|m| r.region() == m) {
@@ -559,7 +557,8 @@ impl Memory {
             for sp in st.spaces.iter().filter(|s| !s.listeners.is_empty()) {
                 for r in sp.view.ranges().iter().filter(|r| r.region() == region) {
                     let s = Owned::new(sp, r);
-                    coalesced_events(&mut pre, &st.graph, &sp.listeners, &s, add.is_some());
+                    let ranged: Vec<Registered> = sp.listeners.iter().filter(|l| l.sections).cloned().collect();
+                    coalesced_events(&mut pre, &st.graph, &ranged, &s, add.is_some());
                 }
             }
             st.graph.get_mut(region)?.coalesced = keep;

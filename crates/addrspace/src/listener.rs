@@ -53,9 +53,9 @@ pub trait MemoryListener: Send + Sync {
     }
     /// Whether the listener takes per-range calls at all (region, logging, coalesced MMIO
     /// and ioeventfd callbacks). A listener that only needs to know *that* a space changed —
-    /// a TCG TLB flushing on `commit` — returns `false`: registering and unregistering it
-    /// then replay nothing (O(1) instead of a call per range of the view). Commits still
-    /// call it as usual.
+    /// a TCG TLB flushing on `commit` — returns `false`: it then hears only `begin`, `commit`
+    /// and the global dirty-logging calls, and registering or unregistering it replays
+    /// nothing (O(1) instead of a call per range of the view). Asked once, at registration.
     fn wants_sections(&self) -> bool {
         true
     }

@@ -54,6 +54,9 @@ pub(crate) struct SpaceRecord {
 }
 
 /// One rendered view and the spaces that show it (QEMU's `flat_views` table entry).
+/// The rendered views, by the region they were rendered from (`None`: the empty view).
+pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
+
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
     /// Where `view` is published, once for all the spaces that show it.
@@ -78,11 +81,14 @@ pub(crate) struct State {
     pub touch_all: bool,
     /// Regions that moved inside their container (a view of such a root shifts).
     pub moved: Vec<RegionId>,
+    /// Roots whose view may borrow a view that did not exist when it was made (see
+    /// `layer`): the next commit tries again.
+    pub relayer: Vec<RegionId>,
     /// Regions whose ioeventfd registrations changed.
     pub eventfd_touched: Vec<RegionId>,
     pub mode: CommitMode,
     /// One view per physical root; `None` is the empty view.
-    pub views: IdMap<Option<RegionId>, ViewEntry>,
+    pub views: Views,
     /// Space ids by region of their simplification chain.
     pub chains: IdMap<RegionId, Vec<u64>>,
     /// Regions changed in the open transaction, and their containers (what physical roots
@@ -352,6 +358,7 @@ impl Memory {
                     touched: IdMap::default(),
                     touch_all: false,
                     moved: Vec::new(),
+                    relayer: Vec::new(),
                     eventfd_touched: Vec::new(),
                     mode: CommitMode::Scoped,
                     views,
@@ -717,13 +724,16 @@ impl Memory {
         let fresh = match (st.views.contains_key(&key), st.mode) {
             (true, _) => None,
             (false, CommitMode::Scoped) => {
-                let view = commit::new_view(&st.graph, &self.shared.counters, key, &st.views);
-                // Layered over views that may not show pending changes yet, or not layered
-                // because the view to borrow from does not exist yet: the next commit
-                // builds it again.
-                let again = !settled || view.base().is_none();
-                if let Some(r) = key.filter(|&r| again && crate::layer::base_of(&st.graph, r).is_some()) {
-                    st.moved.push(r);
+                let view = crate::commit_layers::new_view(&st.graph, &self.shared.counters, key, &st.views);
+                if let Some(r) = key.filter(|&r| crate::layer::base_of(&st.graph, r).is_some()) {
+                    if view.base().is_some() && !settled {
+                        // Borrowing views that may not show the pending changes yet: the
+                        // commit builds it again.
+                        st.moved.push(r);
+                    } else if !crate::commit_layers::layerable(&st.graph, &st.views, r) {
+                        // The view to borrow from does not exist yet: the next commit tries.
+                        st.relayer.push(r);
+                    }
                 }
                 Some(view)
             }
