@@ -347,6 +347,9 @@ impl FlatView {
         layer: Option<Box<Layer>>,
         live: LiveToken,
     ) -> FlatView {
+        // Views live long and splices leave spare room: keep exactly what is needed.
+        let mut ranges = ranges;
+        ranges.shrink_to_fit();
         let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
         let index = Buckets::new(&ranges, &starts);
         FlatView {

@@ -26,6 +26,19 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 thread_local! {
     static TRACKED: Cell<bool> = const { Cell::new(false) };
+    /// This thread's own share of `LIVE` (immune to other tracked threads still exiting).
+    static MINE: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Counts `delta` bytes for a tracked thread.
+fn count(delta: isize) {
+    LIVE.fetch_add(delta, Ordering::Relaxed);
+    let _ = MINE.try_with(|m| m.set(m.get() + delta));
+}
+
+/// Live bytes allocated minus freed by this thread alone.
+fn my_live_bytes() -> isize {
+    MINE.with(Cell::get)
 }
 
 fn tracked() -> bool {
@@ -42,7 +55,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as our caller's.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() && tracked() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
@@ -50,13 +63,13 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as our caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() && tracked() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            count(layout.size() as isize);
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if tracked() {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            count(-(layout.size() as isize));
         }
         // SAFETY: same contract as our caller's.
         unsafe { System.dealloc(ptr, layout) }
@@ -65,7 +78,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as our caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() && tracked() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            count(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -456,9 +469,11 @@ fn region_churn_in_a_small_root_leaks_nothing() {
     for _ in 0..3 {
         cycle();
     }
-    let before = live_bytes();
+    // Single-threaded: this thread's own count (the previous test's thread may still be
+    // freeing its thread-locals after releasing the serial lock).
+    let before = my_live_bytes();
     for _ in 0..1000 {
         cycle();
     }
-    assert_eq!(live_bytes() - before, 0, "bytes leaked by 1000 map/unmap cycles");
+    assert_eq!(my_live_bytes() - before, 0, "bytes leaked by 1000 map/unmap cycles");
 }
