@@ -422,10 +422,11 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             }
             let moved_root = moved_roots.contains(&root);
             let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
-                // Only asked to borrow a view if it can.
-                if layerable(g, &st.views, root) && entry.view.base().is_none() {
+                // Only asked to borrow the current view of its base if it does not already.
+                if layerable(g, &st.views, root) && !crate::commit_layers::borrows_current(g, &st.views, &entry.view) {
                     layered.push(Deferred {
                         optional: true,
+                        moved: false,
                         ..Deferred::rebuild(root, Some(entry.view.clone()))
                     });
                 }

@@ -47,6 +47,16 @@ pub(crate) fn layerable(g: &Graph, views: &Views, root: RegionId) -> bool {
     base_of(g, root).is_some_and(|(_, t)| views.contains_key(&Some(t)))
 }
 
+/// Whether `view` is layered over the current view of its base.
+pub(crate) fn borrows_current(g: &Graph, views: &Views, view: &FlatView) -> bool {
+    let (Some(base), Some(root)) = (view.base(), view.root()) else {
+        return false;
+    };
+    base_of(g, root)
+        .and_then(|(_, t)| views.get(&Some(t)))
+        .is_some_and(|e| Arc::ptr_eq(&e.view, base))
+}
+
 /// The view of a space created outside a commit: layered over an existing view if its root
 /// allows, rendered otherwise.
 pub(crate) fn new_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>, views: &Views) -> Arc<FlatView> {

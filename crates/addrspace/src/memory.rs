@@ -706,8 +706,8 @@ impl Memory {
     /// lives until the last clone of the returned handle is dropped.
     pub fn address_space(&self, name: &str, root: RegionId) -> Result<AddressSpace> {
         let guard = self.shared.lock();
-        let mut st = guard.borrow_mut();
-        let st = &mut *st;
+        let mut guard_state = guard.borrow_mut();
+        let st = &mut *guard_state;
         st.graph.get_mut(root)?.space_users += 1;
         let mut chain = Vec::new();
         let phys = physical_root_chain(&st.graph, root, &mut chain);
@@ -739,6 +739,7 @@ impl Memory {
             }
             (false, CommitMode::Full) => Some(commit::render_view(&st.graph, &self.shared.counters, key)),
         };
+        let fresh_entry = fresh.is_some();
         let entry = match st.views.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -785,7 +786,7 @@ impl Memory {
         });
 
         self.shared.counters.spaces.fetch_add(1, Ordering::Relaxed);
-        Ok(AddressSpace::new(SpaceShared {
+        let space = AddressSpace::new(SpaceShared {
             id,
             name,
             root,
@@ -793,7 +794,24 @@ impl Memory {
             memory: Arc::downgrade(&self.shared),
             empty: st.views[&None].cell.clone(),
             keep: Default::default(),
-        }))
+        });
+        // A new view may be borrowed by views that could not borrow it before (its previous
+        // space was destroyed): offer it to them now.
+        if let (Some(fresh), CommitMode::Scoped) = (key.filter(|_| fresh_entry), st.mode) {
+            let g = &st.graph;
+            for &a in &g.node(fresh).aliases {
+                let borrower = g
+                    .node(a)
+                    .container
+                    .filter(|&c| g.node(c).view_key && crate::layer::base_of(g, c) == Some((a, fresh)));
+                st.relayer.extend(borrower);
+            }
+            if !st.relayer.is_empty() && st.depth == 0 {
+                drop(guard_state);
+                self.shared.commit(&guard);
+            }
+        }
+        Ok(space)
     }
 
     /// Live-object and work counters.
