@@ -65,6 +65,16 @@ fn main() -> Result<(), addrspace::Error> {
             .map_or("nothing".into(), |(r, _)| r.name().to_string()),
     );
 
+    // The CPU's view stores only its private window and borrows the rest from the board's.
+    let view = space.view();
+    println!(
+        "cpu-memory-0: {} ranges, {} of its own; the rest borrowed from the board's view: {}",
+        view.ranges().len(),
+        view.own_ranges(),
+        view.base().is_some_and(|b| Arc::ptr_eq(b, &board_space.view())),
+    );
+    drop(view);
+
     // A DMA engine copies inside its own space.
     let dma = DmaDevice::plug(&mem, "dma", system, system, 0x1000_0000)?;
     for (reg, v) in [(0x00, 0u64), (0x08, 0x8000), (0x10, 64), (0x18, 1)] {
