@@ -296,33 +296,59 @@ pub(crate) fn rebase(
     if *private_extents(g, root, alias) != *l.claims {
         return None;
     }
-    let b = base.ranges.as_slice();
-    let mut table = Vec::with_capacity(l.windows.len());
-    let mut replaced = 0;
-    for w in l.windows.iter() {
-        let (lo, hi) = (u128::from(w.first), u128::from(w.last) + 1);
-        let b0 = b.partition_point(|x| x.end() <= lo);
-        let b1 = b.partition_point(|x| u128::from(x.start) < hi);
-        // Still aligned to the base's ranges (nothing changed at the edges).
-        let aligned = b.get(b0).is_none_or(|x| u128::from(x.start) >= lo)
-            && b1.checked_sub(1).is_none_or(|i| i < b0 || b[i].end() <= hi);
-        if !aligned {
-            return None;
-        }
-        table.push(Window {
-            base: (b0, b1),
-            at: b0 - replaced + w.own.0,
-            ..*w
-        });
-        replaced += b1 - b0;
-    }
-    let layer = Layer {
-        base: base.clone(),
-        claims: l.claims.clone(),
-        windows: table.into_boxed_slice(),
-        len: b.len() - replaced + old.ranges.len(),
-    };
+    let windows: Vec<(u128, u128, (usize, usize))> = l
+        .windows
+        .iter()
+        .map(|w| (u128::from(w.first), u128::from(w.last) + 1, w.own))
+        .collect();
+    // `None` if a window no longer falls on the base's range boundaries.
+    let layer = Layer::new(base, l.claims.clone(), &windows, old.ranges.len())?;
     Some((old.ranges.clone(), layer))
+}
+
+/// The base ranges `[lo, hi)` covers, touching or partly: `b[first..last]`.
+fn covered(b: &[FlatRange], lo: u128, hi: u128) -> (usize, usize) {
+    (
+        b.partition_point(|x| x.end() <= lo),
+        b.partition_point(|x| u128::from(x.start) < hi),
+    )
+}
+
+impl Layer {
+    /// A layer over `base` whose windows `[lo, hi)` show own ranges `own.0..own.1` (of
+    /// `own_len`); `None` if a window cuts a base range.
+    fn new(
+        base: &Arc<FlatView>,
+        claims: Box<[(u128, u128)]>,
+        windows: &[(u128, u128, (usize, usize))],
+        own_len: usize,
+    ) -> Option<Layer> {
+        let b = base.ranges.as_slice();
+        let mut table = Vec::with_capacity(windows.len());
+        let mut replaced = 0;
+        for &(lo, hi, own) in windows {
+            let (b0, b1) = covered(b, lo, hi);
+            let aligned = b.get(b0).is_none_or(|x| u128::from(x.start) >= lo)
+                && b1.checked_sub(1).is_none_or(|i| i < b0 || b[i].end() <= hi);
+            if !aligned {
+                return None;
+            }
+            table.push(Window {
+                first: lo as u64,
+                last: (hi - 1) as u64,
+                base: (b0, b1),
+                own,
+                at: b0 - replaced + own.0,
+            });
+            replaced += b1 - b0;
+        }
+        Some(Layer {
+            base: base.clone(),
+            claims,
+            windows: table.into_boxed_slice(),
+            len: b.len() - replaced + own_len,
+        })
+    }
 }
 
 /// Renders `root`, whose alias `alias` shows the root of `base` whole, as a layered view:
@@ -344,20 +370,15 @@ pub(crate) fn build(
     'widen: loop {
         let windows = widen(b, &wanted);
         // Refused before rendering when the windows cover most of the base anyway.
-        let covered: usize = windows
-            .iter()
-            .map(|&(lo, hi)| b.partition_point(|x| u128::from(x.start) < hi) - b.partition_point(|x| x.end() <= lo))
-            .sum();
-        if covered > 8 && covered * 2 > b.len() {
+        let spans: Vec<(usize, usize)> = windows.iter().map(|&(lo, hi)| covered(b, lo, hi)).collect();
+        let replaced: usize = spans.iter().map(|&(b0, b1)| b1 - b0).sum();
+        if replaced > 8 && replaced * 2 > b.len() {
             return None;
         }
         let mut own: Vec<FlatRange> = Vec::new();
-        let mut table: Vec<Window> = Vec::with_capacity(windows.len());
-        let mut replaced = 0;
-        for &(lo, hi) in &windows {
+        let mut table: Vec<(u128, u128, (usize, usize))> = Vec::with_capacity(windows.len());
+        for (&(lo, hi), &(b0, b1)) in windows.iter().zip(&spans) {
             let pieces = render_window(g, root, lo, hi);
-            let b0 = b.partition_point(|x| x.end() <= lo);
-            let b1 = b.partition_point(|x| u128::from(x.start) < hi);
             // A piece continuing the base range next to the window: take that range in.
             let before = b0.checked_sub(1).map(|i| &b[i]).filter(|x| x.end() == lo);
             let after = b.get(b1).filter(|x| u128::from(x.start) == hi);
@@ -374,25 +395,12 @@ pub(crate) fn build(
             }
             let k0 = own.len();
             own.extend(pieces);
-            table.push(Window {
-                first: lo as u64,
-                last: (hi - 1) as u64,
-                base: (b0, b1),
-                own: (k0, own.len()),
-                at: b0 - replaced + k0,
-            });
-            replaced += b1 - b0;
+            table.push((lo, hi, (k0, own.len())));
         }
         if own.len() > 8 && own.len() * 2 > b.len() {
             return None;
         }
-        let len = b.len() - replaced + own.len();
-        let layer = Layer {
-            base: base.clone(),
-            claims: claims.into_boxed_slice(),
-            windows: table.into_boxed_slice(),
-            len,
-        };
+        let layer = Layer::new(base, claims.into_boxed_slice(), &table, own.len())?;
         return Some((own, layer));
     }
 }
