@@ -6,9 +6,7 @@
 //! Only threads that opt in are counted (the test's own thread and its readers), so the test
 //! harness's own allocations (result printing, output capture) cannot perturb the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,78 +16,11 @@ use addrspace::dma::DmaDevice;
 use addrspace::ram::RamBlock;
 use addrspace::{Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionId, RegionOps, Stats, SIZE_2_64};
 
-struct Counting;
-
-/// Live bytes allocated by tracked threads (may go negative for a while when a tracked
-/// thread frees what an untracked one allocated; it never does here).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
-    /// This thread's own share of `LIVE` (immune to other tracked threads still exiting).
-    static MINE: Cell<isize> = const { Cell::new(0) };
-}
-
-/// Counts `delta` bytes for a tracked thread.
-fn count(delta: isize) {
-    LIVE.fetch_add(delta, Ordering::Relaxed);
-    let _ = MINE.try_with(|m| m.set(m.get() + delta));
-}
-
-/// Live bytes allocated minus freed by this thread alone.
-fn my_live_bytes() -> isize {
-    MINE.with(Cell::get)
-}
-
-fn tracked() -> bool {
-    TRACKED.try_with(Cell::get).unwrap_or(false)
-}
-
-fn track_this_thread() {
-    TRACKED.with(|t| t.set(true));
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as our caller's.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() && tracked() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as our caller's.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() && tracked() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if tracked() {
-            count(-(layout.size() as isize));
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as our caller's.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() && tracked() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
+mod common;
+use common::counting::{live_bytes, my_live_bytes, track_this_thread, Counting};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn live_bytes() -> isize {
-    LIVE.load(Ordering::SeqCst)
-}
 
 /// The tests share the allocator count: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

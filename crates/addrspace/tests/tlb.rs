@@ -19,6 +19,9 @@ use addrspace::{
     RegionOps, Scalar, SizeRule, SIZE_2_64,
 };
 
+mod common;
+use common::Rng;
+
 const PAGE: u64 = 0x1000;
 
 // Board layout.
@@ -196,21 +199,6 @@ fn build() -> Board {
         ro,
         logged,
         overlay,
-    }
-}
-
-/// xorshift64*: a reproducible trace.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
