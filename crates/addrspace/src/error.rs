@@ -58,6 +58,17 @@ pub enum Error {
         /// Subregion name.
         child: String,
     },
+    /// The change would create a cycle through aliases into an ancestor that rendering
+    /// could not finish (see the `cycle` rules in the crate docs); nothing was changed.
+    #[error("{change} would create a cycle QEMU cannot render: {why}; the path: {chain}")]
+    EndlessCycle {
+        /// What was attempted (`mapping `a` into `b``, ...).
+        change: String,
+        /// Why rendering could not finish.
+        why: String,
+        /// The regions on the offending path, outermost first.
+        chain: String,
+    },
     /// The operation does not apply to this kind of region.
     #[error("region `{name}` is {kind}: {what}")]
     WrongKind {

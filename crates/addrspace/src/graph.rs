@@ -2,9 +2,10 @@
 //!
 //! Every mutator validates first and changes nothing on error. Each returns whether the
 //! change can alter a rendered view (QEMU's `memory_region_update_pending` rules), so the
-//! caller knows whether the enclosing transaction must re-render.
+//! caller knows whether the enclosing transaction must re-render. Aliases may lead back into
+//! their own ancestors; a change that would make such a cycle unrenderable is refused (see
+//! [`crate::cycle`]).
 
-use crate::idmap::IdMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -27,6 +28,12 @@ pub(crate) struct Graph {
     pub log_global: crate::dirty::DirtyMask,
     /// Whether any region ever had coalesced-MMIO ranges (until then commits skip looking).
     pub any_coalesced: bool,
+    /// The last `Node::seq` handed out.
+    next_seq: u64,
+    /// Containers whose subregion lists are out of order (see `Node::subregions`).
+    unsorted: Vec<RegionId>,
+    /// Marks for reachability walks and cycle probes.
+    marks: crate::cycle::Marks,
 }
 
 impl Graph {
@@ -140,28 +147,6 @@ impl Graph {
         Ok(id)
     }
 
-    /// Whether `to` is reachable from `from` through subregion and alias-target edges. Walked
-    /// backwards from `to` (its containers and the aliases of it): what can see `to` — for a
-    /// CPU's root nothing, for system memory its aliases and their roots (O(CPUs) with per-CPU
-    /// roots) — where the forward walk from an alias of system memory would visit every
-    /// region of the machine.
-    fn reaches(&self, from: RegionId, to: RegionId) -> bool {
-        let mut seen: IdMap<RegionId, ()> = IdMap::default();
-        let mut stack = vec![to];
-        while let Some(id) = stack.pop() {
-            if id == from {
-                return true;
-            }
-            if seen.insert(id, ()).is_some() {
-                continue;
-            }
-            let n = self.node(id);
-            stack.extend(n.container);
-            stack.extend(n.aliases.iter().copied());
-        }
-        false
-    }
-
     fn check_fits(&self, container: RegionId, child: RegionId, addr: u64) -> Result<()> {
         let size = self.node(child).size;
         if u128::from(addr) + size > SIZE_2_64 {
@@ -173,6 +158,30 @@ impl Graph {
             });
         }
         Ok(())
+    }
+
+    /// Whether rendering can go from `from` to `to` (subregion and alias-target edges).
+    fn reaches(&mut self, from: &[RegionId], to: RegionId) -> bool {
+        let mut marks = std::mem::take(&mut self.marks);
+        let r = crate::cycle::reaches(self, &mut marks, from, to);
+        self.marks = marks;
+        r
+    }
+
+    /// Refuses, as `change`, a graph in which rendering `start` would not finish.
+    fn probe(&mut self, start: RegionId, change: impl FnOnce(&Graph) -> String) -> Result<()> {
+        let mut marks = std::mem::take(&mut self.marks);
+        let r = crate::cycle::probe(self, &mut marks, start);
+        self.marks = marks;
+        r.map_err(|e| Error::EndlessCycle {
+            change: change(self),
+            chain: e.chain_text(),
+            why: e.why,
+        })
+    }
+
+    fn mapping(&self, child: RegionId, container: RegionId) -> String {
+        format!("mapping `{}` into `{}`", self.name(child), self.name(container))
     }
 
     /// Places `child` in `container` at `addr` with `priority` (QEMU's
@@ -190,53 +199,149 @@ impl Graph {
             });
         }
         self.check_fits(container, child, addr)?;
-        if self.reaches(child, container) {
+        let cycle = self.reaches(&[child], container);
+        if cycle && crate::cycle::inside(self, container, child) {
+            // Containers alone: a region inside itself.
             return Err(Error::Cycle {
                 container: self.name(container),
                 child: self.name(child),
             });
         }
-        Ok(self.link(container, addr, child, priority))
+        let (old_addr, old_priority, old_seq) = {
+            let n = self.node(child);
+            (n.addr, n.priority, n.seq)
+        };
+        let visible = self.link(container, addr, child, priority);
+        if cycle {
+            // Through an alias into an ancestor: fine if rendering still finishes.
+            if let Err(e) = self.probe(container, |g| g.mapping(child, container)) {
+                self.unlink(container, child);
+                let n = self.node_mut(child);
+                (n.addr, n.priority, n.seq) = (old_addr, old_priority, old_seq);
+                return Err(e);
+            }
+        }
+        Ok(visible)
     }
 
-    /// Inserts without validation, as QEMU does: before the first sibling (in QEMU's list
-    /// order) whose priority is `<=` the new one — in our reversed storage, after every
-    /// sibling of priority `<=` the new one.
+    /// Sorts the subregion lists that insertions left out of order (see `Node::subregions`).
+    /// Everything that reads a list's order runs after this.
+    pub fn normalize(&mut self) {
+        for id in std::mem::take(&mut self.unsorted) {
+            let Ok(n) = self.get_mut(id) else { continue };
+            if !n.unsorted {
+                continue;
+            }
+            n.unsorted = false;
+            n.child_index.take();
+            let mut subs = std::mem::take(&mut n.subregions);
+            subs.sort_unstable_by_key(|&c| {
+                let m = self.node(c);
+                (m.priority, m.seq)
+            });
+            self.node_mut(id).subregions = subs;
+        }
+    }
+
+    /// Whether no subregion list is out of order.
+    pub fn is_normal(&self) -> bool {
+        self.unsorted.is_empty()
+    }
+
+    /// Inserts without validation, as QEMU does: the newest among its priority. In our
+    /// ascending storage that is a push when no sibling has a higher priority; otherwise it is
+    /// a push too, and the list is sorted before it is next read (`normalize`), so a batch of
+    /// insertions at mixed priorities costs O(n log n), not O(n²).
     fn link(&mut self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> bool {
+        self.next_seq += 1;
+        let seq = self.next_seq;
         let ch = self.node_mut(child);
         ch.addr = addr;
         ch.priority = priority;
+        ch.seq = seq;
         ch.container = Some(container);
         let child_enabled = ch.enabled;
-        let siblings = &self.node(container).subregions;
-        let pos = siblings.partition_point(|&s| self.node(s).priority <= priority);
-        let (start, end) = (u128::from(addr), u128::from(addr) + self.node(child).size);
+        let (start, end) = (u128::from(addr), u128::from(addr) + ch.size);
+        let in_order = self
+            .node(container)
+            .subregions
+            .last()
+            .is_none_or(|&l| self.node(l).priority <= priority);
         let c = self.node_mut(container);
-        c.subregions.insert(pos, child);
-        // Keep a built address index up to date instead of rebuilding it (a BAR move in a bus
-        // with thousands of devices would otherwise re-sort them all).
-        if let Some(index) = c.child_index.get_mut().and_then(Arc::get_mut) {
-            index.insert(pos as u32, start, end);
+        let pos = c.subregions.len();
+        c.subregions.push(child);
+        let visible = c.enabled && child_enabled;
+        if in_order && !c.unsorted {
+            // Keep a built address index up to date instead of rebuilding it (a BAR move in
+            // a bus with thousands of devices would otherwise re-sort them all).
+            let kept = c
+                .child_index
+                .get_mut()
+                .and_then(Arc::get_mut)
+                .is_some_and(|index| index.insert(pos as u32, start, end));
+            if !kept {
+                c.child_index.take();
+            }
         } else {
             c.child_index.take();
+            if !c.unsorted {
+                c.unsorted = true;
+                self.unsorted.push(container);
+            }
         }
-        c.enabled && child_enabled
+        visible
     }
 
     fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
+        let key = {
+            let n = self.node(child);
+            (n.priority, n.seq)
+        };
+        let c = self.node(container);
+        let pos = if c.unsorted {
+            c.subregions.iter().position(|&s| s == child)
+        } else {
+            c.subregions
+                .binary_search_by_key(&key, |&s| {
+                    let n = self.node(s);
+                    (n.priority, n.seq)
+                })
+                .ok()
+        };
         let c = self.node_mut(container);
-        let pos = c.subregions.iter().position(|&s| s == child);
-        c.subregions.retain(|&s| s != child);
-        match (pos, c.child_index.get_mut().and_then(Arc::get_mut)) {
-            (Some(pos), Some(index)) => index.remove(pos as u32),
-            _ => {
-                c.child_index.take();
-            }
+        if let Some(pos) = pos {
+            c.subregions.remove(pos);
+        }
+        let sorted = !c.unsorted;
+        let kept = match (pos, c.child_index.get_mut().and_then(Arc::get_mut)) {
+            (Some(pos), Some(index)) => sorted && index.remove(pos as u32),
+            _ => false,
+        };
+        if !kept {
+            c.child_index.take();
         }
         let container_enabled = c.enabled;
         let ch = self.node_mut(child);
         ch.container = None;
         container_enabled && ch.enabled
+    }
+
+    /// Puts `child` back where it was (same place, priority and age), after a refused move.
+    fn relink(&mut self, container: RegionId, child: RegionId, addr: u64, priority: i32, seq: u64) {
+        let ch = self.node_mut(child);
+        (ch.addr, ch.priority, ch.seq, ch.container) = (addr, priority, seq, Some(container));
+        let c = self.node(container);
+        let pos = if c.unsorted {
+            c.subregions.len()
+        } else {
+            c.subregions.partition_point(|&s| {
+                let n = self.node(s);
+                (n.priority, n.seq) < (priority, seq)
+            })
+        };
+        let c = self.node_mut(container);
+        c.subregions.insert(pos, child);
+        c.child_index.take();
     }
 
     /// Removes `child` from `container` (QEMU's `memory_region_del_subregion`).
@@ -266,7 +371,8 @@ impl Graph {
     }
 
     /// Gives a region a new address and priority. Unmapped, it just records them; mapped and
-    /// changed, it is removed and added again, as QEMU's `set_address` does.
+    /// changed, it is removed and added again, as QEMU's `set_address` does. A move along a
+    /// cycle is refused, and undone, if rendering would no longer finish.
     fn replace(&mut self, id: RegionId, addr: u64, priority: i32) -> Result<bool> {
         let n = self.get(id)?;
         let Some(container) = n.container else {
@@ -277,10 +383,29 @@ impl Graph {
         if (n.addr, n.priority) == (addr, priority) {
             return Ok(false);
         }
+        let (old_addr, old_priority, old_seq) = (n.addr, n.priority, n.seq);
         self.check_fits(container, id, addr)?;
         let a = self.unlink(container, id);
         let b = self.link(container, addr, id, priority);
+        if addr != old_addr && self.reaches(&[id], container) {
+            let change = |g: &Graph| format!("moving `{}` to {addr:#x} in `{}`", g.name(id), g.name(container));
+            if let Err(e) = self.probe(container, change) {
+                self.unlink(container, id);
+                self.relink(container, id, old_addr, old_priority, old_seq);
+                return Err(e);
+            }
+        }
         Ok(a || b)
+    }
+
+    /// Whether `id` lies on a cycle (rendering can come back to it).
+    fn on_cycle(&mut self, id: RegionId) -> bool {
+        let mut next = Vec::new();
+        crate::cycle::successors(self, id, |s| {
+            next.push(s);
+            false
+        });
+        self.reaches(&next, id)
     }
 
     pub fn set_enabled(&mut self, id: RegionId, enabled: bool) -> Result<bool> {
@@ -322,26 +447,43 @@ impl Graph {
         if let Some(c) = self.node(id).container {
             self.node_mut(c).child_index.take();
         }
-        self.node_mut(id).size = size;
+        let old = std::mem::replace(&mut self.node_mut(id).size, size);
+        if size > old && self.on_cycle(id) {
+            let change = |g: &Graph| format!("resizing `{}` to {size:#x}", g.name(id));
+            if let Err(e) = self.probe(id, change) {
+                self.node_mut(id).size = old;
+                return Err(e);
+            }
+        }
         Ok(true)
     }
 
     pub fn set_alias_offset(&mut self, id: RegionId, offset: u64) -> Result<bool> {
         let n = self.get_mut(id)?;
-        match &mut n.body {
-            Body::Alias { offset: o, .. } => {
-                if *o == offset {
-                    return Ok(false);
-                }
-                *o = offset;
-                Ok(n.enabled)
+        let old = match &mut n.body {
+            Body::Alias { offset: o, .. } => std::mem::replace(o, offset),
+            _ => {
+                return Err(Error::WrongKind {
+                    name: n.name.to_string(),
+                    kind: n.kind().as_str(),
+                    what: "only aliases have an alias offset",
+                })
             }
-            _ => Err(Error::WrongKind {
-                name: n.name.to_string(),
-                kind: n.kind().as_str(),
-                what: "only aliases have an alias offset",
-            }),
+        };
+        if old == offset {
+            return Ok(false);
         }
+        let enabled = n.enabled;
+        if self.on_cycle(id) {
+            let change = |g: &Graph| format!("setting the offset of `{}` to {offset:#x}", g.name(id));
+            if let Err(e) = self.probe(id, change) {
+                if let Body::Alias { offset: o, .. } = &mut self.node_mut(id).body {
+                    *o = old;
+                }
+                return Err(e);
+            }
+        }
+        Ok(enabled)
     }
 
     /// Sets one of the boolean rendering flags through `field`.

@@ -43,6 +43,7 @@ mod board_cpus;
 mod commit;
 mod commit_layers;
 pub mod cpu;
+pub mod cycle;
 mod delivery;
 pub mod dirty;
 mod dispatch;

@@ -165,7 +165,14 @@ impl Shared {
 
     /// The outermost commit: plan with the state borrowed, then deliver.
     fn commit(&self, state: &RefCell<State>) {
-        let d = commit::plan(&mut state.borrow_mut(), &self.counters);
+        let d = {
+            let mut st = state.borrow_mut();
+            st.graph.normalize();
+            let d = commit::plan(&mut st, &self.counters);
+            // The transaction's propagation scope ends with it.
+            st.scratch.begin();
+            d
+        };
         self.deliver(state, d);
     }
 
@@ -400,6 +407,7 @@ impl Memory {
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let guard = self.shared.lock();
         let mut st = guard.borrow_mut();
+        st.graph.normalize();
         f(&mut st)
     }
 
@@ -418,7 +426,9 @@ impl Memory {
                     st.seeds.push(c);
                 }
             }
-            commit::propagate(&st.graph, &mut st.scratch, &touched, &mut st.touched);
+            if !commit::propagate(&st.graph, &mut st.scratch, &touched, &mut st.touched) {
+                st.touch_all = true;
+            }
         }
         drop(tx);
         Ok(())
@@ -745,6 +755,8 @@ impl Memory {
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
                     st.graph.get_mut(r).expect("physical roots are live").view_key = true;
+                    // Windows carried up earlier in this transaction did not record for it.
+                    st.scratch.begin();
                 }
                 let view = fresh.expect("rendered above for a new key");
                 let eventfds = if st.eventfd_regs > 0 {
@@ -892,8 +904,13 @@ mod tests {
             Err(Error::AlreadyMapped { .. })
         ));
         assert!(matches!(m.add_subregion(ram, 0, sys), Err(Error::Cycle { .. })));
-        let al = m.alias("loop", sys, 0, 0x1000).unwrap();
-        assert!(matches!(m.add_subregion(sys, 0x8000, al), Err(Error::Cycle { .. })));
+        // An alias of its own container at the address it shows: rendering would never end.
+        let al = m.alias("loop", sys, 0x8000, 0x1000).unwrap();
+        assert!(matches!(
+            m.add_subregion(sys, 0x8000, al),
+            Err(Error::EndlessCycle { .. })
+        ));
+        assert_eq!(m.region_info(al).unwrap().container, None, "refused: not mapped");
         assert!(matches!(m.delete_region(ram), Err(Error::InUse { .. })));
         assert!(matches!(m.delete_region(sys), Err(Error::InUse { .. })));
         assert!(matches!(

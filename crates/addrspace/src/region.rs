@@ -179,11 +179,19 @@ pub(crate) struct Node {
     pub unmergeable: bool,
     pub romd: bool,
     pub container: Option<RegionId>,
-    /// Subregions in *ascending* precedence: lowest priority first, oldest first among equal
-    /// priorities. This is QEMU's list reversed, so that mapping the newest region of the
-    /// highest priority (the common case) is a push, and finding the place of any other is a
-    /// binary search. Iterate with `.rev()` for QEMU's list order.
+    /// Subregions in *ascending* precedence — lowest priority first, oldest first among
+    /// equal priorities, i.e. ascending `(priority, seq)` — which is QEMU's list reversed:
+    /// mapping the newest region of the highest priority (the common case) is a push. Inside
+    /// a transaction the list may be out of order (`unsorted`): any other insertion is a push
+    /// too, and the graph sorts such lists once, before anything reads them
+    /// ([`Graph::normalize`](crate::graph::Graph::normalize)). Iterate with `.rev()` for
+    /// QEMU's list order.
     pub subregions: Vec<RegionId>,
+    /// `subregions` needs sorting (see there).
+    pub unsorted: bool,
+    /// When this region was last mapped (a graph-wide counter): among siblings of equal
+    /// priority, the larger `seq` is the newer and wins.
+    pub seq: u64,
     /// Aliases whose target is this region (the reverse edges a scoped commit follows).
     pub aliases: Vec<RegionId>,
     /// Per dirty-logging client, how many users asked for logging (QEMU counts VGA users).
@@ -216,6 +224,8 @@ impl Node {
             romd: true,
             container: None,
             subregions: Vec::new(),
+            unsorted: false,
+            seq: 0,
             aliases: Vec::new(),
             log_counts: [0; 3],
             coalesced: Vec::new(),

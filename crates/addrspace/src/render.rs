@@ -31,9 +31,12 @@ pub(crate) fn physical_root(g: &Graph, root: RegionId) -> Option<RegionId> {
 /// [`physical_root`], also listing in `chain` every region the answer depends on the
 /// children or attributes of (the root, and each alias target or only child followed).
 pub(crate) fn physical_root_chain(g: &Graph, root: RegionId, chain: &mut Vec<RegionId>) -> Option<RegionId> {
+    debug_assert!(g.is_normal(), "subregion lists are sorted before they are read");
     let mut id = root;
     chain.clear();
-    loop {
+    // Bounded: a cycle of full-size aliases and only children would never end (the cycle
+    // check refuses it; this is a second line of defence).
+    for _ in 0..=g.live() {
         chain.push(id);
         let n = g.node(id);
         if !n.enabled {
@@ -65,6 +68,7 @@ pub(crate) fn physical_root_chain(g: &Graph, root: RegionId, chain: &mut Vec<Reg
             Body::Leaf(_) => return Some(id),
         }
     }
+    Some(id)
 }
 
 /// A leaf's window, recorded in visit (precedence) order: a smaller index wins.
@@ -170,7 +174,12 @@ pub(crate) struct ChildIndex {
     sorted: Vec<(u128, u128, u32)>,
     /// `max_end[i]`: the largest end among `sorted[..=i]`.
     max_end: Vec<u128>,
+    /// Incremental updates taken since it was built.
+    updates: u32,
 }
+
+/// Incremental updates an index takes before it is dropped and rebuilt when next needed.
+const MAX_INDEX_UPDATES: u32 = 64;
 
 /// Containers with fewer children are walked in full.
 const INDEX_MIN_CHILDREN: usize = 32;
@@ -194,7 +203,11 @@ impl ChildIndex {
                 m
             })
             .collect();
-        ChildIndex { sorted, max_end }
+        ChildIndex {
+            sorted,
+            max_end,
+            updates: 0,
+        }
     }
 
     fn recompute_max(&mut self) {
@@ -205,8 +218,13 @@ impl ChildIndex {
         }
     }
 
-    /// The child at storage position `pos` left; later positions shift down.
-    pub(crate) fn remove(&mut self, pos: u32) {
+    /// The child at storage position `pos` left; later positions shift down. `false` (and
+    /// nothing done) once the index has taken [`MAX_INDEX_UPDATES`] updates: each costs
+    /// O(children), so a batch of changes rebuilds it instead, at the next render.
+    pub(crate) fn remove(&mut self, pos: u32) -> bool {
+        if !self.take_update() {
+            return false;
+        }
         self.sorted.retain(|&(_, _, p)| p != pos);
         for e in &mut self.sorted {
             if e.2 > pos {
@@ -215,10 +233,15 @@ impl ChildIndex {
         }
         self.max_end.pop();
         self.recompute_max();
+        true
     }
 
     /// A child `[start, end)` arrived at storage position `pos`; later positions shift up.
-    pub(crate) fn insert(&mut self, pos: u32, start: u128, end: u128) {
+    /// `false` (and nothing done) past the update budget, as for [`remove`](Self::remove).
+    pub(crate) fn insert(&mut self, pos: u32, start: u128, end: u128) -> bool {
+        if !self.take_update() {
+            return false;
+        }
         for e in &mut self.sorted {
             if e.2 >= pos {
                 e.2 += 1;
@@ -228,6 +251,12 @@ impl ChildIndex {
         self.sorted.insert(at, (start, end, pos));
         self.max_end.push(0);
         self.recompute_max();
+        true
+    }
+
+    fn take_update(&mut self) -> bool {
+        self.updates += 1;
+        self.updates <= MAX_INDEX_UPDATES
     }
 
     /// Storage positions of the children intersecting `[lo, hi)`, ascending (so the last one
@@ -272,6 +301,7 @@ pub(crate) fn render(g: &Graph, root: Option<RegionId>) -> Vec<FlatRange> {
 /// Renders only the addresses `[lo, hi)` of `root`: exactly the full render's ranges cut at
 /// `lo` and `hi` (so a scoped commit can re-render just what a change can affect).
 pub(crate) fn render_window(g: &Graph, root: RegionId, lo: u128, hi: u128) -> Vec<FlatRange> {
+    debug_assert!(g.is_normal(), "subregion lists are sorted before they are read");
     let mut claims: Vec<Claim<'_>> = Vec::new();
     let mut stack = vec![Step::Visit {
         id: root,

@@ -175,6 +175,59 @@ impl World {
         false
     }
 
+    /// Whether `x` is `of` or lies inside it through containers alone.
+    fn inside(&self, x: usize, of: usize) -> bool {
+        let mut at = Some(x);
+        while let Some(i) = at {
+            if i == of {
+                return true;
+            }
+            at = self.m[i].parent;
+        }
+        false
+    }
+
+    /// The cycle rules (`addrspace::cycle`), naively: rendering `start` with an unbounded
+    /// clip, through the regions that can come back to it, never comes back to `start` at
+    /// the same address, comes back at most `MAX_REENTRIES` times on one path, and visits at
+    /// most `PROBE_BUDGET` regions. `enabled` is ignored.
+    fn renders_finitely(&self, start: usize) -> bool {
+        let back: Vec<bool> = (0..self.m.len()).map(|x| self.reaches(x, start)).collect();
+        let mut visits = 1usize;
+        // (region, base of its container, clip, bases of `start` on the path so far)
+        type Visit = (usize, i128, (i128, i128), Vec<i128>);
+        let mut stack: Vec<Visit> = vec![(start, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
+        while let Some((i, base, clip, mut trips)) = stack.pop() {
+            let n = &self.m[i];
+            let base = base + i128::from(n.addr);
+            let clip = (clip.0.max(base), clip.1.min(base + n.size as i128));
+            if clip.0 >= clip.1 {
+                continue;
+            }
+            if i == start {
+                if trips.contains(&base) || trips.len() > addrspace::cycle::MAX_REENTRIES as usize {
+                    return false;
+                }
+                trips.push(base);
+            }
+            let mut next: Vec<(usize, i128)> = Vec::new();
+            if let Kind::Alias { target, offset } = n.kind {
+                next.push((target, base - i128::from(self.m[target].addr) - i128::from(offset)));
+            }
+            next.extend(self.children(i).into_iter().map(|c| (c, base)));
+            for (j, b) in next {
+                if back[j] {
+                    visits += 1;
+                    if visits > addrspace::cycle::PROBE_BUDGET + 1 {
+                        return false;
+                    }
+                    stack.push((j, b, clip, trips.clone()));
+                }
+            }
+        }
+        true
+    }
+
     fn fail(&self, msg: impl std::fmt::Display) -> TestCaseError {
         TestCaseError::fail(format!("{msg}\n{}", self.describe()))
     }
@@ -254,12 +307,9 @@ impl World {
             Make::Reservation(s) => (Kind::Reservation, s, mem.reservation(&name, s)),
             Make::Container(s) => (Kind::Container, s, mem.container(&name, s)),
             Make::Alias { target, offset, size } => {
-                // Not the first region (the root) unless it is the only one: an alias of the
-                // root can be mapped nowhere in its tree.
-                let target = match self.m.len() {
-                    1 => 0,
-                    n => 1 + target.index(n - 1),
-                };
+                // Any region, the root included: an alias of an ancestor, mapped below it,
+                // shows a shifted window of it (ARM SSE's `alias 1`).
+                let target = target.index(self.m.len());
                 let real = mem.alias(&name, self.m[target].id, offset, size);
                 (Kind::Alias { target, offset }, size, real)
             }
@@ -349,10 +399,18 @@ impl World {
             self.log.push(format!("{what} -> skipped (not expressible in a dump)"));
             return Ok(());
         }
-        let ok = !matches!(self.m[p].kind, Kind::Alias { .. })
+        let mut ok = !matches!(self.m[p].kind, Kind::Alias { .. })
             && self.m[c].parent.is_none()
             && u128::from(addr) + self.m[c].size <= SIZE_2_64
-            && !self.reaches(c, p);
+            && !self.inside(p, c);
+        if ok {
+            // An alias into an ancestor: fine if rendering still ends.
+            let saved = self.m[c].clone();
+            self.m[c].parent = Some(p);
+            self.m[c].addr = addr;
+            ok = self.renders_finitely(p);
+            self.m[c] = saved;
+        }
         let real = self.mem.add_subregion_overlap(self.ids(p), addr, self.ids(c), prio);
         self.expect(what, real, ok)?;
         if ok {
@@ -435,7 +493,12 @@ impl World {
                     }
                     Some(_) if n.addr == addr => self.expect(what, real, true)?,
                     Some(p) => {
-                        let ok = u128::from(addr) + n.size <= SIZE_2_64;
+                        let mut ok = u128::from(addr) + n.size <= SIZE_2_64;
+                        if ok {
+                            self.m[i].addr = addr;
+                            ok = self.renders_finitely(p);
+                            self.m[i].addr = n.addr;
+                        }
                         self.expect(what, real, ok)?;
                         if ok {
                             // A real move is delete + re-add: it becomes the newest.
@@ -507,9 +570,13 @@ impl World {
                 let real = self.mem.set_alias_offset(self.ids(i), offset);
                 let what = format!("set_alias_offset {} {offset:#x}", self.m[i].name);
                 match self.m[i].kind {
-                    Kind::Alias { target, .. } => {
-                        self.expect(what, real, true)?;
+                    Kind::Alias { target, offset: old } => {
                         self.m[i].kind = Kind::Alias { target, offset };
+                        let ok = self.renders_finitely(i);
+                        if !ok {
+                            self.m[i].kind = Kind::Alias { target, offset: old };
+                        }
+                        self.expect(what, real, ok)?;
                     }
                     _ => self.expect(what, real, false)?,
                 }
@@ -525,9 +592,14 @@ impl World {
                     self.log.push(format!("{what} -> skipped"));
                     return Ok(());
                 }
-                let ok = size == n.size
+                let mut ok = size == n.size
                     || ((!n.kind.ram_backed() || size <= n.block)
                         && (n.parent.is_none() || u128::from(n.addr) + size <= SIZE_2_64));
+                if ok && size != n.size {
+                    self.m[i].size = size;
+                    ok = self.renders_finitely(i);
+                    self.m[i].size = n.size;
+                }
                 let real = self.mem.set_size(self.ids(i), size);
                 self.expect(what, real, ok)?;
                 if ok {
@@ -543,7 +615,7 @@ impl World {
     /// QEMU's `memory_region_get_flatview_root` (spec 3.1), on the model.
     fn physical_root(&self, root: usize) -> Option<usize> {
         let mut i = root;
-        loop {
+        for _ in 0..=self.m.len() {
             let n = &self.m[i];
             if !n.enabled {
                 return None;
@@ -567,6 +639,7 @@ impl World {
                 _ => return Some(i),
             }
         }
+        Some(i)
     }
 
     /// The naive per-address resolver (docs/devel/memory.rst "Visibility", spec 2.5): which
@@ -605,21 +678,29 @@ impl World {
     }
 
     /// Absolute start and end of every window reachable from region `i` placed at `start`
-    /// (clamped to [0, 2^64]); disabled regions included, extra points do no harm.
+    /// (clamped to [0, 2^64]); disabled regions included, extra points do no harm. Windows
+    /// are clipped as rendering clips them, so cycles through aliases end.
     fn bounds(&self, i: usize, start: i128, out: &mut BTreeSet<u128>, budget: &mut usize) {
-        if *budget == 0 {
-            return;
-        }
-        *budget -= 1;
         let clamp = |x: i128| x.clamp(0, SIZE_2_64 as i128) as u128;
-        let n = &self.m[i];
-        out.insert(clamp(start));
-        out.insert(clamp(start + n.size as i128));
-        if let Kind::Alias { target, offset } = n.kind {
-            self.bounds(target, start - i128::from(offset), out, budget);
-        }
-        for c in self.children(i) {
-            self.bounds(c, start + i128::from(self.m[c].addr), out, budget);
+        let mut stack = vec![(i, start, (i128::MIN / 4, i128::MAX / 4))];
+        while let Some((i, start, clip)) = stack.pop() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let n = &self.m[i];
+            let clip = (clip.0.max(start), clip.1.min(start + n.size as i128));
+            if clip.0 >= clip.1 {
+                continue;
+            }
+            out.insert(clamp(clip.0));
+            out.insert(clamp(clip.1));
+            if let Kind::Alias { target, offset } = n.kind {
+                stack.push((target, start - i128::from(offset), clip));
+            }
+            for c in self.children(i) {
+                stack.push((c, start + i128::from(self.m[c].addr), clip));
+            }
         }
     }
 }
