@@ -28,8 +28,27 @@
 //! ```
 //!
 //! `shared` names an `[[address-space]]` of the board. A `[[cpu-root]]` entry is an alias of a
-//! board region (`alias`, with optional `offset` and `size`), or a new region per CPU: `io`
-//! (size; `ops` as for regions), `ram` (size) or `container` (size).
+//! board region (`alias`, with optional `offset` and `size`), an alias of one of the CPU's own
+//! regions (`cpu-alias`: the template's `id` for the root itself, or an earlier entry's `id`),
+//! or a new region per CPU: `io` (size; `ops` as for regions), `ram` (size) or `container`
+//! (size). An entry goes into the CPU's root unless `in` names an earlier `container` entry.
+//! `{cpu}` in a name is replaced by the CPU's index (QEMU names per-CPU regions
+//! `arm-sse-cpu-container0`, `…1`). ARM's SSE-200 gives each CPU a container holding the
+//! shared devices (an alias), private devices, and `alias 3`, an alias of that same container:
+//!
+//! ```toml
+//! [[cpu-root]]
+//! id = "armv7m"
+//! name = "armv7m-container"
+//! size = "2^64"
+//! subregions = [
+//!   { id = "cpu", name = "arm-sse-cpu-container{cpu}", container = "2^64", priority = -1 },
+//!   { name = "arm-sse-container-alias{cpu}", alias = "armsse-container", in = "cpu", priority = -1 },
+//!   { name = "cpuid{cpu}", io = "0x1000", addr = "0x4001f000", in = "cpu" },
+//!   { name = "alias 3", cpu-alias = "cpu", offset = "0x40000000", size = "0x10000000",
+//!     addr = "0x50000000", priority = -1500, in = "cpu" },
+//! ]
+//! ```
 
 use std::sync::Arc;
 
@@ -106,7 +125,10 @@ pub struct CpuRootDesc {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuRootEntry {
-    /// Name of the region created per CPU.
+    /// How later entries refer to this one (`in`, `cpu-alias`); defaults to `name`.
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Name of the region created per CPU (`{cpu}` is replaced by the CPU's index).
     pub name: Spanned<String>,
     /// Alias of this board region.
     #[serde(default)]
@@ -135,12 +157,36 @@ pub struct CpuRootEntry {
     /// Priority.
     #[serde(default)]
     pub priority: i32,
+    /// An alias of one of this CPU's own regions: the template's id (the root) or an earlier
+    /// entry's id.
+    #[serde(default, rename = "cpu-alias")]
+    pub cpu_alias: Option<Spanned<String>>,
+    /// The earlier `container` entry (by id) to map this one in, instead of the root.
+    #[serde(default, rename = "in")]
+    pub inside: Option<Spanned<String>>,
+}
+
+impl CpuRootEntry {
+    /// How later entries refer to this one.
+    pub fn key(&self) -> &Spanned<String> {
+        self.id.as_ref().unwrap_or(&self.name)
+    }
 }
 
 /// What a template entry creates per CPU, resolved.
 #[derive(Debug, Clone)]
 enum Make {
-    Alias { target: RegionId, offset: u64, size: u128 },
+    Alias {
+        target: RegionId,
+        offset: u64,
+        size: u128,
+    },
+    /// An alias of the CPU's own region `target` (0: the root, k: entry k - 1).
+    OwnAlias {
+        target: usize,
+        offset: u64,
+        size: u128,
+    },
     Io(u128, OpsKind),
     Ram(u128),
     Container(u128),
@@ -150,6 +196,8 @@ enum Make {
 struct Entry {
     name: String,
     make: Make,
+    /// Where it is mapped: 0 the root, k entry k - 1.
+    parent: usize,
     addr: u64,
     priority: i32,
 }
@@ -160,20 +208,23 @@ pub(crate) trait Report {
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128>;
 }
 
-fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry]) -> Result<PerCpuRoot> {
+fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry], cpu: u32) -> Result<PerCpuRoot> {
+    let named = |n: &str| n.replace("{cpu}", &cpu.to_string());
     let mut regions = Vec::new();
     let result = (|| {
-        let root = memory.container(name, size)?;
+        let root = memory.container(&named(name), size)?;
         regions.push(root);
         for e in entries {
+            let name = named(&e.name);
             let r = match &e.make {
-                Make::Alias { target, offset, size } => memory.alias(&e.name, *target, *offset, *size)?,
-                Make::Io(size, ops) => memory.io(&e.name, *size, crate::board::ops_for(*ops))?,
-                Make::Ram(size) => memory.ram(&e.name, *size)?,
-                Make::Container(size) => memory.container(&e.name, *size)?,
+                Make::Alias { target, offset, size } => memory.alias(&name, *target, *offset, *size)?,
+                Make::OwnAlias { target, offset, size } => memory.alias(&name, regions[*target], *offset, *size)?,
+                Make::Io(size, ops) => memory.io(&name, *size, crate::board::ops_for(*ops))?,
+                Make::Ram(size) => memory.ram(&name, *size)?,
+                Make::Container(size) => memory.container(&name, *size)?,
             };
             regions.push(r);
-            memory.add_subregion_overlap(root, e.addr, r, e.priority)?;
+            memory.add_subregion_overlap(regions[e.parent], e.addr, r, e.priority)?;
         }
         Ok(root)
     })();
@@ -207,10 +258,13 @@ pub(crate) fn build_clusters(
         if size > SIZE_2_64 {
             return Err(cx.err(t.size.span(), format!("size: {size:#x} exceeds 2^64")));
         }
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        // Ids of the root (0) and of the entries so far (k + 1), with their sizes.
+        let mut local: Vec<(&str, u128, bool)> = vec![(id.get_ref().as_str(), size, true)];
         for e in &t.subregions {
             let kinds = [
                 e.alias.is_some(),
+                e.cpu_alias.is_some(),
                 e.io.is_some(),
                 e.ram.is_some(),
                 e.container.is_some(),
@@ -218,9 +272,40 @@ pub(crate) fn build_clusters(
             if kinds.iter().filter(|&&k| k).count() != 1 {
                 return Err(cx.err(
                     e.name.span(),
-                    "give exactly one of `alias`, `io`, `ram` or `container`".to_string(),
+                    "give exactly one of `alias`, `cpu-alias`, `io`, `ram` or `container`".to_string(),
                 ));
             }
+            let key = e.key();
+            if local.iter().any(|&(k, ..)| k == key.get_ref()) {
+                return Err(cx.err(
+                    key.span(),
+                    format!(
+                        "duplicate id `{}` in this cpu-root; give one a distinct `id`",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            let find = |r: &Spanned<String>, what: &str| -> Result<usize> {
+                local.iter().position(|&(k, ..)| k == r.get_ref()).ok_or_else(|| {
+                    cx.err(
+                        r.span(),
+                        format!(
+                            "unknown {what} `{}`: give the cpu-root's id or an earlier entry's id",
+                            r.get_ref()
+                        ),
+                    )
+                })
+            };
+            let parent = match &e.inside {
+                Some(r) => {
+                    let k = find(r, "container")?;
+                    if !local[k].2 {
+                        return Err(cx.err(r.span(), format!("`{}` is not a container", r.get_ref())));
+                    }
+                    k
+                }
+                None => 0,
+            };
             let sized = |n: &Spanned<Number>| -> Result<u128> {
                 let v = cx.num(n, "size")?;
                 if v > SIZE_2_64 {
@@ -228,18 +313,26 @@ pub(crate) fn build_clusters(
                 }
                 Ok(v)
             };
+            let offset = match &e.offset {
+                Some(o) => {
+                    u64::try_from(cx.num(o, "offset")?).map_err(|_| cx.err(o.span(), "offset overflows 2^64".into()))?
+                }
+                None => 0,
+            };
             let make = if let Some(a) = &e.alias {
                 let target = region(a)?;
-                let offset = match &e.offset {
-                    Some(o) => u64::try_from(cx.num(o, "offset")?)
-                        .map_err(|_| cx.err(o.span(), "offset overflows 2^64".into()))?,
-                    None => 0,
-                };
                 let size = match &e.size {
                     Some(s) => sized(s)?,
                     None => memory.region_info(target)?.size,
                 };
                 Make::Alias { target, offset, size }
+            } else if let Some(a) = &e.cpu_alias {
+                let target = find(a, "cpu-alias target")?;
+                let size = match &e.size {
+                    Some(s) => sized(s)?,
+                    None => local[target].1,
+                };
+                Make::OwnAlias { target, offset, size }
             } else if let Some(s) = &e.io {
                 Make::Io(sized(s)?, e.ops.unwrap_or_default())
             } else if let Some(s) = &e.ram {
@@ -253,15 +346,28 @@ pub(crate) fn build_clusters(
                 }
                 None => 0,
             };
+            if (e.offset.is_some() || e.size.is_some()) && e.alias.is_none() && e.cpu_alias.is_none() {
+                let span = e.offset.as_ref().or(e.size.as_ref()).expect("one is given").span();
+                return Err(cx.err(
+                    span,
+                    "`offset` and `size` are for `alias` and `cpu-alias` entries".into(),
+                ));
+            }
+            let entry_size = match &make {
+                Make::Alias { size, .. } | Make::OwnAlias { size, .. } => *size,
+                Make::Io(s, _) | Make::Ram(s) | Make::Container(s) => *s,
+            };
+            local.push((key.get_ref().as_str(), entry_size, matches!(make, Make::Container(_))));
             entries.push(Entry {
                 name: e.name.get_ref().clone(),
                 make,
+                parent,
                 addr,
                 priority: e.priority,
             });
         }
         let name = t.name.get_ref().clone();
-        let build: PerCpuBuilder = Arc::new(move |m: &Memory, _cpu: u32| build_root(m, &name, size, &entries));
+        let build: PerCpuBuilder = Arc::new(move |m: &Memory, cpu: u32| build_root(m, &name, size, &entries, cpu));
         templates.push((id.get_ref().clone(), build));
     }
     // Clusters.
