@@ -403,11 +403,21 @@ impl Memory {
         }
     }
 
-    /// Runs `f` on the state without opening a transaction (queries, creation).
+    /// Runs `f` on the state without opening a transaction (queries), with every subregion
+    /// list in order.
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.with_state_unordered(|st| {
+            st.graph.normalize();
+            f(st)
+        })
+    }
+
+    /// [`with_state`](Self::with_state) for what never reads the order of a subregion list
+    /// (creating regions, bookkeeping): it leaves lists that a batch of insertions put out of
+    /// order unsorted, so that the batch costs one sort per container, not one per call.
+    pub(crate) fn with_state_unordered<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let guard = self.shared.lock();
         let mut st = guard.borrow_mut();
-        st.graph.normalize();
         f(&mut st)
     }
 
@@ -437,7 +447,7 @@ impl Memory {
     /// Records that `id`'s address changed: a view of `id` itself shows it at its address, and
     /// the address is part of its sharing signature.
     fn moved(&self, id: RegionId) {
-        self.with_state(|st| {
+        self.with_state_unordered(|st| {
             st.moved.push(id);
             st.seeds.push(id);
         });
@@ -451,13 +461,13 @@ impl Memory {
     fn create(&self, name: &str, size: u128, body: impl FnOnce() -> Result<Body>) -> Result<RegionId> {
         Graph::check_size(name, size)?;
         let body = body()?;
-        Ok(self.with_state(|st| st.graph.insert(Node::new(name.into(), body, size))))
+        Ok(self.with_state_unordered(|st| st.graph.insert(Node::new(name.into(), body, size))))
     }
 
     fn create_leaf(&self, name: &str, size: u128, backend: impl FnOnce() -> Result<Backend>) -> Result<RegionId> {
         Graph::check_size(name, size)?;
         let backend = backend()?;
-        Ok(self.with_state(|st| {
+        Ok(self.with_state_unordered(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
             let rules = match &backend {
@@ -499,7 +509,7 @@ impl Memory {
     /// ROM: RAM that guest writes cannot change.
     pub fn rom(&self, name: &str, size: u128) -> Result<RegionId> {
         let id = self.ram(name, size)?;
-        self.with_state(|st| st.graph.get_mut(id).expect("just created").readonly = true);
+        self.with_state_unordered(|st| st.graph.get_mut(id).expect("just created").readonly = true);
         Ok(id)
     }
 
@@ -525,7 +535,7 @@ impl Memory {
 
     /// An alias: `size` bytes of `target` starting at `offset`.
     pub fn alias(&self, name: &str, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
-        self.with_state(|st| st.graph.insert_alias(name.into(), target, offset, size))
+        self.with_state_unordered(|st| st.graph.insert_alias(name.into(), target, offset, size))
     }
 
     /// Maps `child` into `container` at `addr` with priority 0.
@@ -560,7 +570,7 @@ impl Memory {
     /// Moves a region inside its container; it becomes the newest of its priority.
     pub fn set_address(&self, id: RegionId, addr: u64) -> Result<()> {
         let tx = self.transaction();
-        let old = self.region_info(id)?.addr;
+        let old = self.with_state_unordered(|st| st.graph.get(id).map(|n| n.addr))?;
         self.mutate(|g| {
             let before = placed(g, id);
             let prio = g.get(id)?.priority;
@@ -650,7 +660,7 @@ impl Memory {
     /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
     /// Flat views that still show it keep its RAM or ops alive until they are dropped.
     pub fn delete_region(&self, id: RegionId) -> Result<()> {
-        self.with_state(|st| st.graph.delete(id))
+        self.with_state_unordered(|st| st.graph.delete(id))
     }
 
     /// Tears down what a device or a CPU built: unmaps `regions` and deletes them, last
@@ -718,6 +728,7 @@ impl Memory {
         let guard = self.shared.lock();
         let mut guard_state = guard.borrow_mut();
         let st = &mut *guard_state;
+        st.graph.normalize();
         st.graph.get_mut(root)?.space_users += 1;
         let mut chain = Vec::new();
         let phys = physical_root_chain(&st.graph, root, &mut chain);
