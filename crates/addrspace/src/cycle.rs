@@ -24,9 +24,31 @@
 //! must not be able to hang the renderer). Cycles made of containers alone are refused
 //! outright, as before: a region cannot be inside itself.
 //!
-//! Reachability ([`reaches`]) walks forward from one end and backward from the other in
-//! lockstep, so it costs what the smaller side costs: mapping a fresh region into a deep
-//! tree, or a deep tree into a fresh container, is O(1) whatever the depth.
+//! Reachability walks forward from one end and backward from the other in lockstep, so it
+//! costs what the smaller side costs: mapping a fresh region into a deep tree, or a deep tree
+//! into a fresh container, is O(1) whatever the depth.
+//!
+//! ```
+//! use addrspace::{Error, GuestAddr, Memory, SIZE_2_64};
+//!
+//! let mem = Memory::new();
+//! let sse = mem.container("armsse-container", SIZE_2_64)?;
+//! let ram = mem.ram("sram", 0x8000)?;
+//! mem.add_subregion(sse, 0x2000_0000, ram)?;
+//! // ARM SSE-200's `alias 2`: the container's 0x2000_0000 window again at 0x3000_0000.
+//! let alias2 = mem.alias("alias 2", sse, 0x2000_0000, 0x1000_0000)?;
+//! mem.add_subregion_overlap(sse, 0x3000_0000, alias2, -1500)?;
+//! let space = mem.address_space("cpu", sse)?;
+//! let (range, offset) = space.lookup(GuestAddr(0x3000_0010)).unwrap();
+//! assert_eq!((range.name(), offset.0), ("sram", 0x10));
+//!
+//! // The same window shown at its own address would recurse forever: refused, not mapped.
+//! let endless = mem.alias("endless", sse, 0x2000_0000, 0x1000)?;
+//! let err = mem.add_subregion(sse, 0x2000_0000, endless).unwrap_err();
+//! assert!(matches!(err, Error::EndlessCycle { .. }));
+//! assert_eq!(mem.region_info(endless)?.container, None);
+//! # Ok::<(), addrspace::Error>(())
+//! ```
 
 use crate::graph::Graph;
 use crate::region::{Body, RegionId};

@@ -12,7 +12,8 @@
 //!
 //! Layers, bottom-up (dependencies point one way):
 //! [`access`] (device ops and access rules) → [`ram`] (host memory) → [`region`] (region
-//! kinds) → `graph` (the mutable tree) → `render` → [`flatview`] (`layer`: per-CPU views that
+//! kinds) → `graph` (the mutable tree; [`cycle`]: aliases into their own ancestors, and the
+//! check that refuses the cycles QEMU could not render) → `render` → [`flatview`] (`layer`: per-CPU views that
 //! borrow a shared view's ranges) → `patch` (windowed view
 //! updates, QEMU's diff) → `commit` (scoped commits, listener delivery) → [`memory`]
 //! (transactions, publication; [`listener`] and [`dirty`] logging) → [`address_space`] →
