@@ -10,7 +10,7 @@
 //! container) would recurse forever; QEMU overflows its stack.
 //!
 //! So the graph allows cycles through aliases and refuses, when a change is made, any that
-//! rendering could not finish ([`probe`]):
+//! rendering could not finish (`probe`):
 //! - a path that comes back to a region at the same absolute address with a non-empty clip
 //!   (it would repeat forever);
 //! - a path that comes back to the changed region more than [`MAX_REENTRIES`] times;
