@@ -235,10 +235,25 @@ impl Graph {
             n.unsorted = false;
             n.child_index.take();
             let mut subs = std::mem::take(&mut n.subregions);
-            subs.sort_unstable_by_key(|&c| {
+            let key = |c: RegionId| {
                 let m = self.node(c);
                 (m.priority, m.seq)
-            });
+            };
+            // A few insertions after a sorted prefix (one mapping per commit) go in by binary
+            // search; a batch is sorted whole.
+            let prefix = subs
+                .windows(2)
+                .position(|w| key(w[0]) > key(w[1]))
+                .map_or(subs.len(), |i| i + 1);
+            if subs.len() - prefix <= 8 {
+                for c in subs.split_off(prefix) {
+                    let k = key(c);
+                    let at = subs.partition_point(|&s| key(s) < k);
+                    subs.insert(at, c);
+                }
+            } else {
+                subs.sort_unstable_by_key(|&c| key(c));
+            }
             self.node_mut(id).subregions = subs;
         }
     }
