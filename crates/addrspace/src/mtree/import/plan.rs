@@ -384,6 +384,8 @@ impl DumpPlan {
             address_spaces,
             regions,
             clusters: Vec::new(),
+            description: None,
+            cpu_tables: String::new(),
         })
     }
 }
