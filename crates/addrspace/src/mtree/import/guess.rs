@@ -19,8 +19,9 @@ pub enum GuessKind {
     WritableAliases,
     /// The dump shows no disabled region, and was taken for complete: `info mtree -D` of a
     /// machine with nothing disabled. Had it been captured without `-D`, disabled regions
-    /// that leave no trace (disabled aliases, disabled leaves) would be missing — the flat
-    /// views would still be right. Capture `info mtree -D`, or say `no_disabled_regions = true`.
+    /// that leave no trace (disabled aliases, disabled leaves) would be missing, and a
+    /// container that held only those would pass for an MMIO region. Capture
+    /// `info mtree -D`, or say `no_disabled_regions = true`.
     NoDisabledRegions,
 }
 
@@ -36,8 +37,10 @@ impl GuessKind {
     }
 }
 
-/// One kind of guess and the regions it concerns (distinct names, in dump order; none for
-/// [`GuessKind::NoDisabledRegions`]).
+/// One kind of guess and the regions it concerns: distinct names, most doubtful first
+/// (regions with subregions taken for pure containers smallest first, as devices are
+/// small; regions without taken for MMIO largest first, as buses and windows are large;
+/// aliases in dump order), none for [`GuessKind::NoDisabledRegions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guess {
     /// What was guessed.
@@ -58,8 +61,8 @@ impl fmt::Display for Guess {
                 return write!(
                     f,
                     "the dump shows no disabled region: taken for `info mtree -D` of a machine with nothing \
-                     disabled (without -D, disabled regions would be missing; flat views are unaffected); \
-                     capture `info mtree -D`, or say `{} = true`",
+                     disabled (without -D, disabled regions would be missing, and a container left empty would \
+                     pass for MMIO); capture `info mtree -D`, or say `{} = true`",
                     self.kind.hint_key()
                 )
             }

@@ -134,7 +134,7 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
             .or_else(|| first_named.get(name).copied())?;
         Some(of(root))
     };
-    let mut guessed: HashMap<GuessKind, Vec<&str>> = HashMap::new();
+    let mut guessed: HashMap<GuessKind, Vec<(&str, u128)>> = HashMap::new();
     let keys = keys(real.iter().map(|&i| d.lines[i].name.as_str()));
     let mut regions = Vec::with_capacity(real.len());
     for (k, &i) in real.iter().enumerate() {
@@ -145,7 +145,10 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
                 let t = target(&a.target, l.ty)
                     .ok_or_else(|| d.err(l.lineno, format!("alias target `{}` not found in the dump", a.target)))?;
                 if l.ty != Ty::Rom && !readonly.contains(name) {
-                    guessed.entry(GuessKind::WritableAliases).or_default().push(name);
+                    guessed
+                        .entry(GuessKind::WritableAliases)
+                        .or_default()
+                        .push((name, l.size));
                 }
                 Make::Alias(t, a.offset)
             }
@@ -163,7 +166,7 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
                     } else {
                         GuessKind::MmioRegions
                     };
-                    guessed.entry(kind).or_default().push(name);
+                    guessed.entry(kind).or_default().push((name, l.size));
                 }
                 let is_mmio = if has_children {
                     mmio.contains(name)
@@ -244,7 +247,15 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
     .into_iter()
     .filter(|&k| !hints.settles(k))
     .filter_map(|kind| {
-        let names = distinct(guessed.remove(&kind)?);
+        let mut names = guessed.remove(&kind)?;
+        // Most doubtful first: an `i/o` region with subregions that fills its gaps is a
+        // device (small), an empty pure container is a bus or window (large).
+        match kind {
+            GuessKind::PureContainers => names.sort_by_key(|&(_, size)| size),
+            GuessKind::MmioRegions => names.sort_by_key(|&(_, size)| std::cmp::Reverse(size)),
+            _ => {}
+        }
+        let names = distinct(names.into_iter().map(|(n, _)| n).collect());
         Some(Guess { kind, names })
     })
     .collect();
