@@ -56,6 +56,7 @@ impl fmt::Display for Guess {
     /// One compact line: what was assumed, a few of the names, and the key that settles it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.names.len();
+        let one = n == 1;
         let (what, unless) = match self.kind {
             GuessKind::NoDisabledRegions => {
                 return write!(
@@ -67,15 +68,27 @@ impl fmt::Display for Guess {
                 )
             }
             GuessKind::PureContainers => (
-                "`i/o` regions with subregions taken for pure containers",
+                if one {
+                    "`i/o` region with subregions taken for a pure container"
+                } else {
+                    "`i/o` regions with subregions taken for pure containers"
+                },
                 "those whose device callbacks fill their gaps",
             ),
             GuessKind::MmioRegions => (
-                "`i/o` regions without subregions taken for MMIO",
+                if one {
+                    "`i/o` region without subregions taken for MMIO"
+                } else {
+                    "`i/o` regions without subregions taken for MMIO"
+                },
                 "those that are empty pure containers",
             ),
             GuessKind::WritableAliases => (
-                "aliases taken as writable (the dump never shows an alias's read-only flag)",
+                if one {
+                    "alias taken as writable (the dump never shows an alias's read-only flag)"
+                } else {
+                    "aliases taken as writable (the dump never shows an alias's read-only flag)"
+                },
                 "the read-only ones",
             ),
         };

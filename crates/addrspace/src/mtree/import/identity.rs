@@ -9,7 +9,7 @@
 //! once, so the whole step is linear in the dump.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use super::parse::Dump;
@@ -70,9 +70,18 @@ impl Candidates {
 
 /// Maps every line to the line that is the same object (itself for real objects).
 pub(super) fn identities(d: &Dump<'_>) -> Result<Vec<usize>> {
+    // Only lines that look like some block's root can be its twin.
+    let wanted: HashSet<u64> = d
+        .blocks
+        .iter()
+        .map(|b| d.lines[b.root.expect("checked by parse")].sig)
+        .collect();
     let mut nested: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut group_roots: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, l) in d.lines.iter().enumerate() {
+        if !wanted.contains(&l.sig) {
+            continue;
+        }
         if l.parent.is_some() {
             nested.entry(l.sig).or_default().push(i);
         } else if d.blocks[l.block].section.is_none() {

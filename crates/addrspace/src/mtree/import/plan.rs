@@ -7,6 +7,7 @@
 //! containers are filled bottom-up (a container's children are placed before the container
 //! itself is), so that no placement walks a long chain of containers above it.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -69,24 +70,22 @@ pub struct DumpPlan {
 /// taken by another region, even one whose own name looks like `x#2`).
 fn keys<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
     let all: HashSet<&str> = names.clone().collect();
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut used: HashSet<&str> = HashSet::with_capacity(all.len());
+    let mut made: HashSet<String> = HashSet::new();
     let mut next: HashMap<&str, usize> = HashMap::new();
     names
         .map(|name| {
-            let key = if taken.contains(name) {
-                let n = next.entry(name).or_insert(2);
-                loop {
-                    let k = format!("{name}#{n}");
-                    *n += 1;
-                    if !taken.contains(&k) && !all.contains(k.as_str()) {
-                        break k;
-                    }
+            if used.insert(name) {
+                return name.to_string();
+            }
+            let n = next.entry(name).or_insert(2);
+            loop {
+                let k = format!("{name}#{n}");
+                *n += 1;
+                if !all.contains(k.as_str()) && made.insert(k.clone()) {
+                    break k;
                 }
-            } else {
-                name.to_string()
-            };
-            taken.insert(key.clone());
-            key
+            }
         })
         .collect()
 }
@@ -118,10 +117,8 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
             sections.entry(s).or_default().push(b.root.expect("checked by parse"));
         }
     }
-    let mut first_named: HashMap<&str, usize> = HashMap::new();
-    for &i in &real {
-        first_named.entry(d.lines[i].name.as_str()).or_insert(i);
-    }
+    // Targets without a section (hand-written dumps): the first line of that name.
+    let first_named: OnceCell<HashMap<&str, usize>> = OnceCell::new();
     let target = |name: &str, ty: Ty| -> Option<usize> {
         let roots = sections.get(name);
         let root = roots
@@ -131,7 +128,16 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
                     .find(|&x| d.lines[x].ty == ty)
                     .or_else(|| r.first().copied())
             })
-            .or_else(|| first_named.get(name).copied())?;
+            .or_else(|| {
+                let first = first_named.get_or_init(|| {
+                    let mut m = HashMap::new();
+                    for &i in &real {
+                        m.entry(d.lines[i].name.as_str()).or_insert(i);
+                    }
+                    m
+                });
+                first.get(name).copied()
+            })?;
         Some(of(root))
     };
     let mut guessed: HashMap<GuessKind, Vec<(&str, u128)>> = HashMap::new();
@@ -398,5 +404,15 @@ impl DumpPlan {
             description: None,
             cpu_tables: String::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_unique_even_against_names_that_look_like_keys() {
+        let names = ["a", "a", "a#2", "a", "b"];
+        let keys = super::keys(names.iter().copied());
+        assert_eq!(keys, ["a", "a#3", "a#2", "a#4", "b"]);
     }
 }
