@@ -36,6 +36,9 @@
 //! is mapped in it, in the order it is added: at equal priority, later entries win.
 //! Every error names the file, line and column, and what is wrong; loading never panics
 //! and builds nothing unless the whole file is valid.
+//!
+//! Loading costs linear time in the file (a 20 000-deep nesting or alias chain is one walk),
+//! and [`export`] writes a machine back as a board file that loads to the same machine.
 
 use std::collections::HashMap;
 use std::path::Path;
