@@ -571,8 +571,10 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         .enumerate()
         .map(|(i, r)| (r.key().get_ref().clone(), id(i)))
         .collect();
-    let mut cpu_tables = export::tables("cluster", &desc.clusters);
-    cpu_tables += &export::tables("cpu-root", &desc.cpu_roots);
+    // Kept as TOML for `export` (the CPUs' regions and spaces come back from these tables).
+    let cpu_tables = export::tables("cluster", &desc.clusters)
+        .and_then(|c| Ok(c + &export::tables("cpu-root", &desc.cpu_roots)?))
+        .map_err(|m| cx.err(0..0, m))?;
     Ok(Machine {
         memory,
         address_spaces,

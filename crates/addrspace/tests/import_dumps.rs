@@ -110,6 +110,12 @@ fn plain_dumps_that_visibly_lost_disabled_regions_are_refused_with_a_reason() {
         assert!(e.contains("without -D"), "{m}: {e}");
         assert!(e.contains("import needs `info mtree -D`"), "{m}: {e}");
     }
+    // pc's `memory-region: smram` without -D: the disabled root is left out, its child is not.
+    let smram = "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n    00000000000a0000-00000000000bffff (prio 1, i/o): alias smram-region @smram 0000000000000000-000000000001ffff\n\nmemory-region: smram\n    00000000000a0000-00000000000bffff (prio 0, ram): alias smram-low @pc.ram 00000000000a0000-00000000000bffff\n\n";
+    let e = mtree::import_dump(smram, "plain.txt", &Hints::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("plain.txt:6:") && e.contains("without -D"), "{e}");
 }
 
 #[test]

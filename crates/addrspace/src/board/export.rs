@@ -46,11 +46,13 @@ fn size(v: u128) -> String {
 
 /// `[[name]]` tables, one per item, as the loader reads them: scalar keys one per line
 /// (`id` and `name` first), lists of tables as one inline table per line.
-pub(super) fn tables<T: Serialize>(name: &str, items: &[T]) -> String {
+pub(super) fn tables<T: Serialize>(name: &str, items: &[T]) -> Result<String, String> {
     let mut out = String::new();
     for item in items {
-        let Ok(toml::Value::Table(t)) = toml::Value::try_from(item) else {
-            continue;
+        let t = match toml::Value::try_from(item) {
+            Ok(toml::Value::Table(t)) => t,
+            Ok(_) => return Err(format!("a [[{name}]] table does not serialize as a table")),
+            Err(e) => return Err(format!("cannot write a [[{name}]] table back: {e}")),
         };
         out += &format!("[[{name}]]\n");
         let first = ["id", "name"];
@@ -73,7 +75,7 @@ pub(super) fn tables<T: Serialize>(name: &str, items: &[T]) -> String {
         }
         out += "\n";
     }
-    out
+    Ok(out)
 }
 
 /// Describes a built machine as a board file: the description, regions in tree order (each

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// A kind of fact the dump does not print, and the hints-file key that settles it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum GuessKind {
     /// `i/o` regions **with** subregions were taken for pure containers (their holes fall
     /// through). One with device callbacks fills its own gaps instead: list it in

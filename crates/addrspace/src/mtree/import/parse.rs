@@ -343,15 +343,15 @@ impl Parser<'_> {
             self.dump.blocks[block].root = Some(idx);
             None
         } else {
-            if self.open.is_empty() {
-                return Err(self.err(lineno, "indented line with no parent line above it"));
-            }
             if self.open.len() < level - 1 {
-                let above = self.dump.lines[*self.open.last().expect("not empty")].lineno;
+                let above = match self.open.last() {
+                    Some(&p) => format!("line {}", self.dump.lines[p].lineno),
+                    None => format!("its block's header (line {})", self.dump.blocks[block].lineno),
+                };
                 return Err(self.err(
                     lineno,
                     format!(
-                        "line is indented {} levels below line {above}: `info mtree` without -D prints this \
+                        "line is indented {} levels below {above}: `info mtree` without -D prints this \
                          under a disabled region it leaves out; {NEEDS_D}",
                         level - self.open.len()
                     ),
