@@ -55,6 +55,7 @@ use crate::region::{RegionId, SIZE_2_64};
 
 mod export;
 mod number;
+mod order;
 pub use export::export;
 pub use number::Number;
 
@@ -299,79 +300,6 @@ pub fn load_str(text: &str, file: &str) -> Result<Machine> {
     build(&desc, &cx)
 }
 
-/// Aliases (indices with a target) ordered targets first, each visited once; `Err` holds the
-/// first alias, in file order, whose chain runs into a cycle.
-fn alias_order(targets: &[Option<usize>]) -> std::result::Result<Vec<usize>, usize> {
-    const NEW: u8 = 0;
-    const ON_PATH: u8 = 1;
-    const DONE: u8 = 2;
-    let mut state = vec![NEW; targets.len()];
-    let mut order = Vec::new();
-    let mut path = Vec::new();
-    for start in 0..targets.len() {
-        let mut x = start;
-        while let Some(t) = targets[x] {
-            match state[x] {
-                DONE => break,
-                ON_PATH => return Err(start),
-                _ => {}
-            }
-            state[x] = ON_PATH;
-            path.push(x);
-            x = t;
-        }
-        while let Some(a) = path.pop() {
-            state[a] = DONE;
-            order.push(a);
-        }
-    }
-    Ok(order)
-}
-
-/// The order in which to fill containers so that each is filled before it is placed in its
-/// own container: deepest first (file order among equals), then regions inside a
-/// containment cycle in file order (the core refuses the placement that closes it).
-fn fill_order(parent: &[Option<usize>]) -> Vec<usize> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Depth {
-        Unknown,
-        OnPath,
-        Cyclic,
-        At(usize),
-    }
-    let mut depth = vec![Depth::Unknown; parent.len()];
-    let mut path = Vec::new();
-    for start in 0..parent.len() {
-        // Walk up to a region of known depth or the top; the topmost region on the path then
-        // has depth `top` (None: the path runs into a containment cycle).
-        let mut x = start;
-        let top = loop {
-            match depth[x] {
-                Depth::At(d) => break Some(d + 1),
-                Depth::OnPath | Depth::Cyclic => break None,
-                Depth::Unknown => {}
-            }
-            depth[x] = Depth::OnPath;
-            path.push(x);
-            match parent[x] {
-                Some(p) => x = p,
-                None => break Some(0),
-            }
-        };
-        for (k, y) in path.drain(..).rev().enumerate() {
-            depth[y] = top.map_or(Depth::Cyclic, |t| Depth::At(t + k));
-        }
-    }
-    let at = |i: usize| match depth[i] {
-        Depth::At(d) => Some(d),
-        _ => None,
-    };
-    let mut order: Vec<usize> = (0..parent.len()).filter(|&i| at(i).is_some()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(at(i)));
-    order.extend((0..parent.len()).filter(|&i| at(i).is_none()));
-    order
-}
-
 fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     // Unique ids.
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -427,7 +355,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     }
     // Alias cycles: each alias walked once (a chain of 20 000 aliases is one walk); the
     // error names the first alias, in file order, that leads into a cycle.
-    let aliases = alias_order(&targets).map_err(|start| {
+    let aliases = order::alias_order(&targets).map_err(|start| {
         let r = &desc.regions[start];
         cx.err(
             r.target.as_ref().map_or(r.name.span(), |t| t.span()),
@@ -543,7 +471,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             ids[a] = Some(id);
         }
         let id = |i: usize| ids[i].expect("all built");
-        for ci in fill_order(&parent) {
+        for ci in order::fill_order(&parent) {
             for p in &desc.regions[ci].subregions {
                 let k = index[p.region.get_ref().as_str()];
                 let addr = cx.u64(&p.addr, "addr")?;
