@@ -2,15 +2,18 @@
 //!
 //! `addrspace demo` prints a built-in example machine; `addrspace mtree` prints any machine
 //! (a board file or an imported QEMU `info mtree -D` dump) the way QEMU's `info mtree` does;
-//! `addrspace board` turns a QEMU dump into a board file; `addrspace soak` plugs and unplugs
-//! CPUs while readers run and checks that nothing is left behind.
+//! `addrspace board` writes a machine (a board file or a QEMU dump) as a board file;
+//! `addrspace soak` plugs and unplugs CPUs while readers run and checks that nothing is left
+//! behind. What an import had to guess goes to stderr, once; `--check` compares the flat
+//! views with a QEMU capture.
 
+mod check;
 mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use addrspace::mtree::{self, FlatOptions, Hints, TreeOptions};
+use addrspace::mtree::{self, FlatOptions, Guess, Hints, TreeOptions};
 use addrspace::{board, Machine};
 use clap::{Args, Parser, Subcommand};
 
@@ -30,8 +33,13 @@ enum Command {
     Demo,
     /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `--json`).
     Mtree(MtreeArgs),
-    /// Convert a QEMU `info mtree -D` dump into a board file on stdout.
-    Board(SourceArgs),
+    /// Write a machine as a board file on stdout: from a board file, or from a QEMU dump.
+    ///
+    /// From a board file (BOARD), everything it says is written back — regions, address
+    /// spaces, description, [[cluster]] and [[cpu-root]] tables — so the result prints the
+    /// same `mtree`, `mtree -D` and `mtree -f`. With --from-qemu DUMP, an `info mtree -D`
+    /// dump (`-o` accepted) is converted into a board file.
+    Board(BoardArgs),
     /// Plug and unplug a CPU many times while reader threads run; print every live-object
     /// counter before and after and fail on any growth.
     Soak(SoakArgs),
@@ -53,12 +61,23 @@ struct SoakArgs {
 struct SourceArgs {
     /// A board file (TOML).
     board: Option<PathBuf>,
-    /// Import a QEMU `info mtree -D` dump instead of a board file.
-    #[arg(long, value_name = "FILE")]
+    /// Import a QEMU `info mtree -D` dump (`info mtree -D -o` too) instead of a board file.
+    #[arg(long, value_name = "DUMP")]
     from_qemu: Option<PathBuf>,
-    /// Hints for the import (TOML: mmio_containers, pure_containers, readonly, address_space_order).
+    /// What the dump does not say (TOML: mmio_containers, pure_containers, readonly,
+    /// address_space_order, no_disabled_regions). Without it, the import says what it guessed.
     #[arg(long, value_name = "HINTS.toml")]
     hints: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BoardArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Also compare the machine's flat views with a captured `info mtree -f` (block order
+    /// and FlatView numbers ignored): differing lines go to stderr, exit status 1 if any.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -77,13 +96,35 @@ struct MtreeArgs {
     /// Print the same information as JSON.
     #[arg(long)]
     json: bool,
+    /// Instead of printing, compare the machine's `info mtree -f` with a captured one (block
+    /// order and FlatView numbers ignored): print the differing lines, exit status 1 if any.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["disabled", "dispatch", "json"])]
+    check: Option<PathBuf>,
 }
 
 fn read(path: &PathBuf) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
-fn load(src: &SourceArgs) -> Result<Machine, String> {
+/// What a command writes, and whether it succeeded.
+struct Outcome {
+    stdout: String,
+    stderr: String,
+    ok: bool,
+}
+
+impl Outcome {
+    fn out(stdout: String) -> Outcome {
+        Outcome {
+            stdout,
+            stderr: String::new(),
+            ok: true,
+        }
+    }
+}
+
+/// Builds the machine; returns what an import guessed, as lines for stderr.
+fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
     // Checked here rather than by clap, whose `requires` is skipped next to a conflicting
     // positional argument.
     match (&src.board, &src.from_qemu) {
@@ -99,13 +140,48 @@ fn load(src: &SourceArgs) -> Result<Machine, String> {
             Some(h) => Hints::from_toml(&read(h)?, &h.display().to_string()).map_err(|e| e.to_string())?,
             None => Hints::default(),
         };
-        return mtree::import_dump(&read(dump)?, &dump.display().to_string(), &hints).map_err(|e| e.to_string());
+        let name = dump.display().to_string();
+        let (machine, guesses) =
+            mtree::import_dump_with_report(&read(dump)?, &name, &hints).map_err(|e| e.to_string())?;
+        return Ok((machine, report(&name, &guesses)));
     }
     let path = src.board.as_ref().expect("checked above");
-    board::load_file(path).map_err(|e| e.to_string())
+    Ok((board::load_file(path).map_err(|e| e.to_string())?, String::new()))
 }
 
-fn run(cli: Cli) -> Result<String, String> {
+/// What an import guessed, once, compactly, with how to say it instead.
+fn report(dump: &str, guesses: &[Guess]) -> String {
+    if guesses.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("addrspace: {dump} does not say everything; the import guessed:\n");
+    for g in guesses {
+        s += &format!("  - {g}\n");
+    }
+    let keys: Vec<String> = guesses
+        .iter()
+        .map(|g| match g.kind.hint_key() {
+            "no_disabled_regions" => "no_disabled_regions = true".to_string(),
+            k => format!("{k} = [..]"),
+        })
+        .collect();
+    let lists = keys.iter().any(|k| k.ends_with("[..]"));
+    s += &format!(
+        "  Say what you know with --hints FILE (TOML: {}{}),\n  \
+         and compare with QEMU's `info mtree -f` using --check FILE.\n",
+        keys.join(", "),
+        if lists { "; an empty list means none" } else { "" }
+    );
+    s
+}
+
+/// `--check FILE` against the machine's flat views.
+fn compare(m: &Machine, file: &PathBuf) -> Result<check::Check, String> {
+    let ours = mtree::print_flat(&m.memory, &FlatOptions::default());
+    check::check(&ours, &read(file)?, &file.display().to_string())
+}
+
+fn run(cli: Cli) -> Result<Outcome, String> {
     match cli.command {
         Command::Demo => {
             let m = board::load_str(DEMO_BOARD, "boards/pc.toml").map_err(|e| e.to_string())?;
@@ -113,12 +189,24 @@ fn run(cli: Cli) -> Result<String, String> {
             out += &mtree::print_tree(&m.memory, &TreeOptions::default());
             out += "== info mtree -f ==\n";
             out += &mtree::print_flat(&m.memory, &FlatOptions::default());
-            Ok(out)
+            Ok(Outcome::out(out))
         }
         Command::Mtree(a) => {
-            let m = load(&a.source)?;
+            let (m, guessed) = load(&a.source)?;
+            if let Some(file) = &a.check {
+                let c = compare(&m, file)?;
+                return Ok(Outcome {
+                    stdout: if c.same { format!("{}\n", c.summary) } else { c.diff },
+                    stderr: if c.same {
+                        guessed
+                    } else {
+                        format!("{guessed}addrspace: {}\n", c.summary)
+                    },
+                    ok: c.same,
+                });
+            }
             let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").map_err(|e| e.to_string());
-            Ok(match (a.flat, a.json) {
+            let stdout = match (a.flat, a.json) {
                 (true, false) => mtree::print_flat(&m.memory, &FlatOptions { dispatch: a.dispatch }),
                 (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(
                     &m.memory,
@@ -129,14 +217,33 @@ fn run(cli: Cli) -> Result<String, String> {
                     &m.memory,
                     &TreeOptions { disabled: a.disabled },
                 )))?,
+            };
+            Ok(Outcome {
+                stdout,
+                stderr: guessed,
+                ok: true,
             })
         }
-        Command::Board(src) => Ok(board::export(&load(&src)?)),
+        Command::Board(a) => {
+            let (m, mut stderr) = load(&a.source)?;
+            let mut ok = true;
+            if let Some(file) = &a.check {
+                let c = compare(&m, file)?;
+                stderr += &c.diff;
+                stderr += &format!("addrspace: {}\n", c.summary);
+                ok = c.same;
+            }
+            Ok(Outcome {
+                stdout: board::export(&m),
+                stderr,
+                ok,
+            })
+        }
         Command::Soak(a) => {
             let m = board::load_file(&a.board).map_err(|e| e.to_string())?;
             let (report, ok) = soak::soak(m, a.cycles, a.readers)?;
             if ok {
-                Ok(report)
+                Ok(Outcome::out(report))
             } else {
                 Err(format!("{report}live objects grew"))
             }
@@ -147,8 +254,13 @@ fn run(cli: Cli) -> Result<String, String> {
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            if out.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("addrspace: {e}");

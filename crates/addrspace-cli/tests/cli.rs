@@ -2,108 +2,10 @@
 //! the same information as text, errors go to stderr with the file (and line) named, and
 //! `addrspace board` output loads back to the same machine.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
 use addrspace::mtree::canonical;
-
-/// The four QEMU captures under `tests/fixtures/qemu`.
-const MACHINES: [&str; 4] = [
-    "x86-pc-512M",
-    "x86-pc-512M-after-bios",
-    "arm-virt-a57-smp2-1G",
-    "arm-mps2-an385",
-];
-
-/// `mtree` flags and the capture each one reproduces.
-const VARIANTS: [(&[&str], &str); 4] = [
-    (&[], "mtree.txt"),
-    (&["-D"], "mtree-D.txt"),
-    (&["-f"], "mtree-f.txt"),
-    (&["-f", "-D"], "mtree-f-D.txt"),
-];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
-}
-
-fn fixture(machine: &str, file: &str) -> String {
-    format!("tests/fixtures/qemu/{machine}/{file}")
-}
-
-fn read(rel: &str) -> String {
-    std::fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
-}
-
-/// Runs the binary from the repository root (so fixture paths are relative).
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_addrspace"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("run addrspace")
-}
-
-/// Runs the binary, expecting success, nothing on stderr and `\n`-only line ends.
-fn run_ok(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "addrspace {args:?} failed ({}): {stderr}",
-        out.status
-    );
-    assert!(stderr.is_empty(), "addrspace {args:?} wrote to stderr: {stderr}");
-    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    assert!(!stdout.contains('\r'), "addrspace {args:?}: output has a CR");
-    assert!(
-        stdout.ends_with('\n'),
-        "addrspace {args:?}: output does not end with a newline"
-    );
-    stdout
-}
-
-/// Runs the binary, expecting failure with empty stdout; returns stderr.
-fn run_err(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8(out.stderr).expect("stderr is UTF-8");
-    assert!(!out.status.success(), "addrspace {args:?} should fail");
-    assert!(
-        out.stdout.is_empty(),
-        "addrspace {args:?}: stdout should be empty on error"
-    );
-    assert!(!stderr.trim().is_empty(), "addrspace {args:?}: no error message");
-    stderr
-}
-
-/// `mtree --from-qemu <machine>/mtree-D.txt --hints <machine>/hints.toml <extra>`.
-fn from_qemu(machine: &str, extra: &[&str]) -> String {
-    let dump = fixture(machine, "mtree-D.txt");
-    let hints = fixture(machine, "hints.toml");
-    let mut args = vec!["mtree", "--from-qemu", &dump, "--hints", &hints];
-    args.extend_from_slice(extra);
-    run_ok(&args)
-}
-
-/// Blank-line-separated blocks of a text dump, as lists of lines.
-fn blocks(text: &str) -> Vec<Vec<&str>> {
-    text.split("\n\n")
-        .map(|b| b.trim_matches('\n'))
-        .filter(|b| !b.is_empty())
-        .map(|b| b.lines().collect())
-        .collect()
-}
-
-fn tempfile_with(contents: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp file");
-    f.write_all(contents.as_bytes()).unwrap();
-    f.flush().unwrap();
-    f
-}
+use common::*;
 
 // ---------------------------------------------------------------------------------------
 
@@ -391,20 +293,62 @@ fn board_from_qemu_loads_back_identically() {
     }
 }
 
+/// Every board in `boards/` (globbed: new boards are covered too).
+fn boards() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("boards"))
+        .expect("boards/")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".toml"))
+        .map(|n| format!("boards/{n}"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 6, "{v:?}");
+    v
+}
+
 #[test]
 fn board_from_board_file_loads_back_identically() {
-    for board in ["boards/pc.toml", "boards/virt.toml"] {
-        let exported = run_ok(&["board", board]);
+    for board in boards() {
+        let exported = run_ok(&["board", &board]);
         let f = tempfile_with(&exported);
         let path = f.path().to_str().unwrap();
-        for flags in [&["-D"][..], &["-f"]] {
-            let mut a = vec!["mtree", board];
+        for flags in [&[][..], &["-D"], &["-f"]] {
+            let mut a = vec!["mtree", board.as_str()];
             a.extend_from_slice(flags);
             let mut b = vec!["mtree", path];
             b.extend_from_slice(flags);
             assert_eq!(run_ok(&b), run_ok(&a), "{board} {flags:?}");
         }
+        // What the graph cannot say comes back too.
+        let original = read(&board);
+        // ... and what the CPUs build is not exported as plain regions and spaces.
+        for table in [
+            "[[cluster]]",
+            "[[cpu-root]]",
+            "description = ",
+            "[[address-space]]",
+            "[[region]]",
+        ] {
+            assert_eq!(
+                original.matches(table).count(),
+                exported.matches(table).count(),
+                "{board}: {table}"
+            );
+        }
+        assert_eq!(
+            run_ok(&["board", path]),
+            exported,
+            "{board}: export is not a fixed point"
+        );
     }
+}
+
+#[test]
+fn board_help_says_it_takes_a_board_file_or_a_dump() {
+    let help = run_ok(&["board", "--help"]);
+    assert!(help.contains("from a board file, or from a QEMU dump"), "{help}");
+    assert!(help.contains("--from-qemu"), "{help}");
+    assert!(help.contains("--check"), "{help}");
 }
 
 /// The per-CPU boards print the view sharing QEMU 10.0.2 shows for the machines they model.

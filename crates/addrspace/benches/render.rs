@@ -5,13 +5,28 @@
 //! * `alias`: n aliases, half onto 4 KiB windows of one big RAM block, half onto windows of
 //!   a 64-device I/O bank (each alias re-walks part of the bank).
 //!
+//! And loading what describes such trees, then printing `info mtree -f`:
+//!
+//! * `import/siblings/N`: a QEMU dump of one container with N RAM siblings at mixed
+//!   priorities (two per address, equal priorities overlapping at different addresses);
+//! * `import/nested/20000`: a dump of 20 000 nested containers (400 MB of indentation);
+//! * `board/nested/20000` and `board/alias-chain/20000`: board files, the same depth as
+//!   nested containers and as a chain of aliases.
+//!
+//! Their summary lines split the time: `plan_ns` is the importer's own work
+//! (`mtree::plan_dump`), `build_ns` the calls on `Memory` (`DumpPlan::build`: regions,
+//! placements, the commit's render), `print_ns` the `-f` printer.
+//!
 //! Run: `cargo bench -p addrspace --bench render`. Besides criterion's report, the run ends
 //! with one line per case, `render/SHAPE/N ours_ns=…`, and the growth factor per 10x.
 
+use std::cmp::Reverse;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use addrspace::{Memory, RegionId, Unassigned, SIZE_2_64};
+use addrspace::mtree::{self, FlatOptions, Hints};
+use addrspace::{board, Memory, RegionId, Unassigned, SIZE_2_64};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
 fn flat(n: usize) -> (Memory, RegionId) {
@@ -84,6 +99,86 @@ fn alias_heavy(n: usize) -> (Memory, RegionId) {
     (m, sys)
 }
 
+/// A dump of one container with `n` RAM siblings at mixed priorities, printed as QEMU does
+/// (by address, then priority, higher first).
+fn siblings_dump(n: usize) -> String {
+    let mut sibs: Vec<(u64, i32, u64, usize)> = (0..n)
+        .map(|i| {
+            let addr = (i as u64 / 2) * 0x1000;
+            let prio = (i * 7 % 5) as i32 - 2;
+            (addr, prio, 0x1000 * (1 + i as u64 % 8), i)
+        })
+        .collect();
+    sibs.sort_by_key(|&(addr, prio, _, _)| (addr, Reverse(prio)));
+    let mut s = String::from("address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n");
+    for (addr, prio, size, i) in sibs {
+        let _ = writeln!(s, "    {addr:016x}-{:016x} (prio {prio}, ram): ram{i}", addr + size - 1);
+    }
+    s + "\n"
+}
+
+/// A dump of `depth` nested containers with a RAM region at the bottom.
+fn nested_dump(depth: usize) -> String {
+    let mut s = String::from("address-space: memory\n");
+    for d in 1..=depth {
+        let indent = "  ".repeat(d);
+        let _ = writeln!(s, "{indent}0000000000000000-ffffffffffffffff (prio 0, i/o): level{d}");
+    }
+    let _ = writeln!(
+        s,
+        "{}0000000000000000-0000000000000fff (prio 0, ram): ram\n",
+        "  ".repeat(depth + 1)
+    );
+    s
+}
+
+/// A board file of `depth` nested containers, listed top-down.
+fn nested_board(depth: usize) -> String {
+    let mut s = String::new();
+    for d in 0..depth {
+        let inner = if d + 1 < depth {
+            format!("level{}", d + 1)
+        } else {
+            "ram".into()
+        };
+        let _ = writeln!(
+            s,
+            "[[region]]\nname = \"level{d}\"\ntype = \"container\"\nsize = \"1T\"\nsubregions = [{{ region = \"{inner}\", addr = \"0x1000\" }}]\n"
+        );
+    }
+    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"level0\"\n"
+}
+
+/// A board file with a chain of `n` aliases (`a0` in system, `aK` an alias of `aK+1`).
+fn alias_chain_board(n: usize) -> String {
+    let mut s = String::from(
+        "[[region]]\nname = \"system\"\ntype = \"container\"\nsize = \"2^64\"\nsubregions = [{ region = \"a0\" }]\n\n",
+    );
+    for k in 0..n {
+        let target = if k + 1 < n { format!("a{}", k + 1) } else { "ram".into() };
+        let _ = writeln!(
+            s,
+            "[[region]]\nname = \"a{k}\"\ntype = \"alias\"\ntarget = \"{target}\"\nsize = \"4K\"\n"
+        );
+    }
+    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"system\"\n"
+}
+
+/// Import and print `-f`, as `addrspace mtree --from-qemu DUMP -f` does.
+fn import_and_print(text: &str) -> String {
+    let m = mtree::import_dump(text, "bench", &Hints::default()).unwrap();
+    mtree::print_flat(&m.memory, &FlatOptions::default())
+}
+
+/// Load and print `-f`, as `addrspace mtree BOARD -f` does.
+fn load_and_print(text: &str) -> String {
+    let m = board::load_str(text, "bench.toml").unwrap();
+    mtree::print_flat(&m.memory, &FlatOptions::default())
+}
+
+const SIBLINGS: [usize; 3] = [10_000, 100_000, 200_000];
+const DEPTH: usize = 20_000;
+
 type Builder = fn(usize) -> (Memory, RegionId);
 const SHAPES: [(&str, Builder); 3] = [("flat", flat), ("nested", nested), ("alias", alias_heavy)];
 const SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
@@ -101,6 +196,30 @@ fn bench(c: &mut Criterion) {
         }
         g.finish();
     }
+    let mut g = c.benchmark_group("import");
+    g.sample_size(10);
+    for n in SIBLINGS {
+        let text = siblings_dump(n);
+        g.bench_with_input(BenchmarkId::new("siblings", n), &n, |b, _| {
+            b.iter(|| import_and_print(&text))
+        });
+    }
+    let text = nested_dump(DEPTH);
+    g.bench_with_input(BenchmarkId::new("nested", DEPTH), &DEPTH, |b, _| {
+        b.iter(|| import_and_print(&text))
+    });
+    g.finish();
+    let mut g = c.benchmark_group("board");
+    g.sample_size(10);
+    for (name, text) in [
+        ("nested", nested_board(DEPTH)),
+        ("alias-chain", alias_chain_board(DEPTH)),
+    ] {
+        g.bench_with_input(BenchmarkId::new(name, DEPTH), &DEPTH, |b, _| {
+            b.iter(|| load_and_print(&text))
+        });
+    }
+    g.finish();
 }
 
 /// Median of repeated renders, for the summary lines.
@@ -134,6 +253,65 @@ fn summary() {
     }
 }
 
+/// Median of `reps` runs of `f`, in ns.
+fn median(reps: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut t: Vec<f64> = (0..reps).map(|_| f()).collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[reps / 2]
+}
+
+fn ns(since: Instant) -> f64 {
+    since.elapsed().as_nanos() as f64
+}
+
+/// Import cases, phase by phase (median of 7 each).
+fn import_summary() {
+    println!("\nimport summary (median of 7; plan = importer, build = Memory calls, print = -f printer):");
+    let mut cases: Vec<(String, String)> = SIBLINGS
+        .iter()
+        .map(|&n| (format!("import/siblings/{n}"), siblings_dump(n)))
+        .collect();
+    cases.push((format!("import/nested/{DEPTH}"), nested_dump(DEPTH)));
+    for (case, text) in &cases {
+        let hints = Hints::default();
+        let plan = median(7, || {
+            let t = Instant::now();
+            std::hint::black_box(mtree::plan_dump(text, "bench", &hints).unwrap());
+            ns(t)
+        });
+        let p = mtree::plan_dump(text, "bench", &hints).unwrap();
+        let build = median(7, || {
+            let t = Instant::now();
+            let m = p.build().unwrap();
+            let e = ns(t);
+            drop(m);
+            e
+        });
+        let m = p.build().unwrap();
+        let print = median(7, || {
+            let t = Instant::now();
+            std::hint::black_box(mtree::print_flat(&m.memory, &FlatOptions::default()));
+            ns(t)
+        });
+        let total = plan + build + print;
+        println!(
+            "{case} ours_ns={total:.0} baseline_ns=- speedup=- plan_ns={plan:.0} build_ns={build:.0} print_ns={print:.0} regions={}",
+            p.regions()
+        );
+    }
+    for (case, text) in [
+        (format!("board/nested/{DEPTH}"), nested_board(DEPTH)),
+        (format!("board/alias-chain/{DEPTH}"), alias_chain_board(DEPTH)),
+    ] {
+        let total = median(7, || {
+            let t = Instant::now();
+            std::hint::black_box(load_and_print(&text));
+            ns(t)
+        });
+        println!("{case} ours_ns={total:.0} baseline_ns=- speedup=-");
+    }
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
@@ -145,5 +323,6 @@ fn main() {
         .any(|a| !a.starts_with('-') && a.parse::<f64>().is_err());
     if !filtered {
         summary();
+        import_summary();
     }
 }

@@ -36,19 +36,28 @@
 //! is mapped in it, in the order it is added: at equal priority, later entries win.
 //! Every error names the file, line and column, and what is wrong; loading never panics
 //! and builds nothing unless the whole file is valid.
+//!
+//! Loading costs linear time in the file (a 20 000-deep nesting or alias chain is one walk),
+//! and [`export`] writes a machine back as a board file that loads to the same machine.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::access::{OpenBus, RegionOps, Unassigned};
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::memory::Memory;
-use crate::region::{Backend, RegionId, RegionKind, SIZE_2_64};
+use crate::region::{RegionId, SIZE_2_64};
+
+mod export;
+mod number;
+mod order;
+pub use export::export;
+pub use number::Number;
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -56,82 +65,6 @@ pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
     (line, col)
-}
-
-/// A number written as a TOML integer or as a string (`"0x1000"`, `"64K"`, `"2^64"`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Number {
-    /// A TOML integer.
-    Int(i64),
-    /// A string: decimal, `0x` hex, `2^N`, with an optional K/M/G/T/P/E binary suffix.
-    Str(String),
-}
-
-impl<'de> Deserialize<'de> for Number {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Number, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Number;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a number: an integer, or a string such as \"0x1000\", \"64K\" or \"2^64\"")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Number, E> {
-                Ok(Number::Int(v))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Number, E> {
-                Ok(i64::try_from(v)
-                    .map(Number::Int)
-                    .unwrap_or_else(|_| Number::Str(v.to_string())))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Number, E> {
-                Ok(Number::Str(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl Number {
-    /// The value, or a description of what is wrong with it.
-    pub fn value(&self) -> std::result::Result<u128, String> {
-        match self {
-            Number::Int(v) => u128::try_from(*v).map_err(|_| format!("negative value {v}")),
-            Number::Str(s) => parse_number(s),
-        }
-    }
-}
-
-fn parse_number(s: &str) -> std::result::Result<u128, String> {
-    let t: String = s.trim().chars().filter(|&c| c != '_').collect();
-    let bad = || format!("`{s}` is not a number (use 4096, \"0x1000\", \"4K\", \"2^64\")");
-    if let Some(e) = t.strip_prefix("2^") {
-        let e: u32 = e.parse().map_err(|_| bad())?;
-        return if e <= 64 {
-            Ok(1u128 << e)
-        } else {
-            Err(format!("`{s}` exceeds 2^64"))
-        };
-    }
-    let lower = t.to_ascii_lowercase();
-    let body = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b'))
-        .unwrap_or(&lower);
-    let (digits, shift) = match body.chars().last() {
-        Some(c @ ('k' | 'm' | 'g' | 't' | 'p' | 'e')) if !body.starts_with("0x") || c != 'e' => {
-            let shift = 10 * (1 + "kmgtpe".find(c).expect("listed") as u32);
-            (&body[..body.len() - 1], shift)
-        }
-        _ => (body, 0),
-    };
-    let v = match digits.strip_prefix("0x") {
-        Some(h) => u128::from_str_radix(h, 16),
-        None => digits.parse::<u128>(),
-    }
-    .map_err(|_| bad())?;
-    v.checked_shl(shift)
-        .filter(|r| r >> shift == v)
-        .ok_or_else(|| format!("`{s}` exceeds 2^64"))
 }
 
 /// One entry of a container's `subregions` list.
@@ -179,7 +112,7 @@ pub enum RegionType {
 }
 
 /// Built-in device behaviours for `io` and `rom-device` regions.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpsKind {
     /// Every access fails with a decode error (QEMU's `unassigned_mem_ops`).
@@ -420,21 +353,15 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             return Err(cx.err(r.name.span(), "`ops` is only for `io` and `rom-device` regions"));
         }
     }
-    // Alias cycles.
-    for start in 0..desc.regions.len() {
-        let mut seen = HashSet::new();
-        let mut x = start;
-        while let Some(t) = targets[x] {
-            if !seen.insert(x) {
-                let r = &desc.regions[start];
-                return Err(cx.err(
-                    r.target.as_ref().map_or(r.name.span(), |t| t.span()),
-                    format!("alias cycle through `{}`", r.key().get_ref()),
-                ));
-            }
-            x = t;
-        }
-    }
+    // Alias cycles: each alias walked once (a chain of 20 000 aliases is one walk); the
+    // error names the first alias, in file order, that leads into a cycle.
+    let aliases = order::alias_order(&targets).map_err(|start| {
+        let r = &desc.regions[start];
+        cx.err(
+            r.target.as_ref().map_or(r.name.span(), |t| t.span()),
+            format!("alias cycle through `{}`", r.key().get_ref()),
+        )
+    })?;
     // Placements: each region in at most one container; addresses in range.
     let mut parent: Vec<Option<usize>> = vec![None; desc.regions.len()];
     for (ci, c) in desc.regions.iter().enumerate() {
@@ -480,71 +407,80 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     for s in &desc.spaces {
         lookup(&s.root, "address-space root")?;
     }
-    // Build. Library errors (cycles, host memory) are reported at the region's line.
+    // Build. Library errors (cycles, host memory) are reported at the region's line. Each
+    // region gets its flags while nothing can see it, aliases come after their targets, and
+    // containers are filled bottom-up, so no step walks a long chain of containers above it.
     let memory = Memory::new();
     let mut ids: Vec<Option<RegionId>> = vec![None; desc.regions.len()];
     let at = |i: usize, e: Error| cx.err(desc.regions[i].key().span(), e.to_string());
-    for (i, r) in desc.regions.iter().enumerate() {
-        let name = r.name.get_ref().as_str();
-        let ops = || ops_for(r.ops.unwrap_or_default());
-        let made = match r.ty {
-            RegionType::Container => memory.container(name, sizes[i]),
-            RegionType::Ram => memory.ram(name, sizes[i]),
-            RegionType::Rom => memory.rom(name, sizes[i]),
-            RegionType::RomDevice => memory.rom_device(name, sizes[i], ops()),
-            RegionType::RamDevice => memory.ram_device(name, sizes[i]),
-            RegionType::Io => memory.io(name, sizes[i], ops()),
-            RegionType::Reservation => memory.reservation(name, sizes[i]),
-            RegionType::Alias => continue,
-        };
-        ids[i] = Some(made.map_err(|e| at(i, e))?);
-    }
-    for start in 0..desc.regions.len() {
-        let mut chain = Vec::new();
-        let mut x = start;
-        while ids[x].is_none() {
-            chain.push(x);
-            x = targets[x].expect("only aliases are not built yet");
-        }
-        while let Some(a) = chain.pop() {
-            let r = &desc.regions[a];
-            let offset = r.offset.as_ref().map_or(Ok(0), |o| cx.u64(o, "alias offset"))?;
-            let target = ids[targets[a].expect("alias")].expect("built");
-            ids[a] = Some(
-                memory
-                    .alias(r.name.get_ref(), target, offset, sizes[a])
-                    .map_err(|e| at(a, e))?,
-            );
-        }
-    }
-    let id = |i: usize| ids[i].expect("all built");
     {
         let tx = memory.transaction();
-        for (i, r) in desc.regions.iter().enumerate() {
-            for p in &r.subregions {
-                let k = index[p.region.get_ref().as_str()];
-                let addr = cx.u64(&p.addr, "addr")?;
-                tx.add_subregion_overlap(id(i), addr, id(k), p.priority)
-                    .map_err(|e| cx.err(p.region.span(), e.to_string()))?;
-            }
+        let flags = |i: usize, id: RegionId| -> Result<()> {
+            let r = &desc.regions[i];
             let set = |r: Result<()>| r.map_err(|e| at(i, e));
             if parent[i].is_none() {
                 if let Some(a) = &r.addr {
-                    set(tx.set_address(id(i), cx.u64(a, "addr")?))?;
+                    set(tx.set_address(id, cx.u64(a, "addr")?))?;
                 }
                 if let Some(p) = &r.priority {
-                    set(tx.set_priority(id(i), *p.get_ref()))?;
+                    set(tx.set_priority(id, *p.get_ref()))?;
                 }
             }
-            set(tx.set_readonly(id(i), r.readonly || r.ty == RegionType::Rom))?;
-            set(tx.set_nonvolatile(id(i), r.nonvolatile))?;
-            set(tx.set_unmergeable(id(i), r.unmergeable))?;
-            if r.ty == RegionType::RomDevice {
-                set(tx.set_romd(id(i), r.romd))?;
+            if r.readonly && r.ty != RegionType::Rom {
+                set(tx.set_readonly(id, true))?;
             }
-            set(tx.set_enabled(id(i), r.enabled))?;
+            if r.nonvolatile {
+                set(tx.set_nonvolatile(id, true))?;
+            }
+            if r.unmergeable {
+                set(tx.set_unmergeable(id, true))?;
+            }
+            if r.ty == RegionType::RomDevice && !r.romd {
+                set(tx.set_romd(id, false))?;
+            }
+            if !r.enabled {
+                set(tx.set_enabled(id, false))?;
+            }
+            Ok(())
+        };
+        for (i, r) in desc.regions.iter().enumerate() {
+            let name = r.name.get_ref().as_str();
+            let ops = || ops_for(r.ops.unwrap_or_default());
+            let made = match r.ty {
+                RegionType::Container => memory.container(name, sizes[i]),
+                RegionType::Ram => memory.ram(name, sizes[i]),
+                RegionType::Rom => memory.rom(name, sizes[i]),
+                RegionType::RomDevice => memory.rom_device(name, sizes[i], ops()),
+                RegionType::RamDevice => memory.ram_device(name, sizes[i]),
+                RegionType::Io => memory.io(name, sizes[i], ops()),
+                RegionType::Reservation => memory.reservation(name, sizes[i]),
+                RegionType::Alias => continue,
+            };
+            let id = made.map_err(|e| at(i, e))?;
+            flags(i, id)?;
+            ids[i] = Some(id);
+        }
+        for &a in &aliases {
+            let r = &desc.regions[a];
+            let offset = r.offset.as_ref().map_or(Ok(0), |o| cx.u64(o, "alias offset"))?;
+            let target = ids[targets[a].expect("alias")].expect("targets come first");
+            let id = memory
+                .alias(r.name.get_ref(), target, offset, sizes[a])
+                .map_err(|e| at(a, e))?;
+            flags(a, id)?;
+            ids[a] = Some(id);
+        }
+        let id = |i: usize| ids[i].expect("all built");
+        for ci in order::fill_order(&parent) {
+            for p in &desc.regions[ci].subregions {
+                let k = index[p.region.get_ref().as_str()];
+                let addr = cx.u64(&p.addr, "addr")?;
+                tx.add_subregion_overlap(id(ci), addr, id(k), p.priority)
+                    .map_err(|e| cx.err(p.region.span(), e.to_string()))?;
+            }
         }
     }
+    let id = |i: usize| ids[i].expect("all built");
     let mut address_spaces = Vec::new();
     {
         // One commit for all: per-CPU views then borrow from whichever views they show.
@@ -563,174 +499,23 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         .enumerate()
         .map(|(i, r)| (r.key().get_ref().clone(), id(i)))
         .collect();
+    // Kept as TOML for `export` (the CPUs' regions and spaces come back from these tables).
+    let cpu_tables = export::tables("cluster", &desc.clusters)
+        .and_then(|c| Ok(c + &export::tables("cpu-root", &desc.cpu_roots)?))
+        .map_err(|m| cx.err(0..0, m))?;
     Ok(Machine {
         memory,
         address_spaces,
         regions,
         clusters,
+        description: desc.description.clone(),
+        cpu_tables,
     })
-}
-
-/// Describes a built machine as a board file: regions in tree order (each address space's
-/// root, then what is mapped in it, by address), subregions listed in the order that
-/// reproduces their precedence. Loading the result rebuilds an equivalent machine: same
-/// trees, same views.
-pub fn export(machine: &Machine) -> String {
-    let mem = &machine.memory;
-    let info = |id: RegionId| mem.region_info(id).expect("live region");
-    // Tree order: roots of address spaces, depth first by address; then everything else.
-    let mut order: Vec<RegionId> = Vec::new();
-    let mut seen: HashSet<RegionId> = HashSet::new();
-    let mut starts: Vec<RegionId> = machine.address_spaces.iter().map(|a| a.root()).collect();
-    starts.extend(mem.regions());
-    let mut i = 0;
-    while i < starts.len() {
-        let mut stack = vec![starts[i]];
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
-            order.push(id);
-            let ri = info(id);
-            if let Some((t, _)) = ri.alias {
-                starts.push(t);
-            }
-            let mut kids = ri.subregions.clone();
-            kids.sort_by_key(|&c| std::cmp::Reverse(info(c).addr));
-            stack.extend(kids);
-        }
-        i += 1;
-    }
-    // Keys: the name when it is free, else name#2, name#3... (never a key already taken,
-    // even by a region whose own name looks like `x#2`).
-    let names: HashSet<String> = order.iter().map(|&id| info(id).name).collect();
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut key_of: HashMap<RegionId, String> = HashMap::new();
-    for &id in &order {
-        let name = info(id).name;
-        let key = if taken.contains(&name) {
-            (2..)
-                .map(|n| format!("{name}#{n}"))
-                .find(|k| !taken.contains(k) && !names.contains(k))
-                .expect("an unused suffix exists")
-        } else {
-            name
-        };
-        taken.insert(key.clone());
-        key_of.insert(id, key);
-    }
-    let q = |v: &str| toml::Value::String(v.to_string()).to_string();
-    let num = |v: u128| {
-        if v == SIZE_2_64 {
-            q("2^64")
-        } else if v == 0 {
-            "0".to_string()
-        } else {
-            q(&format!("{v:#x}"))
-        }
-    };
-    let size = |v: u128| match (0..6)
-        .rev()
-        .find(|&k| v >= 1 << (10 * (k + 1)) && v % (1 << (10 * (k + 1))) == 0)
-    {
-        _ if v == SIZE_2_64 => q("2^64"),
-        Some(k) => q(&format!("{}{}", v >> (10 * (k + 1)), &"KMGTPE"[k..k + 1])),
-        None => num(v),
-    };
-    let mut out = String::new();
-    for &id in &order {
-        let ri = info(id);
-        let key = &key_of[&id];
-        let ty = match ri.kind {
-            RegionKind::Container => "container",
-            RegionKind::Ram if ri.readonly => "rom",
-            RegionKind::Ram => "ram",
-            RegionKind::RamDevice => "ram-device",
-            RegionKind::RomDevice => "rom-device",
-            RegionKind::Io => "io",
-            RegionKind::Reservation => "reservation",
-            RegionKind::Alias => "alias",
-        };
-        out += "[[region]]\n";
-        if *key != ri.name {
-            out += &format!("id = {}\n", q(key));
-        }
-        out += &format!("name = {}\ntype = \"{ty}\"\nsize = {}\n", q(&ri.name), size(ri.size));
-        if let Some((t, o)) = ri.alias {
-            out += &format!("target = {}\n", q(&key_of[&t]));
-            if o != 0 {
-                out += &format!("offset = {}\n", num(u128::from(o)));
-            }
-        }
-        if ri.container.is_none() && ri.addr != 0 {
-            out += &format!("addr = {}\n", num(u128::from(ri.addr)));
-        }
-        if ri.container.is_none() && ri.priority != 0 {
-            out += &format!("priority = {}\n", ri.priority);
-        }
-        let ops = mem.leaf(id).ok().flatten().and_then(|l| match l.backend() {
-            Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.describe(),
-            _ => None,
-        });
-        if let Some(name) = ops.filter(|&n| n != "unassigned") {
-            out += &format!("ops = {}\n", q(name));
-        }
-        for (flag, on) in [
-            ("enabled = false", !ri.enabled),
-            ("readonly = true", ri.readonly && ty != "rom"),
-            ("nonvolatile = true", ri.nonvolatile),
-            ("unmergeable = true", ri.unmergeable),
-            ("romd = false", !ri.romd && ri.kind == RegionKind::RomDevice),
-        ] {
-            if on {
-                out += flag;
-                out += "\n";
-            }
-        }
-        if !ri.subregions.is_empty() {
-            out += "subregions = [\n";
-            // Adding in reverse list order reproduces the list (newest first among equals).
-            for &c in ri.subregions.iter().rev() {
-                let ci = info(c);
-                out += &format!("  {{ region = {}, addr = {}", q(&key_of[&c]), num(u128::from(ci.addr)));
-                if ci.priority != 0 {
-                    out += &format!(", priority = {}", ci.priority);
-                }
-                out += " },\n";
-            }
-            out += "]\n";
-        }
-        out += "\n";
-    }
-    for a in &machine.address_spaces {
-        out += &format!(
-            "[[address-space]]\nname = {}\nroot = {}\n\n",
-            q(a.name()),
-            q(&key_of[&a.root()])
-        );
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers() {
-        assert_eq!(parse_number("4096"), Ok(4096));
-        assert_eq!(parse_number("0x1000"), Ok(4096));
-        assert_eq!(parse_number("4K"), Ok(4096));
-        assert_eq!(parse_number("4KiB"), Ok(4096));
-        assert_eq!(parse_number("512M"), Ok(512 << 20));
-        assert_eq!(parse_number("16E"), Ok(SIZE_2_64));
-        assert_eq!(parse_number("2^64"), Ok(SIZE_2_64));
-        assert_eq!(parse_number("0xffff_ffff"), Ok(0xffff_ffff));
-        assert_eq!(parse_number("0xe"), Ok(14), "hex digit e is not the exa suffix");
-        assert!(parse_number("2^65").is_err());
-        assert!(parse_number("lots").is_err());
-        assert!(parse_number("0x1_0000_0000_0000_0000_0000_0000_0000_0000").is_err());
-    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -52,7 +52,7 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::address_space::AddressSpace;
@@ -63,7 +63,7 @@ use crate::memory::Memory;
 use crate::region::{RegionId, SIZE_2_64};
 
 /// One `[[cluster]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ClusterDesc {
     /// Cluster name.
@@ -84,7 +84,7 @@ pub struct ClusterDesc {
 }
 
 /// One entry of a cluster's `spaces`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CpuSpaceDesc {
     /// Address-space index.
@@ -106,7 +106,7 @@ pub struct CpuSpaceDesc {
 }
 
 /// One `[[cpu-root]]` template.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuRootDesc {
     /// Template id (defaults to `name`).
@@ -122,7 +122,7 @@ pub struct CpuRootDesc {
 }
 
 /// One entry of a `[[cpu-root]]`'s `subregions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuRootEntry {
     /// How later entries refer to this one (`in`, `cpu-alias`); defaults to `name`.

@@ -1,7 +1,8 @@
 //! [`Machine`]: a memory system together with the address spaces that keep it alive.
 //!
 //! Address spaces disappear when their last handle is dropped, so whatever builds a whole
-//! machine (a board file, an imported QEMU dump) hands back the handles in one value.
+//! machine (a board file, an imported QEMU dump) hands back the handles in one value, with
+//! what it needs to be written back as a board file.
 
 use crate::address_space::AddressSpace;
 use crate::memory::Memory;
@@ -19,6 +20,12 @@ pub struct Machine {
     pub regions: Vec<(String, RegionId)>,
     /// CPU clusters (their CPUs own the per-CPU spaces).
     pub clusters: Vec<crate::cpu::Cluster>,
+    /// The board file's `description`, if any.
+    pub description: Option<String>,
+    /// The board file's `[[cluster]]` and `[[cpu-root]]` tables as TOML, as loaded (empty
+    /// for a machine without them). [`crate::board::export`] writes them back: the CPUs'
+    /// own regions and address spaces are rebuilt from them, never exported as plain ones.
+    pub cpu_tables: String,
 }
 
 impl Machine {

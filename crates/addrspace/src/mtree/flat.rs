@@ -1,6 +1,7 @@
 //! `info mtree -f`: one block per distinct flat view, listing the address spaces that share
 //! it (in creation order), the view's root after simplification, and its ranges.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -80,6 +81,7 @@ pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
         // One view per physical root, as QEMU prints it (roots that share a rendered view
         // because they are structurally identical are still printed apart).
         let mut groups: Vec<(Option<crate::RegionId>, Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
+        let mut group_of: HashMap<Option<crate::RegionId>, usize> = HashMap::new();
         for sp in &st.spaces {
             let view = sp.cell.load();
             let root = st.graph.node(sp.root);
@@ -91,9 +93,12 @@ pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
                     _ => None,
                 },
             };
-            match groups.iter_mut().find(|(p, _, _)| *p == sp.phys) {
-                Some((_, _, lines)) => lines.push(line),
-                None => groups.push((sp.phys, view, vec![line])),
+            match group_of.get(&sp.phys) {
+                Some(&g) => groups[g].2.push(line),
+                None => {
+                    group_of.insert(sp.phys, groups.len());
+                    groups.push((sp.phys, view, vec![line]));
+                }
             }
         }
         let views = groups

@@ -18,7 +18,7 @@ pub mod import;
 pub mod tree;
 
 pub use flat::{print_flat, FlatOptions};
-pub use import::{import_dump, Hints};
+pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
 pub use tree::{print_tree, TreeOptions};
 
 /// Serialises a `u64` as a `0x`-prefixed hex string (JSON numbers lose precision past 2^53).

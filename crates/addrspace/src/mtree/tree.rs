@@ -5,7 +5,7 @@
 //! sorted by address, then priority (higher first), then list order. Without `-D` a disabled
 //! region's own line is left out but its subregions still print.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -105,9 +105,33 @@ struct Printer<'g> {
     disabled: bool,
     queue: Vec<RegionId>,
     queued: HashSet<RegionId>,
+    /// Type words of aliases already resolved (each link of an alias chain is walked once).
+    alias_types: HashMap<RegionId, &'static str>,
 }
 
 impl Printer<'_> {
+    /// [`region_type`], remembering every alias on the way.
+    fn type_word(&mut self, id: RegionId) -> &'static str {
+        let mut chain = Vec::new();
+        let mut x = id;
+        let word = loop {
+            if let Some(&w) = self.alias_types.get(&x) {
+                break w;
+            }
+            match self.g.node(x).body {
+                Body::Alias { target, .. } => {
+                    chain.push(x);
+                    x = target;
+                }
+                _ => break region_type(self.g, x),
+            }
+        };
+        for a in chain {
+            self.alias_types.insert(a, word);
+        }
+        word
+    }
+
     fn region(&mut self, root: RegionId, lines: &mut Vec<TreeLine>) {
         let mut stack = vec![(root, 1usize, 0u64)];
         while let Some((id, level, base)) = stack.pop() {
@@ -128,6 +152,7 @@ impl Printer<'_> {
                 _ => None,
             };
             if n.enabled || self.disabled {
+                let type_word = self.type_word(id);
                 lines.push(TreeLine {
                     level,
                     start,
@@ -135,7 +160,7 @@ impl Printer<'_> {
                     overflow: start < base || end < start,
                     priority: n.priority,
                     nonvolatile: n.nonvolatile,
-                    type_word: region_type(self.g, id),
+                    type_word,
                     name: n.name.to_string(),
                     alias,
                     enabled: n.enabled,
@@ -158,17 +183,20 @@ impl Printer<'_> {
 pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
     memory.with_state(|st| {
         let mut groups: Vec<(RegionId, Vec<String>)> = Vec::new();
+        let mut group_of: HashMap<RegionId, usize> = HashMap::new();
         for sp in &st.spaces {
-            match groups.iter_mut().find(|(r, _)| *r == sp.root) {
-                Some((_, names)) => names.push(sp.name.to_string()),
-                None => groups.push((sp.root, vec![sp.name.to_string()])),
-            }
+            let g = *group_of.entry(sp.root).or_insert_with(|| {
+                groups.push((sp.root, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(sp.name.to_string());
         }
         let mut p = Printer {
             g: &st.graph,
             disabled: opts.disabled,
             queue: Vec::new(),
             queued: HashSet::new(),
+            alias_types: HashMap::new(),
         };
         let mut blocks = Vec::new();
         for (root, mut names) in groups {
