@@ -13,6 +13,10 @@
 //! * `board/nested/20000` and `board/alias-chain/20000`: board files, the same depth as
 //!   nested containers and as a chain of aliases.
 //!
+//! * `api/…`: the same traps through the `Memory` API, in one transaction: 200 000 siblings
+//!   mapped into one container at priorities in random order, 20 000 containers each mapped
+//!   into the previous one as soon as it exists (top-down), a chain of 20 000 aliases.
+//!
 //! Their summary lines split the time: `plan_ns` is the importer's own work
 //! (`mtree::plan_dump`), `build_ns` the calls on `Memory` (`DumpPlan::build`: regions,
 //! placements, the commit's render), `print_ns` the `-f` printer.
@@ -176,6 +180,70 @@ fn load_and_print(text: &str) -> String {
     mtree::print_flat(&m.memory, &FlatOptions::default())
 }
 
+/// Through the `Memory` API, in one transaction: `n` MMIO siblings mapped into one container
+/// at priorities in random order (each insertion lands anywhere in the precedence list).
+fn api_siblings(n: usize) -> Memory {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let _space = m.address_space("memory", sys).unwrap();
+    {
+        let _tx = m.transaction();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = m.io(&format!("dev{i}"), 0x1000, Arc::new(Unassigned)).unwrap();
+            m.add_subregion_overlap(sys, (i as u64 / 2) * 0x1000, r, (x % 7) as i32 - 3)
+                .unwrap();
+        }
+    }
+    m
+}
+
+/// Through the `Memory` API, in one transaction: `depth` containers, each mapped into the
+/// previous one as soon as it is made (top-down, the order a device model builds in).
+fn api_nested(depth: usize) -> Memory {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let _space = m.address_space("memory", sys).unwrap();
+    {
+        let _tx = m.transaction();
+        let mut c = sys;
+        for d in 0..depth {
+            let next = m.container(&format!("level{d}"), SIZE_2_64 - d as u128).unwrap();
+            m.add_subregion(c, 0, next).unwrap();
+            c = next;
+        }
+        let ram = m.ram("ram", 0x1000).unwrap();
+        m.add_subregion(c, 0, ram).unwrap();
+    }
+    m
+}
+
+/// Through the `Memory` API: a chain of `n` aliases, the last of RAM, the first mapped.
+fn api_alias_chain(n: usize) -> Memory {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let _space = m.address_space("memory", sys).unwrap();
+    {
+        let _tx = m.transaction();
+        let mut a = m.ram("ram", 0x1000).unwrap();
+        for k in 0..n {
+            a = m.alias(&format!("a{k}"), a, 0, 0x1000).unwrap();
+        }
+        m.add_subregion(sys, 0, a).unwrap();
+    }
+    m
+}
+
+type ApiBuilder = fn(usize) -> Memory;
+const API: [(&str, ApiBuilder, usize); 3] = [
+    ("siblings-random-priority", api_siblings, 200_000),
+    ("nested-top-down", api_nested, 20_000),
+    ("alias-chain", api_alias_chain, 20_000),
+];
+
 const SIBLINGS: [usize; 3] = [10_000, 100_000, 200_000];
 const DEPTH: usize = 20_000;
 
@@ -208,6 +276,14 @@ fn bench(c: &mut Criterion) {
     g.bench_with_input(BenchmarkId::new("nested", DEPTH), &DEPTH, |b, _| {
         b.iter(|| import_and_print(&text))
     });
+    g.finish();
+    let mut g = c.benchmark_group("api");
+    g.sample_size(10);
+    for (name, build, n) in API {
+        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+            b.iter(|| mtree::print_flat(&build(n), &FlatOptions::default()).len())
+        });
+    }
     g.finish();
     let mut g = c.benchmark_group("board");
     g.sample_size(10);
@@ -309,6 +385,17 @@ fn import_summary() {
             ns(t)
         });
         println!("{case} ours_ns={total:.0} baseline_ns=- speedup=-");
+    }
+    for (name, build, n) in API {
+        let total = median(7, || {
+            let t = Instant::now();
+            let m = build(n);
+            std::hint::black_box(mtree::print_flat(&m, &FlatOptions::default()));
+            let e = ns(t);
+            drop(m);
+            e
+        });
+        println!("api/{name}/{n} ours_ns={total:.0} baseline_ns=- speedup=- (build in one transaction + print -f)");
     }
 }
 

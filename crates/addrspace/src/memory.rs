@@ -76,7 +76,7 @@ pub(crate) struct State {
     pub spaces: Vec<SpaceRecord>,
     depth: u32,
     /// Regions that can see a change of the open transaction, with the changed windows.
-    pub touched: commit::Windows,
+    pub touched: crate::propagate::Windows,
     /// Every view must be re-rendered (global dirty-logging changes).
     pub touch_all: bool,
     /// Regions that moved inside their container (a view of such a root shifts).
@@ -94,7 +94,7 @@ pub(crate) struct State {
     /// Regions changed in the open transaction, and their containers (what physical roots
     /// depend on).
     pub seeds: Vec<RegionId>,
-    pub scratch: commit::Scratch,
+    pub scratch: crate::propagate::Scratch,
     /// Representative roots of structurally identical roots.
     pub reps: crate::sharing::Representatives,
     /// The space of each registered listener.
@@ -371,7 +371,7 @@ impl Memory {
                     views,
                     chains: IdMap::default(),
                     seeds: Vec::new(),
-                    scratch: commit::Scratch::default(),
+                    scratch: crate::propagate::Scratch::default(),
                     reps: Default::default(),
                     listener_space: IdMap::default(),
                     eventfd_regs: 0,

@@ -206,7 +206,7 @@ pub(crate) struct Node {
     pub view_key: bool,
     /// The renderer's address index of the subregions (built on demand; reset whenever a
     /// child is added, removed, moved or resized).
-    pub child_index: std::sync::OnceLock<Arc<crate::render::ChildIndex>>,
+    pub child_index: std::sync::OnceLock<Arc<crate::child_index::ChildIndex>>,
 }
 
 impl Node {
