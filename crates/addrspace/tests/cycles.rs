@@ -409,3 +409,42 @@ fn an_imported_dump_names_the_line_of_an_endless_alias() {
     let seen = ranges(&machine.address_space("memory").unwrap().view());
     assert_eq!(seen, [(0, "ram".into(), 0), (0x3000, "ram".into(), 0)]);
 }
+
+/// A machine the API accepted must survive its own dump and its own board export. It does
+/// not when a cycle is near a limit: the limits (`MAX_REENTRIES`, `PROBE_BUDGET`) are counted
+/// from the region a change is probed from, so the same graph is accepted when its last
+/// change is a resize of the alias (64 re-entries of the alias) and refused when it is
+/// mapped whole (65 re-entries of `system`), which is what the importer and the board loader
+/// do. Reported to the owner of `cycle.rs`; un-ignore when acceptance no longer depends on
+/// the build order.
+#[test]
+#[ignore = "library issue (reported): cycle-rule acceptance depends on the build order"]
+fn acceptance_does_not_depend_on_build_order() {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let ram = m.ram("ram", 0x1000).unwrap();
+    m.add_subregion(sys, 0, ram).unwrap();
+    let a = m.alias("a", sys, 0, 0x4_0000).unwrap();
+    m.add_subregion(sys, 0x1000, a).unwrap();
+    m.set_size(a, 0x4_1000).unwrap();
+    let space = m.address_space("memory", sys).unwrap();
+    let dump = mtree::print_tree(&m, &Default::default());
+    let imported = mtree::import_dump(&dump, "dump.txt", &Hints::default());
+    assert!(
+        imported.is_ok(),
+        "the dump of an accepted machine: {:?}",
+        imported.err()
+    );
+    let machine = addrspace::Machine {
+        memory: m.clone(),
+        address_spaces: vec![space],
+        regions: vec![("system".into(), sys), ("ram".into(), ram), ("a".into(), a)],
+        clusters: Vec::new(),
+    };
+    let reloaded = board::load_str(&board::export(&machine), "export.toml");
+    assert!(
+        reloaded.is_ok(),
+        "the export of an accepted machine: {:?}",
+        reloaded.err()
+    );
+}
