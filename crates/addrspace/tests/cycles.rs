@@ -293,6 +293,19 @@ fn sse_200_ancestor_aliases_render_as_qemu_does() {
     let seen = ranges(&cpu0.view());
     assert!(seen.contains(&(0x4000_2000, "dev".into(), 0)) && seen.contains(&(0x5000_2000, "dev".into(), 0)));
     assert_eq!(seen, ranges(&m.render(cpu).unwrap()));
+    // So does one that only `alias 1` shows elsewhere in the same view.
+    m.set_address(rom, 0x900).unwrap();
+    let seen = ranges(&sys.view());
+    assert_eq!(
+        seen,
+        [
+            (0x900, "rom".into(), 0),
+            (0x1000_0900, "rom".into(), 0),
+            (0x4000_2000, "dev".into(), 0)
+        ]
+    );
+    assert_eq!(seen, ranges(&m.render(c).unwrap()));
+    assert_eq!(ranges(&cpu0.view()), ranges(&m.render(cpu).unwrap()));
 }
 
 /// A board whose `system` maps `loop`, an alias of `system` showing `offset` at `addr`.

@@ -35,8 +35,9 @@ pub struct World {
     pub migration: bool,
     /// Global dirty tracking changed in the open transaction.
     pub global_changed: bool,
-    /// Ancestor aliases mapped, refused (`Error::EndlessCycle`), and commits made while one
-    /// was mapped and enabled (for `generator_builds_ancestor_aliases`).
+    /// Ancestor aliases mapped (whose window shows part of their container back to it),
+    /// refused (`Error::EndlessCycle`), and commits made while one was mapped and enabled
+    /// (for `generator_builds_ancestor_aliases`).
     pub ancestors: [u32; 3],
     anc: Vec<usize>,
 }
@@ -248,8 +249,13 @@ impl World {
         let name = format!("anc{}-{}", self.names.len(), self.names[q]);
         let alias = self.create(&name, Kind::Alias(q, off, anc.size))?;
         self.add(p, alias, a, anc.prio)?;
+        // Counted when the window shows part of `p` back to it (a cycle rendering goes round).
+        let psize = self.a.mem.region_info(self.a.ids[p]).map_err(|e| self.fail(e))?.size as i128;
+        let back = i128::from(a) - i128::from(anc.shift);
+        let shift = i128::from(anc.shift);
+        let live = i128::from(a) < psize && back < psize && back + anc.size as i128 > 0 && shift < psize;
         let last = self.log.last().map_or("", |l| l.as_str());
-        if last.ends_with("-> ok") {
+        if last.ends_with("-> ok") && live {
             self.ancestors[0] += 1;
             self.anc.push(alias);
         } else if last.contains("would create a cycle QEMU cannot render") {

@@ -103,14 +103,14 @@ pub struct Flags {
 /// What the cycle rule decided in one case.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CycleStats {
-    /// Accepted changes after which the changed region lies on a cycle through an alias
-    /// (an alias into an ancestor, directly or through other aliases).
+    /// Accepted changes after which rendering the changed region really comes back to it
+    /// (through an alias into an ancestor, directly or through other aliases).
     pub accepted: u32,
     /// Changes refused because rendering would not finish.
     pub refused: u32,
     /// Of those: same address again, too many re-entries, too many visits.
     pub why: [u32; 3],
-    /// The final render (compared with the reference) went through such a cycle.
+    /// A render compared with the reference really went around such a cycle.
     pub rendered: bool,
 }
 
@@ -135,6 +135,8 @@ pub struct World {
     pub last_ancestor: Option<(usize, i128)>,
     /// The address space whose view a refused change must not replace.
     pub watch: Option<AddressSpace>,
+    /// The cycle rule, checking the last change, found a path back to the changed region.
+    pub came_back: bool,
 }
 
 impl World {
@@ -150,6 +152,7 @@ impl World {
             cycles: CycleStats::default(),
             last_ancestor: None,
             watch: None,
+            came_back: false,
         }
     }
 
@@ -221,7 +224,8 @@ impl World {
     /// The cycle rules (`addrspace::cycle`), naively: rendering `start` with an unbounded
     /// clip, through the regions that can come back to it, never comes back to `start` at
     /// the same address, comes back at most `MAX_REENTRIES` times on one path, and visits at
-    /// most `PROBE_BUDGET` regions (`start` included). `enabled` is ignored.
+    /// most `PROBE_BUDGET` regions (`start` included). `enabled` is ignored. `None` if not,
+    /// else the most times a path came back to `start`.
     ///
     /// The library asks this only of a change that can close or reshape a cycle (the child
     /// reaches its container, the moved region reaches its container, the alias or resized
@@ -229,7 +233,7 @@ impl World {
     /// the alias or resized region itself. The re-entry count depends on that choice (from
     /// a container's container a path may enter once more before its window runs out), so
     /// the model asks it of the same region, and not of unrelated changes.
-    pub fn renders_finitely(&self, start: usize) -> bool {
+    pub fn reentries(&self, start: usize) -> Option<usize> {
         let next = self.successors();
         // Regions that can reach `start`: walk the edges backwards.
         let mut prev: Vec<Vec<usize>> = vec![Vec::new(); self.m.len()];
@@ -239,7 +243,7 @@ impl World {
             }
         }
         let back = reachable(&prev, start, |_| true);
-        let mut visits = 1usize;
+        let (mut visits, mut most) = (1usize, 0usize);
         // (region, base of its container, clip, bases of `start` on the path so far)
         type Visit = (usize, i128, (i128, i128), Vec<i128>);
         let mut stack: Vec<Visit> = vec![(start, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
@@ -252,8 +256,9 @@ impl World {
             }
             if i == start {
                 if trips.contains(&base) || trips.len() > addrspace::cycle::MAX_REENTRIES as usize {
-                    return false;
+                    return None;
                 }
+                most = most.max(trips.len());
                 trips.push(base);
             }
             for &j in &next[i] {
@@ -268,25 +273,53 @@ impl World {
                 };
                 visits += 1;
                 if visits > addrspace::cycle::PROBE_BUDGET {
-                    return false;
+                    return None;
                 }
                 stack.push((j, b, clip, trips.clone()));
             }
         }
-        true
+        Some(most)
     }
 
-    /// Whether rendering `root` goes through a cycle: an enabled alias it reaches through
-    /// enabled regions that leads back to its own container through enabled regions.
+    /// [`reentries`](Self::reentries) is not `None`.
+    pub fn renders_finitely(&self, start: usize) -> bool {
+        self.reentries(start).is_some()
+    }
+
+    /// Whether rendering `root` really goes around a cycle: some path through enabled regions
+    /// comes back to a region it went through, with a non-empty clip (explored up to
+    /// `PROBE_BUDGET` visits).
     pub fn renders_a_cycle(&self, root: usize) -> bool {
         let next = self.successors();
-        let walk = |from: usize| reachable(&next, from, |x| self.m[x].enabled);
-        let seen = walk(root);
-        (0..self.m.len()).any(|a| {
-            matches!(self.m[a].kind, Kind::Alias { .. })
-                && seen[a]
-                && self.m[a].parent.is_some_and(|p| next[a].iter().any(|&t| walk(t)[p]))
-        })
+        let mut visits = 0usize;
+        let mut stack: Vec<(usize, i128, (i128, i128), Vec<usize>)> =
+            vec![(root, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
+        while let Some((i, base, clip, mut path)) = stack.pop() {
+            let n = &self.m[i];
+            let base = base + i128::from(n.addr);
+            let clip = (clip.0.max(base), clip.1.min(base + n.size as i128));
+            if !n.enabled || clip.0 >= clip.1 {
+                continue;
+            }
+            if path.contains(&i) {
+                return true;
+            }
+            path.push(i);
+            for &j in &next[i] {
+                visits += 1;
+                if visits > addrspace::cycle::PROBE_BUDGET {
+                    return false;
+                }
+                let b = match n.kind {
+                    Kind::Alias { target, offset } if j == target => {
+                        base - i128::from(self.m[target].addr) - i128::from(offset)
+                    }
+                    _ => base,
+                };
+                stack.push((j, b, clip, path.clone()));
+            }
+        }
+        false
     }
 
     pub fn fail(&self, msg: impl std::fmt::Display) -> TestCaseError {
