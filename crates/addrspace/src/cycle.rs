@@ -10,7 +10,7 @@
 //! container) would recurse forever; QEMU overflows its stack.
 //!
 //! So the graph allows cycles through aliases and refuses, when a change is made, any that
-//! rendering could not finish ([`probe`]):
+//! rendering could not finish (`probe`):
 //! - a path that comes back to a region at the same absolute address with a non-empty clip
 //!   (it would repeat forever);
 //! - a path that comes back to the changed region more than [`MAX_REENTRIES`] times;
@@ -24,7 +24,7 @@
 //! must not be able to hang the renderer). Cycles made of containers alone are refused
 //! outright, as before: a region cannot be inside itself.
 //!
-//! Reachability ([`reaches`]) walks forward from one end and backward from the other in
+//! Reachability (`reaches`) walks forward from one end and backward from the other in
 //! lockstep, so it costs what the smaller side costs: mapping a fresh region into a deep
 //! tree, or a deep tree into a fresh container, is O(1) whatever the depth.
 
