@@ -292,8 +292,9 @@ impl World {
     pub fn renders_a_cycle(&self, root: usize) -> bool {
         let next = self.successors();
         let mut visits = 0usize;
-        let mut stack: Vec<(usize, i128, (i128, i128), Vec<usize>)> =
-            vec![(root, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
+        // (region, base of its container, clip, regions on the path so far)
+        type Visit = (usize, i128, (i128, i128), Vec<usize>);
+        let mut stack: Vec<Visit> = vec![(root, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
         while let Some((i, base, clip, mut path)) = stack.pop() {
             let n = &self.m[i];
             let base = base + i128::from(n.addr);
