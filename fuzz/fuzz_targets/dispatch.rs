@@ -543,9 +543,9 @@ struct Expect {
 
 /// `FlatView::lookup`, cross-checked against a plain binary search over `ranges()`.
 fn lookup(view: &FlatView, a: u64) -> Option<(&FlatRange, u64)> {
-    let ranges = view.ranges();
+    let ranges: Vec<&FlatRange> = view.ranges().iter().collect();
     let i = ranges.partition_point(|r| r.start().0 <= a);
-    let naive = i.checked_sub(1).map(|i| &ranges[i]).filter(|r| a <= r.last().0);
+    let naive = i.checked_sub(1).map(|i| ranges[i]).filter(|r| a <= r.last().0);
     let got = view.lookup(GuestAddr(a));
     match (naive, got) {
         (None, None) => None,

@@ -7,6 +7,13 @@
 //! destroyed, listeners re-registered, the commit mode switched. After every commit every
 //! space's view equals `Memory::render` of its root (ranges, attributes, dirty masks), every
 //! lookup (view and accessor) agrees, and every listener's picture equals its view.
+//!
+//! Aliases into ancestors, as ARM's SSE-200 builds them: system may show a window of itself
+//! elsewhere (`alias 1`), and a CPU root may hold, besides its private devices over an alias
+//! of system, an alias of itself (`alias 3`: a window of the CPU container mapped into that
+//! same container), so that changes in system or in the CPU's devices show up twice in the
+//! CPU's view. Steps move, re-offset and toggle those aliases too (a change that would make
+//! rendering endless is refused, and must leave every view as it was).
 use addrspace::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -88,10 +95,29 @@ struct World {
     devs: Vec<RegionId>,
     cpus: Vec<RegionId>,
     privs: Vec<RegionId>,
+    /// Aliases into their own container (`alias 1` in system, `alias 3` in CPU roots).
+    selfs: Vec<RegionId>,
     spaces: Vec<(AddressSpace, RegionId, Arc<L>, ListenerHandle)>,
 }
 
 type Private = (u8, u64, u64, i32, bool, bool);
+
+/// An alias of a container mapped into that container: (offset page, address page, pages,
+/// priority). Offset and address equal would never end: refused, and then left unmapped.
+type SelfAlias = (u64, u64, u64, i32);
+
+/// Maps into `c` an alias of `c` itself (see [`SelfAlias`]); returns it whether the mapping
+/// was accepted or refused.
+fn self_alias(m: &Memory, c: RegionId, name: &str, (off, at, pages, prio): SelfAlias) -> RegionId {
+    let a = m.alias(name, c, off * 0x1000, u128::from(pages) * 0x1000).unwrap();
+    let before = m.region_info(c).unwrap();
+    match m.add_subregion_overlap(c, at * 0x1000, a, prio) {
+        Ok(()) => assert_ne!(off, at, "an alias showing exactly where it sits was accepted"),
+        Err(Error::EndlessCycle { .. }) => assert_eq!(m.region_info(c).unwrap(), before),
+        Err(e) => panic!("{e}"),
+    }
+    a
+}
 
 fn io(m: &Memory, n: &str, size: u128) -> RegionId {
     m.io(n, size, Arc::new(Unassigned)).unwrap()
@@ -104,8 +130,8 @@ fn cpu_root(
     tag: &str,
     privs: &[Private],
     alias_prio: i32,
-    wrap: bool,
-    out: &mut Vec<RegionId>,
+    (wrap, sse): (bool, Option<SelfAlias>),
+    (out, selfs): (&mut Vec<RegionId>, &mut Vec<RegionId>),
 ) -> RegionId {
     let cpu = m.container(&format!("cpu{tag}"), SIZE_2_64).unwrap();
     let target = if wrap {
@@ -153,6 +179,9 @@ fn cpu_root(
         m.add_subregion_overlap(cpu, addr, r, prio).unwrap();
         out.push(r);
     }
+    if let Some(sse) = sse {
+        selfs.push(self_alias(m, cpu, &format!("alias3.{tag}"), sse));
+    }
     cpu
 }
 
@@ -163,8 +192,8 @@ impl World {
         top: bool,
         privs: &[Private],
         alias_prio: i32,
-        wrap: bool,
-        small: bool,
+        (wrap, small): (bool, bool),
+        (sse, alias1): (Option<SelfAlias>, Option<SelfAlias>),
     ) -> World {
         let m = Memory::new();
         let ssz: u128 = if small { 1 << 32 } else { SIZE_2_64 };
@@ -189,8 +218,20 @@ impl World {
             let t = m.ram("top", 0x1000).unwrap();
             m.add_subregion(sys, (ssz - 0x1000) as u64, t).unwrap();
         }
+        let mut selfs = Vec::new();
+        if let Some(a1) = alias1 {
+            selfs.push(self_alias(&m, sys, "alias1", a1));
+        }
         let mut out = Vec::new();
-        let cpu = cpu_root(&m, (sys, ram), "0", privs, alias_prio, wrap, &mut out);
+        let cpu = cpu_root(
+            &m,
+            (sys, ram),
+            "0",
+            privs,
+            alias_prio,
+            (wrap, sse),
+            (&mut out, &mut selfs),
+        );
         let mut w = World {
             m,
             sys,
@@ -199,6 +240,7 @@ impl World {
             devs: ds,
             cpus: vec![cpu],
             privs: out,
+            selfs,
             spaces: Vec::new(),
         };
         w.add_space("memory", sys);
@@ -255,14 +297,19 @@ proptest! {
         privs in prop::collection::vec((0u8..6, 0u64..48, 1u64..5, -2i32..3, any::<bool>(), any::<bool>()), 0..7),
         alias_prio in -1i32..1,
         small in any::<bool>(),
-        steps in prop::collection::vec((0u8..18, any::<Index>(), 0u64..48, any::<bool>()), 0..12),
+        selfs in (
+            prop::option::weighted(0.6, (0u64..48, 0u64..48, 1u64..24, -2i32..3)),
+            prop::option::weighted(0.4, (0u64..48, 0u64..48, 1u64..24, -2i32..0)),
+        ),
+        steps in prop::collection::vec((0u8..21, any::<Index>(), 0u64..48, any::<bool>()), 0..12),
         probes in prop::collection::vec(0u64..0x40000, 8),
     ) {
-        let mut w = World::new(&devs, bg, top, &privs, alias_prio, wrap, small);
+        let mut w = World::new(&devs, bg, top, &privs, alias_prio, (wrap, small), selfs);
         w.check(&probes)?;
         let mem = w.m.clone();
         let m = &mem;
         let mut tx_open: Option<Transaction<'_>> = None;
+        let mut full = false;
         for (what, pick, page, flag) in steps {
             match what {
                 0 if !w.devs.is_empty() => m.set_address(*pick.get(&w.devs), page * 0x1000).unwrap(),
@@ -297,7 +344,8 @@ proptest! {
                 11 if w.spaces.len() < 4 => {
                     let mut out = Vec::new();
                     let tag = format!("{}", w.cpus.len());
-                    let c = cpu_root(m, (w.sys, w.ram), &tag, &[(0, page, 1, 1, false, false)], -1, flag, &mut out);
+                    let sse = flag.then_some((page, (page + 5) % 48, 8, -1));
+                    let c = cpu_root(m, (w.sys, w.ram), &tag, &[(0, page, 1, 1, false, false)], -1, (flag, sse), (&mut out, &mut w.selfs));
                     w.cpus.push(c);
                     w.privs.extend(out);
                     w.add_space(&format!("cpu{tag}"), c);
@@ -336,7 +384,10 @@ proptest! {
                         let _ = m.stop_dirty_log();
                     }
                 }
-                15 => m.set_commit_mode(if flag { CommitMode::Full } else { CommitMode::Scoped }),
+                15 => {
+                    full = flag;
+                    m.set_commit_mode(if flag { CommitMode::Full } else { CommitMode::Scoped });
+                }
                 16 => {
                     // re-register the listener of a space (replay from the current view)
                     let i = pick.index(w.spaces.len());
@@ -360,6 +411,30 @@ proptest! {
                         }
                     }
                 }
+                18..=20 if !w.selfs.is_empty() => {
+                    // An alias into its own container: move it, re-offset it, toggle it. A
+                    // refused change (it would show exactly where it sits) changes nothing.
+                    let a = *pick.get(&w.selfs);
+                    let views: Vec<_> = w.spaces.iter().map(|s| s.0.view()).collect();
+                    let r = match what {
+                        18 => m.set_address(a, page * 0x1000),
+                        19 => m.set_alias_offset(a, page * 0x1000),
+                        _ => m.set_enabled(a, flag),
+                    };
+                    match r {
+                        Ok(()) => {}
+                        Err(Error::EndlessCycle { .. }) => {
+                            // Scoped: nothing is even republished. (Full mode re-renders and
+                            // republishes every view at every commit, this one's included.)
+                            for (s, v) in w.spaces.iter().zip(&views) {
+                                let same = s.0.view().ranges().iter().map(rec).eq(v.ranges().iter().map(rec));
+                                prop_assert!(same, "refused, yet {} changed", s.0.name());
+                                prop_assert!(full || Arc::ptr_eq(&s.0.view(), v), "refused, yet {} was republished", s.0.name());
+                            }
+                        }
+                        Err(e) => prop_assert!(false, "{}", e),
+                    }
+                }
                 _ => {}
             }
             if tx_open.is_none() {
@@ -380,9 +455,65 @@ fn the_generator_builds_layered_views() {
         false,
         &[(0, 20, 1, 1, false, false)],
         -1,
-        false,
-        false,
+        (false, false),
+        (None, None),
     );
     assert!(w.spaces[1].0.view().base().is_some());
     w.check(&[0x1000]).unwrap();
+}
+
+/// The SSE-200 shape: system shows a window of itself (`alias 1`), and the CPU root holds
+/// its private device over an alias of system plus an alias of itself (`alias 3`), which
+/// shows the device, and system's devices, a second time. A change inside system then
+/// reaches the CPU's view through both aliases.
+#[test]
+fn sse_self_aliases_show_changes_twice() {
+    let w = World::new(
+        &[(4, 0)],
+        false,
+        false,
+        &[(0, 20, 1, 1, false, false)],
+        -1,
+        (false, false),
+        (Some((16, 32, 8, -1)), Some((0, 40, 8, -1))),
+    );
+    w.check(&[0x4000, 0x14000, 0x24000, 0x2c000]).unwrap();
+    let cpu = w.spaces[1].0.view();
+    assert!(
+        cpu.base().is_some(),
+        "the CPU's view borrows from system's: {:?}",
+        cpu.base()
+    );
+    let names = |v: &FlatView| -> Vec<(u64, String)> {
+        v.ranges().iter().map(|r| (r.start().0, r.name().to_string())).collect()
+    };
+    let seen = names(&cpu);
+    // dev0 at 0x4000 in system, again at 0x2c000 (alias 1: system's [0, 0x8000) at 0x28000);
+    // the private p0.0 at 0x14000 in cpu0, again at 0x24000 (alias 3: cpu0's [0x10000,
+    // 0x18000) at 0x20000).
+    for (a, n) in [
+        (0x4000, "dev0"),
+        (0x2c000, "dev0"),
+        (0x14000, "p0.0"),
+        (0x24000, "p0.0"),
+    ] {
+        assert!(seen.contains(&(a, n.to_string())), "{n} at {a:#x} in {seen:?}");
+    }
+    // Moving the device in system moves both of its pictures in the CPU's view.
+    w.m.set_address(w.devs[0], 0x5000).unwrap();
+    w.check(&[0x5000, 0x2d000]).unwrap();
+    let seen = names(&w.spaces[1].0.view());
+    assert!(
+        seen.contains(&(0x5000, "dev0".into())) && seen.contains(&(0x2d000, "dev0".into())),
+        "{seen:?}"
+    );
+    // An alias 3 that shows exactly where it sits is refused, and nothing changes.
+    let view = w.spaces[1].0.view();
+    let a3 = w.selfs[1];
+    assert!(matches!(
+        w.m.set_alias_offset(a3, 0x20000),
+        Err(Error::EndlessCycle { .. })
+    ));
+    assert!(Arc::ptr_eq(&view, &w.spaces[1].0.view()));
+    w.check(&[0x24000]).unwrap();
 }

@@ -1,0 +1,463 @@
+//! Cycles through aliases into ancestors: which ones are accepted (and render as QEMU does),
+//! how a non-terminating one is refused, what the error says, and that a refusal loses
+//! nothing already built — through the API (`Memory::add_subregion_overlap`, `set_address`,
+//! `set_alias_offset`, `set_size`), a board file (`file:line:column` of the subregion entry
+//! that closes the cycle) and an `info mtree -D` dump (the dump line).
+//!
+//! The refusals exercised: an alias showing exactly the addresses it sits at (directly, two
+//! levels up, through an alias of an alias, and an `a → b → a` pair whose shifts cancel), the
+//! `cycle::MAX_REENTRIES` limit at its exact boundary, and the `cycle::PROBE_BUDGET` of a
+//! cycle pair whose paths multiply.
+
+use std::sync::{Arc, Mutex};
+
+use addrspace::mtree::{self, Hints};
+use addrspace::{board, Error, FlatView, Memory, MemoryListener, RegionId, Section, Unassigned, SIZE_2_64};
+
+/// Counts every callback it gets.
+#[derive(Default)]
+struct Calls(Mutex<u32>);
+
+impl MemoryListener for Calls {
+    fn begin(&self) {
+        *self.0.lock().unwrap() += 1;
+    }
+    fn region_add(&self, _: &Section<'_>) {
+        *self.0.lock().unwrap() += 1;
+    }
+    fn region_del(&self, _: &Section<'_>) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+/// `(start, name, offset)` of every range.
+fn ranges(v: &FlatView) -> Vec<(u64, String, u64)> {
+    v.ranges()
+        .iter()
+        .map(|r| (r.start().0, r.name().to_string(), r.offset_in_region().0))
+        .collect()
+}
+
+/// The fields of an `EndlessCycle` error (panics on anything else).
+fn endless(r: addrspace::Result<()>) -> (String, String, String) {
+    match r {
+        Err(Error::EndlessCycle { change, why, chain }) => (change, why, chain),
+        other => panic!("expected Error::EndlessCycle, got {other:?}"),
+    }
+}
+
+/// A system (2^64) with RAM at 0 and a device at 0x4000_0000, an address space over it with a
+/// counting listener.
+struct Machine {
+    m: Memory,
+    sys: RegionId,
+    space: addrspace::AddressSpace,
+    calls: Arc<Calls>,
+    _handle: addrspace::ListenerHandle,
+}
+
+fn machine() -> Machine {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let ram = m.ram("ram", 0x1000).unwrap();
+    m.add_subregion(sys, 0, ram).unwrap();
+    let dev = m.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    m.add_subregion(sys, 0x4000_0000, dev).unwrap();
+    let space = m.address_space("memory", sys).unwrap();
+    let calls = Arc::new(Calls::default());
+    let handle = space.register_listener(calls.clone(), 0).unwrap();
+    Machine {
+        m,
+        sys,
+        space,
+        calls,
+        _handle: handle,
+    }
+}
+
+impl Machine {
+    /// Runs `f`, which must be refused as an endless cycle, and checks that nothing changed:
+    /// every region reads back the same, the view is the same `Arc`, no render, no callback.
+    fn refused(&self, f: impl FnOnce(&Memory) -> addrspace::Result<()>) -> (String, String, String) {
+        let regions: Vec<_> = self
+            .m
+            .regions()
+            .into_iter()
+            .map(|r| self.m.region_info(r).unwrap())
+            .collect();
+        let (view, stats, calls) = (self.space.view(), self.m.stats(), *self.calls.0.lock().unwrap());
+        let err = endless(f(&self.m));
+        let now: Vec<_> = self
+            .m
+            .regions()
+            .into_iter()
+            .map(|r| self.m.region_info(r).unwrap())
+            .collect();
+        assert_eq!(now, regions, "a refused change changed the graph");
+        assert!(
+            Arc::ptr_eq(&view, &self.space.view()),
+            "a refused change published a view"
+        );
+        assert_eq!(self.m.stats().renders, stats.renders, "a refused change rendered");
+        assert_eq!(
+            *self.calls.0.lock().unwrap(),
+            calls,
+            "a refused change called the listener"
+        );
+        err
+    }
+}
+
+#[test]
+fn an_alias_showing_where_it_sits_is_refused_and_nothing_is_lost() {
+    let mm = machine();
+    let (m, sys) = (&mm.m, mm.sys);
+    let before = ranges(&mm.space.view());
+    let lp = m.alias("loop", sys, 0x3000_0000, 0x1000).unwrap();
+    let (change, why, chain) = mm.refused(|m| m.add_subregion_overlap(sys, 0x3000_0000, lp, -1500));
+    assert_eq!(change, "mapping `loop` into `system`");
+    assert_eq!(
+        why,
+        "`system` comes back to itself at the same address, so rendering would never end \
+         (QEMU recurses until its stack overflows)"
+    );
+    assert_eq!(chain, "`system` → `loop` → `system`");
+    let err = m.add_subregion_overlap(sys, 0x3000_0000, lp, -1500).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("mapping `loop` into `system` would create a cycle QEMU cannot render: {why}; the path: {chain}")
+    );
+    assert_eq!(m.region_info(lp).unwrap().container, None, "the alias stays unmapped");
+    assert_eq!(ranges(&mm.space.view()), before);
+    // The same alias one page off is fine: QEMU renders it, and so do we (the device a
+    // second time, at 0x3000_0000 + 0x1000_0000 - 0x1000).
+    m.set_alias_offset(lp, 0x3000_1000).unwrap();
+    m.add_subregion_overlap(sys, 0x3000_0000, lp, -1500).unwrap();
+    assert_eq!(ranges(&mm.space.view()), before, "the window shows nothing there");
+    m.set_alias_offset(lp, 0x4000_0000).unwrap();
+    let seen = ranges(&mm.space.view());
+    assert!(seen.contains(&(0x3000_0000, "dev".into(), 0)), "{seen:?}");
+    // Now moving it or re-offsetting it onto itself is refused, again losing nothing.
+    let (change, _, chain) = mm.refused(|m| m.set_address(lp, 0x4000_0000));
+    assert_eq!(change, "moving `loop` to 0x40000000 in `system`");
+    assert_eq!(chain, "`system` → `loop` → `system`");
+    let (change, _, chain) = mm.refused(|m| m.set_alias_offset(lp, 0x3000_0000));
+    assert_eq!(change, "setting the offset of `loop` to 0x30000000");
+    assert_eq!(chain, "`loop` → `system` → `loop`");
+}
+
+#[test]
+fn the_chain_names_every_region_on_the_path() {
+    let mm = machine();
+    let (m, sys) = (&mm.m, mm.sys);
+    // Two levels: an alias of system inside a bus inside system.
+    let bus = m.container("bus", 0x1000_0000).unwrap();
+    m.add_subregion(sys, 0x1000_0000, bus).unwrap();
+    let lp = m.alias("loop", sys, 0x1000_2000, 0x1000).unwrap();
+    let (change, _, chain) = mm.refused(|m| m.add_subregion(bus, 0x2000, lp));
+    assert_eq!(change, "mapping `loop` into `bus`");
+    assert_eq!(chain, "`bus` → `loop` → `system` → `bus`");
+    // Through an alias of an alias.
+    let inner = m.alias("inner", sys, 0x1000_0000, 0x4000).unwrap();
+    let outer = m.alias("outer", inner, 0x2000, 0x1000).unwrap();
+    let (_, _, chain) = mm.refused(|m| m.add_subregion(bus, 0x2000, outer));
+    assert_eq!(chain, "`bus` → `outer` → `inner` → `system` → `bus`");
+    // An `a → b → a` pair: each alone is fine (shifts +0x1000 and -0x1000), together they
+    // come back to the same window.
+    let a = m.alias("a", sys, 0x2000_0000, 0x4000).unwrap();
+    m.add_subregion(sys, 0x2000_1000, a).unwrap();
+    let b = m.alias("b", sys, 0x2000_1000, 0x4000).unwrap();
+    let (_, why, chain) = mm.refused(|m| m.add_subregion(sys, 0x2000_0000, b));
+    assert!(why.contains("same address"), "{why}");
+    assert!(
+        chain == "`system` → `a` → `system` → `b` → `system`" || chain == "`system` → `b` → `system` → `a` → `system`",
+        "{chain}"
+    );
+}
+
+#[test]
+fn the_reentry_limit_is_exact() {
+    let mm = machine();
+    let (m, sys) = (&mm.m, mm.sys);
+    // Shifting by a page each trip, a window of 64 pages re-enters system 64 times: the RAM
+    // at 0 shows at 0, 0x1000, ..., 0x40000.
+    let a = m.alias("a", sys, 0, 0x4_0000).unwrap();
+    m.add_subregion(sys, 0x1000, a).unwrap();
+    let seen = ranges(&mm.space.view());
+    let copies: Vec<u64> = seen.iter().filter(|r| r.1 == "ram").map(|r| r.0).collect();
+    assert_eq!(copies, (0..=64).map(|k| k * 0x1000).collect::<Vec<_>>());
+    assert_eq!(ranges(&m.render(sys).unwrap()), seen);
+    // Re-entries are counted of the changed region, along paths that start in it: mapping
+    // `a` counts entries of `system`, resizing `a` entries of `a`, whose own window starts
+    // one trip later. So 65 pages are refused when mapped...
+    m.remove_subregion(sys, a).unwrap();
+    m.set_size(a, 0x4_1000).unwrap();
+    let (change, why, chain) = mm.refused(|m| m.add_subregion(sys, 0x1000, a));
+    assert_eq!(change, "mapping `a` into `system`");
+    assert_eq!(why, "rendering would re-enter `system` more than 64 times");
+    // ... and the long path is shortened in the middle.
+    assert!(chain.starts_with("`system` → `a` → `system` → `a`"), "{chain}");
+    assert!(chain.contains(" → … (") && chain.contains(" more) … → "), "{chain}");
+    assert!(chain.ends_with("`a` → `system`"), "{chain}");
+    // Mapped at 64 pages, `a` may grow to 65 (64 re-entries of `a`), not to 66.
+    m.set_size(a, 0x4_0000).unwrap();
+    m.add_subregion(sys, 0x1000, a).unwrap();
+    m.set_size(a, 0x4_1000).unwrap();
+    let (change, why, _) = mm.refused(|m| m.set_size(a, 0x4_2000));
+    assert_eq!(change, "resizing `a` to 0x42000");
+    assert_eq!(why, "rendering would re-enter `a` more than 64 times");
+    // Shrinking is never refused.
+    m.set_size(a, 0x2000).unwrap();
+    assert_eq!(ranges(&mm.space.view()), ranges(&m.render(sys).unwrap()));
+}
+
+#[test]
+fn the_probe_budget_refuses_paths_that_multiply() {
+    let mm = machine();
+    let (m, sys) = (&mm.m, mm.sys);
+    // Two aliases shifting by 2 and 3 units: the paths through them are the compositions of
+    // up to 60 units into 2s and 3s, millions of them, each short (< 30 re-entries).
+    let two = m.alias("two", sys, 0, 0x3c00).unwrap();
+    m.add_subregion(sys, 0x200, two).unwrap();
+    let three = m.alias("three", sys, 0, 0x3c00).unwrap();
+    let t = std::time::Instant::now();
+    let (change, why, chain) = mm.refused(|m| m.add_subregion(sys, 0x300, three));
+    assert!(
+        t.elapsed().as_secs() < 5,
+        "the probe stops at its budget: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(change, "mapping `three` into `system`");
+    assert_eq!(
+        why,
+        format!(
+            "rendering would visit more than {} regions through its cycles",
+            addrspace::cycle::PROBE_BUDGET
+        )
+    );
+    assert!(chain.starts_with("`system` → "), "{chain}");
+}
+
+#[test]
+fn a_refused_move_keeps_the_place_among_equal_priorities() {
+    let mm = machine();
+    let (m, sys) = (&mm.m, mm.sys);
+    let a = m.alias("a", sys, 0x2000_0000, 0x1000).unwrap();
+    m.add_subregion(sys, 0x2000_1000, a).unwrap();
+    let newer = m.io("newer", 0x1000, Arc::new(Unassigned)).unwrap();
+    m.add_subregion(sys, 0x2000_1000, newer).unwrap();
+    let order = m.region_info(sys).unwrap().subregions;
+    // A real move would make `a` the newest; refused, it stays older than `newer`.
+    mm.refused(|m| m.set_address(a, 0x2000_0000));
+    assert_eq!(m.region_info(sys).unwrap().subregions, order);
+    let seen = ranges(&mm.space.view());
+    assert!(seen.contains(&(0x2000_1000, "newer".into(), 0)), "{seen:?}");
+}
+
+#[test]
+fn sse_200_ancestor_aliases_render_as_qemu_does() {
+    // ARM SSE-200: `alias 1` shows [0, 0x1000_0000) of armsse-container at 0x1000_0000
+    // (prio -1500); each CPU's `alias 3` shows its container's [0x4000_0000, 0x5000_0000) at
+    // 0x5000_0000, under the CPU's private devices and over an alias of the shared container.
+    let m = Memory::new();
+    let c = m.container("armsse-container", SIZE_2_64).unwrap();
+    let rom = m.rom("rom", 0x1000).unwrap();
+    m.add_subregion(c, 0x800, rom).unwrap();
+    let dev = m.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    m.add_subregion(c, 0x4000_0000, dev).unwrap();
+    let a1 = m.alias("alias 1", c, 0, 0x1000_0000).unwrap();
+    m.add_subregion_overlap(c, 0x1000_0000, a1, -1500).unwrap();
+    let cpu = m.container("arm-sse-cpu-container0", SIZE_2_64).unwrap();
+    let a0 = m.alias("alias 0", c, 0, SIZE_2_64).unwrap();
+    m.add_subregion_overlap(cpu, 0, a0, -1).unwrap();
+    let nvic = m.io("nvic", 0x1000, Arc::new(Unassigned)).unwrap();
+    m.add_subregion(cpu, 0x4000_1000, nvic).unwrap();
+    let a3 = m.alias("alias 3", cpu, 0x4000_0000, 0x1000_0000).unwrap();
+    m.add_subregion_overlap(cpu, 0x5000_0000, a3, -1500).unwrap();
+    let sys = m.address_space("memory", c).unwrap();
+    let cpu0 = m.address_space("cpu-memory-0", cpu).unwrap();
+    let want_sys = [(0x800, "rom", 0), (0x1000_0800, "rom", 0), (0x4000_0000, "dev", 0)];
+    let want_cpu = [
+        (0x800, "rom", 0),
+        (0x1000_0800, "rom", 0),
+        (0x4000_0000, "dev", 0),
+        (0x4000_1000, "nvic", 0),
+        (0x5000_0000, "dev", 0),
+        (0x5000_1000, "nvic", 0),
+    ];
+    let own = |w: &[(u64, &str, u64)]| w.iter().map(|&(a, n, o)| (a, n.to_string(), o)).collect::<Vec<_>>();
+    assert_eq!(ranges(&sys.view()), own(&want_sys));
+    assert_eq!(ranges(&cpu0.view()), own(&want_cpu));
+    // A change inside the shared container shows through both aliases at once.
+    m.set_address(dev, 0x4000_2000).unwrap();
+    let seen = ranges(&cpu0.view());
+    assert!(seen.contains(&(0x4000_2000, "dev".into(), 0)) && seen.contains(&(0x5000_2000, "dev".into(), 0)));
+    assert_eq!(seen, ranges(&m.render(cpu).unwrap()));
+    // So does one that only `alias 1` shows elsewhere in the same view.
+    m.set_address(rom, 0x900).unwrap();
+    let seen = ranges(&sys.view());
+    assert_eq!(
+        seen,
+        [
+            (0x900, "rom".into(), 0),
+            (0x1000_0900, "rom".into(), 0),
+            (0x4000_2000, "dev".into(), 0)
+        ]
+    );
+    assert_eq!(seen, ranges(&m.render(c).unwrap()));
+    assert_eq!(ranges(&cpu0.view()), ranges(&m.render(cpu).unwrap()));
+}
+
+/// A board whose `system` maps `loop`, an alias of `system` showing `offset` at `addr`.
+fn board_with(offset: &str, addr: &str) -> String {
+    format!(
+        r#"[[region]]
+name = "system"
+type = "container"
+size = "2^64"
+subregions = [
+  {{ region = "ram", addr = 0 }},
+  {{ region = "loop", addr = "{addr}", priority = -1500 }},
+]
+
+[[region]]
+name = "ram"
+type = "ram"
+size = "4K"
+
+[[region]]
+name = "loop"
+type = "alias"
+target = "system"
+offset = "{offset}"
+size = "4K"
+
+[[address-space]]
+name = "memory"
+root = "system"
+"#
+    )
+}
+
+#[test]
+fn a_board_names_the_subregion_entry_that_closes_an_endless_cycle() {
+    let err = board::load_str(&board_with("0x3000", "0x3000"), "board.toml").unwrap_err();
+    let Error::Board {
+        file,
+        line,
+        column,
+        msg,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!((file.as_str(), *line, *column), ("board.toml", 7, 14), "{err}");
+    assert!(
+        msg.starts_with("mapping `loop` into `system` would create a cycle QEMU cannot render: "),
+        "{msg}"
+    );
+    assert!(msg.ends_with("the path: `system` → `loop` → `system`"), "{msg}");
+    // One page off, the same board loads and shows the RAM twice.
+    let machine = board::load_str(&board_with("0x0", "0x3000"), "board.toml").unwrap();
+    let seen = ranges(&machine.address_space("memory").unwrap().view());
+    assert_eq!(seen, [(0, "ram".into(), 0), (0x3000, "ram".into(), 0)]);
+    // The cycle can close at a container's entry instead: `loop` goes into `bus` first, then
+    // `bus` into `system` (line 12) closes it.
+    let text = r#"[[region]]
+name = "bus"
+type = "container"
+size = "64K"
+subregions = [{ region = "loop", addr = "0x2000" }]
+
+[[region]]
+name = "system"
+type = "container"
+size = "2^64"
+subregions = [
+  { region = "bus", addr = "0x1000" },
+]
+
+[[region]]
+name = "loop"
+type = "alias"
+target = "system"
+offset = "0x3000"
+size = "4K"
+"#;
+    let err = board::load_str(text, "bus.toml").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bus.toml:12:14: mapping `bus` into `system` would create a cycle"),
+        "{err}"
+    );
+}
+
+/// A dump of `system` with `ram` and an alias `loop` of `system` showing `offset` at 0x3000.
+fn dump_with(offset: u64) -> String {
+    let body = format!(
+        "  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n    \
+         0000000000000000-0000000000000fff (prio 0, ram): ram\n    \
+         0000000000003000-0000000000003fff (prio 0, i/o): alias loop @system {offset:016x}-{:016x}\n",
+        offset + 0xfff
+    );
+    format!("address-space: memory\n{body}\nmemory-region: system\n{body}\n")
+}
+
+#[test]
+fn an_imported_dump_names_the_line_of_an_endless_alias() {
+    let err = mtree::import_dump(&dump_with(0x3000), "dump.txt", &Hints::default()).unwrap_err();
+    let Error::Dump { file, line, msg } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((file.as_str(), *line), ("dump.txt", 4), "{err}");
+    assert!(
+        msg.starts_with("mapping `loop` into `system` would create a cycle QEMU cannot render: ")
+            && msg.ends_with("the path: `system` → `loop` → `system`"),
+        "{msg}"
+    );
+    // A shifted window imports, and prints back as it was.
+    let dump = dump_with(0);
+    let machine = mtree::import_dump(&dump, "dump.txt", &Hints::default()).unwrap();
+    assert_eq!(mtree::print_tree(&machine.memory, &Default::default()), dump);
+    let seen = ranges(&machine.address_space("memory").unwrap().view());
+    assert_eq!(seen, [(0, "ram".into(), 0), (0x3000, "ram".into(), 0)]);
+}
+
+/// A machine the API accepted must survive its own dump and its own board export. It does
+/// not when a cycle is near a limit: the limits (`MAX_REENTRIES`, `PROBE_BUDGET`) are counted
+/// from the region a change is probed from, so the same graph is accepted when its last
+/// change is a resize of the alias (64 re-entries of the alias) and refused when it is
+/// mapped whole (65 re-entries of `system`), which is what the importer and the board loader
+/// do. Reported to the owner of `cycle.rs`; un-ignore when acceptance no longer depends on
+/// the build order.
+#[test]
+#[ignore = "library issue (reported): cycle-rule acceptance depends on the build order"]
+fn acceptance_does_not_depend_on_build_order() {
+    let m = Memory::new();
+    let sys = m.container("system", SIZE_2_64).unwrap();
+    let ram = m.ram("ram", 0x1000).unwrap();
+    m.add_subregion(sys, 0, ram).unwrap();
+    let a = m.alias("a", sys, 0, 0x4_0000).unwrap();
+    m.add_subregion(sys, 0x1000, a).unwrap();
+    m.set_size(a, 0x4_1000).unwrap();
+    let space = m.address_space("memory", sys).unwrap();
+    let dump = mtree::print_tree(&m, &Default::default());
+    let imported = mtree::import_dump(&dump, "dump.txt", &Hints::default());
+    assert!(
+        imported.is_ok(),
+        "the dump of an accepted machine: {:?}",
+        imported.err()
+    );
+    let machine = addrspace::Machine {
+        memory: m.clone(),
+        address_spaces: vec![space],
+        regions: vec![("system".into(), sys), ("ram".into(), ram), ("a".into(), a)],
+        clusters: Vec::new(),
+    };
+    let reloaded = board::load_str(&board::export(&machine), "export.toml");
+    assert!(
+        reloaded.is_ok(),
+        "the export of an accepted machine: {:?}",
+        reloaded.err()
+    );
+}

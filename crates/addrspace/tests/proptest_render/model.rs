@@ -1,0 +1,483 @@
+//! The model of `render_matches_reference`: a plain copy of the region graph (what the library
+//! is asked to build), QEMU's rules on it written as naively as possible, and the failure
+//! report.
+//!
+//! * [`World::resolve`] is the per-address "visibility" resolver of `docs/devel/memory.rst`
+//!   (spec 2.5), following aliases into their ancestors as QEMU does: an address must lie
+//!   inside every window on the path, which is what ends the recursion.
+//! * [`World::renders_finitely`] is the cycle rule of `addrspace::cycle`, by brute force:
+//!   every rendering path from the changed region, each one carried separately.
+//! * [`World::physical_root`] is `memory_region_get_flatview_root` (spec 3.1).
+//!
+//! The model also counts what the cycle rule decided ([`CycleStats`]), so that the generator's
+//! reach can be measured (`generator_reaches_ancestor_aliases`).
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use addrspace::mtree::{self, TreeOptions};
+use addrspace::{AddressSpace, Memory, RegionId, SIZE_2_64};
+use proptest::test_runner::TestCaseError;
+
+pub type TestResult<T = ()> = Result<T, TestCaseError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Container,
+    Ram,
+    Rom,
+    RamDevice,
+    RomDevice,
+    Io,
+    Reservation,
+    Alias { target: usize, offset: u64 },
+}
+
+impl Kind {
+    /// QEMU's `terminates`: everything but containers and aliases renders itself.
+    pub fn terminates(self) -> bool {
+        !matches!(self, Kind::Container | Kind::Alias { .. })
+    }
+
+    /// Kinds with a RAM block (which limits `set_size`).
+    pub fn ram_backed(self) -> bool {
+        matches!(self, Kind::Ram | Kind::Rom | Kind::RamDevice | Kind::RomDevice)
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Ram => "ram",
+            Kind::Rom => "rom",
+            Kind::RamDevice => "ramd",
+            Kind::RomDevice => "romdev",
+            Kind::Io => "io",
+            Kind::Reservation => "resv",
+            Kind::Alias { .. } => "alias",
+        }
+    }
+}
+
+/// One region of the model: exactly the state the real graph should hold.
+#[derive(Debug, Clone)]
+pub struct MNode {
+    pub id: RegionId,
+    pub name: String,
+    pub kind: Kind,
+    pub size: u128,
+    /// Length of the RAM block (the size can never grow past it).
+    pub block: u128,
+    pub addr: u64,
+    pub prio: i32,
+    pub enabled: bool,
+    pub readonly: bool,
+    pub nonvolatile: bool,
+    pub unmergeable: bool,
+    pub romd: bool,
+    pub parent: Option<usize>,
+    /// When it was last linked into its container (add or real move): larger is newer.
+    pub stamp: u64,
+}
+
+/// What a terminating region answers for one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub region: RegionId,
+    pub name: String,
+    pub offset: u64,
+    pub prio: i32,
+    pub readonly: bool,
+    pub nonvolatile: bool,
+    pub unmergeable: bool,
+    pub romd: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub readonly: bool,
+    pub nonvolatile: bool,
+    pub unmergeable: bool,
+}
+
+/// What the cycle rule decided in one case.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CycleStats {
+    /// Accepted changes after which rendering the changed region really comes back to it
+    /// (through an alias into an ancestor, directly or through other aliases).
+    pub accepted: u32,
+    /// Changes refused because rendering would not finish.
+    pub refused: u32,
+    /// Of those: same address again, too many re-entries, too many visits.
+    pub why: [u32; 3],
+    /// A render compared with the reference really went around such a cycle.
+    pub rendered: bool,
+}
+
+/// The real memory system and its model, driven in lockstep.
+pub struct World {
+    pub mem: Memory,
+    pub m: Vec<MNode>,
+    pub clock: u64,
+    pub log: Vec<String>,
+    /// Regions whose address changed without a commit (QEMU: `set_address` on an unmapped
+    /// region, or on one whose container or itself is disabled, sets no update-pending
+    /// flag). If such a region is a view's physical root, published views may legitimately
+    /// be stale until the next commit, exactly as in QEMU.
+    pub silent_moves: BTreeSet<usize>,
+    /// Import round-trip mode: refuse (skip) what a dump cannot express.
+    pub restricted: bool,
+    /// Candidate address-space roots (restricted mode).
+    pub tops: Vec<usize>,
+    pub cycles: CycleStats,
+    /// The container the last ancestor alias went into (the next one may join it), and the
+    /// shift of its window.
+    pub last_ancestor: Option<(usize, i128)>,
+    /// The address space whose view a refused change must not replace.
+    pub watch: Option<AddressSpace>,
+    /// The cycle rule, checking the last change, found a path back to the changed region.
+    pub came_back: bool,
+}
+
+impl World {
+    pub fn new(restricted: bool) -> World {
+        World {
+            mem: Memory::new(),
+            m: Vec::new(),
+            clock: 0,
+            log: Vec::new(),
+            silent_moves: BTreeSet::new(),
+            restricted,
+            tops: Vec::new(),
+            cycles: CycleStats::default(),
+            last_ancestor: None,
+            watch: None,
+            came_back: false,
+        }
+    }
+
+    pub fn ids(&self, i: usize) -> RegionId {
+        self.m[i].id
+    }
+
+    /// Subregions of `p` in precedence order: priority descending, newest first.
+    pub fn children(&self, p: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..self.m.len()).filter(|&i| self.m[i].parent == Some(p)).collect();
+        v.sort_by_key(|&i| (Reverse(self.m[i].prio), Reverse(self.m[i].stamp)));
+        v
+    }
+
+    /// Where rendering goes from each region: its alias target, then its subregions.
+    fn successors(&self) -> Vec<Vec<usize>> {
+        let mut next: Vec<Vec<usize>> = self
+            .m
+            .iter()
+            .map(|n| match n.kind {
+                Kind::Alias { target, .. } => vec![target],
+                _ => Vec::new(),
+            })
+            .collect();
+        for (i, n) in next.iter_mut().enumerate() {
+            n.extend(self.children(i));
+        }
+        next
+    }
+
+    /// Whether `to` is reachable from `from` through subregion and alias-target edges.
+    pub fn reaches(&self, from: usize, to: usize) -> bool {
+        reachable(&self.successors(), from, |_| true)[to]
+    }
+
+    /// Whether `x` is `of` or lies inside it through containers alone.
+    pub fn inside(&self, x: usize, of: usize) -> bool {
+        let mut at = Some(x);
+        while let Some(i) = at {
+            if i == of {
+                return true;
+            }
+            at = self.m[i].parent;
+        }
+        false
+    }
+
+    /// Whether rendering can come back to `i` (through an alias: containers alone cannot).
+    pub fn on_cycle(&self, i: usize) -> bool {
+        let next = self.successors();
+        next[i].iter().any(|&s| reachable(&next, s, |_| true)[i])
+    }
+
+    /// The ancestor `up` levels above `p` (or the topmost one) and `p`'s offset inside it.
+    pub fn ancestor(&self, p: usize, up: usize) -> (usize, u128) {
+        let (mut q, mut d) = (p, 0u128);
+        for _ in 0..up {
+            match self.m[q].parent {
+                Some(parent) => {
+                    d += u128::from(self.m[q].addr);
+                    q = parent;
+                }
+                None => break,
+            }
+        }
+        (q, d)
+    }
+
+    /// The cycle rules (`addrspace::cycle`), naively: rendering `start` with an unbounded
+    /// clip, through the regions that can come back to it, never comes back to `start` at
+    /// the same address, comes back at most `MAX_REENTRIES` times on one path, and visits at
+    /// most `PROBE_BUDGET` regions (`start` included). `enabled` is ignored. `None` if not,
+    /// else the most times a path came back to `start`.
+    ///
+    /// The library asks this only of a change that can close or reshape a cycle (the child
+    /// reaches its container, the moved region reaches its container, the alias or resized
+    /// region lies on a cycle), of the region where that cycle is entered: the container, or
+    /// the alias or resized region itself. The re-entry count depends on that choice (from
+    /// a container's container a path may enter once more before its window runs out), so
+    /// the model asks it of the same region, and not of unrelated changes.
+    pub fn reentries(&self, start: usize) -> Option<usize> {
+        let next = self.successors();
+        // Regions that can reach `start`: walk the edges backwards.
+        let mut prev: Vec<Vec<usize>> = vec![Vec::new(); self.m.len()];
+        for (i, ns) in next.iter().enumerate() {
+            for &j in ns {
+                prev[j].push(i);
+            }
+        }
+        let back = reachable(&prev, start, |_| true);
+        let (mut visits, mut most) = (1usize, 0usize);
+        // (region, base of its container, clip, bases of `start` on the path so far)
+        type Visit = (usize, i128, (i128, i128), Vec<i128>);
+        let mut stack: Vec<Visit> = vec![(start, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
+        while let Some((i, base, clip, mut trips)) = stack.pop() {
+            let n = &self.m[i];
+            let base = base + i128::from(n.addr);
+            let clip = (clip.0.max(base), clip.1.min(base + n.size as i128));
+            if clip.0 >= clip.1 {
+                continue;
+            }
+            if i == start {
+                if trips.contains(&base) || trips.len() > addrspace::cycle::MAX_REENTRIES as usize {
+                    return None;
+                }
+                most = most.max(trips.len());
+                trips.push(base);
+            }
+            for &j in &next[i] {
+                if !back[j] {
+                    continue;
+                }
+                let b = match n.kind {
+                    Kind::Alias { target, offset } if j == target => {
+                        base - i128::from(self.m[target].addr) - i128::from(offset)
+                    }
+                    _ => base,
+                };
+                visits += 1;
+                if visits > addrspace::cycle::PROBE_BUDGET {
+                    return None;
+                }
+                stack.push((j, b, clip, trips.clone()));
+            }
+        }
+        Some(most)
+    }
+
+    /// [`reentries`](Self::reentries) is not `None`.
+    pub fn renders_finitely(&self, start: usize) -> bool {
+        self.reentries(start).is_some()
+    }
+
+    /// Whether rendering `root` really goes around a cycle: some path through enabled regions
+    /// comes back to a region it went through, with a non-empty clip (explored up to
+    /// `PROBE_BUDGET` visits).
+    pub fn renders_a_cycle(&self, root: usize) -> bool {
+        let next = self.successors();
+        let mut visits = 0usize;
+        // (region, base of its container, clip, regions on the path so far)
+        type Visit = (usize, i128, (i128, i128), Vec<usize>);
+        let mut stack: Vec<Visit> = vec![(root, 0, (i128::MIN / 4, i128::MAX / 4), Vec::new())];
+        while let Some((i, base, clip, mut path)) = stack.pop() {
+            let n = &self.m[i];
+            let base = base + i128::from(n.addr);
+            let clip = (clip.0.max(base), clip.1.min(base + n.size as i128));
+            if !n.enabled || clip.0 >= clip.1 {
+                continue;
+            }
+            if path.contains(&i) {
+                return true;
+            }
+            path.push(i);
+            for &j in &next[i] {
+                visits += 1;
+                if visits > addrspace::cycle::PROBE_BUDGET {
+                    return false;
+                }
+                let b = match n.kind {
+                    Kind::Alias { target, offset } if j == target => {
+                        base - i128::from(self.m[target].addr) - i128::from(offset)
+                    }
+                    _ => base,
+                };
+                stack.push((j, b, clip, path.clone()));
+            }
+        }
+        false
+    }
+
+    pub fn fail(&self, msg: impl std::fmt::Display) -> TestCaseError {
+        TestCaseError::fail(format!("{msg}\n{}", self.describe()))
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = String::from("---- operations ----\n");
+        for l in &self.log {
+            let _ = writeln!(s, "  {l}");
+        }
+        s.push_str("---- model (unmapped regions and their subtrees, precedence order) ----\n");
+        for i in 0..self.m.len() {
+            if self.m[i].parent.is_none() {
+                self.describe_node(i, 1, &mut s);
+            }
+        }
+        s.push_str("---- library: info mtree -D ----\n");
+        s.push_str(&mtree::print_tree(&self.mem, &TreeOptions { disabled: true }));
+        s
+    }
+
+    fn describe_node(&self, i: usize, depth: usize, s: &mut String) {
+        let n = &self.m[i];
+        let _ = write!(
+            s,
+            "{:w$}{} {} addr={:#x} size={:#x} prio={} stamp={}",
+            "",
+            n.name,
+            n.kind.word(),
+            n.addr,
+            n.size,
+            n.prio,
+            n.stamp,
+            w = depth * 2
+        );
+        if let Kind::Alias { target, offset } = n.kind {
+            let _ = write!(s, " -> {}+{offset:#x}", self.m[target].name);
+        }
+        for (on, word) in [
+            (!n.enabled, "disabled"),
+            (n.readonly, "ro"),
+            (n.nonvolatile, "nv"),
+            (n.unmergeable, "unmergeable"),
+            (n.kind == Kind::RomDevice && !n.romd, "!romd"),
+        ] {
+            if on {
+                let _ = write!(s, " [{word}]");
+            }
+        }
+        s.push('\n');
+        for c in self.children(i) {
+            self.describe_node(c, depth + 1, s);
+        }
+    }
+
+    /// QEMU's `memory_region_get_flatview_root` (spec 3.1), on the model.
+    pub fn physical_root(&self, root: usize) -> Option<usize> {
+        let mut i = root;
+        for _ in 0..=self.m.len() {
+            let n = &self.m[i];
+            if !n.enabled {
+                return None;
+            }
+            match n.kind {
+                Kind::Alias { target, offset } => {
+                    if offset == 0 && n.size >= self.m[target].size {
+                        i = target;
+                        continue;
+                    }
+                    return Some(i);
+                }
+                Kind::Container => {
+                    let enabled: Vec<usize> = self.children(i).into_iter().filter(|&c| self.m[c].enabled).collect();
+                    match enabled[..] {
+                        [] => return None,
+                        [only] if self.m[only].addr == 0 && n.size >= self.m[only].size => i = only,
+                        _ => return Some(i),
+                    }
+                }
+                _ => return Some(i),
+            }
+        }
+        Some(i)
+    }
+
+    /// The naive per-address resolver (docs/devel/memory.rst "Visibility", spec 2.5): which
+    /// terminating region handles position `pos` of region `i`, with the flags OR-ed along
+    /// the path so far.
+    pub fn resolve(&self, i: usize, pos: u128, mut fl: Flags) -> Option<Hit> {
+        let n = &self.m[i];
+        if !n.enabled || pos >= n.size {
+            return None;
+        }
+        fl.readonly |= n.readonly;
+        fl.nonvolatile |= n.nonvolatile;
+        fl.unmergeable |= n.unmergeable;
+        if let Kind::Alias { target, offset } = n.kind {
+            // Only the alias offset matters, not where the target is mapped.
+            return self.resolve(target, pos + u128::from(offset), fl);
+        }
+        for c in self.children(i) {
+            let addr = u128::from(self.m[c].addr);
+            if pos >= addr {
+                if let Some(hit) = self.resolve(c, pos - addr, fl) {
+                    return Some(hit);
+                }
+            }
+        }
+        n.kind.terminates().then(|| Hit {
+            region: n.id,
+            name: n.name.clone(),
+            offset: pos as u64,
+            prio: n.prio,
+            readonly: fl.readonly,
+            nonvolatile: fl.nonvolatile,
+            unmergeable: fl.unmergeable,
+            romd: n.romd,
+        })
+    }
+
+    /// Absolute start and end of every window reachable from region `i` placed at `start`
+    /// (clamped to [0, 2^64]); disabled regions included, extra points do no harm. Windows
+    /// are clipped as rendering clips them, so cycles through aliases end.
+    pub fn bounds(&self, i: usize, start: i128, out: &mut BTreeSet<u128>, budget: &mut usize) {
+        let clamp = |x: i128| x.clamp(0, SIZE_2_64 as i128) as u128;
+        let mut stack = vec![(i, start, (i128::MIN / 4, i128::MAX / 4))];
+        while let Some((i, start, clip)) = stack.pop() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let n = &self.m[i];
+            let clip = (clip.0.max(start), clip.1.min(start + n.size as i128));
+            if clip.0 >= clip.1 {
+                continue;
+            }
+            out.insert(clamp(clip.0));
+            out.insert(clamp(clip.1));
+            if let Kind::Alias { target, offset } = n.kind {
+                stack.push((target, start - i128::from(offset), clip));
+            }
+            for c in self.children(i) {
+                stack.push((c, start + i128::from(self.m[c].addr), clip));
+            }
+        }
+    }
+}
+
+/// Regions reachable from `from` along `edges`, through regions that pass `open`.
+fn reachable(edges: &[Vec<usize>], from: usize, open: impl Fn(usize) -> bool) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut stack = vec![from];
+    while let Some(x) = stack.pop() {
+        if open(x) && !std::mem::replace(&mut seen[x], true) {
+            stack.extend(&edges[x]);
+        }
+    }
+    seen
+}
