@@ -219,10 +219,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     // QEMU mode re-renders and notifies everything; a global dirty-logging change re-renders
     // everything (every RAM range's mask may change) but notifies only changed spaces.
     let qemu = st.mode == CommitMode::Full;
-    let full = qemu || std::mem::take(&mut st.touch_all);
+    let touch_all = std::mem::take(&mut st.touch_all);
+    let full = qemu || touch_all;
     let mut d = Delivery::default();
     let idle = win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && relayer.is_empty();
-    if !full && idle && st.seeds.is_empty() {
+    // Nothing pending (a failed mutation, an empty transaction): no commit, in QEMU's mode
+    // too (QEMU commits only when `memory_region_update_pending` is set).
+    if !touch_all && idle && st.seeds.is_empty() {
         return d;
     }
     if qemu {

@@ -9,20 +9,23 @@
 //! whose trip does not shift the window (an alias at address B showing offset B of its own
 //! container) would recurse forever; QEMU overflows its stack.
 //!
-//! So the graph allows cycles through aliases and refuses, when a change is made, any that
-//! rendering could not finish (`probe`):
-//! - a path that comes back to a region at the same absolute address with a non-empty clip
-//!   (it would repeat forever);
-//! - a path that comes back to the changed region more than [`MAX_REENTRIES`] times;
-//! - more than [`PROBE_BUDGET`] visits in all (the cycles would make every render of the
-//!   region that slow).
+//! So the graph allows cycles through aliases and refuses, when a change is made, any graph
+//! in which rendering some region `R` — with an unbounded clip, as the root of a view would,
+//! through the regions that can lead back to `R` — would
+//! - come back to `R` at the same absolute address with a non-empty clip (the path would
+//!   repeat forever);
+//! - come back to `R` more than [`MAX_REENTRIES`] times on one path;
+//! - visit more than [`PROBE_BUDGET`] regions in all (the cycles would make every render that
+//!   slow).
 //!
-//! The probe renders the changed region with an unbounded clip, as the root of a view would,
-//! but only through regions that can lead back to it: an endless path must pass the change
-//! again and again, and any view that reaches the region enters it with a narrower clip, so
-//! what the probe accepts, every render finishes. It ignores `enabled` (enabling a region
-//! must not be able to hang the renderer). Cycles made of containers alone are refused
-//! outright, as before: a region cannot be inside itself.
+//! A change can only lengthen the renders of the regions on a cycle through the changed
+//! region, so those are the regions checked. Any view that reaches `R` enters it with a
+//! narrower clip, so what the check accepts, every render finishes. The rules are a property
+//! of the graph: a machine accepted one change at a time is accepted again, whatever order a
+//! board file or a dump builds it in (every graph on the way is part of the final one, and
+//! removing edges or shrinking windows only removes paths). The check ignores `enabled`
+//! (enabling a region must not be able to hang the renderer). Cycles made of containers alone
+//! are refused outright, as before: a region cannot be inside itself.
 //!
 //! Reachability walks forward from one end and backward from the other in lockstep, so it
 //! costs what the smaller side costs: mapping a fresh region into a deep tree, or a deep tree
@@ -198,14 +201,17 @@ struct Frame {
 
 const NO_PARENT: u32 = u32::MAX;
 
-/// Renders `start` as a view root would, through the regions that can lead back to it, and
-/// refuses if that would not finish (see the module doc).
-pub(crate) fn probe(g: &Graph, marks: &mut Marks, start: RegionId) -> Result<(), Endless> {
-    // Regions that can reach `start`: only they can be on a path that comes back.
+/// Refuses a change at `changed` if rendering would not finish, from any region of the
+/// cycles through it (see the module doc). Every region whose renders the change can make
+/// longer is on such a cycle, so the verdict is a property of the graph, not of the order in
+/// which it was built: a machine accepted one change at a time is accepted again when a board
+/// file or a dump builds it in another order.
+pub(crate) fn probe(g: &Graph, marks: &mut Marks, changed: RegionId) -> Result<(), Endless> {
+    // Regions that can reach `changed`: only they can be on a path that comes back to it.
     let stamp = marks.begin(g.capacity());
-    let back = &mut marks.bwd;
-    back[start.index as usize] = stamp;
-    let mut stack = vec![start];
+    let Marks { fwd, bwd: back, .. } = marks;
+    back[changed.index as usize] = stamp;
+    let mut stack = vec![changed];
     while let Some(y) = stack.pop() {
         predecessors(g, y, |p| {
             if back[p.index as usize] != stamp {
@@ -215,7 +221,31 @@ pub(crate) fn probe(g: &Graph, marks: &mut Marks, start: RegionId) -> Result<(),
             false
         });
     }
+    // Its cycles: what it reaches among those (every region on the way reaches it too).
+    let mut cycle = vec![changed];
+    fwd[changed.index as usize] = stamp;
+    let mut k = 0;
+    while let Some(&x) = cycle.get(k) {
+        k += 1;
+        successors(g, x, |s| {
+            let i = s.index as usize;
+            if back[i] == stamp && fwd[i] != stamp {
+                fwd[i] = stamp;
+                cycle.push(s);
+            }
+            false
+        });
+    }
     let leads_back = |id: RegionId| back[id.index as usize] == stamp;
+    for &start in &cycle {
+        walk(g, &leads_back, start)?;
+    }
+    Ok(())
+}
+
+/// Renders `start` as a view root would, through the regions for which `leads_back` holds,
+/// and fails on the first rule it breaks.
+fn walk(g: &Graph, leads_back: &dyn Fn(RegionId) -> bool, start: RegionId) -> Result<(), Endless> {
     let unbounded = (i128::MIN / 4, i128::MAX / 4);
     let mut frames = vec![Frame {
         id: start,

@@ -170,6 +170,9 @@ impl Graph {
 
     /// Refuses, as `change`, a graph in which rendering `start` would not finish.
     fn probe(&mut self, start: RegionId, change: impl FnOnce(&Graph) -> String) -> Result<()> {
+        // In precedence order, so that the path a refusal names is the same whatever order
+        // the lists were built in (the verdict does not depend on it).
+        self.normalize();
         let mut marks = std::mem::take(&mut self.marks);
         let r = crate::cycle::probe(self, &mut marks, start);
         self.marks = marks;

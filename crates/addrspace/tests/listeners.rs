@@ -448,3 +448,23 @@ fn a_listener_without_sections_gets_no_replay_but_every_commit() {
     assert_eq!(rec.take(), ["begin", "commit"], "nor does unregistration");
     assert_eq!(b.mem.stats().listener_calls - before, 2);
 }
+
+/// QEMU's full rebuild (`CommitMode::Full`) runs when an update is pending, as QEMU's does
+/// (`memory_region_update_pending`): a mutation that fails, or an empty transaction, calls
+/// no listener. A change, even one no view shows, does: QEMU commits for it too.
+#[test]
+fn full_mode_commits_only_when_an_update_is_pending() {
+    let b = board();
+    b.mem.set_commit_mode(addrspace::CommitMode::Full);
+    let l = Rec::named("l");
+    let _h = listen(&b.space, &l, PRIORITY_ACCEL);
+    l.take();
+    // A refused mapping (the child is mapped already) and an empty transaction.
+    assert!(b.mem.add_subregion(b.sys, 0x9000, b.vram).is_err());
+    drop(b.mem.transaction());
+    assert_eq!(l.take(), Vec::<String>::new(), "nothing pending, nothing heard");
+    // A change to a region no view shows still commits (and nothing differs).
+    let spare = b.mem.ram("spare", 0x1000).unwrap();
+    b.mem.set_readonly(spare, true).unwrap();
+    assert_eq!(l.take(), ["begin", "commit"]);
+}

@@ -171,6 +171,7 @@ impl Side {
         }
         // (b), (c)
         let mode = self.mode;
+        let committed = after.commits > stats.commits;
         for (id, l) in self.listeners.iter_mut().enumerate() {
             let i = l.space;
             let changed = !Arc::ptr_eq(&before[i], &views[i]);
@@ -184,6 +185,7 @@ impl Side {
                 changed && !quiet_ok,
                 changed,
                 mode,
+                committed,
             )
             .map_err(|e| {
                 format!(

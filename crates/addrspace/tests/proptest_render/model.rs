@@ -227,12 +227,8 @@ impl World {
     /// most `PROBE_BUDGET` regions (`start` included). `enabled` is ignored. `None` if not,
     /// else the most times a path came back to `start`.
     ///
-    /// The library asks this only of a change that can close or reshape a cycle (the child
-    /// reaches its container, the moved region reaches its container, the alias or resized
-    /// region lies on a cycle), of the region where that cycle is entered: the container, or
-    /// the alias or resized region itself. The re-entry count depends on that choice (from
-    /// a container's container a path may enter once more before its window runs out), so
-    /// the model asks it of the same region, and not of unrelated changes.
+    /// The library's rule holds for a graph when it holds for every region; the model checks
+    /// them all (see `World::cycle_rule`).
     pub fn reentries(&self, start: usize) -> Option<usize> {
         let next = self.successors();
         // Regions that can reach `start`: walk the edges backwards.
