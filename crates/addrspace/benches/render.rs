@@ -33,6 +33,9 @@ use addrspace::mtree::{self, FlatOptions, Hints};
 use addrspace::{board, Memory, RegionId, Unassigned, SIZE_2_64};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
+#[path = "../tests/common/scale.rs"]
+mod scale;
+
 fn flat(n: usize) -> (Memory, RegionId) {
     let m = Memory::new();
     let sys = m.container("system", SIZE_2_64).unwrap();
@@ -119,53 +122,6 @@ fn siblings_dump(n: usize) -> String {
         let _ = writeln!(s, "    {addr:016x}-{:016x} (prio {prio}, ram): ram{i}", addr + size - 1);
     }
     s + "\n"
-}
-
-/// A dump of `depth` nested containers with a RAM region at the bottom.
-fn nested_dump(depth: usize) -> String {
-    let mut s = String::from("address-space: memory\n");
-    for d in 1..=depth {
-        let indent = "  ".repeat(d);
-        let _ = writeln!(s, "{indent}0000000000000000-ffffffffffffffff (prio 0, i/o): level{d}");
-    }
-    let _ = writeln!(
-        s,
-        "{}0000000000000000-0000000000000fff (prio 0, ram): ram\n",
-        "  ".repeat(depth + 1)
-    );
-    s
-}
-
-/// A board file of `depth` nested containers, listed top-down.
-fn nested_board(depth: usize) -> String {
-    let mut s = String::new();
-    for d in 0..depth {
-        let inner = if d + 1 < depth {
-            format!("level{}", d + 1)
-        } else {
-            "ram".into()
-        };
-        let _ = writeln!(
-            s,
-            "[[region]]\nname = \"level{d}\"\ntype = \"container\"\nsize = \"1T\"\nsubregions = [{{ region = \"{inner}\", addr = \"0x1000\" }}]\n"
-        );
-    }
-    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"level0\"\n"
-}
-
-/// A board file with a chain of `n` aliases (`a0` in system, `aK` an alias of `aK+1`).
-fn alias_chain_board(n: usize) -> String {
-    let mut s = String::from(
-        "[[region]]\nname = \"system\"\ntype = \"container\"\nsize = \"2^64\"\nsubregions = [{ region = \"a0\" }]\n\n",
-    );
-    for k in 0..n {
-        let target = if k + 1 < n { format!("a{}", k + 1) } else { "ram".into() };
-        let _ = writeln!(
-            s,
-            "[[region]]\nname = \"a{k}\"\ntype = \"alias\"\ntarget = \"{target}\"\nsize = \"4K\"\n"
-        );
-    }
-    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"system\"\n"
 }
 
 /// Import and print `-f`, as `addrspace mtree --from-qemu DUMP -f` does.
@@ -272,7 +228,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| import_and_print(&text))
         });
     }
-    let text = nested_dump(DEPTH);
+    let text = scale::nested_dump(DEPTH);
     g.bench_with_input(BenchmarkId::new("nested", DEPTH), &DEPTH, |b, _| {
         b.iter(|| import_and_print(&text))
     });
@@ -288,8 +244,8 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("board");
     g.sample_size(10);
     for (name, text) in [
-        ("nested", nested_board(DEPTH)),
-        ("alias-chain", alias_chain_board(DEPTH)),
+        ("nested", scale::nested_board(DEPTH)),
+        ("alias-chain", scale::alias_chain_board(DEPTH)),
     ] {
         g.bench_with_input(BenchmarkId::new(name, DEPTH), &DEPTH, |b, _| {
             b.iter(|| load_and_print(&text))
@@ -347,7 +303,7 @@ fn import_summary() {
         .iter()
         .map(|&n| (format!("import/siblings/{n}"), siblings_dump(n)))
         .collect();
-    cases.push((format!("import/nested/{DEPTH}"), nested_dump(DEPTH)));
+    cases.push((format!("import/nested/{DEPTH}"), scale::nested_dump(DEPTH)));
     for (case, text) in &cases {
         let hints = Hints::default();
         let plan = median(7, || {
@@ -376,8 +332,8 @@ fn import_summary() {
         );
     }
     for (case, text) in [
-        (format!("board/nested/{DEPTH}"), nested_board(DEPTH)),
-        (format!("board/alias-chain/{DEPTH}"), alias_chain_board(DEPTH)),
+        (format!("board/nested/{DEPTH}"), scale::nested_board(DEPTH)),
+        (format!("board/alias-chain/{DEPTH}"), scale::alias_chain_board(DEPTH)),
     ] {
         let total = median(7, || {
             let t = Instant::now();

@@ -55,7 +55,6 @@ use crate::region::{RegionId, SIZE_2_64};
 
 mod export;
 mod number;
-mod order;
 pub use export::export;
 pub use number::Number;
 
@@ -355,7 +354,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     }
     // Alias cycles: each alias walked once (a chain of 20 000 aliases is one walk); the
     // error names the first alias, in file order, that leads into a cycle.
-    let aliases = order::alias_order(&targets).map_err(|start| {
+    let aliases = crate::build_order::alias_order(&targets).map_err(|start| {
         let r = &desc.regions[start];
         cx.err(
             r.target.as_ref().map_or(r.name.span(), |t| t.span()),
@@ -471,7 +470,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
             ids[a] = Some(id);
         }
         let id = |i: usize| ids[i].expect("all built");
-        for ci in order::fill_order(&parent) {
+        for ci in crate::build_order::fill_order(&parent) {
             for p in &desc.regions[ci].subregions {
                 let k = index[p.region.get_ref().as_str()];
                 let addr = cx.u64(&p.addr, "addr")?;

@@ -41,6 +41,7 @@ pub mod addr;
 pub mod address_space;
 pub mod board;
 mod board_cpus;
+mod build_order;
 mod child_index;
 mod commit;
 mod commit_layers;

@@ -3,12 +3,15 @@
 //! (thousands of nested containers, long alias chains) import and print on a small stack.
 //! Their speed is measured by `cargo bench -p addrspace --bench render` (import cases).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use addrspace::mtree::{self, FlatOptions, Hints, TreeOptions};
+use common::scale;
 
 /// Counts live and peak heap bytes of the whole process.
 struct Peak;
@@ -108,30 +111,12 @@ fn overlapping_equal_priority_siblings_cost_linear_memory() {
     );
 }
 
-/// `depth` containers nested in each other, a RAM region at the bottom.
-fn nested(depth: usize) -> String {
-    let mut s = String::from("address-space: memory\n");
-    for d in 1..=depth {
-        let _ = writeln!(
-            s,
-            "{}0000000000000000-ffffffffffffffff (prio 0, i/o): level{d}",
-            "  ".repeat(d)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "{}0000000000000000-0000000000000fff (prio 0, ram): ram\n",
-        "  ".repeat(depth + 1)
-    );
-    s
-}
-
 #[test]
 fn a_deep_dump_imports_and_prints_on_a_small_stack() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const DEPTH: usize = 3_000;
     on_small_stack(|| {
-        let text = nested(DEPTH);
+        let text = scale::nested_dump(DEPTH);
         let m = mtree::import_dump(&text, "deep", &Hints::default()).unwrap();
         assert_eq!(mtree::print_tree(&m.memory, &TreeOptions { disabled: true }), text);
         let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
@@ -175,45 +160,12 @@ fn a_long_alias_chain_imports_and_prints_on_a_small_stack() {
     });
 }
 
-/// A board file with `depth` containers nested in each other, a RAM region at the bottom,
-/// listed top-down (each container placed before what it holds is).
-fn nested_board(depth: usize) -> String {
-    let mut s = String::new();
-    for d in 0..depth {
-        let inner = if d + 1 < depth {
-            format!("level{}", d + 1)
-        } else {
-            "ram".into()
-        };
-        let _ = writeln!(
-            s,
-            "[[region]]\nname = \"level{d}\"\ntype = \"container\"\nsize = \"1T\"\nsubregions = [{{ region = \"{inner}\", addr = \"0x1000\" }}]\n"
-        );
-    }
-    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"level0\"\n"
-}
-
-/// A board file with an alias chain: `a0` in system, each `aK` an alias of `aK+1`.
-fn alias_chain_board(n: usize) -> String {
-    let mut s = String::from(
-        "[[region]]\nname = \"system\"\ntype = \"container\"\nsize = \"2^64\"\nsubregions = [{ region = \"a0\" }]\n\n",
-    );
-    for k in 0..n {
-        let target = if k + 1 < n { format!("a{}", k + 1) } else { "ram".into() };
-        let _ = writeln!(
-            s,
-            "[[region]]\nname = \"a{k}\"\ntype = \"alias\"\ntarget = \"{target}\"\nsize = \"4K\"\n"
-        );
-    }
-    s + "[[region]]\nname = \"ram\"\ntype = \"ram\"\nsize = \"4K\"\n\n[[address-space]]\nname = \"memory\"\nroot = \"system\"\n"
-}
-
 #[test]
 fn deep_board_files_load_and_print_on_a_small_stack() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const DEPTH: usize = 20_000;
     on_small_stack(|| {
-        let m = addrspace::board::load_str(&nested_board(DEPTH), "deep.toml").unwrap();
+        let m = addrspace::board::load_str(&scale::nested_board(DEPTH), "deep.toml").unwrap();
         let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
         // Each level below the root adds 0x1000, and so does the RAM: 20 000 * 0x1000.
         let at = DEPTH as u64 * 0x1000;
@@ -226,7 +178,7 @@ fn deep_board_files_load_and_print_on_a_small_stack() {
         let again = addrspace::board::load_str(&addrspace::board::export(&m), "again.toml").unwrap();
         assert_eq!(mtree::print_flat(&again.memory, &FlatOptions::default()), flat);
 
-        let m = addrspace::board::load_str(&alias_chain_board(DEPTH), "chain.toml").unwrap();
+        let m = addrspace::board::load_str(&scale::alias_chain_board(DEPTH), "chain.toml").unwrap();
         let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
         assert!(
             flat.contains("  0000000000000000-0000000000000fff (prio 0, ram): ram\n"),
@@ -240,7 +192,7 @@ fn deep_board_files_load_and_print_on_a_small_stack() {
 #[test]
 fn a_cycle_at_the_end_of_a_long_alias_chain_is_found() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let text = alias_chain_board(20_000).replace("target = \"ram\"", "target = \"a10000\"");
+    let text = scale::alias_chain_board(20_000).replace("target = \"ram\"", "target = \"a10000\"");
     let e = addrspace::board::load_str(&text, "cycle.toml").unwrap_err().to_string();
     // Reported at the first alias (in file order) that leads into the cycle: a0's target.
     let line = text[..text.find("target = \"a1\"").unwrap()].matches('\n').count() + 1;

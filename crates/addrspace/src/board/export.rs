@@ -182,14 +182,8 @@ fn region(
     let ri = &info[&id];
     let key = &key_of[&id];
     let ty = match ri.kind {
-        RegionKind::Container => "container",
         RegionKind::Ram if ri.readonly => "rom",
-        RegionKind::Ram => "ram",
-        RegionKind::RamDevice => "ram-device",
-        RegionKind::RomDevice => "rom-device",
-        RegionKind::Io => "io",
-        RegionKind::Reservation => "reservation",
-        RegionKind::Alias => "alias",
+        kind => kind.as_str(),
     };
     *out += "[[region]]\n";
     if *key != ri.name {

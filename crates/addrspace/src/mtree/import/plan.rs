@@ -274,33 +274,17 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
     })
 }
 
-/// Aliases ordered targets first; each alias is visited once (a chain of 20 000 aliases is
-/// one walk), and a cycle is an error at the first alias that leads into it.
+/// Aliases ordered targets first (see `build_order::alias_order`); a cycle is an error at
+/// the first alias that leads into it.
 fn alias_order(d: &Dump<'_>, regions: &[Planned]) -> Result<Vec<usize>> {
-    const NEW: u8 = 0;
-    const ON_PATH: u8 = 1;
-    const DONE: u8 = 2;
-    let mut state = vec![NEW; regions.len()];
-    let mut order = Vec::new();
-    let mut path = Vec::new();
-    for start in 0..regions.len() {
-        let mut x = start;
-        while let Make::Alias(t, _) = regions[x].make {
-            match state[x] {
-                DONE => break,
-                ON_PATH => return Err(d.err(regions[start].lineno, "alias cycle")),
-                _ => {}
-            }
-            state[x] = ON_PATH;
-            path.push(x);
-            x = t;
-        }
-        while let Some(a) = path.pop() {
-            state[a] = DONE;
-            order.push(a);
-        }
-    }
-    Ok(order)
+    let targets: Vec<Option<usize>> = regions
+        .iter()
+        .map(|r| match r.make {
+            Make::Alias(t, _) => Some(t),
+            _ => None,
+        })
+        .collect();
+    crate::build_order::alias_order(&targets).map_err(|start| d.err(regions[start].lineno, "alias cycle"))
 }
 
 impl DumpPlan {

@@ -1,11 +1,12 @@
-//! The order in which a board is built, chosen so that building is linear in the file:
+//! The order in which a board file or a QEMU dump is built, chosen so that building is linear
+//! in the input:
 //! aliases after their targets (with alias cycles found in one walk per alias), and
 //! containers filled before they are placed in theirs (no placement then walks a long chain
 //! of containers above it, however deep the nesting).
 
 /// Aliases (indices with a target) ordered targets first, each visited once; `Err` holds the
 /// first alias, in file order, whose chain runs into a cycle.
-pub(super) fn alias_order(targets: &[Option<usize>]) -> std::result::Result<Vec<usize>, usize> {
+pub(crate) fn alias_order(targets: &[Option<usize>]) -> std::result::Result<Vec<usize>, usize> {
     const NEW: u8 = 0;
     const ON_PATH: u8 = 1;
     const DONE: u8 = 2;
@@ -35,7 +36,7 @@ pub(super) fn alias_order(targets: &[Option<usize>]) -> std::result::Result<Vec<
 /// The order in which to fill containers so that each is filled before it is placed in its
 /// own container: deepest first (file order among equals), then regions inside a
 /// containment cycle in file order (the core refuses the placement that closes it).
-pub(super) fn fill_order(parent: &[Option<usize>]) -> Vec<usize> {
+pub(crate) fn fill_order(parent: &[Option<usize>]) -> Vec<usize> {
     #[derive(Clone, Copy, PartialEq)]
     enum Depth {
         Unknown,
