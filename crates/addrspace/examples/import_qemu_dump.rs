@@ -7,7 +7,8 @@
 //! To capture a dump yourself, run QEMU with `-monitor stdio` and type `info mtree -D`.
 //! The text does not say everything (which `i/o` regions have device callbacks, which
 //! aliases are read-only, in which order address spaces were created); a small hints file
-//! fills those gaps, see `tests/fixtures/qemu/*/hints.toml`.
+//! fills those gaps, see `tests/fixtures/qemu/*/hints.toml`, and the import reports what it
+//! had to guess without them.
 
 use std::path::PathBuf;
 
@@ -39,7 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Errors name the file and line of the dump (`dump.txt:12: ...`).
     let text = std::fs::read_to_string(&dump_path)?;
-    let machine = mtree::import_dump(&text, &dump_path.display().to_string(), &hints)?;
+    let (machine, guesses) = mtree::import_dump_with_report(&text, &dump_path.display().to_string(), &hints)?;
+    // What the dump could not say and the hints did not settle: the importer guessed it.
+    for g in &guesses {
+        println!("guessed: {g}");
+    }
 
     println!(
         "imported {} regions and {} address spaces from {}",
