@@ -521,3 +521,41 @@ fn a_view_rendered_in_full_mode_is_not_transferred_by_a_stale_signature() {
     }
     assert_eq!(recs_of(&space.view()), recs_of(&m.render(wrapper).unwrap()));
 }
+
+/// The same six nested self-aliases as a board file (no address space, so the test does not
+/// render): the loader accepts it in well under a millisecond; with an `[[address-space]]`
+/// over `c0`, `addrspace mtree FILE` would never finish (the `board_load` fuzz target's
+/// "no hang" property).
+#[test]
+fn nested_self_aliases_in_a_board_file_are_refused() {
+    let (trips, mut s, mut b) = (60u64, 1u64 << 56, 1u64 << 62);
+    let mut text = String::new();
+    let mut size = "2^64".to_string();
+    for i in 0..6 {
+        let w = trips * s;
+        let mut subs = vec![
+            format!("{{ region = \"a{i}\", addr = \"{b:#x}\", priority = 1 }}"),
+            format!("{{ region = \"leaf{i}\", addr = \"{:#x}\" }}", b + w - 0x1000),
+        ];
+        if i + 1 < 6 {
+            subs.push(format!("{{ region = \"c{}\", addr = 0 }}", i + 1));
+        }
+        text += &format!(
+            "[[region]]\nname = \"c{i}\"\ntype = \"container\"\nsize = \"{size}\"\nsubregions = [\n  {}\n]\n\n",
+            subs.join(",\n  ")
+        );
+        text += &format!(
+            "[[region]]\nname = \"a{i}\"\ntype = \"alias\"\ntarget = \"c{i}\"\noffset = \"{:#x}\"\nsize = \"{w:#x}\"\n\n",
+            b - s
+        );
+        text += &format!("[[region]]\nname = \"leaf{i}\"\ntype = \"ram\"\nsize = \"0x1000\"\n\n");
+        size = format!("{:#x}", b + w);
+        b -= s;
+        s /= 64;
+    }
+    let r = addrspace::board::load_str(&text, "nested.toml");
+    assert!(
+        r.is_err(),
+        "a board whose views would take ~60^5 visits to render loads"
+    );
+}
