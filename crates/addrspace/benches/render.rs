@@ -14,8 +14,9 @@
 //!   nested containers and as a chain of aliases.
 //!
 //! * `api/…`: the same traps through the `Memory` API, in one transaction: 200 000 siblings
-//!   mapped into one container at priorities in random order, 20 000 containers each mapped
-//!   into the previous one as soon as it exists (top-down), a chain of 20 000 aliases.
+//!   mapped into one container at priorities in random order (then all moved, in a second
+//!   transaction), 20 000 containers each mapped into the previous one as soon as it exists
+//!   (top-down), a chain of 20 000 aliases.
 //!
 //! Their summary lines split the time: `plan_ns` is the importer's own work
 //! (`mtree::plan_dump`), `build_ns` the calls on `Memory` (`DumpPlan::build`: regions,
@@ -193,9 +194,24 @@ fn api_alias_chain(n: usize) -> Memory {
     m
 }
 
+/// [`api_siblings`], then every sibling moved, in one more transaction (each move takes the
+/// region out of a list left out of order by the first one).
+fn api_moves(n: usize) -> Memory {
+    let m = api_siblings(n);
+    let ids = m.regions();
+    {
+        let _tx = m.transaction();
+        for (i, &id) in ids.iter().skip(1).enumerate() {
+            m.set_address(id, (n as u64 + i as u64) * 0x1000).unwrap();
+        }
+    }
+    m
+}
+
 type ApiBuilder = fn(usize) -> Memory;
-const API: [(&str, ApiBuilder, usize); 3] = [
+const API: [(&str, ApiBuilder, usize); 4] = [
     ("siblings-random-priority", api_siblings, 200_000),
+    ("siblings-then-all-moved", api_moves, 200_000),
     ("nested-top-down", api_nested, 20_000),
     ("alias-chain", api_alias_chain, 20_000),
 ];

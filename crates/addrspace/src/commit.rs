@@ -41,7 +41,10 @@ pub enum CommitMode {
     /// listeners of changed address spaces.
     #[default]
     Scoped,
-    /// QEMU's behaviour: every view re-rendered, every listener called.
+    /// QEMU's behaviour: every view re-rendered, every listener called, at every commit that
+    /// changed something. (QEMU's own test, `memory_region_update_pending`, also skips
+    /// changes no view can show — mapping a disabled region — and handles ioeventfd-only
+    /// changes without `begin`/`commit` or a render; this mode commits for those.)
     Full,
 }
 
@@ -220,12 +223,15 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     // everything (every RAM range's mask may change) but notifies only changed spaces.
     let qemu = st.mode == CommitMode::Full;
     let touch_all = std::mem::take(&mut st.touch_all);
-    let full = qemu || touch_all;
+    let rerender = std::mem::take(&mut st.rerender_all);
+    let full = qemu || touch_all || rerender;
     let mut d = Delivery::default();
     let idle = win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && relayer.is_empty();
-    // Nothing pending (a failed mutation, an empty transaction): no commit, in QEMU's mode
-    // too (QEMU commits only when `memory_region_update_pending` is set).
-    if !touch_all && idle && st.seeds.is_empty() {
+    // Nothing changed (a failed mutation, an empty transaction): no commit, in QEMU's mode
+    // too. (QEMU's own test, `memory_region_update_pending`, is narrower still: it skips
+    // changes no view can show, such as mapping a disabled region, and handles
+    // ioeventfd-only changes without begin/commit; this mode commits for those.)
+    if !touch_all && !rerender && idle && st.seeds.is_empty() {
         return d;
     }
     if qemu {
@@ -299,7 +305,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 // A global dirty-logging change only touches RAM-backed ranges.
                 let no_ram = |v: &FlatView| v.ranges().iter().all(|r| r.leaf().backend().ram().is_none());
                 let touched = sp.key.is_some_and(|k| win.contains_key(&k) || moved_roots.contains(&k));
-                if !qemu && !touched && old.as_deref().is_some_and(no_ram) {
+                if !qemu && !rerender && !touched && old.as_deref().is_some_and(no_ram) {
                     continue;
                 }
                 if let (false, Some(root)) = (qemu, sp.key) {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 /// What went wrong in a call on [`crate::Memory`] or one of its handles.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A [`crate::RegionId`] that does not name a live region of this memory system.
     #[error("region id {0} does not name a live region (deleted, or from another Memory)")]

@@ -142,7 +142,9 @@ impl Graph {
     pub fn insert_alias(&mut self, name: Arc<str>, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
         Self::check_size(&name, size)?;
         self.get(target)?;
+        let leads = self.node(target).leads_to_cycle;
         let id = self.insert(Node::new(name, Body::Alias { target, offset }, size));
+        self.node_mut(id).leads_to_cycle = leads;
         self.node_mut(target).aliases.push(id);
         Ok(id)
     }
@@ -215,8 +217,10 @@ impl Graph {
             (n.addr, n.priority, n.seq)
         };
         let visible = self.link(container, addr, child, priority);
-        if cycle {
-            // Through an alias into an ancestor: fine if rendering still finishes.
+        if cycle || self.node(child).leads_to_cycle {
+            // Through an alias into an ancestor, or above a cycle: fine if rendering the
+            // regions on cycles above still finishes.
+            self.flag_up(container);
             if let Err(e) = self.probe(container, |g| g.mapping(child, container)) {
                 self.unlink(container, child);
                 let n = self.node_mut(child);
@@ -289,6 +293,8 @@ impl Graph {
         let pos = c.subregions.len();
         c.subregions.push(child);
         let visible = c.enabled && child_enabled;
+        self.node_mut(child).slot = pos as u32;
+        let c = self.node_mut(container);
         if in_order && !c.unsorted {
             // Keep a built address index up to date instead of rebuilding it (a BAR move in
             // a bus with thousands of devices would otherwise re-sort them all).
@@ -302,12 +308,25 @@ impl Graph {
             }
         } else {
             c.child_index.take();
-            if !c.unsorted {
-                c.unsorted = true;
-                self.unsorted.push(container);
-            }
+            self.unsort(container);
         }
         visible
+    }
+
+    /// Marks `container`'s list as out of order (sorted before it is next read), recording
+    /// every child's place in it.
+    fn unsort(&mut self, container: RegionId) {
+        let c = self.node_mut(container);
+        if c.unsorted {
+            return;
+        }
+        c.unsorted = true;
+        let subs = std::mem::take(&mut c.subregions);
+        for (i, &s) in subs.iter().enumerate() {
+            self.node_mut(s).slot = i as u32;
+        }
+        self.node_mut(container).subregions = subs;
+        self.unsorted.push(container);
     }
 
     fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
@@ -316,16 +335,35 @@ impl Graph {
             (n.priority, n.seq)
         };
         let c = self.node(container);
-        let pos = if c.unsorted {
-            c.subregions.iter().position(|&s| s == child)
-        } else {
-            c.subregions
-                .binary_search_by_key(&key, |&s| {
-                    let n = self.node(s);
-                    (n.priority, n.seq)
-                })
-                .ok()
-        };
+        if c.unsorted {
+            // Out of order anyway: swap the last one into its place (O(1): the slot says
+            // where it is).
+            let slot = self.node(child).slot as usize;
+            let pos = if c.subregions.get(slot) == Some(&child) {
+                Some(slot)
+            } else {
+                c.subregions.iter().position(|&s| s == child)
+            };
+            let c = self.node_mut(container);
+            c.child_index.take();
+            let container_enabled = c.enabled;
+            if let Some(pos) = pos {
+                c.subregions.swap_remove(pos);
+                if let Some(&moved) = c.subregions.get(pos) {
+                    self.node_mut(moved).slot = pos as u32;
+                }
+            }
+            let ch = self.node_mut(child);
+            ch.container = None;
+            return container_enabled && ch.enabled;
+        }
+        let pos = c
+            .subregions
+            .binary_search_by_key(&key, |&s| {
+                let n = self.node(s);
+                (n.priority, n.seq)
+            })
+            .ok();
         let c = self.node_mut(container);
         if let Some(pos) = pos {
             c.subregions.remove(pos);
@@ -360,6 +398,9 @@ impl Graph {
         let c = self.node_mut(container);
         c.subregions.insert(pos, child);
         c.child_index.take();
+        if c.unsorted {
+            self.node_mut(child).slot = pos as u32;
+        }
     }
 
     /// Removes `child` from `container` (QEMU's `memory_region_del_subregion`).
@@ -405,7 +446,7 @@ impl Graph {
         self.check_fits(container, id, addr)?;
         let a = self.unlink(container, id);
         let b = self.link(container, addr, id, priority);
-        if addr != old_addr && self.reaches(&[id], container) {
+        if addr != old_addr && self.node(id).leads_to_cycle {
             let change = |g: &Graph| format!("moving `{}` to {addr:#x} in `{}`", g.name(id), g.name(container));
             if let Err(e) = self.probe(container, change) {
                 self.unlink(container, id);
@@ -416,14 +457,19 @@ impl Graph {
         Ok(a || b)
     }
 
-    /// Whether `id` lies on a cycle (rendering can come back to it).
-    fn on_cycle(&mut self, id: RegionId) -> bool {
-        let mut next = Vec::new();
-        crate::cycle::successors(self, id, |s| {
-            next.push(s);
-            false
-        });
-        self.reaches(&next, id)
+    /// Marks `start` and every region that can reach it as leading to a cycle (the set stays
+    /// closed upwards: a walk stops at regions marked already).
+    fn flag_up(&mut self, start: RegionId) {
+        let mut stack = vec![start];
+        while let Some(id) = stack.pop() {
+            let n = self.node_mut(id);
+            if std::mem::replace(&mut n.leads_to_cycle, true) {
+                continue;
+            }
+            let n = self.node(id);
+            stack.extend(n.container);
+            stack.extend(n.aliases.iter().copied());
+        }
     }
 
     pub fn set_enabled(&mut self, id: RegionId, enabled: bool) -> Result<bool> {
@@ -466,7 +512,7 @@ impl Graph {
             self.node_mut(c).child_index.take();
         }
         let old = std::mem::replace(&mut self.node_mut(id).size, size);
-        if size > old && self.on_cycle(id) {
+        if size > old && self.node(id).leads_to_cycle {
             let change = |g: &Graph| format!("resizing `{}` to {size:#x}", g.name(id));
             if let Err(e) = self.probe(id, change) {
                 self.node_mut(id).size = old;
@@ -492,7 +538,7 @@ impl Graph {
             return Ok(false);
         }
         let enabled = n.enabled;
-        if self.on_cycle(id) {
+        if self.node(id).leads_to_cycle {
             let change = |g: &Graph| format!("setting the offset of `{}` to {offset:#x}", g.name(id));
             if let Err(e) = self.probe(id, change) {
                 if let Body::Alias { offset: o, .. } = &mut self.node_mut(id).body {

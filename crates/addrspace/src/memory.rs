@@ -79,6 +79,9 @@ pub(crate) struct State {
     pub touched: crate::propagate::Windows,
     /// Every view must be re-rendered (global dirty-logging changes).
     pub touch_all: bool,
+    /// A change could not be followed to the views it reaches (propagation gave up): every
+    /// view is rendered again at the commit.
+    pub rerender_all: bool,
     /// Regions that moved inside their container (a view of such a root shifts).
     pub moved: Vec<RegionId>,
     /// Roots whose view may borrow a view that did not exist when it was made (see
@@ -364,6 +367,7 @@ impl Memory {
                     depth: 0,
                     touched: IdMap::default(),
                     touch_all: false,
+                    rerender_all: false,
                     moved: Vec::new(),
                     relayer: Vec::new(),
                     eventfd_touched: Vec::new(),
@@ -437,7 +441,7 @@ impl Memory {
                 }
             }
             if !commit::propagate(&st.graph, &mut st.scratch, &touched, &mut st.touched) {
-                st.touch_all = true;
+                st.rerender_all = true;
             }
         }
         drop(tx);
@@ -455,7 +459,17 @@ impl Memory {
 
     /// Chooses between scoped commits (the default) and QEMU's full rebuild.
     pub fn set_commit_mode(&self, mode: CommitMode) {
-        self.with_state(|st| st.mode = mode);
+        self.with_state(|st| {
+            if st.mode != mode {
+                // QEMU's mode keeps no sharing signatures: forget them rather than trust
+                // ones older than the views they describe.
+                st.reps.clear();
+                for e in st.views.values_mut() {
+                    e.sig = None;
+                }
+            }
+            st.mode = mode;
+        });
     }
 
     fn create(&self, name: &str, size: u128, body: impl FnOnce() -> Result<Body>) -> Result<RegionId> {
@@ -741,7 +755,8 @@ impl Memory {
             st.chains.entry(r).or_default().push(id);
         }
         st.next_space += 1;
-        let settled = st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all;
+        let settled =
+            st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all && !st.rerender_all;
         let fresh = match (st.views.contains_key(&key), st.mode) {
             (true, _) => None,
             (false, CommitMode::Scoped) => {

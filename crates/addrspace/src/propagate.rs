@@ -38,8 +38,8 @@ impl Scratch {
     }
 }
 
-/// Region visits one [`propagate`] call may make before it gives up (the caller then
-/// re-renders everything); only graphs with many cycles through aliases come near it.
+/// Region visits one [`propagate`] call may make before it gives up (the caller then renders
+/// every view again at the commit); only graphs with many cycles through aliases come near it.
 const MAX_PROPAGATION_STEPS: usize = 1 << 22;
 
 /// Carries each touched window up through containers and aliases, recording in `win` the

@@ -189,6 +189,9 @@ pub(crate) struct Node {
     pub subregions: Vec<RegionId>,
     /// `subregions` needs sorting (see there).
     pub unsorted: bool,
+    /// Its place in its container's `subregions` while that list is unsorted (so that taking
+    /// it out is O(1) then; a sorted list is searched by `(priority, seq)`).
+    pub slot: u32,
     /// When this region was last mapped (a graph-wide counter): among siblings of equal
     /// priority, the larger `seq` is the newer and wins.
     pub seq: u64,
@@ -204,6 +207,10 @@ pub(crate) struct Node {
     pub space_users: u32,
     /// A rendered view is rooted here (commits carry changed windows up to such regions).
     pub view_key: bool,
+    /// Rendering may lead from here to a region on a cycle (see `cycle`). Conservative: set
+    /// for every region that does, and never cleared while the region lives, so it may stay
+    /// set after the cycle is gone; the cycle check uses it only to skip work.
+    pub leads_to_cycle: bool,
     /// The renderer's address index of the subregions (built on demand; reset whenever a
     /// child is added, removed, moved or resized).
     pub child_index: std::sync::OnceLock<Arc<crate::child_index::ChildIndex>>,
@@ -225,6 +232,7 @@ impl Node {
             container: None,
             subregions: Vec::new(),
             unsorted: false,
+            slot: 0,
             seq: 0,
             aliases: Vec::new(),
             log_counts: [0; 3],
@@ -232,6 +240,7 @@ impl Node {
             eventfds: Vec::new(),
             space_users: 0,
             view_key: false,
+            leads_to_cycle: false,
             child_index: std::sync::OnceLock::new(),
         }
     }

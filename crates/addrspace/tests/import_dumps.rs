@@ -212,3 +212,25 @@ fn guesses_print_compactly_with_the_key_that_settles_them() {
         }
     }
 }
+
+/// A hints file read through serde settles what `Hints::from_toml` settles (a key given as an
+/// empty list means "none"), and code can settle a guess too. (Found in review: only
+/// `from_toml` recorded the keys given.)
+#[test]
+fn hints_read_through_serde_settle_what_from_toml_settles() {
+    use addrspace::mtree::{GuessKind, Hints};
+    let text = "readonly = []\nmmio_containers = []\npure_containers = []";
+    let a = Hints::from_toml(text, "hints.toml").unwrap();
+    let b: Hints = toml::from_str(text).unwrap();
+    for k in [
+        GuessKind::WritableAliases,
+        GuessKind::PureContainers,
+        GuessKind::MmioRegions,
+    ] {
+        assert_eq!(a.settles(k), b.settles(k), "{k:?}");
+    }
+    let mut c = Hints::default();
+    assert!(!c.settles(GuessKind::WritableAliases));
+    c.settle(GuessKind::WritableAliases);
+    assert!(c.settles(GuessKind::WritableAliases), "settled in code");
+}

@@ -81,7 +81,9 @@ pub(super) fn tables<T: Serialize>(name: &str, items: &[T]) -> Result<String, St
 /// Describes a built machine as a board file: the description, regions in tree order (each
 /// address space's root, then what is mapped in it, by address) with subregions listed in
 /// the order that reproduces their precedence, the address spaces, then the CPU tables.
-/// Loading the result rebuilds an equivalent machine: same trees, same views, same CPUs.
+/// Loading the result rebuilds an equivalent machine: same trees, same views, and the CPU
+/// clusters as the board file described them (`cpus` is the count plugged at load time: CPUs
+/// plugged or unplugged since are not written).
 ///
 /// The regions written are those of [`Machine::regions`], under the same ids (every live
 /// region if that list is empty), and the regions their aliases need.

@@ -5,8 +5,8 @@
 //! * [`World::resolve`] is the per-address "visibility" resolver of `docs/devel/memory.rst`
 //!   (spec 2.5), following aliases into their ancestors as QEMU does: an address must lie
 //!   inside every window on the path, which is what ends the recursion.
-//! * [`World::renders_finitely`] is the cycle rule of `addrspace::cycle`, by brute force:
-//!   every rendering path from the changed region, each one carried separately.
+//! * [`World::reentries_in`] is the cycle rule of `addrspace::cycle`, by brute force:
+//!   every rendering path from a region on a cycle, each one carried separately.
 //! * [`World::physical_root`] is `memory_region_get_flatview_root` (spec 3.1).
 //!
 //! The model also counts what the cycle rule decided ([`CycleStats`]), so that the generator's
@@ -221,24 +221,31 @@ impl World {
         (q, d)
     }
 
-    /// The cycle rules (`addrspace::cycle`), naively: rendering `start` with an unbounded
-    /// clip, through the regions that can come back to it, never comes back to `start` at
-    /// the same address, comes back at most `MAX_REENTRIES` times on one path, and visits at
-    /// most `PROBE_BUDGET` regions (`start` included). `enabled` is ignored. `None` if not,
-    /// else the most times a path came back to `start`.
-    ///
-    /// The library's rule holds for a graph when it holds for every region; the model checks
-    /// them all (see `World::cycle_rule`).
-    pub fn reentries(&self, start: usize) -> Option<usize> {
+    /// The graph's cycles as the rules see them, computed once for several
+    /// [`reentries_in`](Self::reentries_in).
+    pub fn cycles_now(&self) -> Cycles {
         let next = self.successors();
-        // Regions that can reach `start`: walk the edges backwards.
-        let mut prev: Vec<Vec<usize>> = vec![Vec::new(); self.m.len()];
-        for (i, ns) in next.iter().enumerate() {
-            for &j in ns {
-                prev[j].push(i);
-            }
+        let cyclic: Vec<bool> = (0..self.m.len()).map(|x| self.on_cycle(x)).collect();
+        let to_cycle = (0..self.m.len())
+            .map(|x| reachable(&next, x, |_| true).iter().zip(&cyclic).any(|(&r, &c)| r && c))
+            .collect();
+        Cycles { next, cyclic, to_cycle }
+    }
+
+    /// The cycle rules (`addrspace::cycle`), naively: for a region `start` on a cycle,
+    /// rendering it with an unbounded clip, through the regions that lead to a region on a
+    /// cycle, never comes back to `start` at the same address, comes back at most
+    /// `MAX_REENTRIES` times on one path, and visits at most `PROBE_BUDGET` regions (`start`
+    /// included). `enabled` is ignored. `None` if not, else the most times a path came back
+    /// to `start` (0 for a region on no cycle: the rules are about those on one).
+    ///
+    /// `c` holds the graph's cycles. The library's rule holds for a graph when it holds for every region; the model checks
+    /// them all (see `World::cycle_rule`).
+    pub fn reentries_in(&self, c: &Cycles, start: usize) -> Option<usize> {
+        let Cycles { next, cyclic, to_cycle } = c;
+        if !cyclic[start] {
+            return Some(0);
         }
-        let back = reachable(&prev, start, |_| true);
         let (mut visits, mut most) = (1usize, 0usize);
         // (region, base of its container, clip, bases of `start` on the path so far)
         type Visit = (usize, i128, (i128, i128), Vec<i128>);
@@ -258,7 +265,7 @@ impl World {
                 trips.push(base);
             }
             for &j in &next[i] {
-                if !back[j] {
+                if !to_cycle[j] {
                     continue;
                 }
                 let b = match n.kind {
@@ -275,11 +282,6 @@ impl World {
             }
         }
         Some(most)
-    }
-
-    /// [`reentries`](Self::reentries) is not `None`.
-    pub fn renders_finitely(&self, start: usize) -> bool {
-        self.reentries(start).is_some()
     }
 
     /// Whether rendering `root` really goes around a cycle: some path through enabled regions
@@ -467,6 +469,14 @@ impl World {
 }
 
 /// Regions reachable from `from` along `edges`, through regions that pass `open`.
+/// Successors, regions on cycles, and regions that lead to one (`reachable` includes the
+/// region itself, so a region on a cycle leads to one).
+pub struct Cycles {
+    next: Vec<Vec<usize>>,
+    cyclic: Vec<bool>,
+    to_cycle: Vec<bool>,
+}
+
 fn reachable(edges: &[Vec<usize>], from: usize, open: impl Fn(usize) -> bool) -> Vec<bool> {
     let mut seen = vec![false; edges.len()];
     let mut stack = vec![from];

@@ -16,7 +16,7 @@
 //!   `again` (an `a → b → a` trip back to the same window): refused when the windows meet.
 //!
 //! [`Op::Tweak`] then moves, re-offsets or grows an alias that lies on a cycle, which the
-//! cycle rule must check again. The model decides every outcome (`World::renders_finitely`).
+//! cycle rule must check again. The model decides every outcome (`World::reentries_in`).
 
 use addrspace::SIZE_2_64;
 use proptest::prelude::*;

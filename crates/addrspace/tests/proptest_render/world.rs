@@ -49,7 +49,7 @@ impl World {
         }
         if let Err(Error::EndlessCycle { why, .. }) = &real {
             self.cycles.refused += 1;
-            let k = ["same address", "re-enter", "visit more than"]
+            let k = ["same address", "re-enter", "visits through its cycles"]
                 .iter()
                 .position(|w| why.contains(w));
             match k {
@@ -66,11 +66,12 @@ impl World {
     /// every region, by brute force; the library checks the regions on cycles through the
     /// change, which must give the same verdict.
     fn cycle_rule(&mut self, start: usize) -> Expect {
-        match self.reentries(start) {
+        let cycles = self.cycles_now();
+        match self.reentries_in(&cycles, start) {
             Some(k) => self.came_back |= k > 0,
             None => return Expect::Endless,
         }
-        if (0..self.m.len()).all(|x| self.renders_finitely(x)) {
+        if (0..self.m.len()).all(|x| self.reentries_in(&cycles, x).is_some()) {
             Expect::Ok
         } else {
             Expect::Endless

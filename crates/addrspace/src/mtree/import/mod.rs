@@ -40,27 +40,24 @@ use crate::error::{Error, Result};
 use crate::machine::Machine;
 
 /// What a dump cannot say, by region or address-space name (the `--hints` TOML file).
+/// Read it with [`Hints::from_toml`] (or any serde format: a key given, even as an empty list,
+/// settles its guess), or build it in code and [`settle`](Hints::settle) what you checked.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "HintsFile")]
+#[non_exhaustive]
 pub struct Hints {
     /// `i/o` regions with children that have ops and fill their own gaps (x86 `io`).
-    #[serde(default)]
     pub mmio_containers: Vec<String>,
     /// `i/o` regions without children that are pure containers (render nothing).
-    #[serde(default)]
     pub pure_containers: Vec<String>,
     /// Regions or aliases that are read-only though the dump cannot show it.
-    #[serde(default)]
     pub readonly: Vec<String>,
     /// Address-space creation order, by name; unnamed spaces follow in the default order.
-    #[serde(default)]
     pub address_space_order: Vec<String>,
     /// The machine has no disabled region, so a dump that shows none is complete (without
     /// this, such a dump might be `info mtree` without `-D`, which leaves them out).
-    #[serde(default)]
     pub no_disabled_regions: bool,
     /// Keys the hints file gave, even as empty lists ("none"): their guesses are settled.
-    #[serde(skip)]
     given: Vec<GuessKind>,
 }
 
@@ -77,11 +74,31 @@ struct HintsFile {
     no_disabled_regions: bool,
 }
 
+impl From<HintsFile> for Hints {
+    fn from(raw: HintsFile) -> Hints {
+        let mut given = Vec::new();
+        let mut list = |v: Option<Vec<String>>, kind: GuessKind| {
+            if v.is_some() {
+                given.push(kind);
+            }
+            v.unwrap_or_default()
+        };
+        Hints {
+            mmio_containers: list(raw.mmio_containers, GuessKind::PureContainers),
+            pure_containers: list(raw.pure_containers, GuessKind::MmioRegions),
+            readonly: list(raw.readonly, GuessKind::WritableAliases),
+            address_space_order: raw.address_space_order,
+            no_disabled_regions: raw.no_disabled_regions,
+            given,
+        }
+    }
+}
+
 impl Hints {
     /// Parses a hints file; `file` names it in errors. A key given as an empty list
     /// (`readonly = []`) says "none": the import no longer reports that guess.
     pub fn from_toml(text: &str, file: &str) -> Result<Hints> {
-        let raw: HintsFile = toml::from_str(text).map_err(|e| {
+        toml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .span()
                 .map(|s| crate::board::line_col(text, s.start))
@@ -92,22 +109,15 @@ impl Hints {
                 column,
                 msg: e.message().to_string(),
             }
-        })?;
-        let mut given = Vec::new();
-        let mut list = |v: Option<Vec<String>>, kind: GuessKind| {
-            if v.is_some() {
-                given.push(kind);
-            }
-            v.unwrap_or_default()
-        };
-        Ok(Hints {
-            mmio_containers: list(raw.mmio_containers, GuessKind::PureContainers),
-            pure_containers: list(raw.pure_containers, GuessKind::MmioRegions),
-            readonly: list(raw.readonly, GuessKind::WritableAliases),
-            address_space_order: raw.address_space_order,
-            no_disabled_regions: raw.no_disabled_regions,
-            given,
         })
+    }
+
+    /// Says that a kind of guess has been checked: what its list holds is all there is, even
+    /// if it is empty (as a key given in a hints file does).
+    pub fn settle(&mut self, kind: GuessKind) {
+        if !self.given.contains(&kind) {
+            self.given.push(kind);
+        }
     }
 
     /// Whether these hints settle a kind of guess: the file gave its key, or the list is
