@@ -183,11 +183,6 @@ impl World {
         next
     }
 
-    /// Whether `to` is reachable from `from` through subregion and alias-target edges.
-    pub fn reaches(&self, from: usize, to: usize) -> bool {
-        reachable(&self.successors(), from, |_| true)[to]
-    }
-
     /// Whether `x` is `of` or lies inside it through containers alone.
     pub fn inside(&self, x: usize, of: usize) -> bool {
         let mut at = Some(x);

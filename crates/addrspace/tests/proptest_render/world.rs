@@ -285,7 +285,6 @@ impl World {
             Some(p) => {
                 let mut model = Expect::Refused;
                 if u128::from(addr) + n.size <= SIZE_2_64 {
-                    model = Expect::Ok;
                     self.m[i].addr = addr;
                     model = self.cycle_rule(p);
                     self.m[i].addr = n.addr;
