@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::access::{OpenBus, RegionOps, Unassigned};
+use crate::board_cpus::Report as _;
 use crate::error::{Error, Result};
 use crate::machine::Machine;
 use crate::memory::Memory;
@@ -247,11 +248,6 @@ impl Ctx<'_> {
             .value()
             .map_err(|m| self.err(n.span(), format!("{what}: {m}")))
     }
-
-    fn u64(&self, n: &Spanned<Number>, what: &str) -> Result<u64> {
-        let v = self.num(n, what)?;
-        u64::try_from(v).map_err(|_| self.err(n.span(), format!("{what} {v:#x} overflows 2^64")))
-    }
 }
 
 /// Loads a board file from disk.
@@ -324,10 +320,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     let mut sizes = Vec::with_capacity(desc.regions.len());
     let mut targets: Vec<Option<usize>> = vec![None; desc.regions.len()];
     for (i, r) in desc.regions.iter().enumerate() {
-        let size = cx.num(&r.size, "size")?;
-        if size > SIZE_2_64 {
-            return Err(cx.err(r.size.span(), format!("size: {size:#x} exceeds 2^64")));
-        }
+        let size = cx.size(&r.size)?;
         sizes.push(size);
         let is_alias = r.ty == RegionType::Alias;
         match (&r.target, is_alias) {

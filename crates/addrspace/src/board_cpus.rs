@@ -206,6 +206,21 @@ struct Entry {
 pub(crate) trait Report {
     fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error;
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128>;
+
+    /// A number that must fit in 64 bits (an address or an offset).
+    fn u64(&self, n: &Spanned<Number>, what: &str) -> Result<u64> {
+        let v = self.num(n, what)?;
+        u64::try_from(v).map_err(|_| self.err(n.span(), format!("{what} {v:#x} overflows 2^64")))
+    }
+
+    /// A region size: at most 2^64.
+    fn size(&self, n: &Spanned<Number>) -> Result<u128> {
+        let v = self.num(n, "size")?;
+        if v > SIZE_2_64 {
+            return Err(self.err(n.span(), format!("size: {v:#x} exceeds 2^64")));
+        }
+        Ok(v)
+    }
 }
 
 fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry], cpu: u32) -> Result<PerCpuRoot> {
@@ -254,10 +269,7 @@ pub(crate) fn build_clusters(
         if templates.iter().any(|(k, _)| k == id.get_ref()) {
             return Err(cx.err(id.span(), format!("duplicate cpu-root id `{}`", id.get_ref())));
         }
-        let size = cx.num(&t.size, "size")?;
-        if size > SIZE_2_64 {
-            return Err(cx.err(t.size.span(), format!("size: {size:#x} exceeds 2^64")));
-        }
+        let size = cx.size(&t.size)?;
         let mut entries: Vec<Entry> = Vec::new();
         // Ids of the root (0) and of the entries so far (k + 1), with their sizes.
         let mut local: Vec<(&str, u128, bool)> = vec![(id.get_ref().as_str(), size, true)];
@@ -306,46 +318,29 @@ pub(crate) fn build_clusters(
                 }
                 None => 0,
             };
-            let sized = |n: &Spanned<Number>| -> Result<u128> {
-                let v = cx.num(n, "size")?;
-                if v > SIZE_2_64 {
-                    return Err(cx.err(n.span(), format!("size: {v:#x} exceeds 2^64")));
-                }
-                Ok(v)
-            };
-            let offset = match &e.offset {
-                Some(o) => {
-                    u64::try_from(cx.num(o, "offset")?).map_err(|_| cx.err(o.span(), "offset overflows 2^64".into()))?
-                }
-                None => 0,
-            };
+            let offset = e.offset.as_ref().map_or(Ok(0), |o| cx.u64(o, "offset"))?;
             let make = if let Some(a) = &e.alias {
                 let target = region(a)?;
                 let size = match &e.size {
-                    Some(s) => sized(s)?,
+                    Some(s) => cx.size(s)?,
                     None => memory.region_info(target)?.size,
                 };
                 Make::Alias { target, offset, size }
             } else if let Some(a) = &e.cpu_alias {
                 let target = find(a, "cpu-alias target")?;
                 let size = match &e.size {
-                    Some(s) => sized(s)?,
+                    Some(s) => cx.size(s)?,
                     None => local[target].1,
                 };
                 Make::OwnAlias { target, offset, size }
             } else if let Some(s) = &e.io {
-                Make::Io(sized(s)?, e.ops.unwrap_or_default())
+                Make::Io(cx.size(s)?, e.ops.unwrap_or_default())
             } else if let Some(s) = &e.ram {
-                Make::Ram(sized(s)?)
+                Make::Ram(cx.size(s)?)
             } else {
-                Make::Container(sized(e.container.as_ref().expect("one kind"))?)
+                Make::Container(cx.size(e.container.as_ref().expect("one kind"))?)
             };
-            let addr = match &e.addr {
-                Some(a) => {
-                    u64::try_from(cx.num(a, "addr")?).map_err(|_| cx.err(a.span(), "addr overflows 2^64".into()))?
-                }
-                None => 0,
-            };
+            let addr = e.addr.as_ref().map_or(Ok(0), |a| cx.u64(a, "addr"))?;
             if (e.offset.is_some() || e.size.is_some()) && e.alias.is_none() && e.cpu_alias.is_none() {
                 let span = e.offset.as_ref().or(e.size.as_ref()).expect("one is given").span();
                 return Err(cx.err(

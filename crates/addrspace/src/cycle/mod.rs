@@ -103,7 +103,7 @@ impl Endless {
 /// Refuses a change at `changed` if rendering a region on a cycle above it would break a
 /// rule (see the module doc).
 pub(crate) fn probe(g: &Graph, marks: &mut Marks, changed: RegionId) -> Result<(), Endless> {
-    let above = reach::reaching(g, marks, changed);
+    let above = reach::closure(g, &[changed], reach::Dir::Up, |_| true);
     // The regions on a cycle among them (the changed one first: its walk names the path a
     // refusal is most about).
     let mut starts: Vec<RegionId> = Vec::new();
@@ -122,7 +122,7 @@ pub(crate) fn probe(g: &Graph, marks: &mut Marks, changed: RegionId) -> Result<(
     }
     // What their walks can go through: the regions below them that lead to a cycle, found
     // exactly among those marked as possibly leading to one.
-    let below = reach::reached_from(g, &starts, |id| g.node(id).leads_to_cycle);
+    let below = reach::closure(g, &starts, reach::Dir::Down, |id| g.node(id).leads_to_cycle);
     let on_cycle = scc::on_cycles(g, &below);
     let to_cycle = reach::leading_to(g, &below, &on_cycle);
     for start in starts {

@@ -46,6 +46,46 @@ pub(crate) fn predecessors(g: &Graph, id: RegionId, mut f: impl FnMut(RegionId) 
     n.container.is_some_and(&mut f) || n.aliases.iter().any(|&a| f(a))
 }
 
+/// Which way a walk follows the edges.
+#[derive(Clone, Copy)]
+pub(crate) enum Dir {
+    /// As rendering goes: [`successors`].
+    Down,
+    /// Back to what renders a region: [`predecessors`].
+    Up,
+}
+
+fn neighbours(g: &Graph, id: RegionId, dir: Dir, f: impl FnMut(RegionId) -> bool) -> bool {
+    match dir {
+        Dir::Down => successors(g, id, f),
+        Dir::Up => predecessors(g, id, f),
+    }
+}
+
+/// One step of a bidirectional walk: marks `x`'s unmarked neighbours in `mine` and queues
+/// them; `true` as soon as one is marked in `other` (the two walks met).
+fn expand(
+    g: &Graph,
+    x: RegionId,
+    dir: Dir,
+    stamp: u32,
+    mine: &mut [u32],
+    other: &[u32],
+    queue: &mut Vec<RegionId>,
+) -> bool {
+    neighbours(g, x, dir, |n| {
+        let i = n.index as usize;
+        if other[i] == stamp {
+            return true;
+        }
+        if mine[i] != stamp {
+            mine[i] = stamp;
+            queue.push(n);
+        }
+        false
+    })
+}
+
 /// Whether rendering can go from any of `from` to `to` (through subregions and alias
 /// targets, enabled or not). Bidirectional: costs about twice the smaller side's walk.
 pub(crate) fn reaches(g: &Graph, marks: &mut Marks, from: &[RegionId], to: RegionId) -> bool {
@@ -65,33 +105,11 @@ pub(crate) fn reaches(g: &Graph, marks: &mut Marks, from: &[RegionId], to: Regio
     let mut behind = vec![to];
     loop {
         let Some(x) = ahead.pop() else { return false };
-        let met = successors(g, x, |s| {
-            let i = s.index as usize;
-            if bwd[i] == stamp {
-                return true;
-            }
-            if fwd[i] != stamp {
-                fwd[i] = stamp;
-                ahead.push(s);
-            }
-            false
-        });
-        if met {
+        if expand(g, x, Dir::Down, stamp, fwd, bwd, &mut ahead) {
             return true;
         }
         let Some(y) = behind.pop() else { return false };
-        let met = predecessors(g, y, |p| {
-            let i = p.index as usize;
-            if fwd[i] == stamp {
-                return true;
-            }
-            if bwd[i] != stamp {
-                bwd[i] = stamp;
-                behind.push(p);
-            }
-            false
-        });
-        if met {
+        if expand(g, y, Dir::Up, stamp, bwd, fwd, &mut behind) {
             return true;
         }
     }
@@ -109,29 +127,9 @@ pub(crate) fn inside(g: &Graph, id: RegionId, of: RegionId) -> bool {
     false
 }
 
-/// The regions that can reach `start` (it included).
-pub(crate) fn reaching(g: &Graph, marks: &mut Marks, start: RegionId) -> Vec<RegionId> {
-    let stamp = marks.begin(g.capacity());
-    let seen = &mut marks.bwd;
-    seen[start.index as usize] = stamp;
-    let mut out = vec![start];
-    let mut k = 0;
-    while let Some(&y) = out.get(k) {
-        k += 1;
-        predecessors(g, y, |p| {
-            if seen[p.index as usize] != stamp {
-                seen[p.index as usize] = stamp;
-                out.push(p);
-            }
-            false
-        });
-    }
-    out
-}
-
-/// The regions rendering can go to from any of `from` (they included) through regions for
-/// which `keep` holds.
-pub(crate) fn reached_from(g: &Graph, from: &[RegionId], keep: impl Fn(RegionId) -> bool) -> Vec<RegionId> {
+/// The regions reached from `from` (they included) going `dir`, through regions for which
+/// `keep` holds.
+pub(crate) fn closure(g: &Graph, from: &[RegionId], dir: Dir, keep: impl Fn(RegionId) -> bool) -> Vec<RegionId> {
     let mut seen = vec![false; g.capacity()];
     let mut out = Vec::with_capacity(from.len());
     for &r in from {
@@ -142,9 +140,9 @@ pub(crate) fn reached_from(g: &Graph, from: &[RegionId], keep: impl Fn(RegionId)
     let mut k = 0;
     while let Some(&x) = out.get(k) {
         k += 1;
-        successors(g, x, |s| {
-            if keep(s) && !std::mem::replace(&mut seen[s.index as usize], true) {
-                out.push(s);
+        neighbours(g, x, dir, |n| {
+            if keep(n) && !std::mem::replace(&mut seen[n.index as usize], true) {
+                out.push(n);
             }
             false
         });
@@ -152,27 +150,17 @@ pub(crate) fn reached_from(g: &Graph, from: &[RegionId], keep: impl Fn(RegionId)
     out
 }
 
-/// By region index: whether the region is one of `nodes` and rendering can go from it to a
-/// region on a cycle (`on_cycle`, by region index).
+/// By region index: whether the region is one of `nodes` and rendering can go from it, through
+/// `nodes`, to a region on a cycle (`on_cycle`, by region index).
 pub(crate) fn leading_to(g: &Graph, nodes: &[RegionId], on_cycle: &[bool]) -> Vec<bool> {
     let mut member = vec![false; g.capacity()];
     for r in nodes {
         member[r.index as usize] = true;
     }
+    let cyclic: Vec<RegionId> = nodes.iter().copied().filter(|r| on_cycle[r.index as usize]).collect();
     let mut out = vec![false; g.capacity()];
-    let mut stack: Vec<RegionId> = nodes.iter().copied().filter(|r| on_cycle[r.index as usize]).collect();
-    for r in &stack {
+    for r in closure(g, &cyclic, Dir::Up, |r| member[r.index as usize]) {
         out[r.index as usize] = true;
-    }
-    while let Some(y) = stack.pop() {
-        predecessors(g, y, |p| {
-            let i = p.index as usize;
-            if member[i] && !out[i] {
-                out[i] = true;
-                stack.push(p);
-            }
-            false
-        });
     }
     out
 }
