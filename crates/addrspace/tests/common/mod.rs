@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod reference;
 pub mod scale;
 
 /// xorshift64*: reproducible choices and traces.

@@ -28,71 +28,24 @@
 //! The model records everything the library is asked to do, so that failures print a readable
 //! log of the operations, the model tree and the real output.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod model;
 mod ops;
 mod roundtrip;
 mod strategies;
 mod world;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use addrspace::{AddressSpace, FlatView, GuestAddr, RegionId, SIZE_2_64};
+use addrspace::{AddressSpace, RegionId};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 
-use model::{CycleStats, Flags, Hit, TestResult, World};
+use common::reference::check_view_invariants;
+use model::{CycleStats, TestResult, World};
 use strategies::{build, build_bank, spec1_s, Make, Op, Spec1};
-
-fn real_hit(view: &FlatView, a: u64) -> Option<Hit> {
-    view.lookup(GuestAddr(a)).map(|(r, off)| Hit {
-        region: r.region(),
-        name: r.name().to_string(),
-        offset: off.0,
-        prio: r.priority(),
-        readonly: r.readonly(),
-        nonvolatile: r.nonvolatile(),
-        unmergeable: r.unmergeable(),
-        romd: r.romd(),
-    })
-}
-
-/// Structural invariants of any flat view: sorted, non-overlapping, non-empty ranges inside
-/// the 64-bit space, and no two neighbours that `flatview_simplify` should have merged.
-fn check_view_invariants(view: &FlatView) -> Result<(), String> {
-    let rs = view.ranges().to_vec();
-    for (i, r) in rs.iter().enumerate() {
-        if r.size() == 0 {
-            return Err(format!("range {i} {r:?} is empty"));
-        }
-        if r.end() > SIZE_2_64 {
-            return Err(format!("range {i} {r:?} runs past 2^64"));
-        }
-        if u128::from(r.offset_in_region().0) + r.size() > SIZE_2_64 {
-            return Err(format!("range {i} {r:?} has an offset past 2^64"));
-        }
-    }
-    for (i, w) in rs.windows(2).enumerate() {
-        let (a, b) = (&w[0], &w[1]);
-        if a.end() > u128::from(b.start().0) {
-            return Err(format!("ranges {i} {a:?} and {} {b:?} are unsorted or overlap", i + 1));
-        }
-        let mergeable = a.end() == u128::from(b.start().0)
-            && a.region() == b.region()
-            && Arc::ptr_eq(a.leaf(), b.leaf())
-            && u128::from(a.offset_in_region().0) + a.size() == u128::from(b.offset_in_region().0)
-            && a.readonly() == b.readonly()
-            && a.nonvolatile() == b.nonvolatile()
-            && a.romd() == b.romd()
-            && !a.unmergeable()
-            && !b.unmergeable();
-        if mergeable {
-            return Err(format!("ranges {i} {a:?} and {} {b:?} should have been merged", i + 1));
-        }
-    }
-    Ok(())
-}
 
 fn run_spec1(spec: &Spec1) -> TestResult<CycleStats> {
     let mut w = World::new(false);
@@ -192,7 +145,8 @@ fn check_render(w: &mut World, root: usize, space: &AddressSpace, probes: &[u64]
         }
     }
 
-    let phys = w.physical_root(root);
+    let reference = w.reference();
+    let phys = reference.physical_root(root);
     w.cycles.rendered |= phys.is_some_and(|p| w.renders_a_cycle(p));
     let w = &*w;
     let real_phys = w.mem.physical_root(w.ids(root)).map_err(|e| w.fail(e))?;
@@ -208,51 +162,9 @@ fn check_render(w: &mut World, root: usize, space: &AddressSpace, probes: &[u64]
     if view.root() != real_phys {
         return Err(ctx(format!("view root {:?} is not the physical root", view.root())));
     }
-    check_view_invariants(&view).map_err(&ctx)?;
-
-    // Every range names a terminating region and lies inside it.
-    for r in view.ranges() {
-        let Some(leaf) = w.m.iter().find(|n| n.id == r.region()) else {
-            return Err(ctx(format!("{r:?} names an unknown region")));
-        };
-        if !leaf.kind.terminates() || u128::from(r.offset_in_region().0) + r.size() > leaf.size {
-            return Err(ctx(format!("{r:?} is not inside terminating region {}", leaf.name)));
-        }
-    }
-
-    // Addresses to compare: both sides of every window boundary of the model, of every range
-    // boundary of the view, and some random ones.
-    let mut edges = BTreeSet::new();
-    if let Some(p) = phys {
-        let mut budget = 20_000;
-        w.bounds(p, i128::from(w.m[p].addr), &mut edges, &mut budget);
-    }
-    for r in view.ranges() {
-        edges.insert(u128::from(r.start().0));
-        edges.insert(r.end());
-    }
-    let mut points: BTreeSet<u64> = probes.iter().copied().collect();
-    for e in edges {
-        if e < SIZE_2_64 {
-            points.insert(e as u64);
-        }
-        if e > 0 {
-            points.insert((e - 1) as u64);
-        }
-    }
-    for &a in &points {
-        // The view of the physical root renders it at its own address (spec 3.1).
-        let want = phys.and_then(|p| {
-            let pos = u128::from(a).checked_sub(u128::from(w.m[p].addr))?;
-            w.resolve(p, pos, Flags::default())
-        });
-        let got = real_hit(&view, a);
-        if got != want {
-            return Err(ctx(format!(
-                "at {a:#x}: library {got:?}\n              reference {want:?}"
-            )));
-        }
-    }
+    // Invariants, ranges inside terminating regions, and every address against the naive
+    // reference renderer.
+    reference.check_view(phys, &view, probes, true).map_err(&ctx)?;
 
     // Property 2: rendering is deterministic, and what the address space published through
     // its commits is what a fresh render gives.

@@ -2,9 +2,9 @@
 //! is asked to build), QEMU's rules on it written as naively as possible, and the failure
 //! report.
 //!
-//! * [`World::resolve`] is the per-address "visibility" resolver of `docs/devel/memory.rst`
-//!   (spec 2.5), following aliases into their ancestors as QEMU does: an address must lie
-//!   inside every window on the path, which is what ends the recursion.
+//! * [`World::reference`] hands the model to the naive reference renderer shared with the
+//!   commit and layered-view properties (`common::reference`): the per-address "visibility"
+//!   resolver of `docs/devel/memory.rst` (spec 2.5).
 //! * [`World::reentries_in`] is the cycle rule of `addrspace::cycle`, by brute force:
 //!   every rendering path from a region on a cycle, each one carried separately.
 //! * [`World::physical_root`] is `memory_region_get_flatview_root` (spec 3.1).
@@ -17,8 +17,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use addrspace::mtree::{self, TreeOptions};
-use addrspace::{AddressSpace, Memory, RegionId, SIZE_2_64};
+use addrspace::{AddressSpace, Memory, RegionId, RegionInfo, RegionKind};
 use proptest::test_runner::TestCaseError;
+
+use crate::common::reference::{RKind, RNode, Reference};
 
 pub type TestResult<T = ()> = Result<T, TestCaseError>;
 
@@ -78,26 +80,6 @@ pub struct MNode {
     pub parent: Option<usize>,
     /// When it was last linked into its container (add or real move): larger is newer.
     pub stamp: u64,
-}
-
-/// What a terminating region answers for one address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    pub region: RegionId,
-    pub name: String,
-    pub offset: u64,
-    pub prio: i32,
-    pub readonly: bool,
-    pub nonvolatile: bool,
-    pub unmergeable: bool,
-    pub romd: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Flags {
-    pub readonly: bool,
-    pub nonvolatile: bool,
-    pub unmergeable: bool,
 }
 
 /// What the cycle rule decided in one case.
@@ -370,96 +352,52 @@ impl World {
         }
     }
 
+    /// The model as the shared naive reference renderer's graph (`common::reference`), with
+    /// the model's own precedence order.
+    pub fn reference(&self) -> Reference {
+        let nodes = (0..self.m.len())
+            .map(|i| {
+                let n = &self.m[i];
+                let children = self.children(i);
+                let (kind, region_kind, alias) = match n.kind {
+                    Kind::Alias { target, offset } => (
+                        RKind::Alias { target, offset },
+                        RegionKind::Alias,
+                        Some((self.ids(target), offset)),
+                    ),
+                    // (The reference only needs to know that it terminates.)
+                    k if k.terminates() => (RKind::Leaf, RegionKind::Io, None),
+                    _ => (RKind::Container, RegionKind::Container, None),
+                };
+                let info = RegionInfo {
+                    name: n.name.clone(),
+                    kind: region_kind,
+                    size: n.size,
+                    addr: n.addr,
+                    priority: n.prio,
+                    enabled: n.enabled,
+                    readonly: n.readonly,
+                    nonvolatile: n.nonvolatile,
+                    unmergeable: n.unmergeable,
+                    romd: n.romd,
+                    container: n.parent.map(|p| self.ids(p)),
+                    subregions: children.iter().map(|&c| self.ids(c)).collect(),
+                    alias,
+                };
+                RNode {
+                    id: n.id,
+                    info,
+                    kind,
+                    children,
+                }
+            })
+            .collect();
+        Reference::new(nodes)
+    }
+
     /// QEMU's `memory_region_get_flatview_root` (spec 3.1), on the model.
     pub fn physical_root(&self, root: usize) -> Option<usize> {
-        let mut i = root;
-        for _ in 0..=self.m.len() {
-            let n = &self.m[i];
-            if !n.enabled {
-                return None;
-            }
-            match n.kind {
-                Kind::Alias { target, offset } => {
-                    if offset == 0 && n.size >= self.m[target].size {
-                        i = target;
-                        continue;
-                    }
-                    return Some(i);
-                }
-                Kind::Container => {
-                    let enabled: Vec<usize> = self.children(i).into_iter().filter(|&c| self.m[c].enabled).collect();
-                    match enabled[..] {
-                        [] => return None,
-                        [only] if self.m[only].addr == 0 && n.size >= self.m[only].size => i = only,
-                        _ => return Some(i),
-                    }
-                }
-                _ => return Some(i),
-            }
-        }
-        Some(i)
-    }
-
-    /// The naive per-address resolver (docs/devel/memory.rst "Visibility", spec 2.5): which
-    /// terminating region handles position `pos` of region `i`, with the flags OR-ed along
-    /// the path so far.
-    pub fn resolve(&self, i: usize, pos: u128, mut fl: Flags) -> Option<Hit> {
-        let n = &self.m[i];
-        if !n.enabled || pos >= n.size {
-            return None;
-        }
-        fl.readonly |= n.readonly;
-        fl.nonvolatile |= n.nonvolatile;
-        fl.unmergeable |= n.unmergeable;
-        if let Kind::Alias { target, offset } = n.kind {
-            // Only the alias offset matters, not where the target is mapped.
-            return self.resolve(target, pos + u128::from(offset), fl);
-        }
-        for c in self.children(i) {
-            let addr = u128::from(self.m[c].addr);
-            if pos >= addr {
-                if let Some(hit) = self.resolve(c, pos - addr, fl) {
-                    return Some(hit);
-                }
-            }
-        }
-        n.kind.terminates().then(|| Hit {
-            region: n.id,
-            name: n.name.clone(),
-            offset: pos as u64,
-            prio: n.prio,
-            readonly: fl.readonly,
-            nonvolatile: fl.nonvolatile,
-            unmergeable: fl.unmergeable,
-            romd: n.romd,
-        })
-    }
-
-    /// Absolute start and end of every window reachable from region `i` placed at `start`
-    /// (clamped to [0, 2^64]); disabled regions included, extra points do no harm. Windows
-    /// are clipped as rendering clips them, so cycles through aliases end.
-    pub fn bounds(&self, i: usize, start: i128, out: &mut BTreeSet<u128>, budget: &mut usize) {
-        let clamp = |x: i128| x.clamp(0, SIZE_2_64 as i128) as u128;
-        let mut stack = vec![(i, start, (i128::MIN / 4, i128::MAX / 4))];
-        while let Some((i, start, clip)) = stack.pop() {
-            if *budget == 0 {
-                return;
-            }
-            *budget -= 1;
-            let n = &self.m[i];
-            let clip = (clip.0.max(start), clip.1.min(start + n.size as i128));
-            if clip.0 >= clip.1 {
-                continue;
-            }
-            out.insert(clamp(clip.0));
-            out.insert(clamp(clip.1));
-            if let Kind::Alias { target, offset } = n.kind {
-                stack.push((target, start - i128::from(offset), clip));
-            }
-            for c in self.children(i) {
-                stack.push((c, start + i128::from(self.m[c].addr), clip));
-            }
-        }
+        self.reference().physical_root(root)
     }
 }
 
