@@ -50,14 +50,20 @@ fn take(j: &Journal, tagged: bool) -> Vec<String> {
         .collect()
 }
 
+/// A memory system in `mode` with `system` (2^64) holding RAM of `size` at 0.
+fn system_with_ram(mode: CommitMode, size: u128) -> (Memory, RegionId, RegionId) {
+    let mem = Memory::new();
+    mem.set_commit_mode(mode);
+    let sys = mem.container("system", SIZE_2_64).unwrap();
+    let ram = mem.ram("ram", size).unwrap();
+    mem.add_subregion(sys, 0, ram).unwrap();
+    (mem, sys, ram)
+}
+
 #[test]
 fn qemu_worked_example_overlay_splits_ram() {
     for mode in [CommitMode::Scoped, CommitMode::Full] {
-        let mem = Memory::new();
-        mem.set_commit_mode(mode);
-        let sys = mem.container("system", SIZE_2_64).unwrap();
-        let ram = mem.ram("ram", 0x10000).unwrap();
-        mem.add_subregion(sys, 0, ram).unwrap();
+        let (mem, sys, _ram) = system_with_ram(mode, 0x10000);
         let space = mem.address_space("memory", sys).unwrap();
         let (j, _h) = listen(&space, 10, false);
         assert_eq!(take(&j, false), ["begin", "add ram[0x0,0x10000)@0x0", "commit"]);
@@ -177,11 +183,7 @@ fn dropping_an_address_space_deletes_every_range_for_its_listeners() {
 #[test]
 fn bar_move_in_a_private_container_calls_only_its_listeners_when_scoped() {
     for mode in [CommitMode::Scoped, CommitMode::Full] {
-        let mem = Memory::new();
-        mem.set_commit_mode(mode);
-        let sys = mem.container("system", SIZE_2_64).unwrap();
-        let ram = mem.ram("ram", 0x10000).unwrap();
-        mem.add_subregion(sys, 0, ram).unwrap();
+        let (mem, sys, _ram) = system_with_ram(mode, 0x10000);
         // A device's private bus: not mapped in system.
         let bus = mem.container("dev-bus", SIZE_2_64).unwrap();
         let bar = mem.io("bar", 0x1000, Arc::new(Unassigned)).unwrap();
@@ -335,4 +337,49 @@ fn scoped_commit_renders_no_view_that_no_space_shows() {
     assert_eq!(space.view().root(), Some(smm));
     assert_eq!(space.view().ranges()[0].start().0, 0x4000);
     assert_eq!(after.renders - before.renders, 1, "only the view of `smm` is needed");
+}
+
+/// Found by comparing final states with the naive reference renderer (`common::reference`):
+/// a priority change that leaves the layout as it was must still show in the published views
+/// (`FlatRange::priority`, printed by `info mtree -f`), as in a fresh render and in QEMU,
+/// which regenerates the flat view at every commit. Scoped commits keep the old view: every
+/// range compares equal to the old one (`FlatRange`'s `==` is QEMU's `flatrange_equal`,
+/// which ignores priorities), so `is_change` says nothing changed — in `patch_view` for a
+/// plain view, and in the layered rebuild (`commit_layers.rs`) for a CPU view over system's.
+/// Full mode republishes. Not fixed here (a commit-path change, outside this item's tests).
+#[test]
+#[ignore = "known: scoped commits keep stale priorities in published views (see the doc comment)"]
+fn priority_change_without_layout_change_reaches_the_view() {
+    let prio = |v: &addrspace::FlatView| {
+        v.ranges()
+            .iter()
+            .map(|r| (r.start().0, r.priority()))
+            .collect::<Vec<_>>()
+    };
+    let mut bad = Vec::new();
+    for mode in [CommitMode::Full, CommitMode::Scoped] {
+        let (mem, sys, ram) = system_with_ram(mode, 0x8000);
+        // A CPU root over system with a private device (its view is layered over system's).
+        let cpu = mem.container("cpu", SIZE_2_64).unwrap();
+        let all = mem.alias("cpu-sys", sys, 0, SIZE_2_64).unwrap();
+        mem.add_subregion_overlap(cpu, 0, all, -1).unwrap();
+        let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+        mem.add_subregion_overlap(cpu, 0x10000, dev, 1).unwrap();
+        let spaces = [
+            (mem.address_space("memory", sys).unwrap(), sys),
+            (mem.address_space("cpu", cpu).unwrap(), cpu),
+        ];
+        mem.set_priority(ram, 1).unwrap();
+        mem.set_priority(dev, 2).unwrap();
+        for (space, root) in &spaces {
+            let (fresh, published) = (prio(&mem.render(*root).unwrap()), prio(&space.view()));
+            if fresh != published {
+                bad.push(format!(
+                    "{mode:?}, space {}: published {published:x?}, fresh render {fresh:x?}",
+                    space.name()
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "stale priorities:\n{}", bad.join("\n"));
 }

@@ -29,6 +29,12 @@
 //!   tracking, by at most the number of distinct live physical roots; `listener_calls` counts
 //!   the callbacks.
 //!
+//! `Memory::render` is the renderer under test, so the final state of every case is also
+//! compared with the naive reference renderer (`common::reference`, shared with the render
+//! property), which reads the graph back through `region_info`: every space's physical root,
+//! and every address of its published view (priorities aside: see
+//! `deterministic::priority_change_without_layout_change_reaches_the_view`).
+//!
 //! At the end every space is torn down, half by unregistering its listeners first (a
 //! `log_stop` + `region_del` replay) and half by dropping the space (its listeners hear every
 //! range deleted); either way each listener's snapshot ends empty.
@@ -38,6 +44,8 @@
 //! unregistration replays, address-space destruction, the scoping of a BAR move and view
 //! sharing.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod deterministic;
 mod model;
 mod side;
@@ -129,6 +137,9 @@ fn run(spec: &Spec) -> TestResult<[u32; 3]> {
             }
         }
     }
+    // The full-rebuild twin's views equal these (checked after every commit above).
+    w.a.check_reference()
+        .map_err(|e| w.fail(format!("final state, scoped system: {e}")))?;
     w.each_side("teardown", |_, side| side.teardown())?;
     Ok(w.ancestors)
 }
