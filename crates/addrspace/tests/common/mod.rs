@@ -4,6 +4,7 @@
 
 pub mod counting;
 pub mod reference;
+pub mod sampling;
 pub mod scale;
 
 /// xorshift64*: reproducible choices and traces.

@@ -55,9 +55,9 @@ mod world;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::TestCaseError;
 
+use common::sampling;
 use model::recs;
 use strategies::{spec_s, Spec};
 use world::World;
@@ -145,11 +145,7 @@ fn run(spec: &Spec) -> TestResult<[u32; 3]> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(sampling::config())]
 
     /// Scoped commits against the full rebuild, fresh renders and listener snapshots.
     #[test]
@@ -163,21 +159,14 @@ proptest! {
 /// if that becomes rare.
 #[test]
 fn generator_builds_ancestor_aliases() {
-    let n: u32 = std::env::var("COMMIT_SAMPLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let config = Config::default();
-    let mut runner = TestRunner::new_with_rng(config.clone(), TestRng::deterministic_rng(config.rng_algorithm));
     let (mut accepted, mut refused, mut commits) = (0u32, 0u32, 0u32);
-    for _ in 0..n {
-        let spec = spec_s().new_tree(&mut runner).expect("a case").current();
+    let n = sampling::sample(spec_s(), "COMMIT_SAMPLE", 64, |spec| {
         let [a, r, c] = run(&spec).unwrap_or_else(|e| panic!("{e}"));
         accepted += u32::from(a > 0);
         refused += u32::from(r > 0);
         commits += u32::from(c > 0);
-    }
-    let pct = |k: u32| 100.0 * f64::from(k) / f64::from(n);
+    });
+    let pct = |k: u32| sampling::pct(k, n);
     eprintln!(
         "{n} cases: {:.1}% map an alias into an ancestor, {:.1}% have one refused, {:.1}% commit while one is mapped",
         pct(accepted),
@@ -185,12 +174,4 @@ fn generator_builds_ancestor_aliases() {
         pct(commits)
     );
     assert!(pct(accepted) >= 50.0 && pct(refused) >= 10.0 && pct(commits) >= 50.0);
-}
-
-/// 256 cases by default (CI); `PROPTEST_CASES=N` runs more.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
 }

@@ -40,10 +40,9 @@ use std::sync::Arc;
 
 use addrspace::{AddressSpace, RegionId};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRng, TestRunner};
 
 use common::reference::check_view_invariants;
+use common::sampling;
 use model::{CycleStats, TestResult, World};
 use strategies::{build, build_bank, spec1_s, Make, Op, Spec1};
 
@@ -184,11 +183,7 @@ fn check_render(w: &mut World, root: usize, space: &AddressSpace, probes: &[u64]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(sampling::config())]
 
     /// Properties 1 and 2.
     #[test]
@@ -203,18 +198,9 @@ proptest! {
 /// cycles.
 #[test]
 fn generator_reaches_ancestor_aliases() {
-    let n: u32 = std::env::var("RENDER_SAMPLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(96);
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::deterministic_rng(Config::default().rng_algorithm),
-    );
     let (mut accepted, mut refused, mut both, mut rendered) = (0u32, 0u32, 0u32, 0u32);
     let mut why = [0u32; 3];
-    for _ in 0..n {
-        let spec = spec1_s().new_tree(&mut runner).expect("a case").current();
+    let n = sampling::sample(spec1_s(), "RENDER_SAMPLE", 96, |spec| {
         let stats = run_spec1(&spec).unwrap_or_else(|e| panic!("{e}"));
         accepted += u32::from(stats.accepted > 0);
         refused += u32::from(stats.refused > 0);
@@ -223,8 +209,8 @@ fn generator_reaches_ancestor_aliases() {
         for (k, n) in stats.why.iter().enumerate() {
             why[k] += u32::from(*n > 0);
         }
-    }
-    let pct = |k: u32| 100.0 * f64::from(k) / f64::from(n);
+    });
+    let pct = |k: u32| sampling::pct(k, n);
     eprintln!(
         "{n} cases: {:.1}% with an accepted cycle through an ancestor alias, {:.1}% with a refused one, \
          {:.1}% with both; {:.1}% render one in the view compared with the reference; refusals \
@@ -238,12 +224,4 @@ fn generator_reaches_ancestor_aliases() {
         pct(why[2])
     );
     assert!(pct(accepted) >= 30.0 && pct(refused) >= 30.0 && pct(rendered) >= 20.0);
-}
-
-/// 256 cases by default (CI); `PROPTEST_CASES=N` runs more.
-pub fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
 }

@@ -157,11 +157,7 @@ fn run_spec3(spec: &Spec3) -> TestResult {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: crate::cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::common::sampling::config())]
 
     /// Property 3.
     #[test]
