@@ -2,6 +2,7 @@
 //! `mod common;` and uses what it needs).
 #![allow(dead_code)]
 
+pub mod change;
 pub mod counting;
 pub mod reference;
 pub mod sampling;

@@ -6,6 +6,8 @@ use addrspace::SIZE_2_64;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
+pub use crate::common::change::Change;
+
 #[derive(Debug, Clone)]
 pub enum Make {
     Ram(u128),
@@ -32,55 +34,13 @@ pub struct Placed {
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// `fresh`: the child is picked among the unmapped regions.
-    Add {
-        parent: Index,
-        child: Index,
-        fresh: bool,
-        addr: u64,
-        prio: i32,
-    },
-    Remove {
-        child: Index,
-    },
-    Move {
-        node: Index,
-        addr: u64,
-    },
+    /// A change both properties make.
+    Change(Change),
     Prio {
         node: Index,
         prio: i32,
     },
-    Enable {
-        node: Index,
-        on: bool,
-    },
-    Resize {
-        node: Index,
-        size: u128,
-    },
-    AliasOffset {
-        node: Index,
-        offset: u64,
-    },
-    Readonly {
-        node: Index,
-        on: bool,
-    },
-    Romd {
-        node: Index,
-        on: bool,
-    },
     Log {
-        node: Index,
-        on: bool,
-    },
-    Nonvolatile {
-        node: Index,
-        on: bool,
-    },
-    /// Unmergeable pieces that continue each other make a splice give up (full render).
-    Unmergeable {
         node: Index,
         on: bool,
     },
@@ -224,18 +184,18 @@ pub fn op_s() -> impl Strategy<Value = Op> {
     let idx = any::<Index>;
     prop_oneof![
         12 => (idx(), idx(), prop::bool::weighted(0.8), addr_s(), prio_s())
-            .prop_map(|(parent, child, fresh, addr, prio)| Op::Add { parent, child, fresh, addr, prio }),
-        5 => idx().prop_map(|child| Op::Remove { child }),
-        8 => (idx(), addr_s()).prop_map(|(node, addr)| Op::Move { node, addr }),
+            .prop_map(|(parent, child, fresh, addr, prio)| Op::Change(Change::Add { parent, child, fresh, addr, prio })),
+        5 => idx().prop_map(|child| Op::Change(Change::Remove { child })),
+        8 => (idx(), addr_s()).prop_map(|(node, addr)| Op::Change(Change::Move { node, addr })),
         3 => (idx(), prio_s()).prop_map(|(node, prio)| Op::Prio { node, prio }),
-        6 => (idx(), prop::bool::weighted(0.6)).prop_map(|(node, on)| Op::Enable { node, on }),
-        3 => (idx(), size_s()).prop_map(|(node, size)| Op::Resize { node, size }),
-        3 => (idx(), offset_s()).prop_map(|(node, offset)| Op::AliasOffset { node, offset }),
-        4 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Readonly { node, on }),
-        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Romd { node, on }),
+        6 => (idx(), prop::bool::weighted(0.6)).prop_map(|(node, on)| Op::Change(Change::Enable { node, on })),
+        3 => (idx(), size_s()).prop_map(|(node, size)| Op::Change(Change::Resize { node, size })),
+        3 => (idx(), offset_s()).prop_map(|(node, offset)| Op::Change(Change::AliasOffset { node, offset })),
+        4 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Readonly { node, on })),
+        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Romd { node, on })),
         5 => (idx(), prop::bool::weighted(0.6)).prop_map(|(node, on)| Op::Log { node, on }),
-        1 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Nonvolatile { node, on }),
-        2 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Unmergeable { node, on }),
+        1 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Nonvolatile { node, on })),
+        2 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Unmergeable { node, on })),
         1 => any::<bool>().prop_map(|on| Op::DirtyLog { on }),
         6 => (idx(), 0u8..4, anc_s()).prop_map(|(at, up, anc)| Op::Ancestor { at, up, anc }),
     ]

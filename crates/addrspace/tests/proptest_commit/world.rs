@@ -11,7 +11,7 @@ use proptest::test_runner::TestCaseError;
 
 use crate::model::recs;
 use crate::side::Side;
-use crate::strategies::{Anc, Make, Op, Spec};
+use crate::strategies::{Anc, Change, Make, Op, Spec};
 use crate::TestResult;
 
 #[derive(Debug, Clone, Copy)]
@@ -126,13 +126,13 @@ impl World {
     pub fn apply(&mut self, op: &Op) -> TestResult {
         let n = self.names.len();
         match *op {
-            Op::Add {
+            Op::Change(Change::Add {
                 parent,
                 child,
                 fresh,
                 addr,
                 prio,
-            } => {
+            }) => {
                 let pool: Vec<usize> = (1..n).filter(|&i| self.container_of(i).is_none()).collect();
                 let c = if fresh && !pool.is_empty() {
                     pool[child.index(pool.len())]
@@ -141,13 +141,13 @@ impl World {
                 };
                 self.add(parent.index(n), c, addr, prio)
             }
-            Op::Remove { child } => {
+            Op::Change(Change::Remove { child }) => {
                 let c = child.index(n);
                 let p = self.container_of(c).unwrap_or(0);
                 let what = format!("remove {} from {}", self.names[c], self.names[p]);
                 self.both(what, |m, ids| m.remove_subregion(ids[p], ids[c]))
             }
-            Op::Move { node, addr } => {
+            Op::Change(Change::Move { node, addr }) => {
                 let i = node.index(n);
                 self.both(format!("set_address {} {addr:#x}", self.names[i]), |m, ids| {
                     m.set_address(ids[i], addr)
@@ -159,31 +159,31 @@ impl World {
                     m.set_priority(ids[i], prio)
                 })
             }
-            Op::Enable { node, on } => {
+            Op::Change(Change::Enable { node, on }) => {
                 let i = node.index(n);
                 self.both(format!("set_enabled {} {on}", self.names[i]), |m, ids| {
                     m.set_enabled(ids[i], on)
                 })
             }
-            Op::Resize { node, size } => {
+            Op::Change(Change::Resize { node, size }) => {
                 let i = node.index(n);
                 self.both(format!("set_size {} {size:#x}", self.names[i]), |m, ids| {
                     m.set_size(ids[i], size)
                 })
             }
-            Op::AliasOffset { node, offset } => {
+            Op::Change(Change::AliasOffset { node, offset }) => {
                 let i = node.index(n);
                 self.both(format!("set_alias_offset {} {offset:#x}", self.names[i]), |m, ids| {
                     m.set_alias_offset(ids[i], offset)
                 })
             }
-            Op::Readonly { node, on } => {
+            Op::Change(Change::Readonly { node, on }) => {
                 let i = node.index(n);
                 self.both(format!("set_readonly {} {on}", self.names[i]), |m, ids| {
                     m.set_readonly(ids[i], on)
                 })
             }
-            Op::Romd { node, on } => {
+            Op::Change(Change::Romd { node, on }) => {
                 let i = node.index(n);
                 self.both(format!("set_romd {} {on}", self.names[i]), |m, ids| {
                     m.set_romd(ids[i], on)
@@ -195,13 +195,13 @@ impl World {
                     m.set_log(ids[i], DirtyClient::Vga, on)
                 })
             }
-            Op::Nonvolatile { node, on } => {
+            Op::Change(Change::Nonvolatile { node, on }) => {
                 let i = node.index(n);
                 self.both(format!("set_nonvolatile {} {on}", self.names[i]), |m, ids| {
                     m.set_nonvolatile(ids[i], on)
                 })
             }
-            Op::Unmergeable { node, on } => {
+            Op::Change(Change::Unmergeable { node, on }) => {
                 let i = node.index(n);
                 self.both(format!("set_unmergeable {} {on}", self.names[i]), |m, ids| {
                     m.set_unmergeable(ids[i], on)

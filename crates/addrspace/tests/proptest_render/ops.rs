@@ -5,20 +5,20 @@
 use addrspace::SIZE_2_64;
 
 use crate::model::{Kind, TestResult, World};
-use crate::strategies::{Ancestor, Op, Shift, Tweak, Via};
+use crate::strategies::{Ancestor, Change, Op, Shift, Tweak, Via};
 use crate::world::Expect;
 
 impl World {
     pub fn apply(&mut self, op: &Op) -> TestResult {
         let len = self.m.len();
         match *op {
-            Op::Add {
+            Op::Change(Change::Add {
                 parent,
                 child,
                 fresh,
                 addr,
                 prio,
-            } => {
+            }) => {
                 let pool: Vec<usize> = (1..len).filter(|&i| self.m[i].parent.is_none()).collect();
                 let c = match (fresh, pool.is_empty()) {
                     (true, false) => pool[child.index(pool.len())],
@@ -26,7 +26,7 @@ impl World {
                 };
                 self.add(parent.index(len), c, addr, prio)
             }
-            Op::Remove { child } => {
+            Op::Change(Change::Remove { child }) => {
                 let c = child.index(len);
                 match self.m[c].parent {
                     Some(p) => {
@@ -44,8 +44,8 @@ impl World {
                 }
                 Ok(())
             }
-            Op::Move { node, addr } => self.move_to(node.index(len), addr),
-            Op::Enable { node, on } => self.set_enabled(node.index(len), on),
+            Op::Change(Change::Move { node, addr }) => self.move_to(node.index(len), addr),
+            Op::Change(Change::Enable { node, on }) => self.set_enabled(node.index(len), on),
             Op::Solo { node } => {
                 // Usually among the first region's subregions (the root's, in property 1).
                 let kids = self.children(0);
@@ -61,21 +61,21 @@ impl World {
                 }
                 Ok(())
             }
-            Op::Readonly { node, on } => {
+            Op::Change(Change::Readonly { node, on }) => {
                 let i = node.index(len);
                 let real = self.mem.set_readonly(self.ids(i), on);
                 self.expect(format!("set_readonly {} {on}", self.m[i].name), real, Expect::Ok)?;
                 self.m[i].readonly = on;
                 Ok(())
             }
-            Op::Nonvolatile { node, on } => {
+            Op::Change(Change::Nonvolatile { node, on }) => {
                 let i = node.index(len);
                 let real = self.mem.set_nonvolatile(self.ids(i), on);
                 self.expect(format!("set_nonvolatile {} {on}", self.m[i].name), real, Expect::Ok)?;
                 self.m[i].nonvolatile = on;
                 Ok(())
             }
-            Op::Unmergeable { node, on } => {
+            Op::Change(Change::Unmergeable { node, on }) => {
                 let i = node.index(len);
                 if self.restricted {
                     // Not printed by `info mtree`, and it changes how ranges merge.
@@ -87,7 +87,7 @@ impl World {
                 self.m[i].unmergeable = on;
                 Ok(())
             }
-            Op::Romd { node, on } => {
+            Op::Change(Change::Romd { node, on }) => {
                 let i = node.index(len);
                 let ok = self.m[i].kind == Kind::RomDevice;
                 let real = self.mem.set_romd(self.ids(i), on);
@@ -98,8 +98,8 @@ impl World {
                 }
                 Ok(())
             }
-            Op::AliasOffset { node, offset } => self.alias_offset(node.index(len), offset),
-            Op::Resize { node, size } => self.resize(node.index(len), size),
+            Op::Change(Change::AliasOffset { node, offset }) => self.alias_offset(node.index(len), offset),
+            Op::Change(Change::Resize { node, size }) => self.resize(node.index(len), size),
             Op::Ancestor(anc) => {
                 let parents: Vec<usize> = (0..len)
                     .filter(|&i| !matches!(self.m[i].kind, Kind::Alias { .. }))

@@ -22,6 +22,7 @@ use addrspace::SIZE_2_64;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
+pub use crate::common::change::Change;
 use crate::model::{Kind, TestResult, World};
 use crate::world::Expect;
 
@@ -51,63 +52,17 @@ pub enum Make {
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// `fresh`: the child is picked among the unmapped regions (other than the first one).
-    Add {
-        parent: Index,
-        child: Index,
-        fresh: bool,
-        addr: u64,
-        prio: i32,
-    },
-    Remove {
-        child: Index,
-    },
-    Move {
-        node: Index,
-        addr: u64,
-    },
-    Enable {
-        node: Index,
-        on: bool,
-    },
-    Readonly {
-        node: Index,
-        on: bool,
-    },
-    Nonvolatile {
-        node: Index,
-        on: bool,
-    },
-    Unmergeable {
-        node: Index,
-        on: bool,
-    },
-    Romd {
-        node: Index,
-        on: bool,
-    },
-    AliasOffset {
-        node: Index,
-        offset: u64,
-    },
-    Resize {
-        node: Index,
-        size: u128,
-    },
+    /// A change both properties make.
+    Change(Change),
     /// An alias of an ancestor of the region `at` picks (`up` levels above it), mapped
     /// into that region at `addr` (moved up if the shift needs it), its window `shift`ed from
     /// the addresses it sits at. `again`: into the container of the previous one instead.
     Ancestor(Ancestor),
     /// Changes an alias that lies on a cycle (picked among them).
-    Tweak {
-        pick: Index,
-        tweak: Tweak,
-    },
+    Tweak { pick: Index, tweak: Tweak },
     /// Enables `node` (picked among the root's subregions) and disables all its siblings
     /// (exercises root simplification). Not in `op_s`: at most one per case, see `Spec1`.
-    Solo {
-        node: Index,
-    },
+    Solo { node: Index },
 }
 
 /// See [`Op::Ancestor`].
@@ -314,16 +269,16 @@ pub fn op_s() -> impl Strategy<Value = Op> {
     let idx = any::<Index>;
     prop_oneof![
         15 => (idx(), idx(), prop::bool::weighted(0.8), addr_s(), prio_s())
-            .prop_map(|(parent, child, fresh, addr, prio)| Op::Add { parent, child, fresh, addr, prio }),
-        6 => idx().prop_map(|child| Op::Remove { child }),
-        9 => (idx(), addr_s()).prop_map(|(node, addr)| Op::Move { node, addr }),
-        6 => (idx(), prop::bool::weighted(0.7)).prop_map(|(node, on)| Op::Enable { node, on }),
-        6 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Readonly { node, on }),
-        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Nonvolatile { node, on }),
-        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Unmergeable { node, on }),
-        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Romd { node, on }),
-        3 => (idx(), offset_s()).prop_map(|(node, offset)| Op::AliasOffset { node, offset }),
-        3 => (idx(), size_s(true)).prop_map(|(node, size)| Op::Resize { node, size }),
+            .prop_map(|(parent, child, fresh, addr, prio)| Op::Change(Change::Add { parent, child, fresh, addr, prio })),
+        6 => idx().prop_map(|child| Op::Change(Change::Remove { child })),
+        9 => (idx(), addr_s()).prop_map(|(node, addr)| Op::Change(Change::Move { node, addr })),
+        6 => (idx(), prop::bool::weighted(0.7)).prop_map(|(node, on)| Op::Change(Change::Enable { node, on })),
+        6 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Readonly { node, on })),
+        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Nonvolatile { node, on })),
+        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Unmergeable { node, on })),
+        3 => (idx(), any::<bool>()).prop_map(|(node, on)| Op::Change(Change::Romd { node, on })),
+        3 => (idx(), offset_s()).prop_map(|(node, offset)| Op::Change(Change::AliasOffset { node, offset })),
+        3 => (idx(), size_s(true)).prop_map(|(node, size)| Op::Change(Change::Resize { node, size })),
         14 => ancestor_s(),
         5 => (idx(), tweak_s()).prop_map(|(pick, tweak)| Op::Tweak { pick, tweak }),
     ]
