@@ -151,6 +151,15 @@ impl<W: BitWord> DirtyLog<W> {
         }
     }
 
+    /// Whether the page of block offset `offset` is dirty for `client`.
+    pub fn is_dirty(&self, offset: u64, client: DirtyClient) -> bool {
+        let page = offset / DIRTY_PAGE_SIZE;
+        page < self.pages
+            && self.clients[client as usize]
+                .get()
+                .is_some_and(|w| w[(page / 64) as usize].load(Ordering::Acquire) & (1 << (page % 64)) != 0)
+    }
+
     /// Block offsets of the dirty pages of `client` in `[offset, offset + len)`; with
     /// `clear`, those bits are cleared atomically as they are read. Reading a returned page
     /// afterwards sees every write that marked it (see `mark`).

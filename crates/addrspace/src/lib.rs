@@ -72,6 +72,7 @@ mod sharing;
 pub mod stats;
 pub mod tlb;
 pub mod vm_memory;
+mod vm_memory_bitmap;
 
 pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
 pub use accessor::Accessor;

@@ -93,7 +93,7 @@ impl RamBlock {
     /// Copies bytes at `offset` into `buf`; `false` (and nothing copied) if out of bounds.
     ///
     /// The bytes are loaded in naturally aligned pieces of 1, 2, 4 or 8 bytes, each one atomic
-    /// access (see [`pieces`]): an aligned 1/2/4/8-byte read is a single load that a concurrent
+    /// access: an aligned 1/2/4/8-byte read is a single load that a concurrent
     /// writer cannot tear.
     #[inline]
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
@@ -134,8 +134,18 @@ impl RamBlock {
     /// `len` bytes at `offset` as a vm-memory [`VolatileSlice`](vm_memory::VolatileSlice) borrowing the block (for the
     /// [`crate::vm_memory`] adapter); `None` if out of bounds.
     pub fn volatile_slice(&self, offset: u64, len: usize) -> Option<vm_memory::VolatileSlice<'_, ()>> {
+        self.volatile_slice_with(offset, len, ())
+    }
+
+    /// [`volatile_slice`](Self::volatile_slice) whose writes report to `bitmap`.
+    pub(crate) fn volatile_slice_with<B: vm_memory::bitmap::BitmapSlice>(
+        &self,
+        offset: u64,
+        len: usize,
+        bitmap: B,
+    ) -> Option<vm_memory::VolatileSlice<'_, B>> {
         let off = self.check(offset, len)?;
-        // SAFETY: `VolatileSlice::new` needs `len` bytes at the pointer that stay valid for
+        // SAFETY: `VolatileSlice::with_bitmap` needs `len` bytes at the pointer that stay valid for
         // the slice's lifetime and that everybody else accesses without references.
         // - Bounds: `check` proved `off + len <= self.len`.
         // - Lifetime: the slice borrows `self`; the mapping is only unmapped in `drop`.
@@ -143,7 +153,7 @@ impl RamBlock {
         //   only accessed through atomics, and other users (vCPUs, accelerators, other
         //   slices) access the same bytes concurrently as shared guest memory — the contract
         //   vm-memory's own mmap backend has with a running guest.
-        Some(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(off), len) })
+        Some(unsafe { vm_memory::VolatileSlice::with_bitmap(self.ptr.as_ptr().add(off), len, bitmap, None) })
     }
 
     #[inline]

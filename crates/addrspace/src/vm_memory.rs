@@ -37,6 +37,10 @@
 //!   callbacks, and no partial success reported as zero bytes — a read or write that runs
 //!   off RAM stops there and vm-memory reports how far it got (or an error).
 //!
+//! Writes are dirty-logged like [`AddressSpace::write`]: each region's vm-memory bitmap is a
+//! [`RamDirtyBitmap`] that marks the written pages for the dirty-logging clients its range had
+//! when the snapshot was taken (a [`GuestRamSpace`] takes a new snapshot when logging changes).
+//!
 //! ```
 //! use addrspace::vm_memory::GuestRam;
 //! use addrspace::{GuestAddr, MemTxAttrs, Memory};
@@ -60,7 +64,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use ::vm_memory::bitmap::BS;
+use ::vm_memory::bitmap::{Bitmap, BS};
 use ::vm_memory::{
     Address, GuestAddress, GuestAddressSpace, GuestMemoryBackend, GuestMemoryError, GuestMemoryRegion,
     GuestMemoryRegionBytes, GuestMemoryResult, GuestUsize, MemoryRegionAddress, VolatileSlice,
@@ -74,6 +78,7 @@ use crate::address_space::{AddressSpace, WeakAddressSpace};
 use crate::flatview::{FlatRange, FlatView};
 use crate::ram::RamBlock;
 use crate::region::{Backend, RegionId};
+pub use crate::vm_memory_bitmap::{RamDirtyBitmap, RamDirtySlice};
 
 /// One RAM or ROM [`FlatRange`] of a [`GuestRam`] snapshot, as a vm-memory
 /// [`GuestMemoryRegion`].
@@ -108,6 +113,8 @@ pub struct GuestRamRegion {
     /// Index of the range in `view.ranges()`.
     index: usize,
     block: Arc<RamBlock>,
+    /// Marks what vm-memory writes for the range's dirty-logging clients.
+    dirty: RamDirtyBitmap,
     /// Where the range's first byte is in `block`.
     block_offset: usize,
     start: u64,
@@ -131,6 +138,7 @@ impl GuestRamRegion {
             view: view.clone(),
             index,
             block: block.clone(),
+            dirty: RamDirtyBitmap::new(block.clone(), block_offset as u64, range.dirty),
             block_offset,
             start: range.start().0,
             len,
@@ -179,7 +187,7 @@ impl GuestRamRegion {
 }
 
 impl GuestMemoryRegion for GuestRamRegion {
-    type B = ();
+    type B = RamDirtyBitmap;
 
     fn len(&self) -> GuestUsize {
         self.len
@@ -189,14 +197,20 @@ impl GuestMemoryRegion for GuestRamRegion {
         GuestAddress(self.start)
     }
 
-    fn bitmap(&self) -> BS<'_, ()> {}
+    fn bitmap(&self) -> BS<'_, RamDirtyBitmap> {
+        self.dirty.slice_at(0)
+    }
 
     fn get_host_address(&self, addr: MemoryRegionAddress) -> GuestMemoryResult<*mut u8> {
         self.host_addr(addr.raw_value())
             .ok_or(GuestMemoryError::InvalidBackendAddress)
     }
 
-    fn get_slice(&self, offset: MemoryRegionAddress, count: usize) -> GuestMemoryResult<VolatileSlice<'_, ()>> {
+    fn get_slice(
+        &self,
+        offset: MemoryRegionAddress,
+        count: usize,
+    ) -> GuestMemoryResult<VolatileSlice<'_, BS<'_, RamDirtyBitmap>>> {
         let end = offset
             .raw_value()
             .checked_add(count as u64)
@@ -204,8 +218,9 @@ impl GuestMemoryRegion for GuestRamRegion {
         if end > self.len {
             return Err(GuestMemoryError::InvalidBackendAddress);
         }
+        let bitmap = self.dirty.slice_at(offset.raw_value() as usize);
         self.block
-            .volatile_slice(self.block_offset as u64 + offset.raw_value(), count)
+            .volatile_slice_with(self.block_offset as u64 + offset.raw_value(), count, bitmap)
             .ok_or(GuestMemoryError::InvalidBackendAddress)
     }
 }
