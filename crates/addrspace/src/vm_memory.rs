@@ -12,9 +12,11 @@
 //!   followed exactly as the flat view says). MMIO, ROM devices, RAM devices, reservations
 //!   and holes are not part of it: vm-memory accesses there fail with an error. Adjacent
 //!   ranges stay separate regions; vm-memory splits accesses that span them.
-//!   It implements [`GuestMemoryBackend`], so vm-memory's blanket impls provide
-//!   [`GuestMemory`] and [`Bytes<GuestAddress>`](Bytes) (`read_obj`, `write_obj`, `load`,
-//!   `store`, ...).
+//!   It implements [`GuestMemory`], so vm-memory's blanket impl provides
+//!   [`Bytes<GuestAddress>`](Bytes) (`read_obj`, `write_obj`, `load`, `store`, ...); its
+//!   regions as a [`GuestMemoryBackend`] are [`GuestRam::map`]. An access that would run past
+//!   2^64 is refused instead of continuing at guest address 0 as vm-memory's walk over a
+//!   backend does (see [`GuestRamMap`]).
 //! - [`GuestRamSpace`] wraps an [`AddressSpace`] as a [`GuestAddressSpace`]: each
 //!   [`memory()`](GuestAddressSpace::memory) call returns a snapshot of the *current* layout
 //!   (reused while the layout does not change), which is what devices that live across
@@ -79,6 +81,7 @@ use crate::flatview::{FlatRange, FlatView};
 use crate::ram::RamBlock;
 use crate::region::{Backend, RegionId};
 pub use crate::vm_memory_bitmap::{RamDirtyBitmap, RamDirtySlice};
+pub use crate::vm_memory_walk::GuestRamMap;
 
 /// One RAM or ROM [`FlatRange`] of a [`GuestRam`] snapshot, as a vm-memory
 /// [`GuestMemoryRegion`].
@@ -89,7 +92,7 @@ pub use crate::vm_memory_bitmap::{RamDirtyBitmap, RamDirtySlice};
 /// ```
 /// use addrspace::vm_memory::GuestRam;
 /// use addrspace::Memory;
-/// use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+/// use vm_memory::{Bytes, GuestAddress, GuestMemoryRegion, MemoryRegionAddress};
 ///
 /// let mem = Memory::new();
 /// let system = mem.container("system", 1 << 64)?;
@@ -117,9 +120,9 @@ pub struct GuestRamRegion {
     dirty: RamDirtyBitmap,
     /// Where the range's first byte is in `block`.
     block_offset: usize,
-    start: u64,
+    pub(crate) start: u64,
     /// Never zero; `block_offset + len <= block.len()` (checked when the region is built).
-    len: u64,
+    pub(crate) len: u64,
 }
 
 impl GuestRamRegion {
@@ -243,8 +246,8 @@ impl fmt::Debug for GuestRamRegion {
     }
 }
 
-/// A snapshot of the RAM of one flat view, as a vm-memory [`GuestMemoryBackend`] (and so
-/// [`GuestMemory`] and [`Bytes<GuestAddress>`](Bytes)).
+/// A snapshot of the RAM of one flat view, as a vm-memory [`GuestMemory`] (and so
+/// [`Bytes<GuestAddress>`](Bytes)); [`map`](Self::map) is its [`GuestMemoryBackend`].
 ///
 /// The snapshot does not follow later changes of the address space; build a new one (or
 /// use [`GuestRamSpace`]) to see them.
@@ -252,7 +255,7 @@ impl fmt::Debug for GuestRamRegion {
 /// ```
 /// use addrspace::vm_memory::GuestRam;
 /// use addrspace::{GuestAddr, MemTxAttrs, Memory};
-/// use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+/// use vm_memory::{Bytes, GuestAddress};
 ///
 /// let mem = Memory::new();
 /// let system = mem.container("system", 1 << 64)?;
@@ -275,8 +278,7 @@ impl fmt::Debug for GuestRamRegion {
 #[derive(Clone)]
 pub struct GuestRam {
     view: Arc<FlatView>,
-    /// Sorted by address, non-overlapping (as the view's ranges are).
-    regions: Vec<GuestRamRegion>,
+    pub(crate) map: GuestRamMap,
 }
 
 impl GuestRam {
@@ -285,7 +287,10 @@ impl GuestRam {
         let regions = (0..view.ranges().len())
             .filter_map(|i| GuestRamRegion::new(&view, i))
             .collect();
-        GuestRam { view, regions }
+        GuestRam {
+            view,
+            map: GuestRamMap { regions },
+        }
     }
 
     /// The RAM and ROM ranges of `space`'s current view.
@@ -300,25 +305,28 @@ impl GuestRam {
 
     /// The regions, sorted by guest address.
     pub fn regions(&self) -> &[GuestRamRegion] {
-        &self.regions
-    }
-}
-
-impl GuestMemoryBackend for GuestRam {
-    type R = GuestRamRegion;
-
-    fn num_regions(&self) -> usize {
-        self.regions.len()
+        &self.map.regions
     }
 
-    fn find_region(&self, addr: GuestAddress) -> Option<&GuestRamRegion> {
-        let i = self.regions.partition_point(|r| r.start <= addr.0).checked_sub(1)?;
-        let r = &self.regions[i];
-        (addr.0 - r.start < r.len).then_some(r)
+    /// Number of regions.
+    pub fn num_regions(&self) -> usize {
+        self.map.regions.len()
     }
 
-    fn iter(&self) -> impl Iterator<Item = &GuestRamRegion> {
-        self.regions.iter()
+    /// The region that contains `addr`.
+    pub fn find_region(&self, addr: GuestAddress) -> Option<&GuestRamRegion> {
+        self.map.find_region(addr)
+    }
+
+    /// The regions, sorted by guest address.
+    pub fn iter(&self) -> impl Iterator<Item = &GuestRamRegion> {
+        self.map.regions.iter()
+    }
+
+    /// The regions as a vm-memory [`GuestMemoryBackend`] (also its
+    /// [`physical_memory`](GuestMemory::physical_memory)).
+    pub fn map(&self) -> &GuestRamMap {
+        &self.map
     }
 }
 
@@ -326,7 +334,7 @@ impl fmt::Debug for GuestRam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuestRam")
             .field("root", &self.view.root_name())
-            .field("regions", &self.regions)
+            .field("regions", &self.map.regions)
             .finish()
     }
 }
