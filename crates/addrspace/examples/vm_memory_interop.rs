@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "after hot-plug: live view has {len:#x} bytes at {:#x}; old snapshot has them: {}",
         plugged.0,
-        snapshot.address_in_range(plugged)
+        snapshot.map().address_in_range(plugged)
     );
     Ok(())
 }

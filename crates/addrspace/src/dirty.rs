@@ -71,23 +71,51 @@ impl DirtyMask {
     }
 }
 
-/// The per-client dirty bitmaps of one RAM block.
-#[derive(Debug)]
-pub(crate) struct DirtyLog {
-    pages: u64,
-    clients: [OnceLock<Box<[AtomicU64]>>; 3],
+/// One word of a dirty bitmap: the atomic operations [`DirtyLog`] uses, with the orderings
+/// chosen by `DirtyLog` itself. The library uses std's `AtomicU64`; the model test plugs in
+/// loom's, so the orderings it checks are the library's own.
+pub(crate) trait BitWord: Send + Sync {
+    fn zero() -> Self;
+    fn load(&self, order: Ordering) -> u64;
+    fn fetch_or(&self, bits: u64, order: Ordering) -> u64;
+    fn fetch_and(&self, bits: u64, order: Ordering) -> u64;
 }
 
-impl DirtyLog {
-    pub fn new(len: usize) -> DirtyLog {
+impl BitWord for AtomicU64 {
+    fn zero() -> Self {
+        AtomicU64::new(0)
+    }
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline]
+    fn fetch_or(&self, bits: u64, order: Ordering) -> u64 {
+        AtomicU64::fetch_or(self, bits, order)
+    }
+    #[inline]
+    fn fetch_and(&self, bits: u64, order: Ordering) -> u64 {
+        AtomicU64::fetch_and(self, bits, order)
+    }
+}
+
+/// The per-client dirty bitmaps of one RAM block.
+#[derive(Debug)]
+pub(crate) struct DirtyLog<W = AtomicU64> {
+    pages: u64,
+    clients: [OnceLock<Box<[W]>>; 3],
+}
+
+impl<W: BitWord> DirtyLog<W> {
+    pub fn new(len: usize) -> Self {
         DirtyLog {
             pages: (len as u64).div_ceil(DIRTY_PAGE_SIZE),
             clients: Default::default(),
         }
     }
 
-    fn bitmap(&self, client: usize) -> &[AtomicU64] {
-        self.clients[client].get_or_init(|| (0..self.pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect())
+    fn bitmap(&self, client: usize) -> &[W] {
+        self.clients[client].get_or_init(|| (0..self.pages.div_ceil(64)).map(|_| W::zero()).collect())
     }
 
     /// The pages `[first, last]` that `[offset, offset + len)` touches, clipped to the block.
@@ -111,17 +139,30 @@ impl DirtyLog {
             let words = self.bitmap(c);
             for page in first..=last {
                 let bit = 1u64 << (page % 64);
-                let w = &words[(page / 64) as usize];
-                // A plain load first: re-dirtying a dirty page (the common case) stays a read.
-                if w.load(Ordering::Relaxed) & bit == 0 {
-                    w.fetch_or(bit, Ordering::Relaxed);
-                }
+                // Always a read-modify-write, with Release: it pairs with the Acquire
+                // take-and-clear in `collect`. A collector that clears this bit therefore sees
+                // the data written before it was set; one that cleared it earlier leaves our
+                // set standing (the RMWs are ordered on the word), so the page is still dirty.
+                // Testing the bit first and skipping the RMW when it looks set is what QEMU
+                // avoids too: the load may read a 1 that a collector is just clearing while our
+                // data store still sits in the store buffer, and the write is lost.
+                words[(page / 64) as usize].fetch_or(bit, Ordering::Release);
             }
         }
     }
 
+    /// Whether the page of block offset `offset` is dirty for `client`.
+    pub fn is_dirty(&self, offset: u64, client: DirtyClient) -> bool {
+        let page = offset / DIRTY_PAGE_SIZE;
+        page < self.pages
+            && self.clients[client as usize]
+                .get()
+                .is_some_and(|w| w[(page / 64) as usize].load(Ordering::Acquire) & (1 << (page % 64)) != 0)
+    }
+
     /// Block offsets of the dirty pages of `client` in `[offset, offset + len)`; with
-    /// `clear`, those bits are cleared atomically as they are read.
+    /// `clear`, those bits are cleared atomically as they are read. Reading a returned page
+    /// afterwards sees every write that marked it (see `mark`).
     pub fn collect(&self, offset: u64, len: u64, client: DirtyClient, clear: bool) -> Vec<u64> {
         let mut out = Vec::new();
         let Some((first, last)) = self.pages(offset, len) else {
@@ -140,10 +181,12 @@ impl DirtyLog {
             } else {
                 ((1u64 << (hi - lo + 1)) - 1) << lo
             };
+            // Acquire pairs with the Release set in `mark`: the caller's copy of a page this
+            // returns sees every write that was made before the bit was set.
             let bits = if clear {
-                words[wi].fetch_and(!span, Ordering::Relaxed)
+                words[wi].fetch_and(!span, Ordering::Acquire)
             } else {
-                words[wi].load(Ordering::Relaxed)
+                words[wi].load(Ordering::Acquire)
             } & span;
             let base = page - lo;
             let mut b = bits;
@@ -164,7 +207,7 @@ mod tests {
 
     #[test]
     fn marks_exactly_the_touched_pages_of_the_masked_clients() {
-        let log = DirtyLog::new(0x100_000);
+        let log = DirtyLog::<AtomicU64>::new(0x100_000);
         log.mark(0x0fff, 2, DirtyMask::VGA.union(DirtyMask::MIGRATION));
         log.mark(0x41_000, 0x1000, DirtyMask::VGA);
         assert_eq!(
@@ -183,7 +226,7 @@ mod tests {
 
     #[test]
     fn word_boundaries_and_the_last_page() {
-        let log = DirtyLog::new(130 * 4096 + 1); // 131 pages
+        let log = DirtyLog::<AtomicU64>::new(130 * 4096 + 1); // 131 pages
         log.mark(0, 131 * 4096, DirtyMask::CODE);
         let all = log.collect(0, u64::MAX, DirtyClient::Code, true);
         assert_eq!(all.len(), 131);
@@ -195,5 +238,65 @@ mod tests {
             log.collect(0, u64::MAX, DirtyClient::Code, false),
             vec![63 * 4096, 64 * 4096]
         );
+    }
+}
+
+#[cfg(test)]
+mod loom_model {
+    //! Model check of the pairing between a writer (store guest data, then mark its page) and
+    //! a migration pass (take-and-clear the page's bit, then copy the data): after the last
+    //! pass, the last value written is either in the copy or its page is still marked. The
+    //! data words stand for guest RAM, which the library accesses with relaxed atomics.
+    use super::*;
+    use loom::sync::atomic::AtomicU64 as LoomU64;
+    use loom::sync::Arc;
+
+    impl BitWord for LoomU64 {
+        fn zero() -> Self {
+            LoomU64::new(0)
+        }
+        fn load(&self, order: Ordering) -> u64 {
+            LoomU64::load(self, order)
+        }
+        fn fetch_or(&self, bits: u64, order: Ordering) -> u64 {
+            LoomU64::fetch_or(self, bits, order)
+        }
+        fn fetch_and(&self, bits: u64, order: Ordering) -> u64 {
+            LoomU64::fetch_and(self, bits, order)
+        }
+    }
+
+    const LEN: u64 = DIRTY_PAGE_SIZE;
+
+    #[test]
+    fn every_write_is_copied_or_still_marked() {
+        loom::model(|| {
+            let log = Arc::new(DirtyLog::<LoomU64>::new(LEN as usize));
+            // Allocate the bitmap before the threads start (and leave it clean).
+            log.mark(0, LEN, DirtyMask::MIGRATION);
+            log.collect(0, LEN, DirtyClient::Migration, true);
+            let data = Arc::new(LoomU64::new(0));
+            let writer = {
+                let (log, data) = (log.clone(), data.clone());
+                loom::thread::spawn(move || {
+                    for v in 1..=2 {
+                        data.store(v, Ordering::Relaxed);
+                        log.mark(0, 8, DirtyMask::MIGRATION);
+                    }
+                })
+            };
+            let mut copy = 0;
+            for _ in 0..2 {
+                for _page in log.collect(0, LEN, DirtyClient::Migration, true) {
+                    copy = data.load(Ordering::Relaxed);
+                }
+            }
+            writer.join().unwrap();
+            let marked = !log.collect(0, LEN, DirtyClient::Migration, false).is_empty();
+            assert!(
+                marked || copy == 2,
+                "lost write: page clean, copy holds {copy}, RAM holds 2"
+            );
+        });
     }
 }

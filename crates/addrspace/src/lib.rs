@@ -72,6 +72,8 @@ mod sharing;
 pub mod stats;
 pub mod tlb;
 pub mod vm_memory;
+mod vm_memory_bitmap;
+mod vm_memory_walk;
 
 pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
 pub use accessor::Accessor;

@@ -7,7 +7,9 @@
 //! deleted; the mapping goes away with the last reference.
 //!
 //! This module holds the crate's only `unsafe` code for host memory: every access is
-//! bounds-checked against the block before it touches the mapping.
+//! bounds-checked against the block before it touches the mapping, and is made of naturally
+//! aligned atomic loads and stores of 1 to 8 bytes, so an aligned guest access does not tear
+//! and copies racing with vCPUs are not data races.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,10 +33,11 @@ pub struct RamBlock {
 }
 
 // SAFETY: the block is a plain memory mapping with no thread affinity; concurrent guest
-// accesses to guest RAM are racy by nature, exactly as in a real machine, and every access
-// goes through raw-pointer copies (never `&`/`&mut` references to the bytes).
+// accesses to guest RAM are racy by nature, exactly as in a real machine, and this crate
+// only accesses the bytes through atomics of 1 to 8 bytes (never `&`/`&mut` references to
+// the bytes).
 unsafe impl Send for RamBlock {}
-// SAFETY: see `Send`: shared access only ever copies bytes through raw pointers.
+// SAFETY: see `Send`: shared access only ever goes through atomic loads and stores.
 unsafe impl Sync for RamBlock {}
 
 impl RamBlock {
@@ -88,26 +91,40 @@ impl RamBlock {
     }
 
     /// Copies bytes at `offset` into `buf`; `false` (and nothing copied) if out of bounds.
+    ///
+    /// The bytes are loaded in naturally aligned pieces of 1, 2, 4 or 8 bytes, each one atomic
+    /// access: an aligned 1/2/4/8-byte read is a single load that a concurrent
+    /// writer cannot tear.
     #[inline]
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> bool {
         match self.check(offset, buf.len()) {
             Some(off) => {
-                // SAFETY: `check` proved `off + buf.len() <= self.len`, the mapping is live
-                // while `self` is, and `buf` cannot overlap a mapping we own privately.
-                unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+                // SAFETY: `check` proved `off + buf.len() <= self.len` and the mapping is live
+                // while `self` is, so every byte `pieces` touches is inside it.
+                let base = unsafe { self.ptr.as_ptr().add(off) };
+                pieces(base as usize, buf.len(), |at, size| {
+                    let dst = &mut buf[at..at + size];
+                    // SAFETY: `pieces` hands out in-bounds, `size`-aligned pieces.
+                    unsafe { load_piece(base.add(at), dst) };
+                });
                 true
             }
             None => false,
         }
     }
 
-    /// Copies `buf` to `offset`; `false` (and nothing written) if out of bounds.
+    /// Copies `buf` to `offset`; `false` (and nothing written) if out of bounds. Stores are
+    /// pieces as in [`read`](Self::read): an aligned 1/2/4/8-byte write is one store.
     #[inline]
     pub fn write(&self, offset: u64, buf: &[u8]) -> bool {
         match self.check(offset, buf.len()) {
             Some(off) => {
-                // SAFETY: as in `read`; the mapping is writable (PROT_WRITE).
-                unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), self.ptr.as_ptr().add(off), buf.len()) };
+                // SAFETY: as in `read`.
+                let base = unsafe { self.ptr.as_ptr().add(off) };
+                pieces(base as usize, buf.len(), |at, size| {
+                    // SAFETY: as in `read`; the mapping is writable (PROT_WRITE).
+                    unsafe { store_piece(base.add(at), &buf[at..at + size]) };
+                });
                 true
             }
             None => false,
@@ -117,16 +134,26 @@ impl RamBlock {
     /// `len` bytes at `offset` as a vm-memory [`VolatileSlice`](vm_memory::VolatileSlice) borrowing the block (for the
     /// [`crate::vm_memory`] adapter); `None` if out of bounds.
     pub fn volatile_slice(&self, offset: u64, len: usize) -> Option<vm_memory::VolatileSlice<'_, ()>> {
+        self.volatile_slice_with(offset, len, ())
+    }
+
+    /// [`volatile_slice`](Self::volatile_slice) whose writes report to `bitmap`.
+    pub(crate) fn volatile_slice_with<B: vm_memory::bitmap::BitmapSlice>(
+        &self,
+        offset: u64,
+        len: usize,
+        bitmap: B,
+    ) -> Option<vm_memory::VolatileSlice<'_, B>> {
         let off = self.check(offset, len)?;
-        // SAFETY: `VolatileSlice::new` needs `len` bytes at the pointer that stay valid for
+        // SAFETY: `VolatileSlice::with_bitmap` needs `len` bytes at the pointer that stay valid for
         // the slice's lifetime and that everybody else accesses without references.
         // - Bounds: `check` proved `off + len <= self.len`.
         // - Lifetime: the slice borrows `self`; the mapping is only unmapped in `drop`.
         // - Aliasing: nothing in this crate makes `&`/`&mut` references to guest RAM; it is
-        //   only copied through raw pointers, and other users (vCPUs, accelerators, other
+        //   only accessed through atomics, and other users (vCPUs, accelerators, other
         //   slices) access the same bytes concurrently as shared guest memory — the contract
         //   vm-memory's own mmap backend has with a running guest.
-        Some(unsafe { vm_memory::VolatileSlice::new(self.ptr.as_ptr().add(off), len) })
+        Some(unsafe { vm_memory::VolatileSlice::with_bitmap(self.ptr.as_ptr().add(off), len, bitmap, None) })
     }
 
     #[inline]
@@ -138,6 +165,78 @@ impl RamBlock {
     /// Number of RAM blocks alive in this process.
     pub fn live_count() -> usize {
         LIVE_BLOCKS.load(Ordering::Relaxed)
+    }
+}
+
+/// Splits `len` bytes at host address `addr` into naturally aligned pieces, calling
+/// `f(offset, size)` for each: the largest of 8, 4, 2, 1 that fits and that the address is
+/// aligned to. An aligned 1/2/4/8-byte access is one piece; a bulk copy is 8-byte words
+/// between a short head and tail. This is also what a RAM device (a VFIO BAR) needs: QEMU
+/// accesses those with loads and stores of at most 8 bytes, never `memcpy`.
+#[inline(always)]
+fn pieces(addr: usize, len: usize, mut f: impl FnMut(usize, usize)) {
+    let mut at = 0;
+    let aligned = |at: usize, size: usize| (addr + at) % size == 0 && len - at >= size;
+    // Head, up to the first 8-byte boundary (or the end).
+    while at < len && !aligned(at, 8) {
+        let size = [4, 2, 1].into_iter().find(|&s| aligned(at, s)).unwrap_or(1);
+        f(at, size);
+        at += size;
+    }
+    while len - at >= 8 {
+        f(at, 8);
+        at += 8;
+    }
+    // Tail: fewer than 8 bytes, starting 8-byte aligned.
+    while at < len {
+        let size = [4, 2, 1].into_iter().find(|&s| len - at >= s).unwrap_or(1);
+        f(at, size);
+        at += size;
+    }
+}
+
+/// Loads `dst.len()` (1, 2, 4 or 8) bytes at `src` with one relaxed atomic load.
+///
+/// Atomic, not volatile or plain: guest RAM is shared with other threads (vCPUs, devices) that
+/// access it concurrently, and only atomic accesses make that race-free in Rust's memory model.
+/// Relaxed atomics compile to plain moves. Accesses of different sizes to the same bytes still
+/// race in that model (it has no mixed-size atomics); the hardware gives each one single-copy
+/// atomicity, which is what guests rely on.
+///
+/// # Safety
+/// `src` is valid for reads of `dst.len()` bytes and aligned to `dst.len()`; those bytes are
+/// only ever accessed atomically (or through raw-pointer copies by other users of the mapping).
+#[inline(always)]
+unsafe fn load_piece(src: *mut u8, dst: &mut [u8]) {
+    use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
+    // SAFETY: (all arms) the caller guarantees validity and alignment for the width read;
+    // the atomic is used for this one load only.
+    unsafe {
+        match dst.len() {
+            8 => dst.copy_from_slice(&AtomicU64::from_ptr(src.cast()).load(Ordering::Relaxed).to_ne_bytes()),
+            4 => dst.copy_from_slice(&AtomicU32::from_ptr(src.cast()).load(Ordering::Relaxed).to_ne_bytes()),
+            2 => dst.copy_from_slice(&AtomicU16::from_ptr(src.cast()).load(Ordering::Relaxed).to_ne_bytes()),
+            _ => dst[0] = AtomicU8::from_ptr(src).load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Stores `src` (1, 2, 4 or 8 bytes) at `dst` with one relaxed atomic store (see
+/// [`load_piece`]).
+///
+/// # Safety
+/// As for [`load_piece`], with `dst` valid for writes.
+#[inline(always)]
+unsafe fn store_piece(dst: *mut u8, src: &[u8]) {
+    use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
+    // SAFETY: (all arms) the caller guarantees validity and alignment for the width written.
+    unsafe {
+        match src.len() {
+            8 => AtomicU64::from_ptr(dst.cast()).store(u64::from_ne_bytes(src.try_into().unwrap()), Ordering::Relaxed),
+            4 => AtomicU32::from_ptr(dst.cast()).store(u32::from_ne_bytes(src.try_into().unwrap()), Ordering::Relaxed),
+            2 => AtomicU16::from_ptr(dst.cast()).store(u16::from_ne_bytes(src.try_into().unwrap()), Ordering::Relaxed),
+            _ => AtomicU8::from_ptr(dst).store(src[0], Ordering::Relaxed),
+        }
     }
 }
 
@@ -187,6 +286,22 @@ mod tests {
             .unwrap();
         assert!(shared.read(0, &mut out[..3]));
         assert_eq!(&out[..3], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn pieces_are_naturally_aligned_and_at_most_8_bytes() {
+        let split = |addr, len| {
+            let mut v = Vec::new();
+            pieces(addr, len, |at, size| v.push((at, size)));
+            v
+        };
+        assert_eq!(split(8, 8), [(0, 8)]);
+        assert_eq!(split(4, 4), [(0, 4)]);
+        assert_eq!(split(6, 2), [(0, 2)]);
+        assert_eq!(split(5, 13), [(0, 1), (1, 2), (3, 8), (11, 2)]);
+        assert_eq!(split(4, 8), [(0, 4), (4, 4)], "unaligned 8 bytes: two aligned halves");
+        assert_eq!(split(0, 23), [(0, 8), (8, 8), (16, 4), (20, 2), (22, 1)]);
+        assert_eq!(split(3, 0), []);
     }
 
     #[test]

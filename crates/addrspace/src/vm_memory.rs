@@ -12,9 +12,11 @@
 //!   followed exactly as the flat view says). MMIO, ROM devices, RAM devices, reservations
 //!   and holes are not part of it: vm-memory accesses there fail with an error. Adjacent
 //!   ranges stay separate regions; vm-memory splits accesses that span them.
-//!   It implements [`GuestMemoryBackend`], so vm-memory's blanket impls provide
-//!   [`GuestMemory`] and [`Bytes<GuestAddress>`](Bytes) (`read_obj`, `write_obj`, `load`,
-//!   `store`, ...).
+//!   It implements [`GuestMemory`], so vm-memory's blanket impl provides
+//!   [`Bytes<GuestAddress>`](Bytes) (`read_obj`, `write_obj`, `load`, `store`, ...); its
+//!   regions as a [`GuestMemoryBackend`] are [`GuestRam::map`]. An access that would run past
+//!   2^64 is refused instead of continuing at guest address 0 as vm-memory's walk over a
+//!   backend does (see [`GuestRamMap`]).
 //! - [`GuestRamSpace`] wraps an [`AddressSpace`] as a [`GuestAddressSpace`]: each
 //!   [`memory()`](GuestAddressSpace::memory) call returns a snapshot of the *current* layout
 //!   (reused while the layout does not change), which is what devices that live across
@@ -36,6 +38,10 @@
 //! - Accesses are direct memory accesses: no [`MemTxAttrs`](crate::MemTxAttrs), no device
 //!   callbacks, and no partial success reported as zero bytes — a read or write that runs
 //!   off RAM stops there and vm-memory reports how far it got (or an error).
+//!
+//! Writes are dirty-logged like [`AddressSpace::write`]: each region's vm-memory bitmap is a
+//! [`RamDirtyBitmap`] that marks the written pages for the dirty-logging clients its range had
+//! when the snapshot was taken (a [`GuestRamSpace`] takes a new snapshot when logging changes).
 //!
 //! ```
 //! use addrspace::vm_memory::GuestRam;
@@ -60,7 +66,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use ::vm_memory::bitmap::BS;
+use ::vm_memory::bitmap::{Bitmap, BS};
 use ::vm_memory::{
     Address, GuestAddress, GuestAddressSpace, GuestMemoryBackend, GuestMemoryError, GuestMemoryRegion,
     GuestMemoryRegionBytes, GuestMemoryResult, GuestUsize, MemoryRegionAddress, VolatileSlice,
@@ -74,6 +80,8 @@ use crate::address_space::{AddressSpace, WeakAddressSpace};
 use crate::flatview::{FlatRange, FlatView};
 use crate::ram::RamBlock;
 use crate::region::{Backend, RegionId};
+pub use crate::vm_memory_bitmap::{RamDirtyBitmap, RamDirtySlice};
+pub use crate::vm_memory_walk::GuestRamMap;
 
 /// One RAM or ROM [`FlatRange`] of a [`GuestRam`] snapshot, as a vm-memory
 /// [`GuestMemoryRegion`].
@@ -84,7 +92,7 @@ use crate::region::{Backend, RegionId};
 /// ```
 /// use addrspace::vm_memory::GuestRam;
 /// use addrspace::Memory;
-/// use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+/// use vm_memory::{Bytes, GuestAddress, GuestMemoryRegion, MemoryRegionAddress};
 ///
 /// let mem = Memory::new();
 /// let system = mem.container("system", 1 << 64)?;
@@ -108,11 +116,13 @@ pub struct GuestRamRegion {
     /// Index of the range in `view.ranges()`.
     index: usize,
     block: Arc<RamBlock>,
+    /// Marks what vm-memory writes for the range's dirty-logging clients.
+    dirty: RamDirtyBitmap,
     /// Where the range's first byte is in `block`.
     block_offset: usize,
-    start: u64,
+    pub(crate) start: u64,
     /// Never zero; `block_offset + len <= block.len()` (checked when the region is built).
-    len: u64,
+    pub(crate) len: u64,
 }
 
 impl GuestRamRegion {
@@ -131,6 +141,7 @@ impl GuestRamRegion {
             view: view.clone(),
             index,
             block: block.clone(),
+            dirty: RamDirtyBitmap::new(block.clone(), block_offset as u64, range.dirty),
             block_offset,
             start: range.start().0,
             len,
@@ -179,7 +190,7 @@ impl GuestRamRegion {
 }
 
 impl GuestMemoryRegion for GuestRamRegion {
-    type B = ();
+    type B = RamDirtyBitmap;
 
     fn len(&self) -> GuestUsize {
         self.len
@@ -189,14 +200,20 @@ impl GuestMemoryRegion for GuestRamRegion {
         GuestAddress(self.start)
     }
 
-    fn bitmap(&self) -> BS<'_, ()> {}
+    fn bitmap(&self) -> BS<'_, RamDirtyBitmap> {
+        self.dirty.slice_at(0)
+    }
 
     fn get_host_address(&self, addr: MemoryRegionAddress) -> GuestMemoryResult<*mut u8> {
         self.host_addr(addr.raw_value())
             .ok_or(GuestMemoryError::InvalidBackendAddress)
     }
 
-    fn get_slice(&self, offset: MemoryRegionAddress, count: usize) -> GuestMemoryResult<VolatileSlice<'_, ()>> {
+    fn get_slice(
+        &self,
+        offset: MemoryRegionAddress,
+        count: usize,
+    ) -> GuestMemoryResult<VolatileSlice<'_, BS<'_, RamDirtyBitmap>>> {
         let end = offset
             .raw_value()
             .checked_add(count as u64)
@@ -204,8 +221,9 @@ impl GuestMemoryRegion for GuestRamRegion {
         if end > self.len {
             return Err(GuestMemoryError::InvalidBackendAddress);
         }
+        let bitmap = self.dirty.slice_at(offset.raw_value() as usize);
         self.block
-            .volatile_slice(self.block_offset as u64 + offset.raw_value(), count)
+            .volatile_slice_with(self.block_offset as u64 + offset.raw_value(), count, bitmap)
             .ok_or(GuestMemoryError::InvalidBackendAddress)
     }
 }
@@ -228,8 +246,8 @@ impl fmt::Debug for GuestRamRegion {
     }
 }
 
-/// A snapshot of the RAM of one flat view, as a vm-memory [`GuestMemoryBackend`] (and so
-/// [`GuestMemory`] and [`Bytes<GuestAddress>`](Bytes)).
+/// A snapshot of the RAM of one flat view, as a vm-memory [`GuestMemory`] (and so
+/// [`Bytes<GuestAddress>`](Bytes)); [`map`](Self::map) is its [`GuestMemoryBackend`].
 ///
 /// The snapshot does not follow later changes of the address space; build a new one (or
 /// use [`GuestRamSpace`]) to see them.
@@ -237,7 +255,7 @@ impl fmt::Debug for GuestRamRegion {
 /// ```
 /// use addrspace::vm_memory::GuestRam;
 /// use addrspace::{GuestAddr, MemTxAttrs, Memory};
-/// use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+/// use vm_memory::{Bytes, GuestAddress};
 ///
 /// let mem = Memory::new();
 /// let system = mem.container("system", 1 << 64)?;
@@ -260,8 +278,7 @@ impl fmt::Debug for GuestRamRegion {
 #[derive(Clone)]
 pub struct GuestRam {
     view: Arc<FlatView>,
-    /// Sorted by address, non-overlapping (as the view's ranges are).
-    regions: Vec<GuestRamRegion>,
+    pub(crate) map: GuestRamMap,
 }
 
 impl GuestRam {
@@ -270,7 +287,10 @@ impl GuestRam {
         let regions = (0..view.ranges().len())
             .filter_map(|i| GuestRamRegion::new(&view, i))
             .collect();
-        GuestRam { view, regions }
+        GuestRam {
+            view,
+            map: GuestRamMap { regions },
+        }
     }
 
     /// The RAM and ROM ranges of `space`'s current view.
@@ -285,25 +305,28 @@ impl GuestRam {
 
     /// The regions, sorted by guest address.
     pub fn regions(&self) -> &[GuestRamRegion] {
-        &self.regions
-    }
-}
-
-impl GuestMemoryBackend for GuestRam {
-    type R = GuestRamRegion;
-
-    fn num_regions(&self) -> usize {
-        self.regions.len()
+        &self.map.regions
     }
 
-    fn find_region(&self, addr: GuestAddress) -> Option<&GuestRamRegion> {
-        let i = self.regions.partition_point(|r| r.start <= addr.0).checked_sub(1)?;
-        let r = &self.regions[i];
-        (addr.0 - r.start < r.len).then_some(r)
+    /// Number of regions.
+    pub fn num_regions(&self) -> usize {
+        self.map.regions.len()
     }
 
-    fn iter(&self) -> impl Iterator<Item = &GuestRamRegion> {
-        self.regions.iter()
+    /// The region that contains `addr`.
+    pub fn find_region(&self, addr: GuestAddress) -> Option<&GuestRamRegion> {
+        self.map.find_region(addr)
+    }
+
+    /// The regions, sorted by guest address.
+    pub fn iter(&self) -> impl Iterator<Item = &GuestRamRegion> {
+        self.map.regions.iter()
+    }
+
+    /// The regions as a vm-memory [`GuestMemoryBackend`] (also its
+    /// [`physical_memory`](GuestMemory::physical_memory)).
+    pub fn map(&self) -> &GuestRamMap {
+        &self.map
     }
 }
 
@@ -311,7 +334,7 @@ impl fmt::Debug for GuestRam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuestRam")
             .field("root", &self.view.root_name())
-            .field("regions", &self.regions)
+            .field("regions", &self.map.regions)
             .finish()
     }
 }

@@ -99,7 +99,7 @@ fn bytes_and_address_space_see_the_same_ram() {
             (0x10_0000, 0x1_0000, "high".to_string())
         ]
     );
-    assert_eq!(guest.last_addr(), GuestAddress(0x10_ffff));
+    assert_eq!(guest.map().last_addr(), GuestAddress(0x10_ffff));
 
     // vm-memory writes, the address space reads.
     let a = pattern(64, 1);
@@ -138,7 +138,7 @@ fn bytes_and_address_space_see_the_same_ram() {
     let c = pattern(32, 3);
     guest.write_slice(&c, GuestAddress(0xfff0)).unwrap();
     assert_eq!(as_read(&space, 0xfff0, 32), c);
-    let slices: Vec<_> = GuestMemoryBackend::get_slices(&guest, GuestAddress(0xfff0), 32)
+    let slices: Vec<_> = GuestMemoryBackend::get_slices(guest.map(), GuestAddress(0xfff0), 32)
         .map(|s| s.unwrap().len())
         .collect();
     assert_eq!(slices, [16, 16]);
@@ -155,7 +155,7 @@ fn bytes_and_address_space_see_the_same_ram() {
         0xfeed_face
     );
     // The host address is the block's: the same memory, not a copy.
-    let host = GuestMemoryBackend::get_host_address(&guest, GuestAddress(0x10_0040)).unwrap();
+    let host = GuestMemoryBackend::get_host_address(guest.map(), GuestAddress(0x10_0040)).unwrap();
     assert_eq!(host, high.ram_block().host_ptr().wrapping_add(0x40));
 }
 
@@ -182,14 +182,14 @@ fn mmio_reservations_and_holes_are_not_in_the_view() {
     assert_eq!(guest.num_regions(), 1, "only the RAM range: {guest:?}");
     for addr in [0x1000, 0x1ffc, 0x2000, 0x3000, 0x4000, 0x5000, u64::MAX - 3] {
         let a = GuestAddress(addr);
-        assert!(!guest.address_in_range(a), "{addr:#x}");
+        assert!(!guest.map().address_in_range(a), "{addr:#x}");
         assert!(matches!(guest.read_obj::<u32>(a), Err(GuestMemoryError::InvalidGuestAddress(x)) if x == a));
         assert!(matches!(
             guest.write_obj(1u32, a),
             Err(GuestMemoryError::InvalidGuestAddress(_))
         ));
         assert!(guest.load::<u32>(a, std::sync::atomic::Ordering::Relaxed).is_err());
-        assert!(GuestMemoryBackend::get_host_address(&guest, a).is_err());
+        assert!(GuestMemoryBackend::get_host_address(guest.map(), a).is_err());
     }
     assert_eq!(
         dev.0.load(Ordering::Relaxed),
@@ -208,8 +208,8 @@ fn mmio_reservations_and_holes_are_not_in_the_view() {
         })
     ));
     assert_eq!(as_read(&space, 0xff0, 16), buf[..16]);
-    assert!(!GuestMemoryBackend::check_range(&guest, GuestAddress(0xff0), 32));
-    assert!(GuestMemoryBackend::check_range(&guest, GuestAddress(0xff0), 16));
+    assert!(!GuestMemoryBackend::check_range(guest.map(), GuestAddress(0xff0), 32));
+    assert!(GuestMemoryBackend::check_range(guest.map(), GuestAddress(0xff0), 16));
     assert!(!GuestMemory::check_range(
         &guest,
         GuestAddress(0x1000),
