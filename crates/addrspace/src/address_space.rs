@@ -13,7 +13,7 @@ use crate::addr::{GuestAddr, RegionOffset};
 use crate::dispatch::{self, Scalar};
 use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::memory::Shared;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 use crate::region::RegionId;
 
 pub(crate) struct SpaceShared {
@@ -22,8 +22,8 @@ pub(crate) struct SpaceShared {
     pub root: RegionId,
     pub cell: Arc<SpaceCell>,
     pub memory: Weak<Shared>,
-    /// The memory system's empty-view cell, followed after destruction.
-    pub empty: Arc<ViewCell>,
+    /// The memory system's empty view, published after destruction.
+    pub empty: Arc<FlatView>,
     /// Things that live exactly as long as the space (a per-CPU root's regions), dropped
     /// after the space has left the memory system.
     pub keep: parking_lot::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
@@ -34,7 +34,7 @@ impl Drop for SpaceShared {
         // Unpublish first, whether or not the memory system is still alive: whoever still
         // holds the cell (an accessor, a device's vm-memory view) now sees nothing, and a
         // device that sees its own space no longer keeps itself alive through it.
-        self.cell.follow(self.empty.clone());
+        self.cell.store(self.empty.clone());
         if let Some(shared) = self.memory.upgrade() {
             shared.remove_space(self.id);
         }

@@ -28,7 +28,6 @@ use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
 use crate::memory::State;
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Patch};
-use crate::publish::ViewCell;
 use crate::region::RegionId;
 use crate::render::{physical_root_chain, render};
 use crate::sharing::{representative, signature};
@@ -93,6 +92,25 @@ pub(crate) fn make_view(
 pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>) -> Arc<FlatView> {
     counters.renders.fetch_add(1, Ordering::Relaxed);
     make_view(g, counters, key, render(g, key))
+}
+
+/// Queues the publications of a commit: every space whose view entry got a new view or that
+/// moved to another entry gets its final view, once (see `publish`: one cell per space).
+fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>)], d: &mut Delivery) {
+    let mut idx: Vec<usize> = moved.iter().map(|&(i, _)| i).collect();
+    for key in updates.keys() {
+        let ids = st.views.get(key).map_or(&[][..], |e| &e.spaces[..]);
+        idx.extend(ids.iter().filter_map(|&id| st.space_index(id)));
+    }
+    idx.sort_unstable();
+    idx.dedup();
+    for i in idx {
+        let sp = &st.spaces[i];
+        let view = &st.views[&sp.key].view;
+        if !Arc::ptr_eq(&sp.cell.load(), view) {
+            d.publish.push((sp.cell.clone(), view.clone()));
+        }
+    }
 }
 
 /// Views every space of which moves elsewhere in this commit: they are about to be dropped,
@@ -397,18 +415,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     let eventfds_live = st.eventfd_regs > 0;
     for (key, u) in &updates {
         let entry = match st.views.entry(*key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                let e = e.into_mut();
-                d.publish.push((e.cell.clone(), u.new.clone()));
-                e
-            }
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
                     st.graph.get_mut(*r).expect("view roots are live").view_key = true;
                 }
                 e.insert(crate::memory::ViewEntry {
                     view: u.new.clone(),
-                    cell: Arc::new(ViewCell::new(u.new.clone())),
                     spaces: Vec::new(),
                     listening: Vec::new(),
                     eventfds: Arc::default(),
@@ -446,10 +459,8 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 e.listening.insert(pos, id);
             }
         }
-        if !Arc::ptr_eq(&sp.cell.current(), &e.cell) {
-            d.follow.push((sp.cell.clone(), e.cell.clone()));
-        }
     }
+    publications(st, &updates, &moved, &mut d);
     // Entries lose spaces only by moves: drop those left without any.
     for &(_, old_key) in &moved {
         let Some(r) = old_key else { continue };

@@ -13,7 +13,7 @@ use crate::graph::Graph;
 use crate::listener::{IoEventFd, MemoryListener, Section};
 use crate::memory::SpaceRecord;
 use crate::patch::Change;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 
 /// A section that owns its data, for callbacks queued outside a commit's diff (replays,
 /// log sync, coalescing changes).
@@ -241,23 +241,16 @@ impl SpaceUpdate {
 pub(crate) struct Delivery {
     pub pre: Vec<Event>,
     pub spaces: Vec<SpaceUpdate>,
-    /// New views, each stored once in the cell all its spaces follow.
-    pub publish: Vec<(Arc<ViewCell>, Arc<FlatView>)>,
-    /// Spaces that now follow another view's cell.
-    pub follow: Vec<(Arc<SpaceCell>, Arc<ViewCell>)>,
+    /// The new view of each space whose view changed, stored in the space's cell.
+    pub publish: Vec<(Arc<SpaceCell>, Arc<FlatView>)>,
     pub post: Vec<Event>,
 }
 
 impl Delivery {
-    /// Publishes the new views, then moves spaces to their new cells (so a space never
-    /// follows a cell that still shows an older view than the one it left).
+    /// Publishes the new views: one store per space, so each space's readers see its whole
+    /// old view or its whole new one.
     pub fn publish_all(&mut self) {
-        for (cell, view) in self.publish.drain(..) {
-            cell.store(view);
-        }
-        for (space, cell) in self.follow.drain(..) {
-            space.follow(cell);
-        }
+        crate::publish::publish(self.publish.drain(..));
     }
 }
 

@@ -25,7 +25,7 @@ use crate::flatview::FlatView;
 use crate::graph::Graph;
 use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 use crate::ram::RamBlock;
 use crate::region::{Backend, Body, Leaf, Node, RegionId, RegionInfo};
 use crate::render::{physical_root, physical_root_chain};
@@ -41,7 +41,7 @@ pub(crate) struct SpaceRecord {
     pub key: Option<RegionId>,
     /// Its physical root (QEMU's `memory_region_get_flatview_root`).
     pub phys: Option<RegionId>,
-    /// The view cell it follows (its key's).
+    /// Where its view is published (one cell per space: see `publish`).
     pub cell: Arc<SpaceCell>,
     /// The regions its physical root depends on (see `render::physical_root_chain`).
     pub chain: Vec<RegionId>,
@@ -59,8 +59,6 @@ pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
 
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
-    /// Where `view` is published, once for all the spaces that show it.
-    pub cell: Arc<ViewCell>,
     /// Ids of the spaces using it, ascending (creation order).
     pub spaces: Vec<u64>,
     /// The subset of `spaces` with listeners.
@@ -351,7 +349,6 @@ impl Memory {
         views.insert(
             None,
             ViewEntry {
-                cell: Arc::new(ViewCell::new(empty.clone())),
                 view: empty,
                 spaces: Vec::new(),
                 listening: Vec::new(),
@@ -795,7 +792,6 @@ impl Memory {
                     CommitMode::Full => None,
                 };
                 e.insert(ViewEntry {
-                    cell: Arc::new(ViewCell::new(view.clone())),
                     view,
                     spaces: Vec::new(),
                     listening: Vec::new(),
@@ -806,7 +802,7 @@ impl Memory {
         };
         entry.spaces.push(id);
         let name: Arc<str> = name.into();
-        let cell = Arc::new(SpaceCell::new(entry.cell.clone()));
+        let cell = Arc::new(SpaceCell::new(entry.view.clone()));
         // Without listeners a space keeps no view of its own (that would keep old views
         // alive); registering the first listener fills these in.
         let empty = st.views[&None].view.clone();
@@ -830,7 +826,7 @@ impl Memory {
             root,
             cell,
             memory: Arc::downgrade(&self.shared),
-            empty: st.views[&None].cell.clone(),
+            empty: st.views[&None].view.clone(),
             keep: Default::default(),
         });
         // A new view may be borrowed by views that could not borrow it before (its previous
