@@ -108,7 +108,7 @@ fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>
         let sp = &st.spaces[i];
         let view = &st.views[&sp.key].view;
         if !Arc::ptr_eq(&sp.cell.load(), view) {
-            d.publish.push((sp.cell.clone(), view.clone()));
+            d.publish.0.push((sp.cell.clone(), view.clone()));
         }
     }
 }
@@ -524,7 +524,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             sp.view = new;
         } else if !Arc::ptr_eq(&sp.view, &new) {
             begin.extend(sp.listeners.iter().cloned());
-            let wants_nop = sp.listeners.iter().any(|l| l.listener.wants_region_nop());
+            let wants_nop = sp.listeners.iter().any(|l| l.nop);
             let patched = updates
                 .get(&sp.key)
                 .filter(|u| u.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &sp.view)))

@@ -181,7 +181,8 @@ impl Shared {
     /// `address_space_destroy` commits an empty root first), then they are unlinked.
     pub(crate) fn remove_space(&self, id: u64) {
         let guard = self.lock();
-        let d = {
+        // The record (its listeners) is dropped after delivery, with the state released.
+        let (d, _rec) = {
             let mut st = guard.borrow_mut();
             let Some(pos) = st.space_index(id) else {
                 return;
@@ -220,7 +221,10 @@ impl Shared {
             self.counters
                 .listeners
                 .fetch_sub(rec.listeners.len(), Ordering::Relaxed);
-            crate::listen::teardown_events(&st.graph, &rec, &st.views[&None].view)
+            (
+                crate::listen::teardown_events(&st.graph, &rec, &st.views[&None].view),
+                rec,
+            )
         };
         self.deliver(&guard, d);
     }
@@ -478,13 +482,14 @@ impl Memory {
     fn create_leaf(&self, name: &str, size: u128, backend: impl FnOnce() -> Result<Backend>) -> Result<RegionId> {
         Graph::check_size(name, size)?;
         let backend = backend()?;
+        // Asked before the state is borrowed: the device may query the memory system.
+        let rules = match &backend {
+            Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
+            _ => AccessRules::default(),
+        };
         Ok(self.with_state_unordered(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
-            let rules = match &backend {
-                Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
-                _ => AccessRules::default(),
-            };
             let leaf = Arc::new(Leaf {
                 id,
                 name,
@@ -669,9 +674,13 @@ impl Memory {
     }
 
     /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
-    /// Flat views that still show it keep its RAM or ops alive until they are dropped.
+    /// Flat views that still show it keep its RAM or ops alive until they are dropped; if
+    /// nothing does, its ops are dropped here, after the memory system's state is released
+    /// (a device's `Drop` may call it).
     pub fn delete_region(&self, id: RegionId) -> Result<()> {
-        self.with_state_unordered(|st| st.graph.delete(id))
+        let node = self.with_state_unordered(|st| st.graph.delete(id))?;
+        drop(node);
+        Ok(())
     }
 
     /// Tears down what a device or a CPU built: unmaps `regions` and deletes them, last
