@@ -837,6 +837,7 @@ impl Memory {
             memory: Arc::downgrade(&self.shared),
             empty: st.views[&None].view.clone(),
             keep: Default::default(),
+            destroyed: Default::default(),
         });
         // A new view may be borrowed by views that could not borrow it before (its previous
         // space was destroyed): offer it to them now.

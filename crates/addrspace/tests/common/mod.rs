@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod cpus;
 pub mod scale;
 
 /// xorshift64*: reproducible choices and traces.
