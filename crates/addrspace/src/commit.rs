@@ -97,15 +97,18 @@ pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<Regio
 /// Queues the publications of a commit: every space whose view entry got a new view or that
 /// moved to another entry gets its final view, once (see `publish`: one cell per space).
 fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>)], d: &mut Delivery) {
-    let mut idx: Vec<usize> = moved.iter().map(|&(i, _)| i).collect();
     for key in updates.keys() {
-        let ids = st.views.get(key).map_or(&[][..], |e| &e.spaces[..]);
-        idx.extend(ids.iter().filter_map(|&id| st.space_index(id)));
+        let Some(e) = st.views.get(key) else { continue };
+        for i in e.spaces.iter().filter_map(|&id| st.space_index(id)) {
+            d.publish.0.push((st.spaces[i].cell.clone(), e.view.clone()));
+        }
     }
-    idx.sort_unstable();
-    idx.dedup();
-    for i in idx {
+    // A moved space whose new entry was not updated; its view may have moved with it.
+    for &(i, _) in moved {
         let sp = &st.spaces[i];
+        if updates.contains_key(&sp.key) {
+            continue;
+        }
         let view = &st.views[&sp.key].view;
         if !Arc::ptr_eq(&sp.cell.load(), view) {
             d.publish.0.push((sp.cell.clone(), view.clone()));
