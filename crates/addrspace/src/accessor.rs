@@ -17,7 +17,7 @@ use crate::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::addr::{GuestAddr, RegionOffset};
 use crate::dispatch::{self, Scalar};
 use crate::flatview::{FlatRange, FlatView, Mru};
-use crate::publish::{Cached, SpaceCell, ViewCell};
+use crate::publish::{Cached, SpaceCell};
 
 /// Fast access to one address space for one thread. Create one per vCPU thread with
 /// [`crate::AddressSpace::accessor`]; it is `Send`, so it may move between threads, but its
@@ -41,19 +41,15 @@ use crate::publish::{Cached, SpaceCell, ViewCell};
 /// ```
 pub struct Accessor {
     space: Arc<SpaceCell>,
-    /// The view cell the space followed when last checked.
-    cell: Arc<ViewCell>,
     view: Cached<FlatView>,
     mru: Mru,
 }
 
 impl Accessor {
     pub(crate) fn new(space: Arc<SpaceCell>) -> Accessor {
-        let cell = space.current();
-        let view = cell.cached();
+        let view = space.cached();
         Accessor {
             space,
-            cell,
             view,
             mru: Mru::EMPTY,
         }
@@ -62,21 +58,10 @@ impl Accessor {
     /// The current view (revalidated) and the last-hit cache that goes with it.
     #[inline]
     fn parts(&mut self) -> (&FlatView, &mut Mru) {
-        if self.cell.refresh(&mut self.view) {
-            self.revalidate();
+        if self.space.refresh(&mut self.view) {
+            self.mru = Mru::EMPTY;
         }
         (&self.view.value, &mut self.mru)
-    }
-
-    /// The view cell moved: a new view, or the space now follows another cell.
-    #[cold]
-    fn revalidate(&mut self) {
-        self.mru = Mru::EMPTY;
-        let cell = self.space.current();
-        if !Arc::ptr_eq(&cell, &self.cell) {
-            self.view = cell.cached();
-            self.cell = cell;
-        }
     }
 
     /// The view this accessor will use for its next access.

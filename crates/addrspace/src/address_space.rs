@@ -3,8 +3,11 @@
 //! The handle is cheap to clone and may be shared by several CPUs (a board-owned space) or
 //! owned by one (a per-CPU space). The space is destroyed when the last handle is dropped:
 //! it leaves the memory system's list, and its view is freed once no reader holds it. There
-//! is no separate "destroy, then free later" step to forget.
+//! is no separate "destroy, then free later" step to forget. Its owner may also end it at
+//! once, whoever else still holds a handle ([`AddressSpace::destroy_now`], what CPU unplug
+//! does): the other handles then see the empty view.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::access::{Endianness, MemTxAttrs, MemTxResult};
@@ -13,7 +16,7 @@ use crate::addr::{GuestAddr, RegionOffset};
 use crate::dispatch::{self, Scalar};
 use crate::flatview::{FlatRange, FlatView, Mru};
 use crate::memory::Shared;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 use crate::region::RegionId;
 
 pub(crate) struct SpaceShared {
@@ -22,22 +25,39 @@ pub(crate) struct SpaceShared {
     pub root: RegionId,
     pub cell: Arc<SpaceCell>,
     pub memory: Weak<Shared>,
-    /// The memory system's empty-view cell, followed after destruction.
-    pub empty: Arc<ViewCell>,
+    /// The memory system's empty view, published after destruction.
+    pub empty: Arc<FlatView>,
     /// Things that live exactly as long as the space (a per-CPU root's regions), dropped
     /// after the space has left the memory system.
     pub keep: parking_lot::Mutex<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Set once the space is destroyed (by its last handle, or by `destroy_now`).
+    pub destroyed: AtomicBool,
+}
+
+impl SpaceShared {
+    /// Destroys the space, once: the empty view is published, the space leaves the memory
+    /// system (its listeners hear its ranges go), and what it kept alive is released.
+    fn end(&self) {
+        if self.destroyed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Unpublish first, whether or not the memory system is still alive: whoever still
+        // holds the cell (an accessor, a device's vm-memory view) now sees nothing, and a
+        // device that sees its own space no longer keeps itself alive through it.
+        self.cell.store(self.empty.clone());
+        if let Some(shared) = self.memory.upgrade() {
+            shared.remove_space(self.id);
+        }
+        // Dropped with no lock held: a per-CPU root's regions are deleted through the memory
+        // system.
+        let kept = std::mem::take(&mut *self.keep.lock());
+        drop(kept);
+    }
 }
 
 impl Drop for SpaceShared {
     fn drop(&mut self) {
-        // Unpublish first, whether or not the memory system is still alive: whoever still
-        // holds the cell (an accessor, a device's vm-memory view) now sees nothing, and a
-        // device that sees its own space no longer keeps itself alive through it.
-        self.cell.follow(self.empty.clone());
-        if let Some(shared) = self.memory.upgrade() {
-            shared.remove_space(self.id);
-        }
+        self.end();
     }
 }
 
@@ -130,6 +150,21 @@ impl AddressSpace {
 
     /// Destroys this handle (the space goes away with its last handle).
     pub fn destroy(self) {}
+
+    /// Destroys the space now, for every handle (QEMU's `address_space_destroy`): the space
+    /// leaves the memory system and its listeners hear its ranges go; handles still held
+    /// elsewhere (a vCPU thread's clone, an accessor) see the empty view from then on — every
+    /// access a decode error — and count in no statistic. Readers inside an access finish on
+    /// the view they hold. Listeners cannot be registered on a destroyed space
+    /// ([`crate::Error::MemoryGone`]). Idempotent.
+    pub fn destroy_now(&self) {
+        self.inner.end();
+    }
+
+    /// Whether the space was destroyed ([`destroy_now`](Self::destroy_now)).
+    pub fn is_destroyed(&self) -> bool {
+        self.inner.destroyed.load(Ordering::Acquire)
+    }
 }
 
 /// A handle that does not keep its address space alive (see [`AddressSpace::downgrade`]).

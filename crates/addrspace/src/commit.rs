@@ -28,7 +28,6 @@ use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
 use crate::memory::State;
 use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Patch};
-use crate::publish::ViewCell;
 use crate::region::RegionId;
 use crate::render::{physical_root_chain, render};
 use crate::sharing::{representative, signature};
@@ -93,6 +92,28 @@ pub(crate) fn make_view(
 pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>) -> Arc<FlatView> {
     counters.renders.fetch_add(1, Ordering::Relaxed);
     make_view(g, counters, key, render(g, key))
+}
+
+/// Queues the publications of a commit: every space whose view entry got a new view or that
+/// moved to another entry gets its final view, once (see `publish`: one cell per space).
+fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>)], d: &mut Delivery) {
+    for key in updates.keys() {
+        let Some(e) = st.views.get(key) else { continue };
+        for i in e.spaces.iter().filter_map(|&id| st.space_index(id)) {
+            d.publish.0.push((st.spaces[i].cell.clone(), e.view.clone()));
+        }
+    }
+    // A moved space whose new entry was not updated; its view may have moved with it.
+    for &(i, _) in moved {
+        let sp = &st.spaces[i];
+        if updates.contains_key(&sp.key) {
+            continue;
+        }
+        let view = &st.views[&sp.key].view;
+        if !Arc::ptr_eq(&sp.cell.load(), view) {
+            d.publish.0.push((sp.cell.clone(), view.clone()));
+        }
+    }
 }
 
 /// Views every space of which moves elsewhere in this commit: they are about to be dropped,
@@ -397,18 +418,13 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     let eventfds_live = st.eventfd_regs > 0;
     for (key, u) in &updates {
         let entry = match st.views.entry(*key) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                let e = e.into_mut();
-                d.publish.push((e.cell.clone(), u.new.clone()));
-                e
-            }
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
                     st.graph.get_mut(*r).expect("view roots are live").view_key = true;
                 }
                 e.insert(crate::memory::ViewEntry {
                     view: u.new.clone(),
-                    cell: Arc::new(ViewCell::new(u.new.clone())),
                     spaces: Vec::new(),
                     listening: Vec::new(),
                     eventfds: Arc::default(),
@@ -446,10 +462,8 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 e.listening.insert(pos, id);
             }
         }
-        if !Arc::ptr_eq(&sp.cell.current(), &e.cell) {
-            d.follow.push((sp.cell.clone(), e.cell.clone()));
-        }
     }
+    publications(st, &updates, &moved, &mut d);
     // Entries lose spaces only by moves: drop those left without any.
     for &(_, old_key) in &moved {
         let Some(r) = old_key else { continue };
@@ -513,7 +527,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             sp.view = new;
         } else if !Arc::ptr_eq(&sp.view, &new) {
             begin.extend(sp.listeners.iter().cloned());
-            let wants_nop = sp.listeners.iter().any(|l| l.listener.wants_region_nop());
+            let wants_nop = sp.listeners.iter().any(|l| l.nop);
             let patched = updates
                 .get(&sp.key)
                 .filter(|u| u.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &sp.view)))

@@ -5,8 +5,11 @@
 //! that nobody made, and freeing an address space after its deferred destruction was hard to
 //! get right (spec §6.3). Here a [`Cpu`] owns what it created: its address spaces (with their
 //! TLB listeners) and the regions of a per-CPU root. Dropping it (unplug) unregisters the
-//! listeners, destroys the spaces and deletes the regions; readers still inside an access
-//! finish on the views they hold, which go away with them.
+//! listeners, destroys the spaces and deletes the regions — even if a clone of a space's
+//! handle is still held elsewhere (a vCPU thread's): that handle then sees the empty view
+//! ([`AddressSpace::destroy_now`]). Readers still inside an access finish on the views they
+//! hold, which go away with them. A board-owned space ([`CpuView::Shared`]) is not the CPU's
+//! to destroy.
 //!
 //! Both ownership models of the 2025 discussion, and the mixed case, are one [`CpuModel`]:
 //! each address-space index is either created per CPU over a board region
@@ -90,6 +93,18 @@ pub struct CpuModel {
 struct CpuSpace {
     space: AddressSpace,
     tlb: Option<(Arc<TlbListener>, ListenerHandle)>,
+    /// Created for this CPU (destroyed with it, whoever else holds a handle).
+    own: bool,
+}
+
+impl Drop for CpuSpace {
+    fn drop(&mut self) {
+        // The CPU's listener goes first (it hears its own deletion replay), then the space.
+        self.tlb = None;
+        if self.own {
+            self.space.destroy_now();
+        }
+    }
 }
 
 /// Regions built for a CPU's root, deleted in reverse order when the last address space over
@@ -193,7 +208,8 @@ impl Cpu {
             } else {
                 None
             };
-            cpu.spaces[spec.index] = Some(CpuSpace { space, tlb });
+            let own = !matches!(spec.view, CpuView::Shared(_));
+            cpu.spaces[spec.index] = Some(CpuSpace { space, tlb, own });
         }
         Ok(cpu)
     }

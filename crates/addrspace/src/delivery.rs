@@ -13,7 +13,7 @@ use crate::graph::Graph;
 use crate::listener::{IoEventFd, MemoryListener, Section};
 use crate::memory::SpaceRecord;
 use crate::patch::Change;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 
 /// A section that owns its data, for callbacks queued outside a commit's diff (replays,
 /// log sync, coalescing changes).
@@ -183,7 +183,7 @@ impl SpaceUpdate {
                 Change::Same(i, j) => {
                     let (o, n) = (old[i].dirty, new[j].dirty);
                     let s = sec(&new[j]);
-                    for l in ls.iter().filter(|l| l.listener.wants_region_nop()) {
+                    for l in ls.iter().filter(|l| l.nop) {
                         l.listener.region_nop(&s);
                         calls += 1;
                     }
@@ -241,23 +241,28 @@ impl SpaceUpdate {
 pub(crate) struct Delivery {
     pub pre: Vec<Event>,
     pub spaces: Vec<SpaceUpdate>,
-    /// New views, each stored once in the cell all its spaces follow.
-    pub publish: Vec<(Arc<ViewCell>, Arc<FlatView>)>,
-    /// Spaces that now follow another view's cell.
-    pub follow: Vec<(Arc<SpaceCell>, Arc<ViewCell>)>,
+    /// The new view of each space whose view changed, stored in the space's cell.
+    pub publish: Publications,
     pub post: Vec<Event>,
 }
 
 impl Delivery {
-    /// Publishes the new views, then moves spaces to their new cells (so a space never
-    /// follows a cell that still shows an older view than the one it left).
+    /// Publishes the new views: one store per space, so each space's readers see its whole
+    /// old view or its whole new one.
     pub fn publish_all(&mut self) {
-        for (cell, view) in self.publish.drain(..) {
-            cell.store(view);
-        }
-        for (space, cell) in self.follow.drain(..) {
-            space.follow(cell);
-        }
+        crate::publish::publish(self.publish.0.drain(..));
+    }
+}
+
+/// A commit's publications. If a callback panics before they are made, they are made as the
+/// delivery unwinds: readers then see the layout the memory system has committed (the
+/// listeners' own records already moved on), never an older one.
+#[derive(Default)]
+pub(crate) struct Publications(pub Vec<(Arc<SpaceCell>, Arc<FlatView>)>);
+
+impl Drop for Publications {
+    fn drop(&mut self) {
+        crate::publish::publish(self.0.drain(..));
     }
 }
 
@@ -270,6 +275,8 @@ pub(crate) struct Registered {
     pub listener: Arc<dyn MemoryListener>,
     /// The listener's `wants_sections()`, asked once.
     pub sections: bool,
+    /// The listener's `wants_region_nop()`, asked once.
+    pub nop: bool,
 }
 
 /// Coalesced ranges of `r`'s region, intersected with it, in space addresses.

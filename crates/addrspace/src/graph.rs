@@ -575,7 +575,9 @@ impl Graph {
 
     /// Deletes an unused region. Fails, changing nothing, while it is mapped, contains
     /// subregions, is the target of an alias or the root of an address space.
-    pub fn delete(&mut self, id: RegionId) -> Result<()> {
+    /// Returns the node, for the caller to drop once it holds no borrow (its ops may be a
+    /// device whose `Drop` calls the memory system).
+    pub fn delete(&mut self, id: RegionId) -> Result<Node> {
         let n = self.get(id)?;
         let busy = |reason: String| Error::InUse {
             name: n.name.to_string(),
@@ -597,10 +599,10 @@ impl Graph {
             self.node_mut(target).aliases.retain(|&a| a != id);
         }
         let slot = &mut self.slots[id.index as usize];
-        slot.node = None;
+        let node = slot.node.take().expect("checked live above");
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        Ok(())
+        Ok(node)
     }
 }

@@ -126,18 +126,20 @@ impl Shared {
         priority: u32,
     ) -> Result<ListenerHandle> {
         let guard = self.lock();
+        // Asked once, before the state is borrowed (the listener may query it).
+        let (sections, nop) = (listener.wants_sections(), listener.wants_region_nop());
         let (reg, events, global) = {
             let mut st = guard.borrow_mut();
             st.check_not_delivering("register a listener")?;
             let idx = st.space_index(space).ok_or(Error::MemoryGone)?;
             let id = st.next_listener;
             st.next_listener += 1;
-            let sections = listener.wants_sections();
             let reg = Registered {
                 id,
                 priority,
                 listener,
                 sections,
+                nop,
             };
             let st = &mut *st;
             let sp = &mut st.spaces[idx];
@@ -217,12 +219,8 @@ impl Shared {
             };
             let reg = Arc::make_mut(&mut st.spaces[idx].listeners).remove(pos);
             self.counters.listeners.fetch_sub(1, Ordering::Relaxed);
+            // Dropped inside a callback: unlinked, but no replay into a running commit.
             let events = if st.delivering > 0 {
-                // Dropped inside a callback: unlinked, but no replay into a running commit.
-                tracing::warn!(
-                    listener = reg.listener.name(),
-                    "listener dropped inside a callback; no deletion replay"
-                );
                 Vec::new()
             } else {
                 let update = replay(&st.graph, &st.spaces[idx], &reg, false, &st.views[&None].view);
@@ -233,6 +231,11 @@ impl Shared {
         };
         let (spaces, listener) = events;
         if spaces.is_empty() {
+            // (The listener's name is asked with the state released.)
+            tracing::warn!(
+                listener = listener.name(),
+                "listener dropped inside a callback; no deletion replay"
+            );
             return;
         }
         self.deliver(

@@ -48,6 +48,7 @@ pub trait MemoryListener: Send + Sync {
     }
     /// Whether [`region_nop`](Self::region_nop) should be called for every unchanged range
     /// of a changed view (QEMU calls it always; it costs one call per range per commit).
+    /// Asked once, at registration.
     fn wants_region_nop(&self) -> bool {
         false
     }

@@ -25,7 +25,7 @@ use crate::flatview::FlatView;
 use crate::graph::Graph;
 use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
-use crate::publish::{SpaceCell, ViewCell};
+use crate::publish::SpaceCell;
 use crate::ram::RamBlock;
 use crate::region::{Backend, Body, Leaf, Node, RegionId, RegionInfo};
 use crate::render::{physical_root, physical_root_chain};
@@ -41,7 +41,7 @@ pub(crate) struct SpaceRecord {
     pub key: Option<RegionId>,
     /// Its physical root (QEMU's `memory_region_get_flatview_root`).
     pub phys: Option<RegionId>,
-    /// The view cell it follows (its key's).
+    /// Where its view is published (one cell per space: see `publish`).
     pub cell: Arc<SpaceCell>,
     /// The regions its physical root depends on (see `render::physical_root_chain`).
     pub chain: Vec<RegionId>,
@@ -59,8 +59,6 @@ pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
 
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
-    /// Where `view` is published, once for all the spaces that show it.
-    pub cell: Arc<ViewCell>,
     /// Ids of the spaces using it, ascending (creation order).
     pub spaces: Vec<u64>,
     /// The subset of `spaces` with listeners.
@@ -183,7 +181,8 @@ impl Shared {
     /// `address_space_destroy` commits an empty root first), then they are unlinked.
     pub(crate) fn remove_space(&self, id: u64) {
         let guard = self.lock();
-        let d = {
+        // The record (its listeners) is dropped after delivery, with the state released.
+        let (d, _rec) = {
             let mut st = guard.borrow_mut();
             let Some(pos) = st.space_index(id) else {
                 return;
@@ -222,7 +221,10 @@ impl Shared {
             self.counters
                 .listeners
                 .fetch_sub(rec.listeners.len(), Ordering::Relaxed);
-            crate::listen::teardown_events(&st.graph, &rec, &st.views[&None].view)
+            (
+                crate::listen::teardown_events(&st.graph, &rec, &st.views[&None].view),
+                rec,
+            )
         };
         self.deliver(&guard, d);
     }
@@ -351,7 +353,6 @@ impl Memory {
         views.insert(
             None,
             ViewEntry {
-                cell: Arc::new(ViewCell::new(empty.clone())),
                 view: empty,
                 spaces: Vec::new(),
                 listening: Vec::new(),
@@ -481,13 +482,14 @@ impl Memory {
     fn create_leaf(&self, name: &str, size: u128, backend: impl FnOnce() -> Result<Backend>) -> Result<RegionId> {
         Graph::check_size(name, size)?;
         let backend = backend()?;
+        // Asked before the state is borrowed: the device may query the memory system.
+        let rules = match &backend {
+            Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
+            _ => AccessRules::default(),
+        };
         Ok(self.with_state_unordered(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
-            let rules = match &backend {
-                Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
-                _ => AccessRules::default(),
-            };
             let leaf = Arc::new(Leaf {
                 id,
                 name,
@@ -672,9 +674,13 @@ impl Memory {
     }
 
     /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
-    /// Flat views that still show it keep its RAM or ops alive until they are dropped.
+    /// Flat views that still show it keep its RAM or ops alive until they are dropped; if
+    /// nothing does, its ops are dropped here, after the memory system's state is released
+    /// (a device's `Drop` may call it).
     pub fn delete_region(&self, id: RegionId) -> Result<()> {
-        self.with_state_unordered(|st| st.graph.delete(id))
+        let node = self.with_state_unordered(|st| st.graph.delete(id))?;
+        drop(node);
+        Ok(())
     }
 
     /// Tears down what a device or a CPU built: unmaps `regions` and deletes them, last
@@ -795,7 +801,6 @@ impl Memory {
                     CommitMode::Full => None,
                 };
                 e.insert(ViewEntry {
-                    cell: Arc::new(ViewCell::new(view.clone())),
                     view,
                     spaces: Vec::new(),
                     listening: Vec::new(),
@@ -806,7 +811,7 @@ impl Memory {
         };
         entry.spaces.push(id);
         let name: Arc<str> = name.into();
-        let cell = Arc::new(SpaceCell::new(entry.cell.clone()));
+        let cell = Arc::new(SpaceCell::new(entry.view.clone()));
         // Without listeners a space keeps no view of its own (that would keep old views
         // alive); registering the first listener fills these in.
         let empty = st.views[&None].view.clone();
@@ -830,8 +835,9 @@ impl Memory {
             root,
             cell,
             memory: Arc::downgrade(&self.shared),
-            empty: st.views[&None].cell.clone(),
+            empty: st.views[&None].view.clone(),
             keep: Default::default(),
+            destroyed: Default::default(),
         });
         // A new view may be borrowed by views that could not borrow it before (its previous
         // space was destroyed): offer it to them now.

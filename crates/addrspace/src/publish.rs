@@ -1,17 +1,23 @@
 //! Publication of flat views to lock-free readers.
 //!
-//! Each rendered view has one [`Cell`], shared by all the address spaces that show it (each
-//! space follows its view's cell through a [`SpaceCell`]): at commit the writer stores a new
-//! `Arc<FlatView>` once per changed view and then advances the cell's generation counter;
-//! readers never take a lock. A reader that keeps a
-//! [`Cached`] copy revalidates it with one atomic load of the generation, and reloads the
-//! view only when it moved. The old view is freed when its last reader drops it —
-//! reclamation is ownership, with no grace-period bookkeeping.
+//! Each address space has one [`Cell`] holding the view its readers see ([`SpaceCell`]): at
+//! commit the writer stores the space's new `Arc<FlatView>` there and then advances the
+//! cell's generation counter; readers never take a lock. A reader's single load of its
+//! space's cell gives the space's whole view — there is no second hop through a cell shared
+//! with other spaces, so a commit that changes a shared view and moves a space to another
+//! view at once can never pair the space with a layout it never had (each space sees its
+//! old view or its new one). Spaces that show the same rendered view share the
+//! `Arc<FlatView>`, not the cell: a commit stores once per space whose view changed.
+//!
+//! A reader that keeps a [`Cached`] copy revalidates it with one atomic load of the
+//! generation, and reloads the view only when it moved. The old view is freed when its last
+//! reader drops it — reclamation is ownership, with no grace-period bookkeeping.
 //!
 //! The protocol is generic over its two primitives, the view [`Slot`] (arc-swap in
 //! production) and the [`Generation`] counter (a std atomic), so that a model checker's
-//! doubles can stand in for both: the loom test at the bottom explores every interleaving of
-//! a writer publishing and readers revalidating.
+//! doubles can stand in for both: the loom tests at the bottom explore every interleaving of
+//! a writer publishing a commit (with [`publish`], the production code path) and readers
+//! revalidating.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -92,11 +98,6 @@ impl<T, S: Slot<T>, G: Generation> Cell<T, S, G> {
         self.generation.advance();
     }
 
-    /// Tells readers to look again without changing the value (see [`SpaceCell::follow`]).
-    pub fn bump(&self) {
-        self.generation.advance();
-    }
-
     /// A cached copy of the current value.
     pub fn cached(&self) -> Cached<T> {
         // Generation first: if a store races, the copy is stamped old and reloaded next time.
@@ -121,37 +122,16 @@ impl<T, S: Slot<T>, G: Generation> Cell<T, S, G> {
     }
 }
 
-/// The cell of one rendered view, shared by every address space whose root simplifies to
-/// the same region: a commit publishes each changed view once, however many spaces show it.
-pub(crate) type ViewCell = Cell<crate::flatview::FlatView>;
+/// The cell of one address space: the view its readers see.
+pub(crate) type SpaceCell = Cell<crate::flatview::FlatView>;
 
-/// What one address space follows: the view cell of its current physical root.
-pub(crate) struct SpaceCell {
-    slot: ArcSwap<ViewCell>,
-}
-
-impl SpaceCell {
-    pub fn new(cell: Arc<ViewCell>) -> SpaceCell {
-        SpaceCell {
-            slot: ArcSwap::new(cell),
-        }
-    }
-
-    /// The view cell the space follows now.
-    pub fn current(&self) -> Arc<ViewCell> {
-        self.slot.load_full()
-    }
-
-    /// The space's current view.
-    pub fn load(&self) -> Arc<crate::flatview::FlatView> {
-        self.slot.load().load()
-    }
-
-    /// Makes the space follow another view cell. Readers that cached the old cell see its
-    /// generation move (the bump comes after the switch), look here again and find the new one.
-    pub fn follow(&self, cell: Arc<ViewCell>) {
-        let old = self.slot.swap(cell);
-        old.bump();
+/// Stores each value in its cell, in order. A commit's publications: every cell is one
+/// space's, so each space goes from its old view to its new one in one store.
+pub(crate) fn publish<T, S: Slot<T>, G: Generation, C: std::ops::Deref<Target = Cell<T, S, G>>>(
+    stores: impl IntoIterator<Item = (C, Arc<T>)>,
+) {
+    for (cell, value) in stores {
+        cell.store(value);
     }
 }
 
@@ -219,6 +199,44 @@ mod loom_model {
             writer.join().unwrap();
             cell.refresh(&mut cached);
             assert_eq!(*cached.value, 2, "after the writer is done, the reader catches up");
+        });
+    }
+
+    /// The space step of a commit: each space has its own cell, and a commit that changes a
+    /// view shared with another space (`system`, cell `y`) while moving space `x` to a view
+    /// of its own stores `x`'s new view in one go. A reader of `x` (a cached copy, and plain
+    /// loads) only ever sees `x`'s layouts, in commit order: 1 (A), 2 (B), 3 (A again).
+    #[test]
+    fn a_space_sees_its_whole_old_or_new_view_across_commits() {
+        loom::model(|| {
+            let x = loom::sync::Arc::new(ModelCell::new(Arc::new(1)));
+            let y = loom::sync::Arc::new(ModelCell::new(Arc::new(10)));
+            let writer = {
+                let (x, y) = (x.clone(), y.clone());
+                loom::thread::spawn(move || {
+                    publish([(&*y, Arc::new(11)), (&*x, Arc::new(2))]);
+                    publish([(&*y, Arc::new(12)), (&*x, Arc::new(3))]);
+                })
+            };
+            let mut cached = x.cached();
+            let mut seen = vec![*cached.value];
+            let mut loaded = Vec::new();
+            for _ in 0..2 {
+                x.refresh(&mut cached);
+                assert!(
+                    u64::from(*cached.value) > cached.generation,
+                    "stale value for its generation"
+                );
+                seen.push(*cached.value);
+                loaded.push(*x.load());
+            }
+            let all = seen.iter().chain(&loaded);
+            assert!(all.clone().all(|v| (1..=3).contains(v)), "a layout x never had");
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "went back in time: {seen:?}");
+            assert!(loaded.windows(2).all(|w| w[0] <= w[1]), "went back in time: {loaded:?}");
+            writer.join().unwrap();
+            x.refresh(&mut cached);
+            assert_eq!((*cached.value, *y.load()), (3, 12), "the reader catches up");
         });
     }
 }

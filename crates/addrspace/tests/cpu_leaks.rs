@@ -18,6 +18,7 @@ use addrspace::{Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionId
 
 mod common;
 use common::counting::{live_bytes, my_live_bytes, track_this_thread, Counting};
+use common::cpus::{smm, SMRAM};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -29,7 +30,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const SMRAM: u64 = 0xa0000;
 const DMA_BASE: u64 = 0x1000_0000;
 
 struct Board {
@@ -60,23 +60,6 @@ fn board() -> Board {
         smram,
         bus,
     }
-}
-
-/// x86-SMM-like per-CPU root: alias of system at 0 (priority 0), alias of SMRAM at 0xa0000
-/// (priority 1).
-fn smm(system: RegionId, smram: RegionId) -> PerCpuBuilder {
-    Arc::new(move |mem: &Memory, i: u32| {
-        let root = mem.container(&format!("smm-container-{i}"), SIZE_2_64)?;
-        let sys = mem.alias(&format!("smm-memory-{i}"), system, 0, SIZE_2_64)?;
-        let sm = mem.alias(&format!("smram-window-{i}"), smram, 0, 0x20000)?;
-        let _tx = mem.transaction();
-        mem.add_subregion_overlap(root, 0, sys, 0)?;
-        mem.add_subregion_overlap(root, SMRAM, sm, 1)?;
-        Ok(PerCpuRoot {
-            root,
-            regions: vec![root, sys, sm],
-        })
-    })
 }
 
 /// The x86 model: `cpu-memory-N` over system, `cpu-smm-N` over a per-CPU SMM root.

@@ -8,6 +8,9 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::cpus::{smm, SMRAM};
+
 use addrspace::cpu::{Cluster, Cpu, CpuModel, CpuSpaceSpec, CpuView, PerCpuBuilder, PerCpuRoot};
 use addrspace::dma::{DmaDevice, DMA_MAX_LEN};
 use addrspace::mtree::{self, FlatOptions};
@@ -20,7 +23,6 @@ use addrspace::{
 const LE: Endianness = Endianness::Little;
 const NVIC: u64 = 0xe000_e000;
 const TCM: u64 = 0x2000_0000;
-const SMRAM: u64 = 0xa0000;
 
 fn attrs() -> MemTxAttrs {
     MemTxAttrs::default()
@@ -107,23 +109,6 @@ fn m_profile(system: RegionId, created: Arc<Created>) -> PerCpuBuilder {
         Ok(PerCpuRoot {
             root,
             regions: vec![root, alias, nvic, tcm],
-        })
-    })
-}
-
-/// An x86-SMM-like per-CPU root: alias of `system` at 0 priority 0, alias of the board's
-/// `smram` at 0xa0000 priority 1.
-fn smm(system: RegionId, smram: RegionId) -> PerCpuBuilder {
-    Arc::new(move |mem: &Memory, i: u32| {
-        let root = mem.container(&format!("smm-container-{i}"), SIZE_2_64)?;
-        let sys = mem.alias(&format!("smm-memory-{i}"), system, 0, SIZE_2_64)?;
-        let sm = mem.alias(&format!("smram-window-{i}"), smram, 0, 0x20000)?;
-        let _tx = mem.transaction();
-        mem.add_subregion_overlap(root, 0, sys, 0)?;
-        mem.add_subregion_overlap(root, SMRAM, sm, 1)?;
-        Ok(PerCpuRoot {
-            root,
-            regions: vec![root, sys, sm],
         })
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod change;
 pub mod counting;
+pub mod cpus;
 pub mod reference;
 pub mod sampling;
 pub mod scale;
