@@ -27,7 +27,7 @@ use crate::graph::Graph;
 use crate::idmap::IdMap;
 use crate::listener::IoEventFd;
 use crate::memory::State;
-use crate::patch::{diff, diff_patches, is_change, merge_windows, splice, Patch};
+use crate::patch::{diff, diff_patches, is_change, is_restyle, merge_windows, splice, Patch};
 use crate::region::RegionId;
 use crate::render::{physical_root_chain, render};
 use crate::sharing::{representative, signature};
@@ -56,7 +56,8 @@ pub(crate) struct Update {
     pub changes: Option<Arc<Diff>>,
     pub old: Option<Arc<FlatView>>,
     /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
-    /// layered view moved to its base's newer view): published, but nobody is told.
+    /// layered view moved to its base's newer view), or ranges that differ only in priority:
+    /// published, but nobody is told.
     pub silent: bool,
     /// Where a spliced view differs from `old` (so views layered over it can tell where
     /// they differ too).
@@ -154,7 +155,8 @@ pub(crate) fn patch_view(
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
     let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
-    if !is_change(&changes, old.ranges(), (&ranges).into()) {
+    let silent = !is_change(&changes, old.ranges(), (&ranges).into());
+    if silent && !is_restyle(&changes, old.ranges(), (&ranges).into()) {
         return None;
     }
     let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
@@ -162,7 +164,7 @@ pub(crate) fn patch_view(
         new: make_view(g, counters, Some(root), ranges),
         changes: Some(Arc::new(diff)),
         old: Some(old.clone()),
-        silent: false,
+        silent,
         patches: Some(patches),
     })
 }
@@ -338,7 +340,15 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
                 let new = render_view(g, counters, sp.key);
                 if !qemu {
                     if let Some(o) = &old {
-                        if !is_change(&diff(o.ranges(), new.ranges()), o.ranges(), new.ranges()) {
+                        let changes = diff(o.ranges(), new.ranges());
+                        if !is_change(&changes, o.ranges(), new.ranges()) {
+                            if is_restyle(&changes, o.ranges(), new.ranges()) {
+                                let quiet = Update {
+                                    silent: true,
+                                    ..Update::new(new, old)
+                                };
+                                updates.insert(sp.key, quiet);
+                            }
                             continue;
                         }
                     }

@@ -12,7 +12,7 @@ use crate::graph::Graph;
 use crate::idmap::IdMap;
 use crate::layer::{base_of, build, diff as layer_diff, rebase};
 use crate::memory::Views;
-use crate::patch::{diff, is_change};
+use crate::patch::{diff, is_change, is_restyle};
 use crate::region::RegionId;
 use crate::stats::{Counters, LiveToken};
 
@@ -148,10 +148,11 @@ pub(crate) fn build_deferred(
             .and_then(|u| Some((u.old.as_ref()?, &u.new, u.patches.as_deref()?)));
         let changes = layer_diff(&old, &new, base_update).unwrap_or_else(|| diff(old.ranges(), new.ranges()));
         if !is_change(&changes, old.ranges(), new.ranges()) {
-            // Unchanged, but a copy (a space created inside a transaction renders one) or a
-            // layer over an older base view is worth replacing quietly.
+            // Unchanged, but a copy (a space created inside a transaction renders one), a
+            // layer over an older base view, or new priorities are worth replacing quietly.
             let base = |v: &FlatView| v.base().map(Arc::as_ptr);
-            if new.base().is_some() && base(&old) != base(&new) {
+            let restyled = is_restyle(&changes, old.ranges(), new.ranges());
+            if restyled || (new.base().is_some() && base(&old) != base(&new)) {
                 let quiet = Update {
                     silent: true,
                     ..Update::new(new, Some(old))

@@ -566,8 +566,12 @@ impl Memory {
         self.mutate(|g| {
             // Touched even when invisible now: the structure above the child changed, and
             // a later change in the same transaction may make it visible.
+            let prio = g.get(child)?.priority;
             g.add_subregion(container, addr, child, priority)?;
-            Ok(placed(g, child).into_iter().collect())
+            let mut touched: Vec<Touch> = placed(g, child).into_iter().collect();
+            // A new priority shows wherever it was already seen (through aliases of it).
+            touched.extend(whole_if(g, child, prio != priority)?);
+            Ok(touched)
         })?;
         self.moved(child);
         drop(tx);
@@ -608,7 +612,11 @@ impl Memory {
             let before = placed(g, id);
             let prio = g.get(id)?.priority;
             g.set_priority(id, priority)?;
-            Ok(moved_between(g, id, before, prio))
+            // Its ranges carry its priority wherever it shows (through aliases of it, in a
+            // view rooted at it), not only in its container.
+            let mut touched = moved_between(g, id, before, prio);
+            touched.extend(whole_if(g, id, prio != priority)?);
+            Ok(touched)
         })
     }
 

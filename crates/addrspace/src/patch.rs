@@ -180,6 +180,16 @@ pub(crate) fn diff_patches(old: Ranges<'_>, new: Ranges<'_>, patches: &[Patch]) 
     out
 }
 
+/// Whether ranges a diff calls the same differ in what no listener hears about: the
+/// priority `info mtree -f` prints (QEMU's `flatrange_equal` ignores it, and QEMU rebuilds the
+/// view anyway). Such a view is published silently.
+pub(crate) fn is_restyle(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> bool {
+    changes.iter().any(|c| match *c {
+        Change::Same(i, j) => old[i].priority != new[j].priority,
+        _ => false,
+    })
+}
+
 /// Whether a diff changes anything a listener hears about (ranges or dirty masks).
 pub(crate) fn is_change(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> bool {
     changes.iter().any(|c| match *c {

@@ -290,9 +290,8 @@ impl World {
         }
         Ok(())
     }
-    /// Every space's view against the naive reference renderer (see the module doc).
-    /// Priorities are left out: published views can keep a stale one (see the ignored
-    /// `priority_change_without_layout_change_reaches_the_view` in `proptest_commit`).
+    /// Every space's view against the naive reference renderer (see the module doc),
+    /// priorities included.
     fn check_reference(&self, probes: &[u64]) -> Result<(), TestCaseError> {
         let reference = Reference::of_memory(&self.m).map_err(TestCaseError::fail)?;
         for (s, root, _, _) in &self.spaces {
@@ -305,7 +304,7 @@ impl World {
                 s.name()
             );
             let v = s.view();
-            if let Err(e) = reference.check_view(phys, &v, probes, false) {
+            if let Err(e) = reference.check_view(phys, &v, probes) {
                 let got: Vec<R> = v.ranges().iter().map(rec).collect();
                 prop_assert!(
                     false,

@@ -242,15 +242,8 @@ impl Reference {
     /// Compares `view` with what the reference renders from the physical root `phys`: the
     /// structural invariants, every range inside a terminating region, and every address
     /// (both sides of every window boundary of the graph and range boundary of the view, and
-    /// `probes`), priorities included unless `priority` is false. The error names the first
-    /// address where they differ.
-    pub fn check_view(
-        &self,
-        phys: Option<usize>,
-        view: &FlatView,
-        probes: &[u64],
-        priority: bool,
-    ) -> Result<(), String> {
+    /// `probes`), priorities included. The error names the first address where they differ.
+    pub fn check_view(&self, phys: Option<usize>, view: &FlatView, probes: &[u64]) -> Result<(), String> {
         check_view_invariants(view)?;
         for r in view.ranges() {
             let Some(leaf) = self.of(r.region()).map(|i| &self.nodes[i]) else {
@@ -279,10 +272,7 @@ impl Reference {
             }
         }
         for &a in &points {
-            let (mut got, want) = (real_hit(view, a), self.at(phys, a));
-            if let (false, Some(g), Some(w)) = (priority, &mut got, &want) {
-                g.prio = w.prio;
-            }
+            let (got, want) = (real_hit(view, a), self.at(phys, a));
             if got != want {
                 return Err(format!("at {a:#x}: library {got:?}\n              reference {want:?}"));
             }

@@ -204,11 +204,8 @@ impl Side {
     /// The final state against the naive reference renderer (`common::reference`), which
     /// reads the graph back through `region_info` and renders nothing: every space's physical
     /// root is the reference's, and its published view answers every address as the
-    /// reference does (dirty-log masks are compared with the full-rebuild twin instead).
-    ///
-    /// Priorities are left out: a scoped commit keeps publishing a range whose region's
-    /// priority changed without changing the layout (see the ignored
-    /// `priority_change_without_layout_change_reaches_the_view`).
+    /// reference does, priorities included (dirty-log masks are compared with the
+    /// full-rebuild twin instead).
     pub fn check_reference(&self) -> Result<(), String> {
         let reference = Reference::of_memory(&self.mem)?;
         for (i, &root) in self.roots.iter().enumerate() {
@@ -225,7 +222,7 @@ impl Side {
                 ));
             }
             let view = self.view(i);
-            reference.check_view(phys, &view, &[], false).map_err(|e| {
+            reference.check_view(phys, &view, &[]).map_err(|e| {
                 format!(
                     "{what}: the published view differs from the reference renderer\n{e}\npublished: {:?}\nreference graph:\n{}",
                     recs(&view),
