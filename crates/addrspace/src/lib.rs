@@ -56,6 +56,7 @@ pub mod flatview;
 mod graph;
 mod idmap;
 mod layer;
+pub mod limits;
 mod listen;
 pub mod listener;
 pub mod machine;

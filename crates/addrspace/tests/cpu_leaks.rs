@@ -143,7 +143,7 @@ fn plug_unplug_cycles_leak_nothing() {
     let b = board();
     let model = smm_model(&b);
     let memory = b.mem.address_space("memory", b.system).unwrap();
-    let mut cluster = Cluster::new("cpus", &b.mem, model, 0, 2);
+    let mut cluster = Cluster::new("cpus", &b.mem, model, 0, 2).unwrap();
     // CPU 1 stays plugged; slot 0 cycles.
     cluster.plug(1).unwrap();
     let smm1 = cluster.cpu(1).unwrap().address_space(1).unwrap().clone();
@@ -331,7 +331,7 @@ fn memory_per_cpu() {
         for n in [1usize, 64, 1024] {
             let b = board();
             let _memory = b.mem.address_space("memory", b.system).unwrap();
-            let mut cluster = Cluster::new("cpus", &b.mem, model(&b), 0, n);
+            let mut cluster = Cluster::new("cpus", &b.mem, model(&b), 0, n).unwrap();
             // Warm up slot 0 once (lazily built caches are not per-CPU cost).
             cluster.plug(0).unwrap();
             cluster.unplug(0).unwrap();
