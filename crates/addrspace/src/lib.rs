@@ -70,6 +70,7 @@ pub mod ram;
 pub mod region;
 mod render;
 mod sharing;
+mod slots;
 pub mod stats;
 pub mod tlb;
 pub mod vm_memory;
