@@ -77,32 +77,40 @@ impl<T> Slots<T> {
         }
     }
 
-    fn slot(&self, id: RegionId) -> Option<&Slot<T>> {
+    /// The slot of `id` if the id is current (this arena's, this generation).
+    #[inline]
+    fn slot_mut(&mut self, id: RegionId) -> Option<&mut Slot<T>> {
+        let tag = self.tag;
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation && id.tag == tag)
+    }
+
+    #[inline]
+    pub fn get(&self, id: RegionId) -> Option<&T> {
         self.slots
             .get(id.index as usize)
-            .filter(|s| s.generation == id.generation && id.tag == self.tag)
+            .filter(|s| s.generation == id.generation && id.tag == self.tag)?
+            .value
+            .as_ref()
     }
 
-    pub fn get(&self, id: RegionId) -> Option<&T> {
-        self.slot(id)?.value.as_ref()
-    }
-
+    #[inline]
     pub fn get_mut(&mut self, id: RegionId) -> Option<&mut T> {
-        self.slot(id)?;
-        self.slots[id.index as usize].value.as_mut()
+        self.slot_mut(id)?.value.as_mut()
     }
 
     /// Removes the value of a live id; its slot is reused under the next generation, or
     /// retired if the generation would wrap.
     pub fn remove(&mut self, id: RegionId) -> Option<T> {
-        self.slot(id)?;
-        let slot = &mut self.slots[id.index as usize];
+        let slot = self.slot_mut(id)?;
         let value = slot.value.take()?;
-        self.live -= 1;
-        if let Some(next) = slot.generation.checked_add(1) {
+        let next = slot.generation.checked_add(1);
+        if let Some(next) = next {
             slot.generation = next;
             self.free.push(id.index);
         }
+        self.live -= 1;
         Some(value)
     }
 
