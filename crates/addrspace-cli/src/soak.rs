@@ -59,8 +59,26 @@ enum Target {
     Dma,
 }
 
-/// Runs the soak; returns the report and whether every counter came back.
+/// Most reader threads a soak starts: a reader stands for a vCPU, and a VM has at most
+/// [`addrspace::limits::MAX_CPUS`].
+pub const MAX_READERS: usize = addrspace::limits::MAX_CPUS;
+
+/// Stops the reader threads and waits for them.
+fn stop_readers(stop: &AtomicBool, threads: Vec<std::thread::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Runs the soak; returns the report and whether every counter came back. More than
+/// [`MAX_READERS`] readers, or readers the host cannot start, are an error.
 pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool), String> {
+    if readers > MAX_READERS {
+        return Err(format!(
+            "--readers {readers} is beyond the limit of {MAX_READERS} (a reader stands for a vCPU)"
+        ));
+    }
     let target = m
         .clusters
         .iter()
@@ -125,14 +143,16 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
-    let threads: Vec<_> = (0..readers)
-        .map(|i| {
-            let (stop, reads, space, ram) = (stop.clone(), reads.clone(), space.clone(), ram.clone());
-            std::thread::spawn(move || {
+    let mut threads = Vec::with_capacity(readers);
+    for i in 0..readers {
+        let (stopped, reads, space, ram) = (stop.clone(), reads.clone(), space.clone(), ram.clone());
+        let started = std::thread::Builder::new()
+            .name(format!("soak-reader-{i}"))
+            .spawn(move || {
                 let mut cpu = space.accessor();
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i as u64;
                 let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
+                while !stopped.load(Ordering::Relaxed) {
                     for _ in 0..256 {
                         x ^= x << 13;
                         x ^= x >> 7;
@@ -149,9 +169,15 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
                     }
                 }
                 reads.fetch_add(n, Ordering::Relaxed);
-            })
-        })
-        .collect();
+            });
+        match started {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                stop_readers(&stop, threads);
+                return Err(format!("cannot start reader thread {} of {readers}: {e}", i + 1));
+            }
+        }
+    }
     let before = counters(&m);
     let rss_before = rss_kib();
     let _ = writeln!(report, "soak: {what}, {cycles} cycles, {readers} reader thread(s)");
@@ -175,10 +201,7 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
     progress(cycles, cycles, tty);
     // Readers keep the view they last used until their next access (that is the point of
     // lock-free reading): count after they are done.
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
+    stop_readers(&stop, threads);
     let after = counters(&m);
     if let Some(e) = err {
         return Err(e);

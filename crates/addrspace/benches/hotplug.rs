@@ -157,7 +157,7 @@ fn measure(mode: CommitMode, kind: &str, cpus: usize, cycles: usize) -> (f64, f6
 fn measure_with(mode: CommitMode, kind: &str, cpus: usize, cycles: usize, devs: u64) -> (f64, f64) {
     let b = board(mode, devs);
     let m = model(&b, kind);
-    let mut cluster = Cluster::new("cpus", &b.mem, m, 0, cpus);
+    let mut cluster = Cluster::new("cpus", &b.mem, m, 0, cpus).unwrap();
     let before = LIVE.load(Ordering::Relaxed);
     for s in 0..cpus {
         cluster.plug(s).unwrap();

@@ -38,7 +38,7 @@ fn main() -> Result<(), addrspace::Error> {
         }],
         tlb: true,
     };
-    let mut cpus = Cluster::new("cpus", &mem, model, 0, 4);
+    let mut cpus = Cluster::new("cpus", &mem, model, 0, 4)?;
     let baseline = (mem.stats(), RamBlock::live_count());
 
     let cpu = cpus.plug(0)?;

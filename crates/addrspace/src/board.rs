@@ -251,12 +251,22 @@ impl Ctx<'_> {
 }
 
 /// Loads a board file from disk.
+///
+/// A file that is not UTF-8 is an [`Error::Board`] at the first byte that is not.
 pub fn load_file(path: &Path) -> Result<Machine> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(&text, &path.display().to_string())
+    let file = path.display().to_string();
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let text = std::str::from_utf8(&bytes[..good]).expect("valid up to here");
+        let cx = Ctx { file: &file, text };
+        cx.err(good..good, format!("not UTF-8: byte {:#04x}", bytes[good]))
+    })?;
+    load_str(&text, &file)
 }
 
 /// Loads a board description from text; `file` names it in errors.

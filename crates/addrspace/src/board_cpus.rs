@@ -6,7 +6,7 @@
 //! name = "cpus"
 //! max-cpus = 4          # slots
 //! cpus = 2              # plugged when the board is loaded (slots 0..cpus)
-//! first-index = 0       # cpu_index of slot 0 (default 0)
+//! first-index = 0       # cpu_index of slot 0 (0 or absent: after the previous cluster's)
 //! tlb = true            # a TCG-style TLB listener on every CPU space
 //! spaces = [
 //!   { index = 0, prefix = "cpu-memory", root = "system" },        # one space per CPU over a region
@@ -73,9 +73,9 @@ pub struct ClusterDesc {
     /// CPUs plugged at load time (slots `0..cpus`).
     #[serde(default)]
     pub cpus: Option<Spanned<usize>>,
-    /// `cpu_index` of slot 0.
-    #[serde(default)]
-    pub first_index: u32,
+    /// `cpu_index` of slot 0 (0 or absent: after the previous cluster's CPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_index: Option<Spanned<u32>>,
     /// TLB listeners on every CPU space.
     #[serde(default)]
     pub tlb: bool,
@@ -368,6 +368,8 @@ pub(crate) fn build_clusters(
     // Clusters.
     let mut out: Vec<Cluster> = Vec::new();
     let mut next_index = 0u32;
+    // CPU indices each cluster uses: (name, first, end).
+    let mut taken: Vec<(&str, u32, u32)> = Vec::new();
     for c in clusters {
         if out.iter().any(|o| o.name() == c.name.get_ref()) {
             return Err(cx.err(c.name.span(), format!("duplicate cluster `{}`", c.name.get_ref())));
@@ -386,6 +388,8 @@ pub(crate) fn build_clusters(
                     "give exactly one of `root`, `shared`, `per-cpu` or `same-root-as`".to_string(),
                 ));
             }
+            crate::limits::check_space_index(&s.prefix, *s.index.get_ref())
+                .map_err(|e| cx.err(s.index.span(), e.to_string()))?;
             if specs.iter().any(|p: &CpuSpaceSpec| p.index == *s.index.get_ref()) {
                 return Err(cx.err(
                     s.index.span(),
@@ -428,13 +432,35 @@ pub(crate) fn build_clusters(
             let span = c.cpus.as_ref().expect("given").span();
             return Err(cx.err(span, format!("{present} CPUs do not fit in {max} slots")));
         }
-        let first = if c.first_index > 0 { c.first_index } else { next_index };
-        next_index = first + max as u32;
+        let first = match &c.first_index {
+            Some(f) if *f.get_ref() > 0 => *f.get_ref(),
+            _ => next_index,
+        };
         let model = CpuModel {
             spaces: specs,
             tlb: c.tlb,
         };
-        let mut cluster = Cluster::new(c.name.get_ref(), memory, model, first, max);
+        // Limits first: a huge `max-cpus` must not get as far as allocating its slots.
+        let span = match &c.first_index {
+            Some(f) if max <= crate::limits::MAX_CPUS => f.span(),
+            _ => c.max_cpus.span(),
+        };
+        let mut cluster = Cluster::new(c.name.get_ref(), memory, model, first, max)
+            .map_err(|e| cx.err(span.clone(), e.to_string()))?;
+        let end = first + max as u32; // at most MAX_CPU_ID: checked by Cluster::new
+        if let Some((other, lo, hi)) = taken.iter().find(|&&(_, lo, hi)| first < hi && lo < end) {
+            return Err(cx.err(
+                span,
+                format!(
+                    "CPU indices {first}..={} of cluster `{}` overlap those of cluster `{other}` ({lo}..={})",
+                    end - 1,
+                    c.name.get_ref(),
+                    hi - 1
+                ),
+            ));
+        }
+        taken.push((c.name.get_ref().as_str(), first, end));
+        next_index = end;
         for slot in 0..present {
             cluster.plug(slot).map_err(|e| cx.err(c.name.span(), e.to_string()))?;
         }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::address_space::AddressSpace;
 use crate::error::{Error, Result};
+use crate::limits::MAX_CPU_ID;
 use crate::listener::{ListenerHandle, PRIORITY_MIN};
 use crate::memory::{Memory, WeakMemory};
 use crate::region::RegionId;
@@ -134,7 +135,9 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    /// Realizes CPU `index` of `model` in `memory`.
+    /// Realizes CPU `index` of `model` in `memory`. The index must be below
+    /// [`MAX_CPU_ID`] and every space index below [`crate::limits::MAX_CPU_SPACES`]
+    /// ([`Error::Limit`] otherwise).
     ///
     /// ```
     /// use addrspace::cpu::{Cpu, CpuModel, CpuSpaceSpec, CpuView};
@@ -153,6 +156,10 @@ impl Cpu {
     /// # Ok::<(), addrspace::Error>(())
     /// ```
     pub fn realize(memory: &Memory, index: u32, model: &CpuModel) -> Result<Cpu> {
+        crate::limits::at_most(|| "CPU index".into(), index.into(), u64::from(MAX_CPU_ID) - 1)?;
+        for spec in &model.spaces {
+            crate::limits::check_space_index(&spec.prefix, spec.index)?;
+        }
         // One commit for everything the CPU adds.
         let _tx = memory.transaction();
         let max = model.spaces.iter().map(|s| s.index + 1).max().unwrap_or(0);
@@ -255,14 +262,18 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster of `max_cpus` empty slots whose CPUs get indices from `first_index`.
-    pub fn new(name: &str, memory: &Memory, model: CpuModel, first_index: u32, max_cpus: usize) -> Cluster {
-        Cluster {
+    ///
+    /// [`Error::Limit`] if `max_cpus` exceeds [`crate::limits::MAX_CPUS`] or an index would
+    /// reach [`MAX_CPU_ID`].
+    pub fn new(name: &str, memory: &Memory, model: CpuModel, first_index: u32, max_cpus: usize) -> Result<Cluster> {
+        crate::limits::check_cluster(name, first_index, max_cpus)?;
+        Ok(Cluster {
             name: name.to_string(),
             memory: memory.clone(),
             model,
             first_index,
             slots: (0..max_cpus).map(|_| None).collect(),
-        }
+        })
     }
 
     /// The cluster's name.

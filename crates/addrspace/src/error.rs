@@ -150,6 +150,16 @@ pub enum Error {
     /// The memory system was dropped while a handle still referred to it.
     #[error("the memory system no longer exists")]
     MemoryGone,
+    /// A count or an index beyond one of the [`crate::limits`].
+    #[error("{what} is {value}, beyond the limit of {limit}")]
+    Limit {
+        /// What was asked for, and where.
+        what: String,
+        /// The value asked for.
+        value: u128,
+        /// The largest value allowed.
+        limit: u64,
+    },
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -11,18 +11,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::region::{Body, Node, RegionId, RegionInfo, SIZE_2_64};
 
-#[derive(Debug, Default)]
-struct Slot {
-    generation: u32,
-    node: Option<Node>,
-}
-
 /// Arena of region nodes addressed by generational [`RegionId`]s.
 #[derive(Debug, Default)]
 pub(crate) struct Graph {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
+    slots: crate::slots::Slots<Node>,
     /// Dirty-logging clients every RAM-backed range gets on top of its region's own
     /// (MIGRATION while global dirty tracking is on, CODE while code tracking is on).
     pub log_global: crate::dirty::DirtyMask,
@@ -38,46 +30,25 @@ pub(crate) struct Graph {
 
 impl Graph {
     pub fn live(&self) -> usize {
-        self.live
+        self.slots.live()
     }
 
     /// One past the largest region index ever used (for arrays indexed by region).
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slots.capacity()
     }
 
     pub fn insert(&mut self, node: Node) -> RegionId {
-        self.live += 1;
-        if let Some(index) = self.free.pop() {
-            let slot = &mut self.slots[index as usize];
-            slot.node = Some(node);
-            RegionId {
-                index,
-                generation: slot.generation,
-            }
-        } else {
-            let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 regions");
-            self.slots.push(Slot {
-                generation: 0,
-                node: Some(node),
-            });
-            RegionId { index, generation: 0 }
-        }
+        self.slots.insert(node)
     }
 
     pub fn get(&self, id: RegionId) -> Result<&Node> {
-        self.slots
-            .get(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.node.as_ref())
-            .ok_or_else(|| Error::UnknownRegion(id.to_string()))
+        self.slots.get(id).ok_or_else(|| Error::UnknownRegion(id.to_string()))
     }
 
     pub fn get_mut(&mut self, id: RegionId) -> Result<&mut Node> {
         self.slots
-            .get_mut(id.index as usize)
-            .filter(|s| s.generation == id.generation)
-            .and_then(|s| s.node.as_mut())
+            .get_mut(id)
             .ok_or_else(|| Error::UnknownRegion(id.to_string()))
     }
 
@@ -98,12 +69,7 @@ impl Graph {
 
     /// All live region ids, in index order.
     pub fn ids(&self) -> impl Iterator<Item = RegionId> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.node.as_ref().map(|_| RegionId {
-                index: i as u32,
-                generation: s.generation,
-            })
-        })
+        self.slots.ids()
     }
 
     pub fn info(&self, id: RegionId) -> Result<RegionInfo> {
@@ -598,11 +564,6 @@ impl Graph {
         if let Body::Alias { target, .. } = n.body {
             self.node_mut(target).aliases.retain(|&a| a != id);
         }
-        let slot = &mut self.slots[id.index as usize];
-        let node = slot.node.take().expect("checked live above");
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
-        self.live -= 1;
-        Ok(node)
+        Ok(self.slots.remove(id).expect("checked live above"))
     }
 }

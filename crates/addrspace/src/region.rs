@@ -7,6 +7,7 @@
 //! `Arc` so that a flat view keeps it alive however the graph changes.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::access::{AccessRules, RegionOps};
@@ -16,11 +17,25 @@ use crate::ram::RamBlock;
 pub const SIZE_2_64: u128 = 1 << 64;
 
 /// Identity of a region inside one [`crate::Memory`]. Ids of deleted regions are never
-/// reused for a live region (a generation counter tells them apart).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// reused for a live region (a generation counter tells them apart; a slot is retired
+/// before its counter wraps), and an id from another `Memory` is refused with
+/// [`crate::Error::UnknownRegion`] (each memory system stamps its ids with a tag of its own;
+/// tags repeat only after 2^32 memory systems in one process).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RegionId {
     pub(crate) index: u32,
     pub(crate) generation: u32,
+    /// The memory system's tag (see `crate::slots`).
+    pub(crate) tag: u32,
+}
+
+impl Hash for RegionId {
+    /// Index and generation only: ids in one map come from one memory system, whose tag
+    /// adds nothing (and equal ids still hash alike).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.index.hash(h);
+        self.generation.hash(h);
+    }
 }
 
 impl fmt::Debug for RegionId {

@@ -218,7 +218,7 @@ fn shared_view_allocates_no_space_per_cpu() {
         tlb: true,
     };
     assert_eq!(format!("{:?}", model.spaces[0].view), "Shared(cluster-memory)");
-    let mut cl = Cluster::new("cluster0", &b.mem, model, 0, 4);
+    let mut cl = Cluster::new("cluster0", &b.mem, model, 0, 4).unwrap();
     for slot in 0..4 {
         let cpu = cl.plug(slot).unwrap();
         assert_eq!(cpu.address_space(0).unwrap().name(), "cluster-memory");
@@ -523,7 +523,7 @@ fn cluster_plug_unplug_replug_and_slot_errors() {
         ],
         tlb: true,
     };
-    let mut cl = Cluster::new("apu", &b.mem, model, 4, 2);
+    let mut cl = Cluster::new("apu", &b.mem, model, 4, 2).unwrap();
     assert_eq!((cl.name(), cl.max_cpus()), ("apu", 2));
     assert_eq!(format!("{cl:?}"), r#"Cluster { name: "apu", present: 0, max: 2 }"#);
     for round in 0..5 {
@@ -593,7 +593,7 @@ fn cluster_plug_huge_slot_is_an_error_not_a_panic() {
         spaces: vec![spec(0, "cpu-memory", CpuView::Root(b.system))],
         tlb: false,
     };
-    let mut cl = Cluster::new("rpu", &b.mem, model, 4, 2);
+    let mut cl = Cluster::new("rpu", &b.mem, model, 4, 2).unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cl.plug(usize::MAX).map(|_| ())));
     let r = r.expect("plug panicked");
     assert!(is_slot_error(&r.unwrap_err(), "no such slot"));
@@ -619,8 +619,8 @@ fn zcu102_like_asymmetric_clusters() {
         spaces: vec![spec(0, "cpu-memory", CpuView::Root(rpu_root))],
         tlb: true,
     };
-    let mut apu = Cluster::new("apu", &b.mem, apu_model, 0, 4);
-    let mut rpu = Cluster::new("rpu", &b.mem, rpu_model, 4, 2);
+    let mut apu = Cluster::new("apu", &b.mem, apu_model, 0, 4).unwrap();
+    let mut rpu = Cluster::new("rpu", &b.mem, rpu_model, 4, 2).unwrap();
     for s in 0..4 {
         apu.plug(s).unwrap();
     }

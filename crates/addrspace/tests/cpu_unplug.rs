@@ -45,7 +45,7 @@ fn cluster(mem: &Memory, system: RegionId, smram: RegionId, board_space: &addrsp
         ],
         tlb: true,
     };
-    Cluster::new("cpus", mem, model, 0, 4)
+    Cluster::new("cpus", mem, model, 0, 4).unwrap()
 }
 
 fn read_u8(space: &addrspace::AddressSpace, addr: u64) -> (u8, MemTxResult) {

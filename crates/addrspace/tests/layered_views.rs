@@ -261,7 +261,7 @@ impl Churn {
         }
         let memory = mem.address_space("memory", system).unwrap();
         let reg: Registry = Arc::new(Mutex::new(vec![None; cpus]));
-        let mut cluster = Cluster::new("cpus", &mem, m_model(system, reg.clone()), 0, cpus);
+        let mut cluster = Cluster::new("cpus", &mem, m_model(system, reg.clone()), 0, cpus).unwrap();
         for s in 0..cpus {
             cluster.plug(s).unwrap();
         }
@@ -989,7 +989,7 @@ fn moving_ram_under_layered_readers_is_linearizable() {
         }],
         tlb: true,
     };
-    let mut cluster = Cluster::new("cpus", &mem, model, 0, 4);
+    let mut cluster = Cluster::new("cpus", &mem, model, 0, 4).unwrap();
     for s in 0..4 {
         cluster.plug(s).unwrap();
     }
@@ -1473,7 +1473,7 @@ fn shared_smm_views_stay_layered_over_the_current_system_view() {
         ],
         tlb: true,
     };
-    let mut cluster = Cluster::new("cpus", &mem, model, 0, N);
+    let mut cluster = Cluster::new("cpus", &mem, model, 0, N).unwrap();
     for s in 0..N {
         cluster.plug(s).unwrap();
     }
@@ -1607,7 +1607,7 @@ fn cpu_views_follow_the_borrowed_view_through_its_space_lifetime() {
     }
     const N: usize = 4;
     let reg: Registry = Arc::new(Mutex::new(vec![None; N]));
-    let mut cluster = Cluster::new("cpus", &mem, m_model(system, reg.clone()), 0, N);
+    let mut cluster = Cluster::new("cpus", &mem, m_model(system, reg.clone()), 0, N).unwrap();
     for s in 0..N {
         cluster.plug(s).unwrap();
     }

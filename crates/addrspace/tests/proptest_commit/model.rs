@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
 
 use addrspace::listener::ListenerRefused;
-use addrspace::{CommitMode, DirtyMask, FlatRange, FlatView, ListenerHandle, MemoryListener, RegionId, Section};
+use addrspace::{CommitMode, DirtyMask, FlatRange, FlatView, ListenerHandle, MemoryListener, Section};
 
 /// What a listener learns about one range (everything but the priority, which QEMU's
 /// `flatrange_equal` ignores too).
@@ -16,7 +16,9 @@ use addrspace::{CommitMode, DirtyMask, FlatRange, FlatView, ListenerHandle, Memo
 pub struct Rec {
     pub start: u64,
     pub size: u128,
-    pub region: RegionId,
+    /// The region id as printed (slot and generation): the twins' ids differ in their
+    /// memory-system tags only.
+    pub region: String,
     pub name: String,
     pub offset: u64,
     pub readonly: bool,
@@ -31,7 +33,7 @@ impl Rec {
         Rec {
             start: r.start().0,
             size: r.size(),
-            region: r.region(),
+            region: r.region().to_string(),
             name: r.name().to_string(),
             offset: r.offset_in_region().0,
             readonly: r.readonly(),
@@ -47,7 +49,7 @@ impl Rec {
         Rec {
             start: s.start().0,
             size: s.size(),
-            region: s.region(),
+            region: s.region().to_string(),
             name: s.name().to_string(),
             offset: s.offset_in_region().0,
             readonly: s.readonly(),

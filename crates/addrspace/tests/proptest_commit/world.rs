@@ -87,7 +87,9 @@ impl World {
             (Ok(a), Ok(b)) => (a, b),
             (a, b) => return Err(self.fail(format!("creating {name} {kind:?}: {:?} / {:?}", a.err(), b.err()))),
         };
-        if ia != ib {
+        // Ids of two memory systems never compare equal (each stamps its own tag); their
+        // printed forms, slot and generation, must match.
+        if format!("{ia:?}") != format!("{ib:?}") {
             return Err(self.fail(format!("the twins gave {name} different ids: {ia:?} / {ib:?}")));
         }
         self.log.push(format!("create {name} = {kind:?}"));
