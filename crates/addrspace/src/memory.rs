@@ -481,13 +481,14 @@ impl Memory {
     fn create_leaf(&self, name: &str, size: u128, backend: impl FnOnce() -> Result<Backend>) -> Result<RegionId> {
         Graph::check_size(name, size)?;
         let backend = backend()?;
+        let rules = match &backend {
+            Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
+            _ => AccessRules::default(),
+        };
+        crate::access::check_rules(name, &rules)?;
         Ok(self.with_state_unordered(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
-            let rules = match &backend {
-                Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
-                _ => AccessRules::default(),
-            };
             let leaf = Arc::new(Leaf {
                 id,
                 name,
