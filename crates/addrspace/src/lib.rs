@@ -66,6 +66,7 @@ mod patch;
 mod propagate;
 mod publish;
 pub mod ram;
+mod reentrancy;
 pub mod region;
 mod render;
 mod sharing;
