@@ -55,6 +55,7 @@ pub mod error;
 pub mod flatview;
 mod graph;
 mod idmap;
+mod ioeventfd;
 mod layer;
 mod listen;
 pub mod listener;

@@ -494,6 +494,7 @@ impl Memory {
                 name,
                 backend,
                 rules,
+                eventfds: Default::default(),
             });
             st.graph.get_mut(id).expect("just inserted").body = Body::Leaf(leaf);
             id

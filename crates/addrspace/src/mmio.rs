@@ -4,10 +4,12 @@
 //! `accepts` veto, alignment, size range); then it is split into — or widened to — the sizes
 //! the callbacks implement, chunk by chunk, placing each chunk by the device's byte order;
 //! finally the value is byte-swapped if the access's byte order differs from the device's.
+//! A write matching one of the region's ioeventfds signals it instead ([`crate::ioeventfd`]).
 //! The re-entrancy guard ([`crate::reentrancy`]) refuses an access to a device the thread is
 //! already inside (a handler re-entering itself, directly or through DMA).
 
 use crate::access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, RegionOps};
+use crate::ioeventfd::SoftEventFds;
 use crate::reentrancy::Busy;
 use crate::region::{Backend, Leaf};
 
@@ -19,6 +21,8 @@ pub(crate) struct Device<'a> {
     /// Whether the re-entrancy guard applies: not to ROM devices (as in QEMU), nor when the
     /// rules allow re-entry.
     guarded: bool,
+    /// The region's ioeventfds (none in unit tests).
+    eventfds: Option<&'a SoftEventFds>,
 }
 
 impl<'a> Device<'a> {
@@ -27,16 +31,21 @@ impl<'a> Device<'a> {
             ops,
             rules,
             guarded: !rom_device && !rules.allow_reentrancy,
+            eventfds: None,
         }
     }
 
     /// The device behind an MMIO region or ROM device; `None` for other leaves.
     pub(crate) fn of(leaf: &'a Leaf) -> Option<Device<'a>> {
-        match &leaf.backend {
-            Backend::Io(ops) => Some(Device::new(&**ops, &leaf.rules, false)),
-            Backend::RomDevice(_, ops) => Some(Device::new(&**ops, &leaf.rules, true)),
-            _ => None,
-        }
+        let dev = match &leaf.backend {
+            Backend::Io(ops) => Device::new(&**ops, &leaf.rules, false),
+            Backend::RomDevice(_, ops) => Device::new(&**ops, &leaf.rules, true),
+            _ => return None,
+        };
+        Some(Device {
+            eventfds: Some(&leaf.eventfds),
+            ..dev
+        })
     }
 
     fn enter(&self, offset: u64) -> Option<Busy> {
@@ -155,14 +164,17 @@ pub(crate) fn dispatch_write(
     if !access_valid(ops, rules, offset, size, true, attrs) {
         return MemTxResult::DECODE_ERROR;
     }
-    let Some(_busy) = dev.enter(offset) else {
-        return MemTxResult::ACCESS_ERROR;
-    };
     let value = value & mask(size);
     let value = if order == rules.endianness {
         value
     } else {
         bswap(value, size)
+    };
+    if dev.eventfds.is_some_and(|e| e.signal(offset, value, size)) {
+        return MemTxResult::OK;
+    }
+    let Some(_busy) = dev.enter(offset) else {
+        return MemTxResult::ACCESS_ERROR;
     };
     let (min, max) = impl_sizes(rules);
     let chunk = size.clamp(min, max);
