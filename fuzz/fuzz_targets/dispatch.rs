@@ -1213,7 +1213,10 @@ fn build<'m>(mem: &'m Memory, input: &Input) -> World<'m> {
                 )
             }
         };
-        if let Some(dev) = dev.as_ref().filter(|d| !(rule_ok(d.rules.valid) && rule_ok(d.rules.implementation))) {
+        if let Some(dev) = dev
+            .as_ref()
+            .filter(|d| !(rule_ok(d.rules.valid) && rule_ok(d.rules.implementation)))
+        {
             match id {
                 Err(addrspace::Error::InvalidAccessRules { .. }) => {
                     stats::add(&stats::RULES_REFUSED, 1);
