@@ -9,6 +9,7 @@
 //! handles ioeventfds itself (KVM), the check is always made here: a write that reaches the
 //! software dispatcher was not caught by an accelerator.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -17,12 +18,19 @@ use crate::listener::IoEventFd;
 
 /// A region's ioeventfd registrations (region offsets, sorted), as the dispatcher sees them.
 #[derive(Debug, Default)]
-pub(crate) struct SoftEventFds(ArcSwap<Vec<IoEventFd>>);
+pub(crate) struct SoftEventFds {
+    /// Whether `list` may be non-empty: lets a device without ioeventfds skip the list
+    /// (one relaxed load instead of an `ArcSwap` load on every MMIO write).
+    any: AtomicBool,
+    list: ArcSwap<Vec<IoEventFd>>,
+}
 
 impl SoftEventFds {
     /// Replaces the registrations with `list` (sorted).
     pub(crate) fn set(&self, list: &[IoEventFd]) {
-        self.0.store(Arc::new(list.to_vec()));
+        self.list.store(Arc::new(list.to_vec()));
+        // Release: a writer that sees `any` also sees the list stored before it.
+        self.any.store(!list.is_empty(), Ordering::Release);
     }
 
     /// Signals the first registration matching a write of `size` bytes of `value` (in the
@@ -30,7 +38,10 @@ impl SoftEventFds {
     /// matches at its offset when its size is 0 (any write) or equal to `size` and it has no
     /// data or the same value.
     pub(crate) fn signal(&self, offset: u64, value: u64, size: u32) -> bool {
-        let list = self.0.load();
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let list = self.list.load();
         let first = list.partition_point(|e| e.addr < offset);
         let hit = list[first..]
             .iter()
