@@ -37,10 +37,12 @@ impl SoftEventFds {
     /// device's byte order) at region offset `offset`; whether one matched. A registration
     /// matches at its offset when its size is 0 (any write) or equal to `size` and it has no
     /// data or the same value.
+    #[inline]
     pub(crate) fn signal(&self, offset: u64, value: u64, size: u32) -> bool {
-        if !self.any.load(Ordering::Acquire) {
-            return false;
-        }
+        self.any.load(Ordering::Acquire) && self.signal_listed(offset, value, size)
+    }
+
+    fn signal_listed(&self, offset: u64, value: u64, size: u32) -> bool {
         let list = self.list.load();
         let first = list.partition_point(|e| e.addr < offset);
         let hit = list[first..]

@@ -35,6 +35,7 @@ pub(crate) struct Busy(Option<usize>);
 impl Busy {
     /// Enters device `key` on this thread; `None` (and a report) if the thread is already
     /// inside it. An unguarded device (`guarded` false) always enters.
+    #[inline]
     pub(crate) fn enter(key: usize, guarded: bool, offset: u64) -> Option<Busy> {
         if !guarded {
             return Some(Busy(None));
@@ -58,6 +59,7 @@ impl Busy {
 }
 
 impl Drop for Busy {
+    #[inline]
     fn drop(&mut self) {
         if let Some(key) = self.0 {
             ACTIVE.with(|a| {
@@ -70,6 +72,7 @@ impl Drop for Busy {
     }
 }
 
+#[cold]
 fn refused(key: usize, offset: u64) {
     if WARNED.swap(true, Ordering::Relaxed) {
         tracing::debug!(device = key, offset, "re-entrant device access refused");
