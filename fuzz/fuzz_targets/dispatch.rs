@@ -43,6 +43,7 @@ mod stats {
     pub static MUTATIONS_OK: AtomicU64 = AtomicU64::new(0);
     pub static MUTATIONS_ERR: AtomicU64 = AtomicU64::new(0);
     pub static REMAPS: AtomicU64 = AtomicU64::new(0);
+    pub static RULES_REFUSED: AtomicU64 = AtomicU64::new(0);
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Relaxed);
     }
@@ -52,9 +53,9 @@ mod stats {
         }
         let g = |c: &AtomicU64| c.load(Relaxed);
         eprintln!(
-            "stats: inputs {} accesses {} ram-read {} ram-written {} ro-dropped {} hole {} dev-pieces {} dev-calls {} dev-invalid {} mutations ok {} err {} remaps in callbacks {}",
+            "stats: inputs {} accesses {} ram-read {} ram-written {} ro-dropped {} hole {} dev-pieces {} dev-calls {} dev-invalid {} mutations ok {} err {} remaps in callbacks {} rules refused {}",
             g(&INPUTS), g(&ACCESSES), g(&RAM_BYTES_READ), g(&RAM_BYTES_WRITTEN), g(&RO_BYTES_DROPPED), g(&HOLE_BYTES),
-            g(&DEVICE_PIECES), g(&DEVICE_CALLS), g(&DEVICE_INVALID), g(&MUTATIONS_OK), g(&MUTATIONS_ERR), g(&REMAPS)
+            g(&DEVICE_PIECES), g(&DEVICE_CALLS), g(&DEVICE_INVALID), g(&MUTATIONS_OK), g(&MUTATIONS_ERR), g(&REMAPS), g(&RULES_REFUSED)
         );
     }
 }
@@ -92,6 +93,8 @@ enum BigSize {
     Small(SizeSel),
     Big(u64),
     Pow2(u8),
+    /// 2^64 - 1 bytes.
+    MaxU64,
     Full,
 }
 
@@ -101,6 +104,7 @@ impl BigSize {
             BigSize::Small(s) => s.get(),
             BigSize::Big(n) => u128::from(n),
             BigSize::Pow2(k) => 1u128 << (k % 65),
+            BigSize::MaxU64 => u128::from(u64::MAX),
             BigSize::Full => SIZE_2_64,
         }
     }
@@ -143,25 +147,41 @@ struct DevSpec {
     /// A write callback at offsets with these low 6 bits (`.1`) toggles whether region `.0`
     /// is enabled, from inside the access: the rest of the access must keep its view.
     remap: Option<(u8, u8)>,
+    /// Keep a minimum above the maximum as drawn (such rules must be refused at creation).
+    disorder: bool,
 }
 
+/// Sizes a device may declare: the dispatchable ones (0 = undeclared) most of the time, and
+/// now and then one the library must refuse when the region is created.
 fn pick_size(n: u8) -> u8 {
-    [0, 1, 2, 4, 8][usize::from(n % 5)]
+    const GOOD: [u8; 5] = [0, 1, 2, 4, 8];
+    const BAD: [u8; 7] = [3, 5, 6, 7, 16, 128, u8::MAX];
+    if n < 240 {
+        GOOD[usize::from(n % 5)]
+    } else {
+        BAD[usize::from(n % 7)]
+    }
 }
 
-fn size_rule(min: u8, max: u8, unaligned: bool) -> SizeRule {
+fn size_rule(min: u8, max: u8, unaligned: bool, disorder: bool) -> SizeRule {
     let (mut min, mut max) = (pick_size(min), pick_size(max));
-    if max != 0 && min > max {
+    if max != 0 && min > max && !disorder {
         std::mem::swap(&mut min, &mut max);
     }
     SizeRule { min, max, unaligned }
 }
 
+/// The library's creation check, restated: sizes 0, 1, 2, 4 or 8 and min <= a declared max.
+fn rule_ok(r: SizeRule) -> bool {
+    let size = |s: u8| matches!(s, 0 | 1 | 2 | 4 | 8);
+    size(r.min) && size(r.max) && (r.max == 0 || r.min <= r.max)
+}
+
 impl DevSpec {
     fn rules(self) -> AccessRules {
         AccessRules {
-            valid: size_rule(self.vmin, self.vmax, self.vunaligned),
-            implementation: size_rule(self.imin, self.imax, self.iunaligned),
+            valid: size_rule(self.vmin, self.vmax, self.vunaligned, self.disorder),
+            implementation: size_rule(self.imin, self.imax, self.iunaligned, self.disorder),
             endianness: if self.big { Endianness::Big } else { Endianness::Little },
             allow_reentrancy: false,
         }
@@ -205,6 +225,8 @@ enum How {
 enum LenSel {
     Small(u8),
     Huge(u16),
+    /// Lengths no single device access has: odd, wider than 8, a page and around it.
+    Awkward(u8),
 }
 
 impl LenSel {
@@ -212,6 +234,7 @@ impl LenSel {
         match self {
             LenSel::Small(n) => usize::from(n % 65),
             LenSel::Huge(n) => usize::from(n % 4097),
+            LenSel::Awkward(n) => [3, 5, 7, 9, 16, 17, 4095, 4096, 4097][usize::from(n % 9)],
         }
     }
 }
@@ -1190,6 +1213,18 @@ fn build<'m>(mem: &'m Memory, input: &Input) -> World<'m> {
                 )
             }
         };
+        if let Some(dev) = dev
+            .as_ref()
+            .filter(|d| !(rule_ok(d.rules.valid) && rule_ok(d.rules.implementation)))
+        {
+            match id {
+                Err(addrspace::Error::InvalidAccessRules { .. }) => {
+                    stats::add(&stats::RULES_REFUSED, 1);
+                    continue;
+                }
+                other => panic!("{:?} created with {:?}: {other:?}", spec.kind, dev.rules),
+            }
+        }
         let id = id.unwrap_or_else(|e| panic!("creating {:?}: {e}", spec.kind));
         let block = mem.leaf(id).unwrap().and_then(|l| l.backend().ram().cloned());
         let shadow = vec![0u8; block.as_ref().map_or(0, |b| b.len())];

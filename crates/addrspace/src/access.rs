@@ -105,7 +105,8 @@ pub enum Endianness {
 }
 
 /// Access sizes (in bytes, powers of two from 1 to 8) and alignment accepted on one side of
-/// the dispatcher. A `max` of 0 means "no limit declared" (QEMU's legacy meaning).
+/// the dispatcher. A `max` of 0 means "no limit declared" (QEMU's legacy meaning); a `min` of
+/// 0 means 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SizeRule {
     /// Smallest access size.
@@ -134,7 +135,79 @@ impl SizeRule {
     }
 }
 
+impl SizeRule {
+    /// Whether `size` is a size the dispatcher can carry: 0 (undeclared) or 1, 2, 4, 8.
+    fn size_ok(size: u8) -> bool {
+        matches!(size, 0 | 1 | 2 | 4 | 8)
+    }
+
+    /// The first problem with this rule, as (field, why); `side` is `valid` or
+    /// `implementation`.
+    fn problem(self, side: &'static Side) -> Option<(&'static str, String)> {
+        if !Self::size_ok(self.min) {
+            return Some((
+                side.min,
+                format!("= {}: sizes are 0 (undeclared) or 1, 2, 4, 8 bytes", self.min),
+            ));
+        }
+        if !Self::size_ok(self.max) {
+            return Some((
+                side.max,
+                format!("= {}: sizes are 0 (undeclared) or 1, 2, 4, 8 bytes", self.max),
+            ));
+        }
+        if self.max != 0 && self.min > self.max {
+            return Some((
+                side.name,
+                format!("min {} is above max {}: no access could be made", self.min, self.max),
+            ));
+        }
+        None
+    }
+}
+
+/// Field names of one side of [`AccessRules`], for error messages.
+struct Side {
+    name: &'static str,
+    min: &'static str,
+    max: &'static str,
+}
+
+const VALID: Side = Side {
+    name: "valid",
+    min: "valid.min",
+    max: "valid.max",
+};
+const IMPLEMENTATION: Side = Side {
+    name: "implementation",
+    min: "implementation.min",
+    max: "implementation.max",
+};
+
+/// Checks a device's rules when its region `name` is created: every size is 0 (undeclared)
+/// or a power of two from 1 to 8 (what one load or store carries), and a declared maximum
+/// is not below the minimum. Rules outside that would make the dispatcher slice past an
+/// 8-byte value or call the device with sizes it never declared.
+pub(crate) fn check_rules(name: &str, rules: &AccessRules) -> crate::Result<()> {
+    let problem = rules
+        .valid
+        .problem(&VALID)
+        .or_else(|| rules.implementation.problem(&IMPLEMENTATION));
+    match problem {
+        None => Ok(()),
+        Some((field, why)) => Err(crate::Error::InvalidAccessRules {
+            name: name.to_string(),
+            field,
+            why,
+        }),
+    }
+}
+
 /// The size rules of a device: what the guest may do and what the callbacks implement.
+///
+/// Checked when the region is created ([`crate::Memory::io`], [`crate::Memory::rom_device`]):
+/// each size must be 0 (undeclared) or 1, 2, 4 or 8, and a declared `max` must not be below
+/// `min`; other rules are refused with [`crate::Error::InvalidAccessRules`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AccessRules {
     /// Accesses the guest may make; others fail with [`MemTxResult::DECODE_ERROR`].

@@ -11,9 +11,9 @@
 //! Every address computation is checked: guest-controlled addresses and lengths may run past
 //! 2^64 or off the end of the view, and such bytes are simply unassigned.
 
-use crate::access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, RegionOps};
+use crate::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::flatview::{FlatRange, FlatView, Mru};
-use crate::mmio::{dispatch_read, dispatch_write, piece_size};
+use crate::mmio::{dispatch_read, dispatch_write, piece_size, Device};
 use crate::ram::RamBlock;
 use crate::region::Backend;
 
@@ -54,7 +54,7 @@ enum Target<'r> {
     /// Copy host memory directly.
     Direct(&'r RamBlock),
     /// Hand the access to a device.
-    Device(&'r dyn RegionOps, &'r AccessRules),
+    Device(Device<'r>),
     /// `attrs.memory` access to something that is not RAM.
     Refused,
     /// Nothing takes it: ROM or read-only writes, reservations.
@@ -76,8 +76,7 @@ fn target(r: &FlatRange, is_write: bool, attrs: MemTxAttrs) -> Target<'_> {
         }
         _ if attrs.memory => Target::Refused,
         Backend::RomDevice(b, _) if r.romd && (!is_write || attrs.debug) => Target::Direct(b),
-        Backend::Io(ops) | Backend::RomDevice(_, ops) => Target::Device(&**ops, &r.leaf.rules),
-        Backend::Reservation => Target::Dropped,
+        _ => Device::of(&r.leaf).map_or(Target::Dropped, Target::Device),
     }
 }
 
@@ -122,10 +121,10 @@ pub(crate) fn read(view: &FlatView, mru: &mut Mru, addr: u64, buf: &mut [u8], at
                 let in_range = avail.min(rest as u128) as usize;
                 match target(r, false, attrs) {
                     Target::Direct(block) if block.read(off, &mut buf[pos..pos + in_range]) => in_range,
-                    Target::Device(ops, rules) => {
+                    Target::Device(dev) => {
                         // Device pieces may run past the range end (QEMU does not clamp them).
-                        let l = piece_size(rules, rest, off);
-                        let (v, res) = dispatch_read(ops, rules, off, l, Endianness::Little, attrs);
+                        let l = piece_size(dev.rules, rest, off);
+                        let (v, res) = dispatch_read(dev, off, l, Endianness::Little, attrs);
                         buf[pos..pos + l as usize].copy_from_slice(&v.to_le_bytes()[..l as usize]);
                         result |= res;
                         l as usize
@@ -169,12 +168,12 @@ pub(crate) fn write(view: &FlatView, mru: &mut Mru, addr: u64, buf: &[u8], attrs
                         }
                         in_range
                     }
-                    Target::Device(ops, rules) => {
-                        let l = piece_size(rules, rest, off) as usize;
+                    Target::Device(dev) => {
+                        let l = piece_size(dev.rules, rest, off) as usize;
                         let mut bytes = [0u8; 8];
                         bytes[..l].copy_from_slice(&buf[pos..pos + l]);
                         let v = u64::from_le_bytes(bytes);
-                        result |= dispatch_write(ops, rules, off, v, l as u32, Endianness::Little, attrs);
+                        result |= dispatch_write(dev, off, v, l as u32, Endianness::Little, attrs);
                         l
                     }
                     // ROM, read-only ranges, reservations: the write is dropped.
@@ -229,8 +228,8 @@ pub(crate) fn load<T: Scalar>(
                     return (from_bytes(bytes, order), MemTxResult::OK);
                 }
             }
-            Target::Device(ops, rules) => {
-                let (v, res) = dispatch_read(ops, rules, off, T::SIZE as u32, order, attrs);
+            Target::Device(dev) => {
+                let (v, res) = dispatch_read(dev, off, T::SIZE as u32, order, attrs);
                 return (T::from_u64(v), res);
             }
             _ => {}
@@ -261,8 +260,8 @@ pub(crate) fn store<T: Scalar>(
                 }
                 return MemTxResult::OK;
             }
-            Target::Device(ops, rules) => {
-                return dispatch_write(ops, rules, off, value.to_u64(), T::SIZE as u32, order, attrs);
+            Target::Device(dev) => {
+                return dispatch_write(dev, off, value.to_u64(), T::SIZE as u32, order, attrs);
             }
             _ => {}
         }

@@ -147,6 +147,17 @@ pub enum Error {
         /// Access size.
         size: u64,
     },
+    /// A device's [`crate::AccessRules`] that the dispatcher cannot carry out (checked when
+    /// its MMIO region or ROM device is created).
+    #[error("region `{name}`: access rules refused: {field} {why}")]
+    InvalidAccessRules {
+        /// Region name.
+        name: String,
+        /// The offending field (`valid.max`, `implementation`, ...).
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The memory system was dropped while a handle still referred to it.
     #[error("the memory system no longer exists")]
     MemoryGone,

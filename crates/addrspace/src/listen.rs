@@ -449,7 +449,9 @@ impl Memory {
     /// Registers an ioeventfd on a region: a guest write of `size` bytes (0: any size) at
     /// region offset `offset` — with value `data`, if given, in the guest's byte order —
     /// signals `notifier`. Listeners of every space that shows the region hear
-    /// `eventfd_add` with the absolute address at the commit.
+    /// `eventfd_add` with the absolute address at the commit. Software writes (through an
+    /// address space, accessor or DMA) that match signal `notifier` instead of reaching the
+    /// device, from this call on.
     pub fn add_eventfd(
         &self,
         region: RegionId,
@@ -520,6 +522,9 @@ impl Memory {
                         size,
                     })
                 }
+            }
+            if let Body::Leaf(l) = &n.body {
+                l.eventfds.set(&n.eventfds);
             }
             st.eventfd_touched.push(region);
             Ok(())

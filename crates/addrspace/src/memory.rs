@@ -487,6 +487,7 @@ impl Memory {
             Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.rules(),
             _ => AccessRules::default(),
         };
+        crate::access::check_rules(name, &rules)?;
         Ok(self.with_state_unordered(|st| {
             let name: Arc<str> = name.into();
             let id = st.graph.insert(Node::new(name.clone(), Body::Container, size));
@@ -495,6 +496,7 @@ impl Memory {
                 name,
                 backend,
                 rules,
+                eventfds: Default::default(),
             });
             st.graph.get_mut(id).expect("just inserted").body = Body::Leaf(leaf);
             id

@@ -151,6 +151,8 @@ pub struct Leaf {
     pub(crate) backend: Backend,
     /// The ops' access rules, read once at creation (the default rules for RAM).
     pub(crate) rules: AccessRules,
+    /// The region's ioeventfds, for software dispatch of writes.
+    pub(crate) eventfds: crate::ioeventfd::SoftEventFds,
 }
 
 impl Leaf {

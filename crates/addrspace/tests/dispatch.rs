@@ -1,13 +1,13 @@
 //! Dispatch semantics through the public API: RAM, ROM, ROM devices, MMIO access rules,
 //! holes, hostile addresses, the re-entrancy guard, and topology changes from callbacks.
 
+mod common;
+use common::board;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use addrspace::{
-    AccessRules, AddressSpace, Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionId, RegionOps, SizeRule,
-    SIZE_2_64,
-};
+use addrspace::{AccessRules, Endianness, GuestAddr, MemTxAttrs, MemTxResult, RegionId, RegionOps, SizeRule};
 
 const LE: Endianness = Endianness::Little;
 const BE: Endianness = Endianness::Big;
@@ -51,19 +51,6 @@ impl RegionOps for Dev {
     fn rules(&self) -> AccessRules {
         self.rules
     }
-}
-
-struct Board {
-    mem: Memory,
-    system: RegionId,
-    space: AddressSpace,
-}
-
-fn board() -> Board {
-    let mem = Memory::new();
-    let system = mem.container("system", SIZE_2_64).unwrap();
-    let space = mem.address_space("memory", system).unwrap();
-    Board { mem, system, space }
 }
 
 #[test]

@@ -26,3 +26,26 @@ impl Rng {
         self.below(n as u64) as usize
     }
 }
+
+/// A memory system with a 2^64 `system` container and the address space `memory` over it.
+pub struct Board {
+    pub mem: addrspace::Memory,
+    pub system: addrspace::RegionId,
+    pub space: addrspace::AddressSpace,
+}
+
+pub fn board() -> Board {
+    let mem = addrspace::Memory::new();
+    let system = mem.container("system", addrspace::SIZE_2_64).unwrap();
+    let space = mem.address_space("memory", system).unwrap();
+    Board { mem, system, space }
+}
+
+impl Board {
+    /// Creates a 0x100-byte MMIO region handled by `ops` and maps it in `system` at `at`.
+    pub fn map_io(&self, name: &str, at: u64, ops: std::sync::Arc<dyn addrspace::RegionOps>) -> addrspace::RegionId {
+        let r = self.mem.io(name, 0x100, ops).unwrap();
+        self.mem.add_subregion(self.system, at, r).unwrap();
+        r
+    }
+}
