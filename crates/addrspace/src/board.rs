@@ -54,8 +54,10 @@ use crate::machine::Machine;
 use crate::memory::Memory;
 use crate::region::{RegionId, SIZE_2_64};
 
+mod devices;
 mod export;
 mod number;
+pub use devices::{DeviceKind, DeviceRequest, Loader};
 pub use export::export;
 pub use number::Number;
 
@@ -111,7 +113,8 @@ pub enum RegionType {
     Alias,
 }
 
-/// Built-in device behaviours for `io` and `rom-device` regions.
+/// Built-in device behaviours for `io` and `rom-device` regions (any other `ops` name asks the
+/// VMM for a device model: see [`Loader`]).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum OpsKind {
@@ -120,6 +123,17 @@ pub enum OpsKind {
     Unassigned,
     /// Reads return all ones, writes are ignored (QEMU's `unassigned_io_ops`).
     OpenBus,
+}
+
+impl OpsKind {
+    /// The built-in behaviour called `name` in a board file, if there is one.
+    pub fn from_name(name: &str) -> Option<OpsKind> {
+        match name {
+            "unassigned" => Some(OpsKind::Unassigned),
+            "open-bus" => Some(OpsKind::OpenBus),
+            _ => None,
+        }
+    }
 }
 
 /// The device behind an `ops` kind.
@@ -150,9 +164,10 @@ pub struct RegionDesc {
     /// Alias offset inside the target.
     #[serde(default)]
     pub offset: Option<Spanned<Number>>,
-    /// Device behaviour for `io` and `rom-device`.
+    /// Device behaviour for `io` and `rom-device`: a built-in [`OpsKind`] (`unassigned`,
+    /// `open-bus`) or the name of a device model the VMM binds with a [`Loader`].
     #[serde(default)]
-    pub ops: Option<OpsKind>,
+    pub ops: Option<Spanned<String>>,
     /// Enabled (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -250,10 +265,16 @@ impl Ctx<'_> {
     }
 }
 
-/// Loads a board file from disk.
+/// Loads a board file from disk, with the built-in device behaviours only (see [`Loader`]
+/// to bind device models).
 ///
 /// A file that is not UTF-8 is an [`Error::Board`] at the first byte that is not.
 pub fn load_file(path: &Path) -> Result<Machine> {
+    Loader::new().load_file(path)
+}
+
+/// Reads a board file: its text and its name for errors.
+fn read_file(path: &Path) -> Result<(String, String)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -266,10 +287,11 @@ pub fn load_file(path: &Path) -> Result<Machine> {
         let cx = Ctx { file: &file, text };
         cx.err(good..good, format!("not UTF-8: byte {:#04x}", bytes[good]))
     })?;
-    load_str(&text, &file)
+    Ok((text, file))
 }
 
-/// Loads a board description from text; `file` names it in errors.
+/// Loads a board description from text, with the built-in device behaviours only (see
+/// [`Loader`] to bind device models); `file` names it in errors.
 ///
 /// ```
 /// let board = r#"
@@ -297,15 +319,19 @@ pub fn load_file(path: &Path) -> Result<Machine> {
 /// # Ok::<(), addrspace::Error>(())
 /// ```
 pub fn load_str(text: &str, file: &str) -> Result<Machine> {
+    Loader::new().load_str(text, file)
+}
+
+fn load_with(text: &str, file: &str, loader: &mut Loader<'_>) -> Result<Machine> {
     let cx = Ctx { file, text };
     let desc: BoardDesc = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(span, e.message().trim_end().to_string())
     })?;
-    build(&desc, &cx)
+    build(&desc, &cx, loader)
 }
 
-fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
+fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Machine> {
     // Unique ids.
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in desc.regions.iter().enumerate() {
@@ -353,6 +379,15 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         }
         if r.ops.is_some() && !matches!(r.ty, RegionType::Io | RegionType::RomDevice) {
             return Err(cx.err(r.name.span(), "`ops` is only for `io` and `rom-device` regions"));
+        }
+        if loader.bound.contains_key(r.key().get_ref()) && !matches!(r.ty, RegionType::Io | RegionType::RomDevice) {
+            return Err(cx.err(
+                r.key().span(),
+                format!(
+                    "a device model is bound to `{}`, which is not an `io` or `rom-device` region",
+                    r.key().get_ref()
+                ),
+            ));
         }
     }
     // Alias cycles: each alias walked once (a chain of 20 000 aliases is one walk); the
@@ -413,6 +448,8 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     // region gets its flags while nothing can see it, aliases come after their targets, and
     // containers are filled bottom-up, so no step walks a long chain of containers above it.
     let memory = Memory::new();
+    // Device models first, before any transaction: the resolver is the VMM's code.
+    let (mut ops, devices) = devices::resolve(desc, cx, loader, &memory)?;
     let mut ids: Vec<Option<RegionId>> = vec![None; desc.regions.len()];
     let at = |i: usize, e: Error| cx.err(desc.regions[i].key().span(), e.to_string());
     {
@@ -447,7 +484,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         };
         for (i, r) in desc.regions.iter().enumerate() {
             let name = r.name.get_ref().as_str();
-            let ops = || ops_for(r.ops.unwrap_or_default());
+            let mut ops = || ops[i].take().expect("resolved for every device region");
             let made = match r.ty {
                 RegionType::Container => memory.container(name, sizes[i]),
                 RegionType::Ram => memory.ram(name, sizes[i]),
@@ -512,6 +549,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         clusters,
         description: desc.description.clone(),
         cpu_tables,
+        devices,
     })
 }
 

@@ -462,6 +462,7 @@ fn acceptance_does_not_depend_on_build_order() {
                 clusters: Vec::new(),
                 description: None,
                 cpu_tables: String::new(),
+                devices: Vec::new(),
             };
             let reloaded = board::load_str(&board::export(&machine), "export.toml");
             assert!(

@@ -387,6 +387,7 @@ impl DumpPlan {
             clusters: Vec::new(),
             description: None,
             cpu_tables: String::new(),
+            devices: Vec::new(),
         })
     }
 }
