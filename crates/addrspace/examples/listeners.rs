@@ -106,7 +106,7 @@ fn main() -> Result<(), addrspace::Error> {
     print_slots("framebuffer logged for VGA:", &kvm);
 
     let attrs = MemTxAttrs::default();
-    space.write(GuestAddr(0xa_1234), &[0xff; 4], attrs);
+    assert!(space.write(GuestAddr(0xa_1234), &[0xff; 4], attrs).is_ok());
     let dirty = mem.take_dirty_pages(fb, 0, 0x8000, DirtyClient::Vga)?;
     println!("dirty framebuffer pages: {dirty:x?}");
 
