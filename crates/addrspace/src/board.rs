@@ -57,6 +57,7 @@ use crate::region::{RegionId, SIZE_2_64};
 mod devices;
 mod export;
 mod number;
+pub use crate::board_cpus::{ClusterDesc, CpuRootDesc, CpuRootEntry, CpuSpaceDesc};
 pub use devices::{DeviceKind, DeviceRequest, Loader};
 pub use export::export;
 pub use number::Number;
@@ -94,6 +95,7 @@ fn yes() -> bool {
 /// Region types of a board file.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RegionType {
     /// A pure container.
     Container,
@@ -117,6 +119,7 @@ pub enum RegionType {
 /// VMM for a device model: see [`Loader`]).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum OpsKind {
     /// Every access fails with a decode error (QEMU's `unassigned_mem_ops`).
     #[default]
@@ -227,10 +230,10 @@ pub struct BoardDesc {
     pub spaces: Vec<SpaceDesc>,
     /// CPU clusters (see [`crate::cpu`]).
     #[serde(default, rename = "cluster")]
-    pub clusters: Vec<crate::board_cpus::ClusterDesc>,
+    pub clusters: Vec<ClusterDesc>,
     /// Templates of per-CPU roots.
     #[serde(default, rename = "cpu-root")]
-    pub cpu_roots: Vec<crate::board_cpus::CpuRootDesc>,
+    pub cpu_roots: Vec<CpuRootDesc>,
 }
 
 impl crate::board_cpus::Report for Ctx<'_> {

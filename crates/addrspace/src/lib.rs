@@ -34,6 +34,9 @@
 //! # Ok::<(), addrspace::Error>(())
 //! ```
 #![warn(missing_docs)]
+// A `pub` type reachable from the API must be nameable (re-exported from a public module):
+// a type of a private module in a public field or signature is a warning, and CI denies it.
+#![warn(unnameable_types)]
 
 pub mod access;
 pub mod accessor;
