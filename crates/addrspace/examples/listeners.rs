@@ -82,7 +82,7 @@ fn print_slots(title: &str, l: &Memslots) {
     }
 }
 
-fn main() -> Result<(), addrspace::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mem = Memory::new();
     let system = mem.container("system", SIZE_2_64)?;
     let ram = mem.ram("ram", 0x10_0000)?;
@@ -111,10 +111,7 @@ fn main() -> Result<(), addrspace::Error> {
     println!("dirty framebuffer pages: {dirty:x?}");
 
     println!("doorbell eventfd:");
-    let notifier = Arc::new(EventFd::new(0).map_err(|e| addrspace::Error::Io {
-        path: "eventfd".into(),
-        source: e,
-    })?);
+    let notifier = Arc::new(EventFd::new(0)?);
     mem.add_eventfd(doorbell, 0x40, 4, None, notifier)?;
     mem.set_address(doorbell, 0xfed0_0000)?; // the eventfd moves with its region
 

@@ -49,7 +49,8 @@ use toml::Spanned;
 
 use crate::access::{OpenBus, RegionOps, Unassigned};
 use crate::board_cpus::Report as _;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::load_error::LoadError;
 use crate::machine::Machine;
 use crate::memory::Memory;
 use crate::region::{RegionId, SIZE_2_64};
@@ -236,9 +237,15 @@ pub struct BoardDesc {
     pub cpu_roots: Vec<CpuRootDesc>,
 }
 
+/// Results of the loader.
+type Result<T, E = LoadError> = std::result::Result<T, E>;
+
 impl crate::board_cpus::Report for Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error {
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> LoadError {
         Ctx::err(self, span, msg)
+    }
+    fn core(&self, span: std::ops::Range<usize>, e: Error) -> LoadError {
+        Ctx::core(self, span, e)
     }
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
         Ctx::num(self, n, what)
@@ -251,14 +258,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> Error {
+    fn err(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> LoadError {
         let (line, column) = line_col(self.text, span.start);
-        Error::Board {
-            file: self.file.to_string(),
-            line,
-            column,
-            msg: msg.into(),
-        }
+        LoadError::board(self.file, line, column, msg.into(), None)
+    }
+
+    /// A failed call on the memory system, reported at `span`.
+    fn core(&self, span: std::ops::Range<usize>, e: Error) -> LoadError {
+        let (line, column) = line_col(self.text, span.start);
+        LoadError::board(self.file, line, column, e.to_string(), Some(e))
     }
 
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
@@ -271,14 +279,14 @@ impl Ctx<'_> {
 /// Loads a board file from disk, with the built-in device behaviours only (see [`Loader`]
 /// to bind device models).
 ///
-/// A file that is not UTF-8 is an [`Error::Board`] at the first byte that is not.
+/// A file that is not UTF-8 is a [`LoadError::Board`] at the first byte that is not.
 pub fn load_file(path: &Path) -> Result<Machine> {
     Loader::new().load_file(path)
 }
 
 /// Reads a board file: its text and its name for errors.
 fn read_file(path: &Path) -> Result<(String, String)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -319,7 +327,7 @@ fn read_file(path: &Path) -> Result<(String, String)> {
 ///
 /// let err = addrspace::board::load_str("[[region]]\nname = 1\n", "bad.toml").unwrap_err();
 /// assert!(err.to_string().starts_with("bad.toml:2:"));
-/// # Ok::<(), addrspace::Error>(())
+/// # Ok::<(), addrspace::LoadError>(())
 /// ```
 pub fn load_str(text: &str, file: &str) -> Result<Machine> {
     Loader::new().load_str(text, file)
@@ -454,12 +462,12 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Mach
     // Device models first, before any transaction: the resolver is the VMM's code.
     let (mut ops, devices) = devices::resolve(desc, cx, loader, &memory)?;
     let mut ids: Vec<Option<RegionId>> = vec![None; desc.regions.len()];
-    let at = |i: usize, e: Error| cx.err(desc.regions[i].key().span(), e.to_string());
+    let at = |i: usize, e: Error| cx.core(desc.regions[i].key().span(), e);
     {
         let tx = memory.transaction();
         let flags = |i: usize, id: RegionId| -> Result<()> {
             let r = &desc.regions[i];
-            let set = |r: Result<()>| r.map_err(|e| at(i, e));
+            let set = |r: Result<(), Error>| r.map_err(|e| at(i, e));
             if parent[i].is_none() {
                 if let Some(a) = &r.addr {
                     set(tx.set_address(id, cx.u64(a, "addr")?))?;
@@ -518,7 +526,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Mach
                 let k = index[p.region.get_ref().as_str()];
                 let addr = cx.u64(&p.addr, "addr")?;
                 tx.add_subregion_overlap(id(ci), addr, id(k), p.priority)
-                    .map_err(|e| cx.err(p.region.span(), e.to_string()))?;
+                    .map_err(|e| cx.core(p.region.span(), e))?;
             }
         }
     }
@@ -529,7 +537,8 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Mach
         let _tx = memory.transaction();
         for s in &desc.spaces {
             let root = id(index[s.root.get_ref().as_str()]);
-            address_spaces.push(memory.address_space(&s.name, root)?);
+            let space = memory.address_space(&s.name, root);
+            address_spaces.push(space.map_err(|e| cx.core(s.root.span(), e))?);
         }
     }
     let region = |s: &Spanned<String>| -> Result<RegionId> { Ok(id(lookup(s, "region")?)) };

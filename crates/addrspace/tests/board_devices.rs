@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use addrspace::board::{self, DeviceKind, Loader};
-use addrspace::{Endianness::Little, Error, GuestAddr, MemTxAttrs, MemTxResult, RegionOps};
+use addrspace::{Endianness::Little, GuestAddr, LoadError, MemTxAttrs, MemTxResult, RegionOps};
 
 /// A device that counts its reads and writes; reads return 0x5a.
 #[derive(Default)]
@@ -187,7 +187,7 @@ fn the_resolver_sees_every_device_region_and_may_replace_built_ins() {
 fn a_device_model_nobody_provides_is_an_error_at_its_ops_line() {
     let err = board::load_str(BOARD, "board.toml").unwrap_err();
     let shown = err.to_string();
-    let Error::Board { line, msg, .. } = err else {
+    let LoadError::Board { line, msg, .. } = err else {
         panic!("expected a board error, got {err:?}")
     };
     assert_eq!(line, OPS_LINE, "{shown}");
@@ -230,7 +230,7 @@ fn bindings_must_name_a_device_region_of_the_board() {
         .bind("ram", ops())
         .load_str(BOARD, "board.toml")
         .unwrap_err();
-    let Error::Board { line, msg, .. } = err else {
+    let LoadError::Board { line, msg, .. } = err else {
         panic!("expected a board error, got {err:?}")
     };
     assert_eq!(line, 14, "{msg}");

@@ -11,7 +11,7 @@
 //! 2. what the resolver returns for it;
 //! 3. the built-in behaviour its `ops` names (`unassigned`, the default, or `open-bus`);
 //! 4. otherwise its `ops` names a device model nobody provided: loading fails at that line
-//!    ([`crate::Error::Board`]), unless [`Loader::placeholders`] is set (tools that only print
+//!    ([`crate::LoadError::Board`]), unless [`Loader::placeholders`] is set (tools that only print
 //!    a machine), in which case the region decodes nothing, like `unassigned`.
 //!
 //! A binding for an id the board does not declare as an `io` or `rom-device` region is an
@@ -24,7 +24,9 @@ use std::sync::Arc;
 
 use crate::access::RegionOps;
 use crate::board_cpus::Report as _;
-use crate::error::Result;
+use crate::load_error::LoadError;
+
+type Result<T> = std::result::Result<T, LoadError>;
 use crate::machine::Machine;
 use crate::memory::Memory;
 
@@ -118,7 +120,7 @@ type Resolver<'r> = Box<dyn FnMut(&DeviceRequest<'_>) -> Option<Arc<dyn RegionOp
 /// // Nobody provides `pl011`: an error at the `ops` line.
 /// let err = addrspace::board::load_str(board, "tiny.toml").unwrap_err();
 /// assert!(err.to_string().starts_with("tiny.toml:12:"), "{err}");
-/// # Ok::<(), addrspace::Error>(())
+/// # Ok::<(), addrspace::LoadError>(())
 /// ```
 #[derive(Default)]
 pub struct Loader<'r> {
