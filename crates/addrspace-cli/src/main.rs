@@ -146,7 +146,9 @@ fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
         return Ok((machine, report(&name, &guesses)));
     }
     let path = src.board.as_ref().expect("checked above");
-    Ok((board::load_file(path).map_err(|e| e.to_string())?, String::new()))
+    // Printing and exporting run no device: a device model the board names is a placeholder.
+    let machine = board::Loader::new().placeholders(true).load_file(path);
+    Ok((machine.map_err(|e| e.to_string())?, String::new()))
 }
 
 /// What an import guessed, once, compactly, with how to say it instead.
@@ -240,7 +242,8 @@ fn run(cli: Cli) -> Result<Outcome, String> {
             })
         }
         Command::Soak(a) => {
-            let m = board::load_file(&a.board).map_err(|e| e.to_string())?;
+            let m = board::Loader::new().placeholders(true).load_file(&a.board);
+            let m = m.map_err(|e| e.to_string())?;
             let (report, ok) = soak::soak(m, a.cycles, a.readers)?;
             if ok {
                 Ok(Outcome::out(report))

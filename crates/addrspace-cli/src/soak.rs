@@ -159,7 +159,7 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
                         x ^= x << 17;
                         if let Some(&(start, len)) = ram.get((x % ram.len().max(1) as u64) as usize) {
                             let a = start + (x >> 20) % len.saturating_sub(8).max(1);
-                            std::hint::black_box(cpu.load::<u64>(
+                            let _ = std::hint::black_box(cpu.load::<u64>(
                                 GuestAddr(a),
                                 Endianness::Little,
                                 MemTxAttrs::default(),

@@ -209,7 +209,7 @@ fn ram_accesses() {
         s.addrs[i]
     };
     let ours = time(1, || {
-        black_box(cpu.load::<u32>(GuestAddr(next()), LE, A));
+        let _ = black_box(cpu.load::<u32>(GuestAddr(next()), LE, A));
     });
     let theirs = time(1, || {
         black_box(s.baseline.read_obj::<u32>(GuestAddress(next())).unwrap());
@@ -223,28 +223,28 @@ fn ram_accesses() {
     // TLB-resident): what is left is the software cost of a dispatch, not memory latency.
     let mut hot = || next() & !(REGION - 1) | (next() & 0xff8);
     let ours = time(1, || {
-        black_box(cpu.load::<u32>(GuestAddr(hot()), LE, A));
+        let _ = black_box(cpu.load::<u32>(GuestAddr(hot()), LE, A));
     });
     let theirs = time(1, || {
         black_box(s.baseline.read_obj::<u32>(GuestAddress(hot())).unwrap());
     });
     line("ram/read4/64/cache-resident", ours, Some(theirs));
     let ours = time(1, || {
-        black_box(cpu.load::<u64>(GuestAddr(next()), LE, A));
+        let _ = black_box(cpu.load::<u64>(GuestAddr(next()), LE, A));
     });
     let theirs = time(1, || {
         black_box(s.baseline.read_obj::<u64>(GuestAddress(next())).unwrap());
     });
     line("ram/read8/64", ours, Some(theirs));
     let ours = time(1, || {
-        black_box(cpu.store(GuestAddr(next()), 0x1234_5678u32, LE, A));
+        let _ = black_box(cpu.store(GuestAddr(next()), 0x1234_5678u32, LE, A));
     });
     let theirs = time(1, || {
         s.baseline.write_obj(0x1234_5678u32, GuestAddress(next())).unwrap();
     });
     line("ram/write4/64", ours, Some(theirs));
     let ours = time(1, || {
-        black_box(cpu.store(GuestAddr(next()), 0x1234_5678_9abc_def0u64, LE, A));
+        let _ = black_box(cpu.store(GuestAddr(next()), 0x1234_5678_9abc_def0u64, LE, A));
     });
     let theirs = time(1, || {
         s.baseline
@@ -254,7 +254,7 @@ fn ram_accesses() {
     line("ram/write8/64", ours, Some(theirs));
     let mut buf = vec![0u8; 4096];
     let ours = time(1, || {
-        black_box(cpu.read(GuestAddr(next() & !4095), &mut buf, A));
+        let _ = black_box(cpu.read(GuestAddr(next() & !4095), &mut buf, A));
     });
     let theirs = time(1, || {
         s.baseline.read_slice(&mut buf, GuestAddress(next() & !4095)).unwrap();
@@ -280,11 +280,11 @@ fn mmio() {
     let space = mem.address_space("memory", system).unwrap();
     let mut cpu = space.accessor();
     let ours = time(1, || {
-        black_box(cpu.load::<u32>(GuestAddr(0x1010), LE, A));
+        let _ = black_box(cpu.load::<u32>(GuestAddr(0x1010), LE, A));
     });
     line("mmio/read4", ours, None);
     let ours = time(1, || {
-        black_box(cpu.store(GuestAddr(0x1010), 7u32, LE, A));
+        let _ = black_box(cpu.store(GuestAddr(0x1010), 7u32, LE, A));
     });
     line("mmio/write4", ours, None);
 }
@@ -318,7 +318,7 @@ fn throughput(writer: Writer, rate: u64, secs: f64) -> (f64, u64) {
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..1024 {
                         i = (i + 1) & 4095;
-                        black_box(cpu.load::<u32>(GuestAddr(addrs[i]), LE, A));
+                        let _ = black_box(cpu.load::<u32>(GuestAddr(addrs[i]), LE, A));
                     }
                     n += 1024;
                 }

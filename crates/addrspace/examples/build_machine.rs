@@ -118,7 +118,7 @@ fn main() -> Result<(), addrspace::Error> {
     }
     if let Some((range, off)) = cpu.lookup(GuestAddr(0xe000_1000)) {
         if let Backend::Io(ops) = range.leaf().backend() {
-            ops.write(off.0, u64::from(b'A'), 1, MemTxAttrs::default());
+            assert!(ops.write(off.0, u64::from(b'A'), 1, MemTxAttrs::default()).is_ok());
             let (v, res) = ops.read(off.0, 1, MemTxAttrs::default());
             assert!(res.is_ok());
             println!("UART data register reads {:?}", char::from(v as u8));

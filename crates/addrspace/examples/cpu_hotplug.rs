@@ -46,7 +46,7 @@ fn main() -> Result<(), addrspace::Error> {
     let mut tlb = SoftTlb::new(&space, cpu.tlb_listener(0).expect("tlb").clone());
     let attrs = MemTxAttrs::default();
     for i in 0..1000u64 {
-        tlb.store(GuestAddr(i * 8), i, Endianness::Little, attrs);
+        assert!(tlb.store(GuestAddr(i * 8), i, Endianness::Little, attrs).is_ok());
     }
     let sum: u64 = (0..1000u64)
         .map(|i| tlb.load::<u64>(GuestAddr(i * 8), Endianness::Little, attrs).0)
@@ -78,7 +78,9 @@ fn main() -> Result<(), addrspace::Error> {
     // A DMA engine copies inside its own space.
     let dma = DmaDevice::plug(&mem, "dma", system, system, 0x1000_0000)?;
     for (reg, v) in [(0x00, 0u64), (0x08, 0x8000), (0x10, 64), (0x18, 1)] {
-        board_space.store(GuestAddr(0x1000_0000 + reg), v, Endianness::Little, attrs);
+        assert!(board_space
+            .store(GuestAddr(0x1000_0000 + reg), v, Endianness::Little, attrs)
+            .is_ok());
     }
     let copied = board_space
         .load::<u64>(GuestAddr(0x8000 + 8), Endianness::Little, attrs)

@@ -78,14 +78,16 @@ fn main() -> Result<(), addrspace::Error> {
         std::thread::spawn(move || {
             let mut cpu = space.accessor();
             let a = MemTxAttrs::default();
-            cpu.write(GuestAddr(0x1000), b"hi!\n", a);
+            assert!(cpu.write(GuestAddr(0x1000), b"hi!\n", a).is_ok());
             for &b in b"ok" {
-                cpu.store(GuestAddr(0x900_0000), b, Endianness::Little, a);
+                assert!(cpu.store(GuestAddr(0x900_0000), b, Endianness::Little, a).is_ok());
             }
             // An 8-byte store is not valid for this device: refused, nothing logged.
             let bad = cpu.store(GuestAddr(0x900_0000), 0u64, Endianness::Little, a);
             // Ask the device to DMA 4 bytes from 0x1000.
-            cpu.store(GuestAddr(0x900_0004), 0x1000u32, Endianness::Little, a);
+            assert!(cpu
+                .store(GuestAddr(0x900_0004), 0x1000u32, Endianness::Little, a)
+                .is_ok());
             let (len, _) = cpu.load::<u8>(GuestAddr(0x900_0000), Endianness::Little, a);
             (bad, len)
         })

@@ -82,7 +82,7 @@ fn print_slots(title: &str, l: &Memslots) {
     }
 }
 
-fn main() -> Result<(), addrspace::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mem = Memory::new();
     let system = mem.container("system", SIZE_2_64)?;
     let ram = mem.ram("ram", 0x10_0000)?;
@@ -106,15 +106,12 @@ fn main() -> Result<(), addrspace::Error> {
     print_slots("framebuffer logged for VGA:", &kvm);
 
     let attrs = MemTxAttrs::default();
-    space.write(GuestAddr(0xa_1234), &[0xff; 4], attrs);
+    assert!(space.write(GuestAddr(0xa_1234), &[0xff; 4], attrs).is_ok());
     let dirty = mem.take_dirty_pages(fb, 0, 0x8000, DirtyClient::Vga)?;
     println!("dirty framebuffer pages: {dirty:x?}");
 
     println!("doorbell eventfd:");
-    let notifier = Arc::new(EventFd::new(0).map_err(|e| addrspace::Error::Io {
-        path: "eventfd".into(),
-        source: e,
-    })?);
+    let notifier = Arc::new(EventFd::new(0)?);
     mem.add_eventfd(doorbell, 0x40, 4, None, notifier)?;
     mem.set_address(doorbell, 0xfed0_0000)?; // the eventfd moves with its region
 

@@ -37,7 +37,20 @@ impl MemTxAttrs {
 }
 
 /// Outcome of one memory transaction: a bit set like QEMU's `MemTxResult`.
+///
+/// Ignoring one is a warning: a failed guest access (a hole, a refused write) must be
+/// handled or deliberately dropped with `let _ =`.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use addrspace::{GuestAddr, Memory, MemTxAttrs};
+/// let mem = Memory::new();
+/// let root = mem.container("system", 1 << 64).unwrap();
+/// let space = mem.address_space("memory", root).unwrap();
+/// space.write(GuestAddr(0), &[1], MemTxAttrs::default()); // error: unused `MemTxResult`
+/// ```
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[must_use = "a MemTxResult tells whether the guest access succeeded: check it (or `let _ =` it on purpose)"]
 pub struct MemTxResult(u8);
 
 impl MemTxResult {

@@ -131,6 +131,18 @@ impl AddressSpace {
     }
 
     /// Loads a `u8`, `u16`, `u32` or `u64` at `addr` through the current view.
+    ///
+    /// The [`MemTxResult`] in the pair must be used (a hole reads as 0 with
+    /// `DECODE_ERROR`): ignoring the whole pair is a warning.
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// use addrspace::{Endianness, GuestAddr, Memory, MemTxAttrs};
+    /// let mem = Memory::new();
+    /// let root = mem.container("system", 1 << 64).unwrap();
+    /// let space = mem.address_space("memory", root).unwrap();
+    /// space.load::<u32>(GuestAddr(0), Endianness::Little, MemTxAttrs::default()); // error
+    /// ```
     pub fn load<T: Scalar>(&self, addr: GuestAddr, order: Endianness, attrs: MemTxAttrs) -> (T, MemTxResult) {
         dispatch::load(&self.view(), &mut { Mru::EMPTY }, addr.0, order, attrs)
     }

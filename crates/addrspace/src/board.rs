@@ -49,13 +49,17 @@ use toml::Spanned;
 
 use crate::access::{OpenBus, RegionOps, Unassigned};
 use crate::board_cpus::Report as _;
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::load_error::LoadError;
 use crate::machine::Machine;
 use crate::memory::Memory;
 use crate::region::{RegionId, SIZE_2_64};
 
+mod devices;
 mod export;
 mod number;
+pub use crate::board_cpus::{ClusterDesc, CpuRootDesc, CpuRootEntry, CpuSpaceDesc};
+pub use devices::{DeviceKind, DeviceRequest, Loader};
 pub use export::export;
 pub use number::Number;
 
@@ -92,6 +96,7 @@ fn yes() -> bool {
 /// Region types of a board file.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RegionType {
     /// A pure container.
     Container,
@@ -111,15 +116,28 @@ pub enum RegionType {
     Alias,
 }
 
-/// Built-in device behaviours for `io` and `rom-device` regions.
+/// Built-in device behaviours for `io` and `rom-device` regions (any other `ops` name asks the
+/// VMM for a device model: see [`Loader`]).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum OpsKind {
     /// Every access fails with a decode error (QEMU's `unassigned_mem_ops`).
     #[default]
     Unassigned,
     /// Reads return all ones, writes are ignored (QEMU's `unassigned_io_ops`).
     OpenBus,
+}
+
+impl OpsKind {
+    /// The built-in behaviour called `name` in a board file, if there is one.
+    pub fn from_name(name: &str) -> Option<OpsKind> {
+        match name {
+            "unassigned" => Some(OpsKind::Unassigned),
+            "open-bus" => Some(OpsKind::OpenBus),
+            _ => None,
+        }
+    }
 }
 
 /// The device behind an `ops` kind.
@@ -150,9 +168,10 @@ pub struct RegionDesc {
     /// Alias offset inside the target.
     #[serde(default)]
     pub offset: Option<Spanned<Number>>,
-    /// Device behaviour for `io` and `rom-device`.
+    /// Device behaviour for `io` and `rom-device`: a built-in [`OpsKind`] (`unassigned`,
+    /// `open-bus`) or the name of a device model the VMM binds with a [`Loader`].
     #[serde(default)]
-    pub ops: Option<OpsKind>,
+    pub ops: Option<Spanned<String>>,
     /// Enabled (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -212,15 +231,21 @@ pub struct BoardDesc {
     pub spaces: Vec<SpaceDesc>,
     /// CPU clusters (see [`crate::cpu`]).
     #[serde(default, rename = "cluster")]
-    pub clusters: Vec<crate::board_cpus::ClusterDesc>,
+    pub clusters: Vec<ClusterDesc>,
     /// Templates of per-CPU roots.
     #[serde(default, rename = "cpu-root")]
-    pub cpu_roots: Vec<crate::board_cpus::CpuRootDesc>,
+    pub cpu_roots: Vec<CpuRootDesc>,
 }
 
+/// Results of the loader.
+type Result<T, E = LoadError> = std::result::Result<T, E>;
+
 impl crate::board_cpus::Report for Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error {
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> LoadError {
         Ctx::err(self, span, msg)
+    }
+    fn core(&self, span: std::ops::Range<usize>, e: Error) -> LoadError {
+        Ctx::core(self, span, e)
     }
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
         Ctx::num(self, n, what)
@@ -233,14 +258,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> Error {
+    fn err(&self, span: std::ops::Range<usize>, msg: impl Into<String>) -> LoadError {
         let (line, column) = line_col(self.text, span.start);
-        Error::Board {
-            file: self.file.to_string(),
-            line,
-            column,
-            msg: msg.into(),
-        }
+        LoadError::board(self.file, line, column, msg.into(), None)
+    }
+
+    /// A failed call on the memory system, reported at `span`.
+    fn core(&self, span: std::ops::Range<usize>, e: Error) -> LoadError {
+        let (line, column) = line_col(self.text, span.start);
+        LoadError::board(self.file, line, column, e.to_string(), Some(e))
     }
 
     fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128> {
@@ -250,11 +276,17 @@ impl Ctx<'_> {
     }
 }
 
-/// Loads a board file from disk.
+/// Loads a board file from disk, with the built-in device behaviours only (see [`Loader`]
+/// to bind device models).
 ///
-/// A file that is not UTF-8 is an [`Error::Board`] at the first byte that is not.
+/// A file that is not UTF-8 is a [`LoadError::Board`] at the first byte that is not.
 pub fn load_file(path: &Path) -> Result<Machine> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    Loader::new().load_file(path)
+}
+
+/// Reads a board file: its text and its name for errors.
+fn read_file(path: &Path) -> Result<(String, String)> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -266,10 +298,11 @@ pub fn load_file(path: &Path) -> Result<Machine> {
         let cx = Ctx { file: &file, text };
         cx.err(good..good, format!("not UTF-8: byte {:#04x}", bytes[good]))
     })?;
-    load_str(&text, &file)
+    Ok((text, file))
 }
 
-/// Loads a board description from text; `file` names it in errors.
+/// Loads a board description from text, with the built-in device behaviours only (see
+/// [`Loader`] to bind device models); `file` names it in errors.
 ///
 /// ```
 /// let board = r#"
@@ -294,18 +327,22 @@ pub fn load_file(path: &Path) -> Result<Machine> {
 ///
 /// let err = addrspace::board::load_str("[[region]]\nname = 1\n", "bad.toml").unwrap_err();
 /// assert!(err.to_string().starts_with("bad.toml:2:"));
-/// # Ok::<(), addrspace::Error>(())
+/// # Ok::<(), addrspace::LoadError>(())
 /// ```
 pub fn load_str(text: &str, file: &str) -> Result<Machine> {
+    Loader::new().load_str(text, file)
+}
+
+fn load_with(text: &str, file: &str, loader: &mut Loader<'_>) -> Result<Machine> {
     let cx = Ctx { file, text };
     let desc: BoardDesc = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         cx.err(span, e.message().trim_end().to_string())
     })?;
-    build(&desc, &cx)
+    build(&desc, &cx, loader)
 }
 
-fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
+fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Machine> {
     // Unique ids.
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in desc.regions.iter().enumerate() {
@@ -353,6 +390,15 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         }
         if r.ops.is_some() && !matches!(r.ty, RegionType::Io | RegionType::RomDevice) {
             return Err(cx.err(r.name.span(), "`ops` is only for `io` and `rom-device` regions"));
+        }
+        if loader.bound.contains_key(r.key().get_ref()) && !matches!(r.ty, RegionType::Io | RegionType::RomDevice) {
+            return Err(cx.err(
+                r.key().span(),
+                format!(
+                    "a device model is bound to `{}`, which is not an `io` or `rom-device` region",
+                    r.key().get_ref()
+                ),
+            ));
         }
     }
     // Alias cycles: each alias walked once (a chain of 20 000 aliases is one walk); the
@@ -413,13 +459,15 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
     // region gets its flags while nothing can see it, aliases come after their targets, and
     // containers are filled bottom-up, so no step walks a long chain of containers above it.
     let memory = Memory::new();
+    // Device models first, before any transaction: the resolver is the VMM's code.
+    let (mut ops, devices) = devices::resolve(desc, cx, loader, &memory)?;
     let mut ids: Vec<Option<RegionId>> = vec![None; desc.regions.len()];
-    let at = |i: usize, e: Error| cx.err(desc.regions[i].key().span(), e.to_string());
+    let at = |i: usize, e: Error| cx.core(desc.regions[i].key().span(), e);
     {
         let tx = memory.transaction();
         let flags = |i: usize, id: RegionId| -> Result<()> {
             let r = &desc.regions[i];
-            let set = |r: Result<()>| r.map_err(|e| at(i, e));
+            let set = |r: Result<(), Error>| r.map_err(|e| at(i, e));
             if parent[i].is_none() {
                 if let Some(a) = &r.addr {
                     set(tx.set_address(id, cx.u64(a, "addr")?))?;
@@ -447,7 +495,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         };
         for (i, r) in desc.regions.iter().enumerate() {
             let name = r.name.get_ref().as_str();
-            let ops = || ops_for(r.ops.unwrap_or_default());
+            let mut ops = || ops[i].take().expect("resolved for every device region");
             let made = match r.ty {
                 RegionType::Container => memory.container(name, sizes[i]),
                 RegionType::Ram => memory.ram(name, sizes[i]),
@@ -478,7 +526,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
                 let k = index[p.region.get_ref().as_str()];
                 let addr = cx.u64(&p.addr, "addr")?;
                 tx.add_subregion_overlap(id(ci), addr, id(k), p.priority)
-                    .map_err(|e| cx.err(p.region.span(), e.to_string()))?;
+                    .map_err(|e| cx.core(p.region.span(), e))?;
             }
         }
     }
@@ -489,7 +537,8 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         let _tx = memory.transaction();
         for s in &desc.spaces {
             let root = id(index[s.root.get_ref().as_str()]);
-            address_spaces.push(memory.address_space(&s.name, root)?);
+            let space = memory.address_space(&s.name, root);
+            address_spaces.push(space.map_err(|e| cx.core(s.root.span(), e))?);
         }
     }
     let region = |s: &Spanned<String>| -> Result<RegionId> { Ok(id(lookup(s, "region")?)) };
@@ -512,6 +561,7 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>) -> Result<Machine> {
         clusters,
         description: desc.description.clone(),
         cpu_tables,
+        devices,
     })
 }
 

@@ -59,6 +59,10 @@ use crate::address_space::AddressSpace;
 use crate::board::{Number, OpsKind};
 use crate::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView, PerCpuBuilder, PerCpuRoot};
 use crate::error::{Error, Result};
+use crate::load_error::LoadError;
+
+/// Results of the loader.
+type LoadResult<T> = std::result::Result<T, LoadError>;
 use crate::memory::Memory;
 use crate::region::{RegionId, SIZE_2_64};
 
@@ -204,17 +208,19 @@ struct Entry {
 
 /// Error helpers from the board loader.
 pub(crate) trait Report {
-    fn err(&self, span: std::ops::Range<usize>, msg: String) -> Error;
-    fn num(&self, n: &Spanned<Number>, what: &str) -> Result<u128>;
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> LoadError;
+    /// A failed call on the memory system, reported at `span`.
+    fn core(&self, span: std::ops::Range<usize>, e: Error) -> LoadError;
+    fn num(&self, n: &Spanned<Number>, what: &str) -> LoadResult<u128>;
 
     /// A number that must fit in 64 bits (an address or an offset).
-    fn u64(&self, n: &Spanned<Number>, what: &str) -> Result<u64> {
+    fn u64(&self, n: &Spanned<Number>, what: &str) -> LoadResult<u64> {
         let v = self.num(n, what)?;
         u64::try_from(v).map_err(|_| self.err(n.span(), format!("{what} {v:#x} overflows 2^64")))
     }
 
     /// A region size: at most 2^64.
-    fn size(&self, n: &Spanned<Number>) -> Result<u128> {
+    fn size(&self, n: &Spanned<Number>) -> LoadResult<u128> {
         let v = self.num(n, "size")?;
         if v > SIZE_2_64 {
             return Err(self.err(n.span(), format!("size: {v:#x} exceeds 2^64")));
@@ -258,10 +264,10 @@ pub(crate) fn build_clusters(
     clusters: &[ClusterDesc],
     roots: &[CpuRootDesc],
     memory: &Memory,
-    region: &dyn Fn(&Spanned<String>) -> Result<RegionId>,
+    region: &dyn Fn(&Spanned<String>) -> LoadResult<RegionId>,
     spaces: &[AddressSpace],
     cx: &dyn Report,
-) -> Result<Vec<Cluster>> {
+) -> LoadResult<Vec<Cluster>> {
     // Templates.
     let mut templates: Vec<(String, PerCpuBuilder)> = Vec::new();
     for t in roots {
@@ -297,7 +303,7 @@ pub(crate) fn build_clusters(
                     ),
                 ));
             }
-            let find = |r: &Spanned<String>, what: &str| -> Result<usize> {
+            let find = |r: &Spanned<String>, what: &str| -> LoadResult<usize> {
                 local.iter().position(|&(k, ..)| k == r.get_ref()).ok_or_else(|| {
                     cx.err(
                         r.span(),
@@ -323,7 +329,7 @@ pub(crate) fn build_clusters(
                 let target = region(a)?;
                 let size = match &e.size {
                     Some(s) => cx.size(s)?,
-                    None => memory.region_info(target)?.size,
+                    None => memory.region_info(target).map_err(|e| cx.core(a.span(), e))?.size,
                 };
                 Make::Alias { target, offset, size }
             } else if let Some(a) = &e.cpu_alias {
@@ -388,8 +394,7 @@ pub(crate) fn build_clusters(
                     "give exactly one of `root`, `shared`, `per-cpu` or `same-root-as`".to_string(),
                 ));
             }
-            crate::limits::check_space_index(&s.prefix, *s.index.get_ref())
-                .map_err(|e| cx.err(s.index.span(), e.to_string()))?;
+            crate::limits::check_space_index(&s.prefix, *s.index.get_ref()).map_err(|e| cx.core(s.index.span(), e))?;
             if specs.iter().any(|p: &CpuSpaceSpec| p.index == *s.index.get_ref()) {
                 return Err(cx.err(
                     s.index.span(),
@@ -445,8 +450,8 @@ pub(crate) fn build_clusters(
             Some(f) if max <= crate::limits::MAX_CPUS => f.span(),
             _ => c.max_cpus.span(),
         };
-        let mut cluster = Cluster::new(c.name.get_ref(), memory, model, first, max)
-            .map_err(|e| cx.err(span.clone(), e.to_string()))?;
+        let mut cluster =
+            Cluster::new(c.name.get_ref(), memory, model, first, max).map_err(|e| cx.core(span.clone(), e))?;
         let end = first + max as u32; // at most MAX_CPU_ID: checked by Cluster::new
         if let Some((other, lo, hi)) = taken.iter().find(|&&(_, lo, hi)| first < hi && lo < end) {
             return Err(cx.err(
@@ -462,7 +467,7 @@ pub(crate) fn build_clusters(
         taken.push((c.name.get_ref().as_str(), first, end));
         next_index = end;
         for slot in 0..present {
-            cluster.plug(slot).map_err(|e| cx.err(c.name.span(), e.to_string()))?;
+            cluster.plug(slot).map_err(|e| cx.core(c.name.span(), e))?;
         }
         out.push(cluster);
     }

@@ -34,7 +34,19 @@ use crate::sharing::{representative, signature};
 use crate::stats::{Counters, LiveToken};
 
 /// How a commit recomputes views.
+///
+/// More modes may come (the enum is `#[non_exhaustive]`), so a match needs a `_` arm:
+///
+/// ```compile_fail
+/// fn scoped(mode: addrspace::CommitMode) -> bool {
+///     match mode {
+///         addrspace::CommitMode::Scoped => true,
+///         addrspace::CommitMode::Full => false,
+///     } // error: `_` not covered
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CommitMode {
     /// Only views that can see a changed region, only the changed windows, only the
     /// listeners of changed address spaces.

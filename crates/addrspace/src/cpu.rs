@@ -45,6 +45,7 @@ pub struct PerCpuRoot {
 
 /// Where one of a CPU's address spaces comes from.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum CpuView {
     /// A space `<prefix>-<cpu index>` created for this CPU over a board region (QEMU's
     /// `cpu_address_space_init`); CPUs over the same root share one view.

@@ -28,6 +28,8 @@ pub trait Scalar: Copy + Default + sealed::Sealed {
 }
 
 mod sealed {
+    /// Seals [`super::Scalar`]: unnameable outside on purpose.
+    #[allow(unnameable_types)]
     pub trait Sealed {}
 }
 

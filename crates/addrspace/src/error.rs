@@ -1,9 +1,9 @@
-//! Typed errors for every fallible operation of the library.
+//! Typed errors of the core: calls on a [`crate::Memory`] and its handles.
 //!
-//! Each message names the region (or file and line) involved and, where it helps, what to do
-//! instead. A failed call leaves the memory system exactly as it was before the call.
-
-use std::path::PathBuf;
+//! Each message names the region involved and, where it helps, what to do instead. A failed
+//! call leaves the memory system exactly as it was before the call. Reading board files and
+//! QEMU dumps has its own error type, [`crate::LoadError`] (file, line, what), which wraps
+//! an `Error` when a call made while loading failed.
 
 /// What went wrong in a call on [`crate::Memory`] or one of its handles.
 #[derive(Debug, thiserror::Error)]
@@ -98,28 +98,6 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A QEMU `info mtree` dump could not be imported.
-    #[error("{file}:{line}: {msg}")]
-    Dump {
-        /// Where the dump came from.
-        file: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong there.
-        msg: String,
-    },
-    /// A board description file is invalid.
-    #[error("{file}:{line}:{column}: {msg}")]
-    Board {
-        /// The board file.
-        file: String,
-        /// 1-based line number.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong there.
-        msg: String,
-    },
     /// A listener callback tried to change the topology or the listener set while the
     /// memory system was notifying listeners.
     #[error("cannot {what} from inside a memory-listener callback; defer it until the callback returns")]
@@ -170,14 +148,6 @@ pub enum Error {
         value: u128,
         /// The largest value allowed.
         limit: u64,
-    },
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
     },
 }
 

@@ -482,6 +482,7 @@ impl FlatView {
 /// A view's ranges in address order: a slice for most views, the merge of a layered view's
 /// windows and its base view otherwise. Indexing is O(1) (O(log windows) when layered).
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum Ranges<'a> {
     /// Stored in one array.
     Slice(&'a [FlatRange]),

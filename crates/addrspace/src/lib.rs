@@ -34,6 +34,9 @@
 //! # Ok::<(), addrspace::Error>(())
 //! ```
 #![warn(missing_docs)]
+// A `pub` type reachable from the API must be nameable (re-exported from a public module):
+// a type of a private module in a public field or signature is a warning, and CI denies it.
+#![warn(unnameable_types)]
 
 pub mod access;
 pub mod accessor;
@@ -60,6 +63,7 @@ mod layer;
 pub mod limits;
 mod listen;
 pub mod listener;
+mod load_error;
 pub mod machine;
 pub mod memory;
 mod mmio;
@@ -89,6 +93,7 @@ pub use dispatch::Scalar;
 pub use error::{Error, Result};
 pub use flatview::{FlatRange, FlatView, Ranges, RangesIter};
 pub use listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
+pub use load_error::LoadError;
 pub use machine::Machine;
 pub use memory::{Memory, Transaction, WeakMemory};
 pub use region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};

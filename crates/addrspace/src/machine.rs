@@ -26,6 +26,10 @@ pub struct Machine {
     /// for a machine without them). [`crate::board::export`] writes them back: the CPUs'
     /// own regions and address spaces are rebuilt from them, never exported as plain ones.
     pub cpu_tables: String,
+    /// `(region id, ops name)` of each device region whose board file names a device model
+    /// of the VMM's (`ops = "pl011"`), bound or not (see [`crate::board::Loader`]), in file
+    /// order; [`crate::board::export`] writes these names back.
+    pub devices: Vec<(String, String)>,
 }
 
 impl Machine {

@@ -314,6 +314,17 @@ impl Default for Memory {
 /// An open transaction. Mutations made while it lives are rendered and published once, when
 /// the outermost transaction ends (on drop or [`commit`](Transaction::commit)). It holds the
 /// topology lock, so other threads' mutations wait until it ends.
+///
+/// It is a guard: bind it to a named variable for the scope of the changes. A bare
+/// `mem.transaction();` (or `let _ = mem.transaction();`) ends it at once, so the changes
+/// after it are committed one by one; the first is a warning:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// let mem = addrspace::Memory::new();
+/// mem.transaction(); // error: unused `Transaction` that must be used
+/// ```
+#[must_use = "the transaction ends (and commits) when this guard is dropped: bind it, `let _tx = mem.transaction();` (not `let _`)"]
 pub struct Transaction<'a> {
     memory: &'a Memory,
     _guard: ReentrantMutexGuard<'a, RefCell<State>>,

@@ -301,7 +301,7 @@ mod tests {
         );
         // Writes split the same way.
         let w = Log::default();
-        dispatch_write(
+        let res = dispatch_write(
             d(&w, &le),
             0x10,
             0xaaaa_bbbb_cccc_dddd,
@@ -309,6 +309,7 @@ mod tests {
             Endianness::Little,
             MemTxAttrs::default(),
         );
+        assert!(res.is_ok());
         let calls = w.0.lock().unwrap().clone();
         assert_eq!(calls, vec![(true, 0x10, 4, 0xcccc_dddd), (true, 0x14, 4, 0xaaaa_bbbb)]);
     }
@@ -326,7 +327,7 @@ mod tests {
         );
         assert_eq!(v, 0x77, "extra bytes masked off");
         let w = Log::default();
-        dispatch_write(d(&w, &r), 2, 0x1ab, 1, Endianness::Little, MemTxAttrs::default());
+        assert!(dispatch_write(d(&w, &r), 2, 0x1ab, 1, Endianness::Little, MemTxAttrs::default()).is_ok());
         assert_eq!(w.0.lock().unwrap()[0], (true, 2, 4, 0xab), "zero-extended");
     }
 
@@ -337,7 +338,7 @@ mod tests {
         let (v, _) = dispatch_read(d(&ops, &le), 0, 4, Endianness::Big, MemTxAttrs::default());
         assert_eq!(v, 0x8877_6655, "big-endian load from a little-endian device swaps");
         let w = Log::default();
-        dispatch_write(d(&w, &le), 0, 0x1122_3344, 4, Endianness::Big, MemTxAttrs::default());
+        assert!(dispatch_write(d(&w, &le), 0, 0x1122_3344, 4, Endianness::Big, MemTxAttrs::default()).is_ok());
         assert_eq!(w.0.lock().unwrap()[0].3, 0x4433_2211);
     }
 

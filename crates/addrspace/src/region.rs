@@ -52,6 +52,7 @@ impl fmt::Display for RegionId {
 
 /// The kind of a region, as reported by [`crate::Memory::region_info`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RegionKind {
     /// A pure container: holes fall through to lower-priority siblings.
     Container,
@@ -92,6 +93,7 @@ impl RegionKind {
 
 /// What a terminating region does with accesses: the reader-side half of a region.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Backend {
     /// RAM or ROM: direct access to host memory.
     Ram(Arc<RamBlock>),

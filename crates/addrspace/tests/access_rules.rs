@@ -50,20 +50,20 @@ fn exercise(mem: &Memory, r: AccessRules) {
     for len in [1usize, 3, 5, 7, 16, 17, 4096] {
         for at in [0x10000u64, 0x10001, 0x10003, 0x10006] {
             let mut buf = vec![0u8; len];
-            space.read(GuestAddr(at), &mut buf, a);
-            space.write(GuestAddr(at), &buf, a);
+            let _ = space.read(GuestAddr(at), &mut buf, a);
+            let _ = space.write(GuestAddr(at), &buf, a);
         }
     }
     for order in [Endianness::Little, Endianness::Big] {
         for at in [0x10000u64, 0x10001, 0x10004] {
-            space.load::<u8>(GuestAddr(at), order, a);
-            space.load::<u16>(GuestAddr(at), order, a);
-            space.load::<u32>(GuestAddr(at), order, a);
-            space.load::<u64>(GuestAddr(at), order, a);
-            space.store(GuestAddr(at), 0x1234_5678_9abc_def0u64, order, a);
-            space.store(GuestAddr(at), 0x1234_5678u32, order, a);
-            space.store(GuestAddr(at), 0x1234u16, order, a);
-            space.store(GuestAddr(at), 0x12u8, order, a);
+            let _ = space.load::<u8>(GuestAddr(at), order, a);
+            let _ = space.load::<u16>(GuestAddr(at), order, a);
+            let _ = space.load::<u32>(GuestAddr(at), order, a);
+            let _ = space.load::<u64>(GuestAddr(at), order, a);
+            let _ = space.store(GuestAddr(at), 0x1234_5678_9abc_def0u64, order, a);
+            let _ = space.store(GuestAddr(at), 0x1234_5678u32, order, a);
+            let _ = space.store(GuestAddr(at), 0x1234u16, order, a);
+            let _ = space.store(GuestAddr(at), 0x12u8, order, a);
         }
     }
 }

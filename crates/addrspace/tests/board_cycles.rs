@@ -8,10 +8,10 @@
 //! their `[[region]]` tables in random order. All windows have one size `W` and every shift
 //! goes the same way, by `W/4` to `W`: such cycles end after a few trips, so the board must
 //! load. Sometimes one alias shows exactly the addresses it sits at (QEMU would recurse
-//! forever): then loading must fail with an `Error::Board` naming the line and column of the
+//! forever): then loading must fail with a `LoadError::Board` naming the line and column of the
 //! subregion entry that closed the cycle (the alias's own entry, or that of a container on its
 //! way up). A tenth of the boards are also damaged (a line dropped or a number changed):
-//! those must load or fail with an `Error::Board` naming a line of the file. Every load runs
+//! those must load or fail with a `LoadError::Board` naming a line of the file. Every load runs
 //! on a watchdog thread and must end within 10 seconds; a loaded machine must print
 //! (`info mtree`, `info mtree -f`) and show in every space exactly a fresh render.
 
@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use addrspace::mtree::{self, FlatOptions, TreeOptions};
-use addrspace::{board, Error};
+use addrspace::{board, LoadError};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::RngSeed;
@@ -286,7 +286,7 @@ fn damage(text: &str, (at, how): (Index, u8)) -> String {
 }
 
 /// Loads on a watchdog thread; what it says about the machine, or the error.
-fn load(text: String) -> Result<Result<(), Error>, String> {
+fn load(text: String) -> Result<Result<(), LoadError>, String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = board::load_str(&text, "gen.toml").map(|m| {
@@ -318,7 +318,7 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
     if spec.damage.is_some() {
         return match r {
             Ok(()) => Ok(()),
-            Err(Error::Board { line, column, .. }) if line >= 1 && line <= lines + 1 && column >= 1 => Ok(()),
+            Err(LoadError::Board { line, column, .. }) if line >= 1 && line <= lines + 1 && column >= 1 => Ok(()),
             Err(e) => Err(ctx(format!("damaged board: not an error naming a line: {e:?}"))),
         };
     }
@@ -327,11 +327,12 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
         (Ok(()), true) => Err(ctx("an alias showing exactly where it sits was accepted".into())),
         (Err(e), false) => Err(ctx(format!("a board whose cycles all end was refused: {e}"))),
         (
-            Err(Error::Board {
+            Err(LoadError::Board {
                 file,
                 line,
                 column,
                 msg,
+                ..
             }),
             true,
         ) => {
@@ -347,7 +348,7 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
             }
             Ok(())
         }
-        (Err(e), true) => Err(ctx(format!("not an Error::Board: {e:?}"))),
+        (Err(e), true) => Err(ctx(format!("not a LoadError::Board: {e:?}"))),
     }
 }
 

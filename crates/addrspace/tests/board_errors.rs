@@ -1,4 +1,4 @@
-//! Board files: every kind of mistake is reported as `Error::Board` at the offending line
+//! Board files: every kind of mistake is reported as `LoadError::Board` at the offending line
 //! with a message that says what is wrong; random garbage never panics; the shipped boards
 //! reproduce QEMU's `info mtree` captures; `board::export` round-trips.
 
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use addrspace::board::{self, load_str};
 use addrspace::mtree::{self, canonical, FlatOptions, TreeOptions};
-use addrspace::{Error, Machine};
+use addrspace::{LoadError, Machine};
 use proptest::prelude::*;
 
 /// The name the test boards are loaded under.
@@ -25,7 +25,7 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
-/// Loads `text`, expecting an `Error::Board` at `line`; checks the Display form and that the
+/// Loads `text`, expecting a `LoadError::Board` at `line`; checks the Display form and that the
 /// message contains every one of `needles`. Returns the message.
 fn board_error_at(text: &str, line: usize, needles: &[&str]) -> String {
     let err = match load_str(text, FILE) {
@@ -33,14 +33,15 @@ fn board_error_at(text: &str, line: usize, needles: &[&str]) -> String {
         Err(e) => e,
     };
     let shown = err.to_string();
-    let Error::Board {
+    let LoadError::Board {
         file,
         line: got_line,
         column,
         msg,
+        ..
     } = err
     else {
-        panic!("expected Error::Board, got {err:?}");
+        panic!("expected LoadError::Board, got {err:?}");
     };
     assert_eq!(file, FILE, "{shown}");
     assert_eq!(got_line, line, "wrong line in `{shown}` for:\n{text}");
@@ -566,11 +567,11 @@ fn load_file_names_the_path_in_errors() {
     let err = board::load_file(&path).expect_err("error");
     let shown = err.to_string();
     assert!(shown.starts_with(&format!("{}:5:", path.display())), "{shown}");
-    assert!(matches!(err, Error::Board { line: 5, .. }));
+    assert!(matches!(err, LoadError::Board { line: 5, .. }));
 
     let missing = dir.join("missing.toml");
     let err = board::load_file(&missing).expect_err("error");
-    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(matches!(err, LoadError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("missing.toml"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use addrspace::mtree::{self, Hints};
-use addrspace::{board, Error, FlatView, Memory, MemoryListener, RegionId, Section, Unassigned, SIZE_2_64};
+use addrspace::{board, Error, FlatView, LoadError, Memory, MemoryListener, RegionId, Section, Unassigned, SIZE_2_64};
 
 /// Counts every callback it gets.
 #[derive(Default)]
@@ -336,11 +336,12 @@ root = "system"
 #[test]
 fn a_board_names_the_subregion_entry_that_closes_an_endless_cycle() {
     let err = board::load_str(&board_with("0x3000", "0x3000"), "board.toml").unwrap_err();
-    let Error::Board {
+    let LoadError::Board {
         file,
         line,
         column,
         msg,
+        ..
     } = &err
     else {
         panic!("{err:?}")
@@ -400,7 +401,7 @@ fn dump_with(offset: u64) -> String {
 #[test]
 fn an_imported_dump_names_the_line_of_an_endless_alias() {
     let err = mtree::import_dump(&dump_with(0x3000), "dump.txt", &Hints::default()).unwrap_err();
-    let Error::Dump { file, line, msg } = &err else {
+    let LoadError::Dump { file, line, msg, .. } = &err else {
         panic!("{err:?}")
     };
     assert_eq!((file.as_str(), *line), ("dump.txt", 4), "{err}");
@@ -462,6 +463,7 @@ fn acceptance_does_not_depend_on_build_order() {
                 clusters: Vec::new(),
                 description: None,
                 cpu_tables: String::new(),
+                devices: Vec::new(),
             };
             let reloaded = board::load_str(&board::export(&machine), "export.toml");
             assert!(

@@ -81,7 +81,7 @@ fn holes_read_zero_with_a_decode_error() {
     let b = board();
     let r = b.mem.ram("r", 0x1000).unwrap();
     b.mem.add_subregion(b.system, 0x1000, r).unwrap();
-    b.space.write(GuestAddr(0x1000), &[0xff; 4], attrs());
+    assert!(b.space.write(GuestAddr(0x1000), &[0xff; 4], attrs()).is_ok());
     let mut buf = [0xaau8; 8];
     assert_eq!(b.space.read(GuestAddr(0xffc), &mut buf, attrs()), DECODE);
     assert_eq!(buf, [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], "the mapped half is read");
@@ -132,7 +132,7 @@ fn rom_device_romd_mode() {
     let dev = Dev::new(AccessRules::default());
     let flash = b.mem.rom_device("flash", 0x1000, dev.clone()).unwrap();
     b.mem.add_subregion(b.system, 0, flash).unwrap();
-    b.space.write(GuestAddr(8), &[0xab], MemTxAttrs::DEBUG);
+    assert!(b.space.write(GuestAddr(8), &[0xab], MemTxAttrs::DEBUG).is_ok());
     assert_eq!(
         b.space.load::<u8>(GuestAddr(8), LE, attrs()),
         (0xab, OK),
@@ -216,7 +216,7 @@ fn big_endian_device_through_byte_slices() {
     });
     let io = b.mem.io("be", 0x100, dev.clone()).unwrap();
     b.mem.add_subregion(b.system, 0, io).unwrap();
-    b.space.write(GuestAddr(4), &[0x11, 0x22, 0x33, 0x44], attrs());
+    assert!(b.space.write(GuestAddr(4), &[0x11, 0x22, 0x33, 0x44], attrs()).is_ok());
     assert_eq!(
         dev.calls(),
         vec![('w', 4, 4, 0x1122_3344)],
@@ -308,7 +308,7 @@ fn a_callback_can_remap_and_the_next_access_sees_it() {
     b.mem.add_subregion(b.system, 0x100, ctl_region).unwrap();
     b.mem.add_subregion(b.system, 0x10000, bar).unwrap();
     let mut cpu = b.space.accessor();
-    cpu.store(GuestAddr(0x10000), 0xcafeu16, LE, attrs());
+    assert!(cpu.store(GuestAddr(0x10000), 0xcafeu16, LE, attrs()).is_ok());
     // The guest moves the BAR from inside an MMIO write: no deadlock.
     assert_eq!(cpu.store(GuestAddr(0x100), 0x20000u32, LE, attrs()), OK);
     assert_eq!(ctl.moves.load(Ordering::Relaxed), 1);
@@ -337,7 +337,7 @@ fn a_held_view_keeps_removed_ram_alive() {
     let ram = b.mem.ram("ram", 0x1000).unwrap();
     b.mem.add_subregion(b.system, 0, ram).unwrap();
     let mut cpu = b.space.accessor();
-    cpu.store(GuestAddr(0x10), 42u32, LE, attrs());
+    assert!(cpu.store(GuestAddr(0x10), 42u32, LE, attrs()).is_ok());
     let old = cpu.view().clone();
     b.mem.remove_subregion(b.system, ram).unwrap();
     b.mem.delete_region(ram).unwrap();

@@ -30,7 +30,7 @@ fn hints(machine: &str) -> Hints {
     Hints::from_toml(&read(machine, "hints.toml"), "hints.toml").unwrap()
 }
 
-fn import(machine: &str, file: &str) -> addrspace::Result<Machine> {
+fn import(machine: &str, file: &str) -> Result<Machine, addrspace::LoadError> {
     mtree::import_dump(&read(machine, file), file, &hints(machine))
 }
 

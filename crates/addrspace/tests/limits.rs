@@ -6,7 +6,7 @@
 use addrspace::board::{self, load_str};
 use addrspace::cpu::{Cluster, Cpu, CpuModel, CpuSpaceSpec, CpuView};
 use addrspace::limits::{MAX_CPUS, MAX_CPU_ID, MAX_CPU_SPACES};
-use addrspace::{Error, Memory, SIZE_2_64};
+use addrspace::{Error, LoadError, Memory, SIZE_2_64};
 
 /// A board with one cluster; `cluster` is spliced into its `[[cluster]]` table (line 7 on).
 fn board(cluster: &str) -> String {
@@ -20,7 +20,7 @@ fn board(cluster: &str) -> String {
 fn refused_at(text: &str, line: usize, needles: &[&str]) -> String {
     match load_str(text, "limits.toml") {
         Ok(_) => panic!("loaded, but should not have:\n{text}"),
-        Err(Error::Board { line: got, msg, .. }) => {
+        Err(LoadError::Board { line: got, msg, .. }) => {
             assert_eq!(got, line, "{msg}\n{text}");
             for n in needles {
                 assert!(msg.contains(n), "`{n}` missing from: {msg}");
@@ -141,7 +141,7 @@ fn non_utf8_board_file_names_the_line() {
     let err = board::load_file(&path).unwrap_err();
     std::fs::remove_file(&path).unwrap();
     match &err {
-        Error::Board { line, column, msg, .. } => {
+        LoadError::Board { line, column, msg, .. } => {
             assert_eq!((*line, *column), (5, 6), "{err}");
             assert!(msg.contains("UTF-8"), "{msg}");
         }

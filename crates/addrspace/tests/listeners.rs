@@ -140,12 +140,14 @@ fn per_region_logging_is_counted_and_heard_as_log_start_and_stop() {
 fn writes_through_the_space_mark_pages_for_the_logging_clients_only() {
     let b = board();
     let attrs = MemTxAttrs::default();
-    b.space.write(GuestAddr(0x10000), &[1], attrs); // before logging: not recorded
+    assert!(b.space.write(GuestAddr(0x10000), &[1], attrs).is_ok()); // before logging: not recorded
     b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap();
     let mut cpu = b.space.accessor();
-    cpu.store(GuestAddr(0x11ffe), 0xabcd_u32, Endianness::Little, attrs); // straddles pages 1 and 2
-    b.space.write(GuestAddr(0x13000), &[0; 16], attrs);
-    b.space.write(GuestAddr(0x0), &[0; 16], attrs); // "ram" does not log
+    assert!(cpu
+        .store(GuestAddr(0x11ffe), 0xabcd_u32, Endianness::Little, attrs)
+        .is_ok()); // straddles pages 1 and 2
+    assert!(b.space.write(GuestAddr(0x13000), &[0; 16], attrs).is_ok());
+    assert!(b.space.write(GuestAddr(0x0), &[0; 16], attrs).is_ok()); // "ram" does not log
     let vga = b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap();
     assert_eq!(vga, [0x1000, 0x2000, 0x3000]);
     assert!(b
@@ -166,7 +168,7 @@ fn writes_through_the_space_mark_pages_for_the_logging_clients_only() {
     );
     // Reads do not dirty; an MMIO region has no bitmap.
     let mut buf = [0u8; 8];
-    b.space.read(GuestAddr(0x13000), &mut buf, attrs);
+    assert!(b.space.read(GuestAddr(0x13000), &mut buf, attrs).is_ok());
     assert_eq!(
         b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
         [0x1000]
@@ -193,7 +195,7 @@ fn global_dirty_tracking_starts_every_listener_then_logs_all_ram() {
     );
     assert_eq!(l2.take().len(), 5);
     // Migration sees guest writes now.
-    b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default());
+    assert!(b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default()).is_ok());
     let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
     assert_eq!(
         b.mem.dirty_pages(ram, 0, 0x10000, DirtyClient::Migration).unwrap(),
@@ -227,7 +229,7 @@ fn a_refusing_listener_rolls_back_the_ones_already_started() {
     assert!(e.to_string().contains("`no` refused"), "{e}");
     assert_eq!(ok.take(), ["global_start", "global_stop"]);
     assert_eq!(no.take(), ["global_start"]);
-    b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default());
+    assert!(b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default()).is_ok());
     let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
     assert!(b
         .mem
@@ -343,7 +345,10 @@ fn ram_sections_carry_their_host_memory() {
     let _h = b.space.register_listener(slots.clone(), PRIORITY_ACCEL).unwrap();
     let got = slots.0.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "ram and vram, not the device");
-    b.space.write(GuestAddr(0x10008), &[0x5a], MemTxAttrs::default());
+    assert!(b
+        .space
+        .write(GuestAddr(0x10008), &[0x5a], MemTxAttrs::default())
+        .is_ok());
     let (gpa, host) = got[1];
     assert_eq!(gpa, 0x10000);
     let block = b.mem.leaf(b.vram).unwrap().unwrap().backend().ram().unwrap().clone();

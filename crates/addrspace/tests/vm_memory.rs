@@ -569,7 +569,9 @@ fn a_device_holding_a_guest_ram_space_is_freed() {
     let ram = mem.ram("ram", 0x1000).unwrap();
     mem.add_subregion(system, 0, ram).unwrap();
     let space = mem.address_space("memory", system).unwrap();
-    space.store(GuestAddr(0), 0x1234u32, Endianness::Little, MemTxAttrs::default());
+    assert!(space
+        .store(GuestAddr(0), 0x1234u32, Endianness::Little, MemTxAttrs::default())
+        .is_ok());
     let dev = std::sync::Arc::new(VirtioLike {
         guest: addrspace::vm_memory::GuestRamSpace::new(&space),
     });

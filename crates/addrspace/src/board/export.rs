@@ -208,7 +208,8 @@ fn region(
         Backend::Io(ops) | Backend::RomDevice(_, ops) => ops.describe(),
         _ => None,
     });
-    if let Some(name) = ops.filter(|&n| n != "unassigned") {
+    let declared = machine.devices.iter().find(|(k, _)| k == key).map(|(_, n)| n.as_str());
+    if let Some(name) = declared.or(ops.filter(|&n| n != "unassigned")) {
         *out += &format!("ops = {}\n", q(name));
     }
     for (flag, on) in [

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A number written as a TOML integer or as a string (`"0x1000"`, `"64K"`, `"2^64"`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Number {
     /// A TOML integer.
     Int(i64),

@@ -225,6 +225,7 @@ fn bar_move_in_a_private_container_calls_only_its_listeners_when_scoped() {
                 assert_eq!(take(&js, false), ["begin", "commit"]);
                 assert_eq!(take(&jn, false), ["begin", "nop ram[0x0,0x10000)@0x0", "commit"]);
             }
+            other => unreachable!("the loop runs Scoped and Full only, not {other:?}"),
         }
     }
 }

@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use super::parse::Dump;
-use crate::error::Result;
+use crate::load_error::LoadError;
+
+type Result<T> = std::result::Result<T, LoadError>;
 
 /// Structural signatures, children before parents (children always follow parents).
 pub(super) fn signatures(d: &mut Dump<'_>) {

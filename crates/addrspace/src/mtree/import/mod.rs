@@ -36,7 +36,9 @@ use serde::Deserialize;
 pub use guess::{Guess, GuessKind};
 pub use plan::DumpPlan;
 
-use crate::error::{Error, Result};
+use crate::load_error::LoadError;
+
+type Result<T> = std::result::Result<T, LoadError>;
 use crate::machine::Machine;
 
 /// What a dump cannot say, by region or address-space name (the `--hints` TOML file).
@@ -103,12 +105,7 @@ impl Hints {
                 .span()
                 .map(|s| crate::board::line_col(text, s.start))
                 .unwrap_or((1, 1));
-            Error::Board {
-                file: file.to_string(),
-                line,
-                column,
-                msg: e.message().to_string(),
-            }
+            LoadError::board(file, line, column, e.message().to_string(), None)
         })
     }
 
@@ -163,7 +160,7 @@ pub fn plan_dump(text: &str, file: &str, hints: &Hints) -> Result<DumpPlan> {
 /// )?;
 /// let (_machine, guesses) = mtree::import_dump_with_report(dump, "dump.txt", &hints)?;
 /// assert!(guesses.is_empty());
-/// # Ok::<(), addrspace::Error>(())
+/// # Ok::<(), addrspace::LoadError>(())
 /// ```
 pub fn import_dump_with_report(text: &str, file: &str, hints: &Hints) -> Result<(Machine, Vec<Guess>)> {
     let plan = plan_dump(text, file, hints)?;
@@ -179,7 +176,7 @@ pub fn import_dump_with_report(text: &str, file: &str, hints: &Hints) -> Result<
 /// let dump = "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n    0000000000000000-0000000000000fff (prio 0, ram): ram\n\n";
 /// let machine = mtree::import_dump(dump, "dump.txt", &Hints::default())?;
 /// assert_eq!(mtree::print_tree(&machine.memory, &Default::default()), dump);
-/// # Ok::<(), addrspace::Error>(())
+/// # Ok::<(), addrspace::LoadError>(())
 /// ```
 pub fn import_dump(text: &str, file: &str, hints: &Hints) -> Result<Machine> {
     plan_dump(text, file, hints)?.build()

@@ -9,7 +9,9 @@
 
 use std::collections::HashSet;
 
-use crate::error::{Error, Result};
+use crate::load_error::LoadError;
+
+type Result<T> = std::result::Result<T, LoadError>;
 
 /// A region line's type word (`nv-` prefix apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,12 +84,8 @@ pub(super) struct Dump<'a> {
 }
 
 impl Dump<'_> {
-    pub fn err(&self, line: usize, msg: impl Into<String>) -> Error {
-        Error::Dump {
-            file: self.file.to_string(),
-            line,
-            msg: msg.into(),
-        }
+    pub fn err(&self, line: usize, msg: impl Into<String>) -> LoadError {
+        LoadError::dump(self.file, line, msg.into(), None)
     }
 }
 
@@ -189,7 +187,7 @@ pub(super) fn parse<'a>(text: &str, file: &'a str) -> Result<Dump<'a>> {
 }
 
 impl Parser<'_> {
-    fn err(&self, line: usize, msg: impl Into<String>) -> Error {
+    fn err(&self, line: usize, msg: impl Into<String>) -> LoadError {
         self.dump.err(line, msg)
     }
 

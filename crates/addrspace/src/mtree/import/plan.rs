@@ -16,7 +16,10 @@ use super::parse::{Dump, Ty};
 use super::precedence::{precedence, Sibling};
 use super::Hints;
 use crate::access::{RegionOps, Unassigned};
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::load_error::LoadError;
+
+type Result<T, E = LoadError> = std::result::Result<T, E>;
 use crate::machine::Machine;
 use crate::memory::Memory;
 use crate::region::RegionId;
@@ -300,18 +303,14 @@ impl DumpPlan {
 
     /// Builds the machine: regions, then address spaces in creation order.
     pub fn build(&self) -> Result<Machine> {
-        let err = |i: usize, e: Error| Error::Dump {
-            file: self.file.clone(),
-            line: self.regions[i].lineno,
-            msg: e.to_string(),
-        };
+        let err = |i: usize, e: Error| LoadError::dump(&self.file, self.regions[i].lineno, e.to_string(), Some(e));
         let memory = Memory::new();
         let tx = memory.transaction();
         let mut ids: Vec<Option<RegionId>> = vec![None; self.regions.len()];
         // Flags first, while nothing can see the region (and nothing walks up from it).
         let flags = |i: usize, id: RegionId| -> Result<()> {
             let r = &self.regions[i];
-            let ok = (|| {
+            let ok = (|| -> Result<(), Error> {
                 if r.nv {
                     tx.set_nonvolatile(id, true)?;
                 }
@@ -387,6 +386,7 @@ impl DumpPlan {
             clusters: Vec::new(),
             description: None,
             cpu_tables: String::new(),
+            devices: Vec::new(),
         })
     }
 }
