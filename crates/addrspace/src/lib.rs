@@ -35,61 +35,37 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod access;
-pub mod accessor;
-pub mod addr;
-pub mod address_space;
-pub mod board;
-mod board_cpus;
-mod build_order;
-mod child_index;
-mod commit;
-mod commit_layers;
-pub mod cpu;
-pub mod cycle;
-mod delivery;
-pub mod dirty;
-mod dispatch;
-pub mod dma;
-pub mod error;
-pub mod flatview;
-mod graph;
-mod idmap;
-mod ioeventfd;
-mod layer;
-pub mod limits;
-mod listen;
-pub mod listener;
+mod base;
+mod io;
 pub mod machine;
-pub mod memory;
-mod mmio;
-pub mod mtree;
-mod patch;
-mod propagate;
-mod publish;
-pub mod ram;
-mod reentrancy;
-pub mod region;
-mod render;
-mod sharing;
-mod slots;
-pub mod stats;
-pub mod tlb;
-pub mod vm_memory;
-mod vm_memory_bitmap;
-mod vm_memory_walk;
+mod model;
+mod read;
+mod view;
+mod write;
 
-pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
-pub use accessor::Accessor;
-pub use addr::{GuestAddr, RegionOffset};
-pub use address_space::{AddressSpace, WeakAddressSpace};
-pub use commit::CommitMode;
-pub use dirty::{DirtyClient, DirtyMask};
-pub use dispatch::Scalar;
-pub use error::{Error, Result};
-pub use flatview::{FlatRange, FlatView, Ranges, RangesIter};
-pub use listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
-pub use machine::Machine;
-pub use memory::{Memory, Transaction, WeakMemory};
-pub use region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
-pub use stats::Stats;
+// The public module paths of the crate, whatever layer folder holds them.
+pub use crate::base::{access, addr, dirty, error, limits, ram, stats};
+pub use crate::io::{board, mtree, vm_memory};
+pub use crate::machine::{address_space, cpu, dma, memory, tlb};
+pub use crate::model::graph::cycle;
+pub use crate::model::region;
+pub use crate::read::accessor;
+pub use crate::view::flatview;
+pub use crate::write::listener;
+
+pub use crate::base::access::{
+    AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned,
+};
+pub use crate::base::addr::{GuestAddr, RegionOffset};
+pub use crate::base::dirty::{DirtyClient, DirtyMask};
+pub use crate::base::error::{Error, Result};
+pub use crate::base::stats::Stats;
+pub use crate::machine::address_space::{AddressSpace, WeakAddressSpace};
+pub use crate::machine::memory::{Memory, Transaction, WeakMemory};
+pub use crate::machine::Machine;
+pub use crate::model::region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
+pub use crate::read::accessor::Accessor;
+pub use crate::read::dispatch::Scalar;
+pub use crate::view::flatview::{FlatRange, FlatView, Ranges, RangesIter};
+pub use crate::write::commit::CommitMode;
+pub use crate::write::listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
