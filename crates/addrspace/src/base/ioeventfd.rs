@@ -9,12 +9,69 @@
 //! handles ioeventfds itself (KVM), the check is always made here: a write that reaches the
 //! software dispatcher was not caught by an accelerator.
 
+use std::cmp::Ordering as Order;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use vmm_sys_util::eventfd::EventFd;
 
-use crate::write::listener::IoEventFd;
+/// An ioeventfd: a guest write of `size` bytes at `addr` (with `data`, if given) signals
+/// `notifier` instead of reaching the device. Registered with region offsets
+/// ([`Memory::add_eventfd`](crate::Memory::add_eventfd)); listeners get absolute addresses.
+#[derive(Clone)]
+pub struct IoEventFd {
+    /// Region offset (registration) or address in the space (listener callbacks).
+    pub addr: u64,
+    /// Access size in bytes; 0 matches any size.
+    pub size: u64,
+    /// The value that must be written (already in the device's byte order), or any value.
+    pub data: Option<u64>,
+    /// The eventfd signalled.
+    pub notifier: Arc<EventFd>,
+}
+
+impl IoEventFd {
+    fn key(&self) -> (u64, u64, bool, u64, usize) {
+        let data = self.data.unwrap_or(0);
+        (
+            self.addr,
+            self.size,
+            self.data.is_some(),
+            data,
+            Arc::as_ptr(&self.notifier) as usize,
+        )
+    }
+}
+
+impl PartialEq for IoEventFd {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+impl Eq for IoEventFd {}
+impl PartialOrd for IoEventFd {
+    fn partial_cmp(&self, o: &Self) -> Option<Order> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for IoEventFd {
+    /// QEMU's order: address, size, match-data flag, data, notifier.
+    fn cmp(&self, o: &Self) -> Order {
+        self.key().cmp(&o.key())
+    }
+}
+
+impl fmt::Debug for IoEventFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "eventfd[{:#x}+{}", self.addr, self.size)?;
+        if let Some(d) = self.data {
+            write!(f, " ={d:#x}")?;
+        }
+        write!(f, "]")
+    }
+}
 
 /// A region's ioeventfd registrations (region offsets, sorted), as the dispatcher sees them.
 #[derive(Debug, Default)]

@@ -12,12 +12,12 @@ use std::sync::{Arc, Weak};
 
 use crate::base::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::base::addr::{GuestAddr, RegionOffset};
-use crate::machine::memory::Shared;
 use crate::model::region::RegionId;
 use crate::read::accessor::Accessor;
 use crate::read::dispatch::{self, Scalar};
 use crate::read::publish::SpaceCell;
 use crate::view::flatview::{FlatRange, FlatView, Mru};
+use crate::write::shared::Shared;
 
 pub(crate) struct SpaceShared {
     pub id: u64,

@@ -6,7 +6,6 @@
 //! `begin`/`commit` of that listener only. Dirty-logging and ioeventfd changes go through
 //! transactions like any topology change, so listeners hear them in one commit.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use vmm_sys_util::eventfd::EventFd;
@@ -14,247 +13,13 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::base::dirty::{DirtyClient, DirtyMask};
 use crate::base::error::{Error, Result};
 use crate::machine::address_space::AddressSpace;
-use crate::model::graph::Graph;
-use crate::write::delivery::{coalesced_events, Call, Delivery, Diff, Event, Owned, Registered, SpaceUpdate};
+use crate::write::delivery::{coalesced_events, Call, Delivery, Event, Owned};
+use crate::write::listener::Registered;
 use crate::write::listener::{IoEventFd, ListenerHandle, MemoryListener};
 
-use crate::machine::memory::{whole_if, Memory, Shared, SpaceRecord};
+use crate::machine::memory::{whole_if, Memory};
 use crate::model::region::{Body, RegionId};
-
-/// The replay of `sp`'s view for one listener (QEMU's `listener_add_address_space` /
-/// `listener_del_address_space`): additions (with `log_start` for logged ranges) or deletions
-/// (after `log_stop`), generated while delivering like a commit's changes.
-fn replay(
-    g: &Graph,
-    sp: &SpaceRecord,
-    l: &Registered,
-    add: bool,
-    empty: &Arc<crate::view::flatview::FlatView>,
-) -> SpaceUpdate {
-    if l.sections {
-        return whole_view(g, sp, Arc::new(vec![l.clone()]), add, true, empty);
-    }
-    // Nothing to replay to a listener that takes no per-range calls.
-    SpaceUpdate {
-        name: sp.name.clone(),
-        id: sp.id,
-        listeners: Arc::new(vec![l.clone()]),
-        old: empty.clone(),
-        new: empty.clone(),
-        diff: Arc::new(Diff::empty()),
-        eventfds: None,
-        replay: true,
-    }
-}
-
-/// `sp`'s whole view appearing (`add`) or disappearing for `listeners`; as a `replay`, with
-/// QEMU's `log_start`/`log_stop` for logged ranges (a destroyed space's commit has none).
-fn whole_view(
-    g: &Graph,
-    sp: &SpaceRecord,
-    listeners: Arc<Vec<Registered>>,
-    add: bool,
-    replay: bool,
-    empty: &Arc<crate::view::flatview::FlatView>,
-) -> SpaceUpdate {
-    let n = sp.view.ranges().len();
-    let none: crate::write::delivery::EventFds = Arc::default();
-    let (old, new, changes, eventfds) = if add {
-        let changes = (0..n).map(crate::view::patch::Change::Add).collect();
-        (empty.clone(), sp.view.clone(), changes, (none, sp.eventfds.clone()))
-    } else {
-        let changes = (0..n).map(crate::view::patch::Change::Del).collect();
-        (sp.view.clone(), empty.clone(), changes, (sp.eventfds.clone(), none))
-    };
-    let diff = Arc::new(Diff::new(g, old.ranges(), new.ranges(), changes));
-    SpaceUpdate {
-        name: sp.name.clone(),
-        id: sp.id,
-        listeners,
-        old,
-        new,
-        diff,
-        eventfds: Some(eventfds),
-        replay,
-    }
-}
-
-/// What the listeners of a destroyed space hear: its view disappearing.
-pub(crate) fn teardown_events(g: &Graph, sp: &SpaceRecord, empty: &Arc<crate::view::flatview::FlatView>) -> Delivery {
-    let mut d = Delivery::default();
-    if sp.listeners.is_empty() {
-        return d;
-    }
-    d.pre
-        .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Begin)));
-    // Only listeners that take per-range calls hear each range go.
-    let ranged: Vec<Registered> = sp.listeners.iter().filter(|l| l.sections).cloned().collect();
-    if !ranged.is_empty() {
-        d.spaces.push(whole_view(g, sp, Arc::new(ranged), false, false, empty));
-    }
-    d.post
-        .extend(sp.listeners.iter().map(|l| Event(l.listener.clone(), Call::Commit)));
-    d
-}
-
-/// Every listener with its space's index, in QEMU's global order (priority, then
-/// registration).
-fn global_order(st: &crate::machine::memory::State) -> Vec<(Registered, usize)> {
-    let mut v: Vec<(Registered, usize)> = st
-        .spaces
-        .iter()
-        .enumerate()
-        .flat_map(|(i, sp)| sp.listeners.iter().map(move |l| (l.clone(), i)))
-        .collect();
-    v.sort_by_key(|(l, _)| (l.priority, l.id));
-    v
-}
-
-/// After a space's last listener left: it no longer keeps a view or an ioeventfd list.
-fn stop_listening(st: &mut crate::machine::memory::State, idx: usize) {
-    let sp = &mut st.spaces[idx];
-    if !sp.listeners.is_empty() {
-        return;
-    }
-    let (id, key) = (sp.id, sp.key);
-    sp.view = st.views[&None].view.clone();
-    sp.eventfds = Arc::default();
-    if let Some(e) = st.views.get_mut(&key) {
-        e.listening.retain(|&s| s != id);
-    }
-}
-
-impl Shared {
-    fn register(
-        self: &Arc<Self>,
-        space: u64,
-        listener: Arc<dyn MemoryListener>,
-        priority: u32,
-    ) -> Result<ListenerHandle> {
-        let guard = self.lock();
-        // Asked once, before the state is borrowed (the listener may query it).
-        let (sections, nop) = (listener.wants_sections(), listener.wants_region_nop());
-        let (reg, events, global) = {
-            let mut st = guard.borrow_mut();
-            st.check_not_delivering("register a listener")?;
-            let idx = st.space_index(space).ok_or(Error::MemoryGone)?;
-            let id = st.next_listener;
-            st.next_listener += 1;
-            let reg = Registered {
-                id,
-                priority,
-                listener,
-                sections,
-                nop,
-            };
-            let st = &mut *st;
-            let sp = &mut st.spaces[idx];
-            let entry = st.views.get_mut(&sp.key).expect("every space has a view entry");
-            if sp.listeners.is_empty() {
-                // Spaces without listeners are not kept up to date; this one starts now.
-                sp.view = entry.view.clone();
-                sp.eventfds = entry.eventfds.clone();
-                let at = entry.listening.partition_point(|&s| s < space);
-                entry.listening.insert(at, space);
-            }
-            let pos = sp.listeners.partition_point(|l| (l.priority, l.id) <= (priority, id));
-            Arc::make_mut(&mut sp.listeners).insert(pos, reg.clone());
-            st.listener_space.insert(id, space);
-            let events = replay(&st.graph, &st.spaces[idx], &reg, true, &st.views[&None].view);
-            (reg, events, st.graph.log_global.contains(DirtyClient::Migration))
-        };
-        self.counters.listeners.fetch_add(1, Ordering::Relaxed);
-        let handle = ListenerHandle {
-            memory: Arc::downgrade(self),
-            id: reg.id,
-        };
-        self.deliver(
-            &guard,
-            Delivery {
-                pre: vec![Event(reg.listener.clone(), Call::Begin)],
-                ..Delivery::default()
-            },
-        );
-        if global {
-            if let Err(e) = reg.listener.log_global_start() {
-                self.deliver(
-                    &guard,
-                    Delivery {
-                        post: vec![Event(reg.listener.clone(), Call::Commit)],
-                        ..Delivery::default()
-                    },
-                );
-                // Unlink without a deletion replay: nothing was added.
-                let mut st = guard.borrow_mut();
-                if let Some(i) = st.space_index(space) {
-                    Arc::make_mut(&mut st.spaces[i].listeners).retain(|l| l.id != reg.id);
-                    stop_listening(&mut st, i);
-                }
-                st.listener_space.remove(&reg.id);
-                drop(st);
-                self.counters.listeners.fetch_sub(1, Ordering::Relaxed);
-                std::mem::forget(handle);
-                return Err(Error::ListenerRefused {
-                    listener: reg.listener.name().to_string(),
-                    reason: e.0,
-                });
-            }
-        }
-        self.deliver(
-            &guard,
-            Delivery {
-                spaces: vec![events],
-                post: vec![Event(reg.listener.clone(), Call::Commit)],
-                ..Delivery::default()
-            },
-        );
-        Ok(handle)
-    }
-
-    pub(crate) fn unregister(&self, id: u64) {
-        let guard = self.lock();
-        let events = {
-            let mut st = guard.borrow_mut();
-            let Some(space) = st.listener_space.remove(&id) else {
-                return;
-            };
-            let Some(idx) = st.space_index(space) else { return };
-            let st = &mut *st;
-            let Some(pos) = st.spaces[idx].listeners.iter().position(|l| l.id == id) else {
-                return;
-            };
-            let reg = Arc::make_mut(&mut st.spaces[idx].listeners).remove(pos);
-            self.counters.listeners.fetch_sub(1, Ordering::Relaxed);
-            // Dropped inside a callback: unlinked, but no replay into a running commit.
-            let events = if st.delivering > 0 {
-                Vec::new()
-            } else {
-                let update = replay(&st.graph, &st.spaces[idx], &reg, false, &st.views[&None].view);
-                vec![update]
-            };
-            stop_listening(st, idx);
-            (events, reg.listener)
-        };
-        let (spaces, listener) = events;
-        if spaces.is_empty() {
-            // (The listener's name is asked with the state released.)
-            tracing::warn!(
-                listener = listener.name(),
-                "listener dropped inside a callback; no deletion replay"
-            );
-            return;
-        }
-        self.deliver(
-            &guard,
-            Delivery {
-                pre: vec![Event(listener.clone(), Call::Begin)],
-                spaces,
-                post: vec![Event(listener, Call::Commit)],
-                ..Delivery::default()
-            },
-        );
-    }
-}
+use crate::write::registry::global_order;
 
 impl AddressSpace {
     /// Registers `listener` on this space with `priority` (lower hears additions first and
@@ -400,7 +165,7 @@ impl Memory {
                 let sp = &st.spaces[i];
                 for r in sp.view.ranges() {
                     if !r.dirty_log_mask().is_empty() && region.is_none_or(|m| r.region() == m) {
-                        pre.push(Event(l.listener.clone(), Call::LogSync(Owned::new(sp, r))));
+                        pre.push(Event(l.listener.clone(), Call::LogSync(Owned::new(&sp.name, sp.id, r))));
                     }
                 }
             }
@@ -570,7 +335,7 @@ impl Memory {
             let mut pre = Vec::new();
             for sp in st.spaces.iter().filter(|s| !s.listeners.is_empty()) {
                 for r in sp.view.ranges().iter().filter(|r| r.region() == region) {
-                    let s = Owned::new(sp, r);
+                    let s = Owned::new(&sp.name, sp.id, r);
                     let ranged: Vec<Registered> = sp.listeners.iter().filter(|l| l.sections).cloned().collect();
                     coalesced_events(&mut pre, &st.graph, &ranged, &s, add.is_some());
                 }

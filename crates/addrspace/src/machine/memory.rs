@@ -28,207 +28,8 @@ use crate::read::publish::SpaceCell;
 use crate::view::flatview::FlatView;
 use crate::view::render::{physical_root, physical_root_chain};
 use crate::write::commit::{self, CommitMode, Touch};
-use crate::write::delivery::{Delivery, Registered};
-use crate::write::listener::IoEventFd;
-
-/// One registered address space, in creation order.
-pub(crate) struct SpaceRecord {
-    pub id: u64,
-    pub name: Arc<str>,
-    pub root: RegionId,
-    /// The root its view is rendered from (`None`: the empty view): its physical root, or a
-    /// structurally identical one's (see `sharing`).
-    pub key: Option<RegionId>,
-    /// Its physical root (QEMU's `memory_region_get_flatview_root`).
-    pub phys: Option<RegionId>,
-    /// Where its view is published (one cell per space: see `publish`).
-    pub cell: Arc<SpaceCell>,
-    /// The regions its physical root depends on (see `render::physical_root_chain`).
-    pub chain: Vec<RegionId>,
-    /// The view its listeners were last told about (kept for spaces with listeners).
-    pub view: Arc<FlatView>,
-    /// Listeners, in priority then registration order.
-    pub listeners: Arc<Vec<Registered>>,
-    /// The ioeventfds its listeners were last told about.
-    pub eventfds: Arc<Vec<IoEventFd>>,
-}
-
-/// One rendered view and the spaces that show it (QEMU's `flat_views` table entry).
-/// The rendered views, by the region they were rendered from (`None`: the empty view).
-pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
-
-pub(crate) struct ViewEntry {
-    pub view: Arc<FlatView>,
-    /// Ids of the spaces using it, ascending (creation order).
-    pub spaces: Vec<u64>,
-    /// The subset of `spaces` with listeners.
-    pub listening: Vec<u64>,
-    /// The ioeventfds visible in it.
-    pub eventfds: Arc<Vec<IoEventFd>>,
-    /// The sharing signature of its root when last rendered (scoped mode).
-    pub sig: Option<crate::model::sharing::Signature>,
-}
-
-pub(crate) struct State {
-    pub graph: Graph,
-    pub spaces: Vec<SpaceRecord>,
-    depth: u32,
-    /// Regions that can see a change of the open transaction, with the changed windows.
-    pub touched: crate::write::propagate::Windows,
-    /// Every view must be re-rendered (global dirty-logging changes).
-    pub touch_all: bool,
-    /// A change could not be followed to the views it reaches (propagation gave up): every
-    /// view is rendered again at the commit.
-    pub rerender_all: bool,
-    /// Regions that moved inside their container (a view of such a root shifts).
-    pub moved: Vec<RegionId>,
-    /// Roots whose view may borrow a view that did not exist when it was made (see
-    /// `layer`): the next commit tries again.
-    pub relayer: Vec<RegionId>,
-    /// Regions whose ioeventfd registrations changed.
-    pub eventfd_touched: Vec<RegionId>,
-    pub mode: CommitMode,
-    /// One view per physical root; `None` is the empty view.
-    pub views: Views,
-    /// Space ids by region of their simplification chain.
-    pub chains: IdMap<RegionId, Vec<u64>>,
-    /// Regions changed in the open transaction, and their containers (what physical roots
-    /// depend on).
-    pub seeds: Vec<RegionId>,
-    pub scratch: crate::write::propagate::Scratch,
-    /// Representative roots of structurally identical roots.
-    pub reps: crate::model::sharing::Representatives,
-    /// The space of each registered listener.
-    pub listener_space: IdMap<u64, u64>,
-    /// Number of ioeventfd registrations on all regions.
-    pub eventfd_regs: usize,
-    /// Listener callbacks are running (topology changes are refused).
-    pub delivering: u32,
-    next_space: u64,
-    pub next_listener: u64,
-}
-
-impl State {
-    pub(crate) fn space_index(&self, id: u64) -> Option<usize> {
-        self.spaces.binary_search_by_key(&id, |s| s.id).ok()
-    }
-
-    pub(crate) fn check_not_delivering(&self, what: &'static str) -> Result<()> {
-        if self.delivering > 0 {
-            return Err(Error::InListener { what });
-        }
-        Ok(())
-    }
-}
-
-pub(crate) struct Shared {
-    state: ReentrantMutex<RefCell<State>>,
-    pub counters: Arc<Counters>,
-}
-
-/// Marks listener delivery in progress for as long as it lives (even if a callback panics).
-struct Delivering<'a>(&'a RefCell<State>);
-
-impl Drop for Delivering<'_> {
-    fn drop(&mut self) {
-        self.0.borrow_mut().delivering -= 1;
-    }
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> ReentrantMutexGuard<'_, RefCell<State>> {
-        self.state.lock()
-    }
-
-    /// Runs listener callbacks and publications with the state released (so callbacks may
-    /// query it) but the lock held (so no other thread changes the topology meanwhile).
-    pub(crate) fn deliver(&self, state: &RefCell<State>, mut d: Delivery) {
-        if d.pre.is_empty() && d.post.is_empty() && d.spaces.is_empty() {
-            d.publish_all();
-            return;
-        }
-        state.borrow_mut().delivering += 1;
-        let _delivering = Delivering(state);
-        let mut n = (d.pre.len() + d.post.len()) as u64;
-        for e in &d.pre {
-            e.deliver();
-        }
-        for u in &d.spaces {
-            n += u.deliver();
-        }
-        let post = std::mem::take(&mut d.post);
-        d.publish_all();
-        for e in &post {
-            e.deliver();
-        }
-        self.counters.listener_calls.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The outermost commit: plan with the state borrowed, then deliver.
-    fn commit(&self, state: &RefCell<State>) {
-        let d = {
-            let mut st = state.borrow_mut();
-            st.graph.normalize();
-            let d = commit::plan(&mut st, &self.counters);
-            // The transaction's propagation scope ends with it.
-            st.scratch.begin();
-            d
-        };
-        self.deliver(state, d);
-    }
-
-    /// Removes a destroyed space: its listeners hear its view disappear (QEMU's
-    /// `address_space_destroy` commits an empty root first), then they are unlinked.
-    pub(crate) fn remove_space(&self, id: u64) {
-        let guard = self.lock();
-        // The record (its listeners) is dropped after delivery, with the state released.
-        let (d, _rec) = {
-            let mut st = guard.borrow_mut();
-            let Some(pos) = st.space_index(id) else {
-                return;
-            };
-            let rec = st.spaces.remove(pos);
-            let st = &mut *st;
-            if let Ok(n) = st.graph.get_mut(rec.root) {
-                n.space_users -= 1;
-            }
-            for r in &rec.chain {
-                if let Some(v) = st.chains.get_mut(r) {
-                    v.retain(|&s| s != id);
-                    if v.is_empty() {
-                        st.chains.remove(r);
-                    }
-                }
-            }
-            if let Some(e) = st.views.get_mut(&rec.key) {
-                e.spaces.retain(|&s| s != id);
-                e.listening.retain(|&s| s != id);
-                if e.spaces.is_empty() && rec.key.is_some() {
-                    if let (Some(e), Some(k)) = (st.views.remove(&rec.key), rec.key) {
-                        if let Some(sig) = &e.sig {
-                            crate::model::sharing::forget(&mut st.reps, sig, k);
-                        }
-                    }
-                    if let Some(n) = rec.key.and_then(|r| st.graph.get_mut(r).ok()) {
-                        n.view_key = false;
-                    }
-                }
-            }
-            for l in rec.listeners.iter() {
-                st.listener_space.remove(&l.id);
-            }
-            self.counters.spaces.fetch_sub(1, Ordering::Relaxed);
-            self.counters
-                .listeners
-                .fetch_sub(rec.listeners.len(), Ordering::Relaxed);
-            (
-                crate::machine::listen::teardown_events(&st.graph, &rec, &st.views[&None].view),
-                rec,
-            )
-        };
-        self.deliver(&guard, d);
-    }
-}
+use crate::write::shared::Shared;
+use crate::write::state::{SpaceRecord, State, ViewEntry};
 
 /// The window `child` occupies in its container, if it is mapped.
 fn placed(g: &Graph, child: RegionId) -> Option<Touch> {
@@ -747,7 +548,7 @@ impl Memory {
         self.with_state(|st| {
             st.graph.get(root)?;
             let key = physical_root(&st.graph, root);
-            Ok(commit::render_view(&st.graph, &self.shared.counters, key))
+            Ok(crate::write::update::render_view(&st.graph, &self.shared.counters, key))
         })
     }
 
@@ -789,7 +590,7 @@ impl Memory {
                 }
                 Some(view)
             }
-            (false, CommitMode::Full) => Some(commit::render_view(&st.graph, &self.shared.counters, key)),
+            (false, CommitMode::Full) => Some(crate::write::update::render_view(&st.graph, &self.shared.counters, key)),
         };
         let fresh_entry = fresh.is_some();
         let entry = match st.views.entry(key) {
@@ -802,7 +603,7 @@ impl Memory {
                 }
                 let view = fresh.expect("rendered above for a new key");
                 let eventfds = if st.eventfd_regs > 0 {
-                    Arc::new(commit::view_eventfds(&st.graph, &view))
+                    Arc::new(crate::write::update::view_eventfds(&st.graph, &view))
                 } else {
                     Arc::default()
                 };

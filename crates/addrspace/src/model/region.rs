@@ -219,7 +219,7 @@ pub(crate) struct Node {
     /// Coalesced-MMIO ranges, as (offset, size) inside the region.
     pub coalesced: Vec<(u64, u64)>,
     /// ioeventfd registrations, sorted, with region offsets.
-    pub eventfds: Vec<crate::write::listener::IoEventFd>,
+    pub eventfds: Vec<crate::base::ioeventfd::IoEventFd>,
     /// Address spaces whose root is this region.
     pub space_users: u32,
     /// A rendered view is rooted here (commits carry changed windows up to such regions).

@@ -21,79 +21,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::base::idmap::IdMap;
-use crate::base::stats::{Counters, LiveToken};
-use crate::machine::memory::State;
-use crate::model::graph::Graph;
+use crate::base::stats::Counters;
 use crate::model::region::RegionId;
 use crate::model::sharing::{representative, signature};
-use crate::view::flatview::{FlatRange, FlatView};
-use crate::view::patch::{diff, diff_patches, is_change, is_restyle, merge_windows, splice, Patch};
-use crate::view::render::{physical_root_chain, render};
+use crate::view::flatview::FlatView;
+use crate::view::patch::{diff, is_change, is_restyle, merge_windows};
+use crate::view::render::physical_root_chain;
 use crate::write::commit_layers::{layerable, Deferred};
-use crate::write::delivery::{Call, Delivery, Diff, Event, Registered, SpaceUpdate};
-use crate::write::listener::IoEventFd;
-
-/// How a commit recomputes views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CommitMode {
-    /// Only views that can see a changed region, only the changed windows, only the
-    /// listeners of changed address spaces.
-    #[default]
-    Scoped,
-    /// QEMU's behaviour: every view re-rendered, every listener called, at every commit that
-    /// changed something. (QEMU's own test, `memory_region_update_pending`, also skips
-    /// changes no view can show — mapping a disabled region — and handles ioeventfd-only
-    /// changes without `begin`/`commit` or a render; this mode commits for those.)
-    Full,
-}
+use crate::write::delivery::{Call, Delivery, Diff, Event, SpaceUpdate};
+use crate::write::listener::Registered;
+use crate::write::state::State;
+use crate::write::update::{patch_view, render_view, view_eventfds, Update, Updates};
 
 pub(crate) use crate::write::propagate::{propagate, Touch, Windows};
-
-/// A view's update in this commit.
-pub(crate) struct Update {
-    pub new: Arc<FlatView>,
-    /// The diff against the previous view of the same root, if it was patched.
-    pub changes: Option<Arc<Diff>>,
-    pub old: Option<Arc<FlatView>>,
-    /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
-    /// layered view moved to its base's newer view), or ranges that differ only in priority:
-    /// published, but nobody is told.
-    pub silent: bool,
-    /// Where a spliced view differs from `old` (so views layered over it can tell where
-    /// they differ too).
-    pub patches: Option<Vec<Patch>>,
-}
-
-impl Update {
-    /// A new view; listeners get the diff computed when delivering.
-    pub fn new(new: Arc<FlatView>, old: Option<Arc<FlatView>>) -> Update {
-        Update {
-            new,
-            changes: None,
-            old,
-            silent: false,
-            patches: None,
-        }
-    }
-}
-
-/// The views to update in a commit.
-pub(crate) type Updates = IdMap<Option<RegionId>, Update>;
-
-pub(crate) fn make_view(
-    g: &Graph,
-    counters: &Arc<Counters>,
-    key: Option<RegionId>,
-    ranges: Vec<FlatRange>,
-) -> Arc<FlatView> {
-    let name = key.map(|r| g.node(r).name.clone());
-    Arc::new(FlatView::new(key, name, ranges, LiveToken::new(counters)))
-}
-
-pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>) -> Arc<FlatView> {
-    counters.renders.fetch_add(1, Ordering::Relaxed);
-    make_view(g, counters, key, render(g, key))
-}
+pub use crate::write::state::CommitMode;
 
 /// Queues the publications of a commit: every space whose view entry got a new view or that
 /// moved to another entry gets its final view, once (see `publish`: one cell per space).
@@ -132,60 +73,6 @@ fn abandoned_views(st: &State, moved: &[(usize, Option<RegionId>)]) -> Vec<Optio
             }
         }
     }
-    out
-}
-
-/// The update of `old`, the view of `root`, after changes inside `windows`: spliced (`None`
-/// if nothing a listener hears about changed), or rendered in full if `render` or if the
-/// splice cannot decide a seam.
-pub(crate) fn patch_view(
-    g: &Graph,
-    counters: &Arc<Counters>,
-    root: RegionId,
-    old: &Arc<FlatView>,
-    windows: &[(u128, u128)],
-    render: bool,
-) -> Option<Update> {
-    let spliced = match old.ranges().as_slice() {
-        Some(o) if !render => splice(g, root, o, windows),
-        _ => None,
-    };
-    let Some((ranges, patches)) = spliced else {
-        return Some(Update::new(render_view(g, counters, Some(root)), Some(old.clone())));
-    };
-    counters.patches.fetch_add(1, Ordering::Relaxed);
-    let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
-    let silent = !is_change(&changes, old.ranges(), (&ranges).into());
-    if silent && !is_restyle(&changes, old.ranges(), (&ranges).into()) {
-        return None;
-    }
-    let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
-    Some(Update {
-        new: make_view(g, counters, Some(root), ranges),
-        changes: Some(Arc::new(diff)),
-        old: Some(old.clone()),
-        silent,
-        patches: Some(patches),
-    })
-}
-
-/// The ioeventfds visible in `view`, with absolute addresses, sorted.
-pub(crate) fn view_eventfds(g: &Graph, view: &FlatView) -> Vec<IoEventFd> {
-    let mut out = Vec::new();
-    for r in view.ranges() {
-        let Ok(n) = g.get(r.region()) else { continue };
-        for e in &n.eventfds {
-            let abs = i128::from(e.addr) + i128::from(r.start) - i128::from(r.offset);
-            let end = abs + i128::from(e.size.max(1));
-            if abs < r.end() as i128 && i128::from(r.start) < end && abs >= 0 {
-                out.push(IoEventFd {
-                    addr: abs as u64,
-                    ..e.clone()
-                });
-            }
-        }
-    }
-    out.sort();
     out
 }
 
@@ -233,38 +120,84 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
     }
 }
 
-/// Plans the outermost commit of a transaction.
-pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
-    let mut win = std::mem::take(&mut st.touched);
-    for list in win.values_mut() {
-        merge_windows(list);
+/// What the open transaction left for its commit, taken out of the state.
+struct Pending {
+    /// Changed windows by region (region coordinates), merged.
+    win: Windows,
+    moved_roots: Vec<RegionId>,
+    relayer: Vec<RegionId>,
+    ev_touched: Vec<RegionId>,
+    /// QEMU's mode: everything re-rendered and notified.
+    qemu: bool,
+    /// A global dirty-logging change: every view re-rendered, changed spaces notified.
+    touch_all: bool,
+    rerender: bool,
+}
+
+impl Pending {
+    fn take(st: &mut State) -> Pending {
+        let mut win = std::mem::take(&mut st.touched);
+        for list in win.values_mut() {
+            merge_windows(list);
+        }
+        Pending {
+            win,
+            moved_roots: std::mem::take(&mut st.moved),
+            relayer: std::mem::take(&mut st.relayer),
+            ev_touched: std::mem::take(&mut st.eventfd_touched),
+            qemu: st.mode == CommitMode::Full,
+            touch_all: std::mem::take(&mut st.touch_all),
+            rerender: std::mem::take(&mut st.rerender_all),
+        }
     }
-    let moved_roots = std::mem::take(&mut st.moved);
-    let relayer = std::mem::take(&mut st.relayer);
-    let ev_touched = std::mem::take(&mut st.eventfd_touched);
-    // QEMU mode re-renders and notifies everything; a global dirty-logging change re-renders
-    // everything (every RAM range's mask may change) but notifies only changed spaces.
-    let qemu = st.mode == CommitMode::Full;
-    let touch_all = std::mem::take(&mut st.touch_all);
-    let rerender = std::mem::take(&mut st.rerender_all);
-    let full = qemu || touch_all || rerender;
+
+    /// Every view is rendered again.
+    fn full(&self) -> bool {
+        self.qemu || self.touch_all || self.rerender
+    }
+
+    fn idle(&self) -> bool {
+        self.win.is_empty() && self.ev_touched.is_empty() && self.moved_roots.is_empty() && self.relayer.is_empty()
+    }
+}
+
+/// Spaces moved to another view entry in this commit: (space index, its old key).
+type Moved = Vec<(usize, Option<RegionId>)>;
+
+/// Plans the outermost commit of a transaction, in four phases (each a function below).
+pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
+    let mut p = Pending::take(st);
     let mut d = Delivery::default();
-    let idle = win.is_empty() && ev_touched.is_empty() && moved_roots.is_empty() && relayer.is_empty();
     // Nothing changed (a failed mutation, an empty transaction): no commit, in QEMU's mode
     // too. (QEMU's own test, `memory_region_update_pending`, is narrower still: it skips
     // changes no view can show, such as mapping a disabled region, and handles
     // ioeventfd-only changes without begin/commit; this mode commits for those.)
-    if !touch_all && !rerender && idle && st.seeds.is_empty() {
+    if !p.touch_all && !p.rerender && p.idle() && st.seeds.is_empty() {
         return d;
     }
-    if qemu {
-        win.clear();
+    if p.qemu {
+        p.win.clear();
     }
+    let moved = resimplify(st, &p);
+    // 1b. A representative root that left (an unplugged CPU's SMM container) hands its view
+    //     to a structurally identical root its spaces now follow: same content, nothing to
+    //     render, nobody to notify.
+    if !p.qemu {
+        transfer_views(st, &moved, &mut p.win);
+    }
+    let updates = new_views(st, counters, &p, &moved);
+    let ev_keys = install_views(st, &p, &updates, &moved, &mut d);
+    notify(st, &p, &updates, &moved, &ev_keys, &mut d);
+    counters.commits.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(views = updates.len(), "memory topology committed");
+    d
+}
 
-    // 1. Spaces whose simplification chain holds a changed region may simplify to another
-    //    physical root.
+/// 1. Spaces whose simplification chain holds a changed region may simplify to another
+///    physical root: recompute it (and the representative root its view is keyed by).
+fn resimplify(st: &mut State, p: &Pending) -> Moved {
     let seeds = std::mem::take(&mut st.seeds);
-    let candidates: Vec<usize> = if full {
+    let candidates: Vec<usize> = if p.full() {
         (0..st.spaces.len()).collect()
     } else {
         let mut ids: Vec<u64> = seeds
@@ -275,11 +208,11 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
         ids.dedup();
         ids.iter().filter_map(|&id| st.space_index(id)).collect()
     };
-    let mut moved: Vec<(usize, Option<RegionId>)> = Vec::new();
+    let mut moved: Moved = Vec::new();
     let mut chain = Vec::new();
     for idx in candidates {
         let phys = physical_root_chain(&st.graph, st.spaces[idx].root, &mut chain);
-        let key = if qemu {
+        let key = if p.qemu {
             phys
         } else {
             representative(&st.graph, &mut st.reps, phys, &mut chain)
@@ -305,137 +238,173 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             st.spaces[idx].key = key;
         }
     }
+    moved
+}
 
-    // 1b. A representative root that left (an unplugged CPU's SMM container) hands its view
-    //     to a structurally identical root its spaces now follow: same content, nothing to
-    //     render, nobody to notify.
-    if !qemu {
-        transfer_views(st, &moved, &mut win);
-    }
-    let g = &st.graph;
-
-    // 2. New views: patched where only windows changed, rendered where new. Roots that show
-    //    another view whole under private windows are built last, over that view's new state.
+/// 2. New views: patched where only windows changed, rendered where new. Roots that show
+///    another view whole under private windows are built last, over that view's new state.
+fn new_views(st: &State, counters: &Arc<Counters>, p: &Pending, moved: &Moved) -> Updates {
     let mut updates = Updates::default();
     let mut layered: Vec<Deferred> = Vec::new();
-    let abandoned = abandoned_views(st, &moved);
-    let no_windows = Vec::new();
-    if full {
-        let mut done: IdMap<Option<RegionId>, ()> = IdMap::default();
-        for sp in &st.spaces {
-            if sp.key.is_some() && done.insert(sp.key, ()).is_none() {
-                let old = st.views.get(&sp.key).map(|e| e.view.clone());
-                // A global dirty-logging change only touches RAM-backed ranges.
-                let no_ram = |v: &FlatView| v.ranges().iter().all(|r| r.leaf().backend().ram().is_none());
-                let touched = sp.key.is_some_and(|k| win.contains_key(&k) || moved_roots.contains(&k));
-                if !qemu && !rerender && !touched && old.as_deref().is_some_and(no_ram) {
+    let abandoned = abandoned_views(st, moved);
+    if p.full() {
+        render_all(st, counters, p, &mut updates, &mut layered);
+    } else {
+        patch_touched(st, counters, p, moved, &abandoned, &mut updates, &mut layered);
+    }
+    let full = p.full();
+    crate::write::commit_layers::build_deferred(
+        &st.graph,
+        counters,
+        full,
+        layered,
+        &mut updates,
+        &st.views,
+        &abandoned,
+    );
+    updates
+}
+
+/// 2, full: every view rendered again (QEMU's mode, a global dirty-logging change, or a
+/// change propagation could not follow).
+fn render_all(st: &State, counters: &Arc<Counters>, p: &Pending, updates: &mut Updates, layered: &mut Vec<Deferred>) {
+    let g = &st.graph;
+    let (qemu, rerender, win, moved_roots) = (p.qemu, p.rerender, &p.win, &p.moved_roots);
+    let mut done: IdMap<Option<RegionId>, ()> = IdMap::default();
+    for sp in &st.spaces {
+        if sp.key.is_some() && done.insert(sp.key, ()).is_none() {
+            let old = st.views.get(&sp.key).map(|e| e.view.clone());
+            // A global dirty-logging change only touches RAM-backed ranges.
+            let no_ram = |v: &FlatView| v.ranges().iter().all(|r| r.leaf().backend().ram().is_none());
+            let touched = sp.key.is_some_and(|k| win.contains_key(&k) || moved_roots.contains(&k));
+            if !qemu && !rerender && !touched && old.as_deref().is_some_and(no_ram) {
+                continue;
+            }
+            if let (false, Some(root)) = (qemu, sp.key) {
+                if layerable(g, &st.views, root) {
+                    layered.push(Deferred::rebuild(root, old));
                     continue;
                 }
-                if let (false, Some(root)) = (qemu, sp.key) {
-                    if layerable(g, &st.views, root) {
-                        layered.push(Deferred::rebuild(root, old));
+            }
+            let new = render_view(g, counters, sp.key);
+            if !qemu {
+                if let Some(o) = &old {
+                    let changes = diff(o.ranges(), new.ranges());
+                    if !is_change(&changes, o.ranges(), new.ranges()) {
+                        if is_restyle(&changes, o.ranges(), new.ranges()) {
+                            let quiet = Update {
+                                silent: true,
+                                ..Update::new(new, old)
+                            };
+                            updates.insert(sp.key, quiet);
+                        }
                         continue;
                     }
                 }
-                let new = render_view(g, counters, sp.key);
-                if !qemu {
-                    if let Some(o) = &old {
-                        let changes = diff(o.ranges(), new.ranges());
-                        if !is_change(&changes, o.ranges(), new.ranges()) {
-                            if is_restyle(&changes, o.ranges(), new.ranges()) {
-                                let quiet = Update {
-                                    silent: true,
-                                    ..Update::new(new, old)
-                                };
-                                updates.insert(sp.key, quiet);
-                            }
-                            continue;
-                        }
-                    }
-                }
-                updates.insert(sp.key, Update::new(new, old));
             }
-        }
-    } else {
-        // Only roots with changed windows, that moved, or that may borrow a view now can need
-        // a new view.
-        let mut roots: Vec<RegionId> = win
-            .keys()
-            .chain(moved_roots.iter())
-            .chain(relayer.iter())
-            .copied()
-            .collect();
-        roots.sort_unstable();
-        roots.dedup();
-        for root in roots {
-            let key = Some(root);
-            let Some(entry) = st.views.get(&key) else { continue };
-            if abandoned.contains(&key) {
-                continue;
-            }
-            let moved_root = moved_roots.contains(&root);
-            let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
-                // Only asked to borrow the current view of its base if it does not already.
-                if layerable(g, &st.views, root)
-                    && !crate::write::commit_layers::borrows_current(g, &st.views, &entry.view)
-                {
-                    layered.push(Deferred {
-                        optional: true,
-                        moved: false,
-                        ..Deferred::rebuild(root, Some(entry.view.clone()))
-                    });
-                }
-                continue;
-            };
-            let old = &entry.view;
-            // A view shows its root at the root's own address.
-            let base = u128::from(g.node(root).addr);
-            let top = crate::model::region::SIZE_2_64;
-            let w: Vec<(u128, u128)> = w
-                .iter()
-                .map(|&(lo, hi)| ((lo + base).min(top), (hi + base).min(top)))
-                .filter(|&(lo, hi)| lo < hi)
-                .collect();
-            if layerable(g, &st.views, root) {
-                layered.push(Deferred {
-                    root,
-                    old: Some(old.clone()),
-                    windows: w,
-                    moved: moved_root,
-                    optional: false,
-                });
-                continue;
-            }
-            if let Some(u) = patch_view(g, counters, root, old, &w, moved_root) {
-                updates.insert(key, u);
-            }
-        }
-        for &(idx, _) in &moved {
-            let key = st.spaces[idx].key;
-            if !st.views.contains_key(&key) && !updates.contains_key(&key) {
-                if let Some(root) = key.filter(|&r| layerable(g, &st.views, r)) {
-                    if !layered.iter().any(|d| d.root == root) {
-                        layered.push(Deferred::rebuild(root, None));
-                    }
-                    continue;
-                }
-                updates.insert(key, Update::new(render_view(g, counters, key), None));
-            }
+            updates.insert(sp.key, Update::new(new, old));
         }
     }
-    crate::write::commit_layers::build_deferred(g, counters, full, layered, &mut updates, &st.views, &abandoned);
+}
 
-    // 3. The view table: new views in (published once per view), spaces moved between
-    //    entries (they follow the new entry's cell), unused entries out.
+/// 2, scoped: only roots with changed windows, that moved, or that may borrow a view now
+/// can need a new view.
+fn patch_touched(
+    st: &State,
+    counters: &Arc<Counters>,
+    p: &Pending,
+    moved: &Moved,
+    abandoned: &[Option<RegionId>],
+    updates: &mut Updates,
+    layered: &mut Vec<Deferred>,
+) {
+    let g = &st.graph;
+    let (win, moved_roots, relayer) = (&p.win, &p.moved_roots, &p.relayer);
+    let no_windows = Vec::new();
+    let mut roots: Vec<RegionId> = win
+        .keys()
+        .chain(moved_roots.iter())
+        .chain(relayer.iter())
+        .copied()
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    for root in roots {
+        let key = Some(root);
+        let Some(entry) = st.views.get(&key) else { continue };
+        if abandoned.contains(&key) {
+            continue;
+        }
+        let moved_root = moved_roots.contains(&root);
+        let Some(w) = win.get(&root).or(moved_root.then_some(&no_windows)) else {
+            // Only asked to borrow the current view of its base if it does not already.
+            if layerable(g, &st.views, root) && !crate::write::commit_layers::borrows_current(g, &st.views, &entry.view)
+            {
+                layered.push(Deferred {
+                    optional: true,
+                    moved: false,
+                    ..Deferred::rebuild(root, Some(entry.view.clone()))
+                });
+            }
+            continue;
+        };
+        let old = &entry.view;
+        // A view shows its root at the root's own address.
+        let base = u128::from(g.node(root).addr);
+        let top = crate::model::region::SIZE_2_64;
+        let w: Vec<(u128, u128)> = w
+            .iter()
+            .map(|&(lo, hi)| ((lo + base).min(top), (hi + base).min(top)))
+            .filter(|&(lo, hi)| lo < hi)
+            .collect();
+        if layerable(g, &st.views, root) {
+            layered.push(Deferred {
+                root,
+                old: Some(old.clone()),
+                windows: w,
+                moved: moved_root,
+                optional: false,
+            });
+            continue;
+        }
+        if let Some(u) = patch_view(g, counters, root, old, &w, moved_root) {
+            updates.insert(key, u);
+        }
+    }
+    for &(idx, _) in moved {
+        let key = st.spaces[idx].key;
+        if !st.views.contains_key(&key) && !updates.contains_key(&key) {
+            if let Some(root) = key.filter(|&r| layerable(g, &st.views, r)) {
+                if !layered.iter().any(|d| d.root == root) {
+                    layered.push(Deferred::rebuild(root, None));
+                }
+                continue;
+            }
+            updates.insert(key, Update::new(render_view(g, counters, key), None));
+        }
+    }
+}
+
+/// 3. The view table: new views in (published once per view), spaces moved between
+///    entries (they follow the new entry's cell), unused entries out; and the views whose
+///    ioeventfd lists changed without a re-render, returned.
+fn install_views(
+    st: &mut State,
+    p: &Pending,
+    updates: &Updates,
+    moved: &Moved,
+    d: &mut Delivery,
+) -> Vec<Option<RegionId>> {
+    let (qemu, ev_touched) = (p.qemu, &p.ev_touched);
     let eventfds_live = st.eventfd_regs > 0;
-    for (key, u) in &updates {
+    for (key, u) in updates {
         let entry = match st.views.entry(*key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
                     st.graph.get_mut(*r).expect("view roots are live").view_key = true;
                 }
-                e.insert(crate::machine::memory::ViewEntry {
+                e.insert(crate::write::state::ViewEntry {
                     view: u.new.clone(),
                     spaces: Vec::new(),
                     listening: Vec::new(),
@@ -458,7 +427,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             entry.eventfds = Arc::new(view_eventfds(&st.graph, &entry.view));
         }
     }
-    for &(idx, old_key) in &moved {
+    for &(idx, old_key) in moved {
         let sp = &st.spaces[idx];
         let (id, listening) = (sp.id, !sp.listeners.is_empty());
         if let Some(e) = st.views.get_mut(&old_key) {
@@ -475,9 +444,9 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             }
         }
     }
-    publications(st, &updates, &moved, &mut d);
+    publications(st, updates, moved, d);
     // Entries lose spaces only by moves: drop those left without any.
-    for &(_, old_key) in &moved {
+    for &(_, old_key) in moved {
         let Some(r) = old_key else { continue };
         if st.views.get(&old_key).is_some_and(|e| e.spaces.is_empty()) {
             let e = st.views.remove(&old_key).expect("checked above");
@@ -506,8 +475,20 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
             }
         }
     }
+    ev_keys
+}
 
-    // 4. Spaces with listeners whose view (or ioeventfds) changed, in creation order.
+/// 4. Spaces with listeners whose view (or ioeventfds) changed, in creation order, get their
+///    diff queued; listeners that hear anything are bracketed by `begin`/`commit`.
+fn notify(
+    st: &mut State,
+    p: &Pending,
+    updates: &Updates,
+    moved: &Moved,
+    ev_keys: &[Option<RegionId>],
+    d: &mut Delivery,
+) {
+    let qemu = p.qemu;
     let mut affected: Vec<usize> = moved
         .iter()
         .map(|&(i, _)| i)
@@ -596,7 +577,4 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     begin.dedup_by_key(|l| l.id);
     d.pre = begin.iter().map(|l| Event(l.listener.clone(), Call::Begin)).collect();
     d.post = begin.iter().map(|l| Event(l.listener.clone(), Call::Commit)).collect();
-    counters.commits.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(views = updates.len(), "memory topology committed");
-    d
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use crate::base::idmap::IdMap;
 use crate::base::stats::{Counters, LiveToken};
-use crate::machine::memory::Views;
 use crate::model::graph::Graph;
 use crate::model::region::RegionId;
 use crate::view::flatview::FlatView;
 use crate::view::layer::{base_of, build, diff as layer_diff, rebase};
 use crate::view::patch::{diff, is_change, is_restyle};
-use crate::write::commit::{patch_view, render_view, Update, Updates};
 use crate::write::delivery::Diff;
+use crate::write::state::Views;
+use crate::write::update::{patch_view, render_view, Update, Updates};
 
 /// A view whose root may be layered over another view, built once the others are.
 pub(crate) struct Deferred {

@@ -8,12 +8,11 @@
 use std::sync::Arc;
 
 use crate::base::dirty::DirtyMask;
-use crate::machine::memory::SpaceRecord;
 use crate::model::graph::Graph;
 use crate::read::publish::SpaceCell;
 use crate::view::flatview::{FlatRange, FlatView, Ranges};
 use crate::view::patch::Change;
-use crate::write::listener::{IoEventFd, MemoryListener, Section};
+use crate::write::listener::{IoEventFd, MemoryListener, Registered, Section};
 
 /// A section that owns its data, for callbacks queued outside a commit's diff (replays,
 /// log sync, coalescing changes).
@@ -24,10 +23,10 @@ pub(crate) struct Owned {
 }
 
 impl Owned {
-    pub fn new(sp: &SpaceRecord, r: &FlatRange) -> Arc<Owned> {
+    pub fn new(space: &Arc<str>, space_id: u64, r: &FlatRange) -> Arc<Owned> {
         Arc::new(Owned {
-            space: sp.name.clone(),
-            space_id: sp.id,
+            space: space.clone(),
+            space_id,
             range: r.clone(),
         })
     }
@@ -264,19 +263,6 @@ impl Drop for Publications {
     fn drop(&mut self) {
         crate::read::publish::publish(self.0.drain(..));
     }
-}
-
-/// A listener registered on one space.
-#[derive(Clone)]
-pub(crate) struct Registered {
-    /// Registration number: the order among equal priorities.
-    pub id: u64,
-    pub priority: u32,
-    pub listener: Arc<dyn MemoryListener>,
-    /// The listener's `wants_sections()`, asked once.
-    pub sections: bool,
-    /// The listener's `wants_region_nop()`, asked once.
-    pub nop: bool,
 }
 
 /// Coalesced ranges of `r`'s region, intersected with it, in space addresses.

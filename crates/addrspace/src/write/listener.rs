@@ -16,14 +16,12 @@
 //! memory and query the memory system, but not change its topology (that returns
 //! [`Error::InListener`](crate::Error::InListener)).
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use vmm_sys_util::eventfd::EventFd;
-
 use crate::base::addr::{GuestAddr, RegionOffset};
 use crate::base::dirty::DirtyMask;
+pub use crate::base::ioeventfd::IoEventFd;
 use crate::base::ram::RamBlock;
 use crate::model::region::RegionId;
 use crate::view::flatview::FlatRange;
@@ -170,66 +168,31 @@ impl fmt::Debug for Section<'_> {
     }
 }
 
-/// An ioeventfd: a guest write of `size` bytes at `addr` (with `data`, if given) signals
-/// `notifier` instead of reaching the device. Registered with region offsets
-/// ([`Memory::add_eventfd`](crate::Memory::add_eventfd)); listeners get absolute addresses.
+/// A listener registered on one space.
 #[derive(Clone)]
-pub struct IoEventFd {
-    /// Region offset (registration) or address in the space (listener callbacks).
-    pub addr: u64,
-    /// Access size in bytes; 0 matches any size.
-    pub size: u64,
-    /// The value that must be written (already in the device's byte order), or any value.
-    pub data: Option<u64>,
-    /// The eventfd signalled.
-    pub notifier: Arc<EventFd>,
+pub(crate) struct Registered {
+    /// Registration number: the order among equal priorities.
+    pub id: u64,
+    pub priority: u32,
+    pub listener: Arc<dyn MemoryListener>,
+    /// The listener's `wants_sections()`, asked once.
+    pub sections: bool,
+    /// The listener's `wants_region_nop()`, asked once.
+    pub nop: bool,
 }
 
-impl IoEventFd {
-    fn key(&self) -> (u64, u64, bool, u64, usize) {
-        let data = self.data.unwrap_or(0);
-        (
-            self.addr,
-            self.size,
-            self.data.is_some(),
-            data,
-            Arc::as_ptr(&self.notifier) as usize,
-        )
-    }
-}
-
-impl PartialEq for IoEventFd {
-    fn eq(&self, o: &Self) -> bool {
-        self.key() == o.key()
-    }
-}
-impl Eq for IoEventFd {}
-impl PartialOrd for IoEventFd {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for IoEventFd {
-    /// QEMU's order: address, size, match-data flag, data, notifier.
-    fn cmp(&self, o: &Self) -> Ordering {
-        self.key().cmp(&o.key())
-    }
-}
-
-impl fmt::Debug for IoEventFd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "eventfd[{:#x}+{}", self.addr, self.size)?;
-        if let Some(d) = self.data {
-            write!(f, " ={d:#x}")?;
-        }
-        write!(f, "]")
-    }
+/// What a [`ListenerHandle`] calls when dropped: the memory system it registered with
+/// (implemented by the writer's shared state, above this module; the handle holds it weakly,
+/// so a handle outliving its memory system does nothing).
+pub(crate) trait Unregister: Send + Sync {
+    /// Unregisters listener `id`, replaying its space's view as deletions.
+    fn unregister(&self, id: u64);
 }
 
 /// A registration; dropping it unregisters the listener (replaying the view as deletions).
 #[must_use = "dropping the handle unregisters the listener"]
 pub struct ListenerHandle {
-    pub(crate) memory: Weak<crate::machine::memory::Shared>,
+    pub(crate) memory: Weak<dyn Unregister>,
     pub(crate) id: u64,
 }
 

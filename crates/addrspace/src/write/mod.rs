@@ -8,3 +8,8 @@ pub(crate) mod commit_layers;
 pub(crate) mod delivery;
 pub mod listener;
 pub(crate) mod propagate;
+pub(crate) mod registry;
+pub(crate) mod replay;
+pub(crate) mod shared;
+pub(crate) mod state;
+pub(crate) mod update;
