@@ -9,7 +9,8 @@
 //! This test reads every `.rs` file of `src/`, drops comments, string literals and
 //! `#[cfg(test)] mod` blocks (unit tests may build a whole `Memory`, as integration tests
 //! do), and collects every `crate::` path in what is left — in `use` lines and in code,
-//! including `use crate::{a::X, b::Y}` groups. It fails on:
+//! including `use crate::{a::X, b::Y}` groups, and string literals that are such a path
+//! (`#[serde(serialize_with = "crate::base::addr::hex")]`). It fails on:
 //!
 //! 1. a path into a layer above the file's own (an upward import);
 //! 2. a path that does not name a layer (`crate::Memory`: library code names the layer path,
@@ -34,14 +35,10 @@ const MAX_LINES: usize = 600;
 
 /// Known back-edges still to invert, as (from module, to module). Each is reported in the
 /// output; the list may only shrink (an entry that no longer occurs is an error).
-const KNOWN_BACK_EDGES: &[(&str, &str)] = &[("view::flatview", "view::layer")];
+const KNOWN_BACK_EDGES: &[(&str, &str)] = &[];
 
 /// Known files over the limit, still to split. The list may only shrink.
-const KNOWN_LONG_FILES: &[&str] = &[
-    "crates/addrspace/src/machine/memory.rs",
-    "crates/addrspace/src/view/flatview.rs",
-    "crates/addrspace/src/view/layer.rs",
-];
+const KNOWN_LONG_FILES: &[&str] = &[];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = fs::read_dir(dir)
@@ -133,6 +130,19 @@ fn strip(text: &str) -> String {
             }
             i = j;
         } else if c == '"' {
+            // A string that is a path (`#[serde(serialize_with = "crate::base::addr::hex")]`)
+            // is a dependency too: keep it.
+            let end = (i + 1..b.len()).find(|&j| b[j] == '"' || b[j] == '\\' || b[j] == '\n');
+            if let Some(end) = end.filter(|&j| b[j] == '"') {
+                let inner: String = b[i + 1..end].iter().collect();
+                if inner.starts_with("crate::") && inner.chars().all(|x| is_ident(x) || x == ':') {
+                    out.push(' ');
+                    out.push_str(&inner);
+                    out.push(' ');
+                    i = end + 1;
+                    continue;
+                }
+            }
             out.push(' ');
             i += 1;
             while i < b.len() && b[i] != '"' {

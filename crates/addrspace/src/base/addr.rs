@@ -22,3 +22,8 @@ impl fmt::Debug for RegionOffset {
         write!(f, "RegionOffset({:#x})", self.0)
     }
 }
+
+/// Serialises a `u64` as a `0x`-prefixed hex string (JSON numbers lose precision past 2^53).
+pub(crate) fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}

@@ -6,18 +6,26 @@
 //! is no separate "destroy, then free later" step to forget. Its owner may also end it at
 //! once, whoever else still holds a handle ([`AddressSpace::destroy_now`], what CPU unplug
 //! does): the other handles then see the empty view.
+//!
+//! [`Memory::address_space`] (here too) creates one: it joins the view of its physical root
+//! (or of a structurally identical one), rendering it if it is new.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::base::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::base::addr::{GuestAddr, RegionOffset};
+use crate::base::error::Result;
+use crate::machine::memory::Memory;
 use crate::model::region::RegionId;
 use crate::read::accessor::Accessor;
 use crate::read::dispatch::{self, Scalar};
 use crate::read::publish::SpaceCell;
 use crate::view::flatview::{FlatRange, FlatView, Mru};
+use crate::view::render::physical_root_chain;
+use crate::write::commit::CommitMode;
 use crate::write::shared::Shared;
+use crate::write::state::{SpaceRecord, ViewEntry};
 
 pub(crate) struct SpaceShared {
     pub id: u64,
@@ -189,5 +197,124 @@ impl std::fmt::Debug for WeakAddressSpace {
 impl std::fmt::Debug for AddressSpace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AddressSpace").field("name", &self.inner.name).finish()
+    }
+}
+
+impl Memory {
+    /// Creates an address space named `name` over `root`. Its view is available at once:
+    /// shared with existing spaces of the same physical root, or rendered now. The space
+    /// lives until the last clone of the returned handle is dropped.
+    pub fn address_space(&self, name: &str, root: RegionId) -> Result<AddressSpace> {
+        let guard = self.shared.lock();
+        let mut guard_state = guard.borrow_mut();
+        let st = &mut *guard_state;
+        st.graph.normalize();
+        st.graph.get_mut(root)?.space_users += 1;
+        let mut chain = Vec::new();
+        let phys = physical_root_chain(&st.graph, root, &mut chain);
+        let key = match st.mode {
+            CommitMode::Full => phys,
+            CommitMode::Scoped => crate::model::sharing::representative(&st.graph, &mut st.reps, phys, &mut chain),
+        };
+        let id = st.next_space;
+        for &r in &chain {
+            st.chains.entry(r).or_default().push(id);
+        }
+        st.next_space += 1;
+        let settled =
+            st.touched.is_empty() && st.seeds.is_empty() && st.moved.is_empty() && !st.touch_all && !st.rerender_all;
+        let fresh = match (st.views.contains_key(&key), st.mode) {
+            (true, _) => None,
+            (false, CommitMode::Scoped) => {
+                let view = crate::write::commit_layers::new_view(&st.graph, &self.shared.counters, key, &st.views);
+                if let Some(r) = key.filter(|&r| crate::view::layer::base_of(&st.graph, r).is_some()) {
+                    if view.base().is_some() && !settled {
+                        // Borrowing views that may not show the pending changes yet: the
+                        // commit builds it again.
+                        st.moved.push(r);
+                    } else if !crate::write::commit_layers::layerable(&st.graph, &st.views, r) {
+                        // The view to borrow from does not exist yet: the next commit tries.
+                        st.relayer.push(r);
+                    }
+                }
+                Some(view)
+            }
+            (false, CommitMode::Full) => Some(crate::write::update::render_view(&st.graph, &self.shared.counters, key)),
+        };
+        let fresh_entry = fresh.is_some();
+        let entry = match st.views.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if let Some(r) = key {
+                    st.graph.get_mut(r).expect("physical roots are live").view_key = true;
+                    // Windows carried up earlier in this transaction did not record for it.
+                    st.scratch.begin();
+                }
+                let view = fresh.expect("rendered above for a new key");
+                let eventfds = if st.eventfd_regs > 0 {
+                    Arc::new(crate::write::update::view_eventfds(&st.graph, &view))
+                } else {
+                    Arc::default()
+                };
+                let sig = match st.mode {
+                    CommitMode::Scoped => key.and_then(|k| crate::model::sharing::signature(&st.graph, k)),
+                    CommitMode::Full => None,
+                };
+                e.insert(ViewEntry {
+                    view,
+                    spaces: Vec::new(),
+                    listening: Vec::new(),
+                    eventfds,
+                    sig,
+                })
+            }
+        };
+        entry.spaces.push(id);
+        let name: Arc<str> = name.into();
+        let cell = Arc::new(SpaceCell::new(entry.view.clone()));
+        // Without listeners a space keeps no view of its own (that would keep old views
+        // alive); registering the first listener fills these in.
+        let empty = st.views[&None].view.clone();
+        st.spaces.push(SpaceRecord {
+            id,
+            name: name.clone(),
+            root,
+            key,
+            phys,
+            cell: cell.clone(),
+            chain,
+            view: empty,
+            listeners: Arc::default(),
+            eventfds: Arc::default(),
+        });
+
+        self.shared.counters.spaces.fetch_add(1, Ordering::Relaxed);
+        let space = AddressSpace::new(SpaceShared {
+            id,
+            name,
+            root,
+            cell,
+            memory: Arc::downgrade(&self.shared),
+            empty: st.views[&None].view.clone(),
+            keep: Default::default(),
+            destroyed: Default::default(),
+        });
+        // A new view may be borrowed by views that could not borrow it before (its previous
+        // space was destroyed): offer it to them now.
+        if let (Some(fresh), CommitMode::Scoped) = (key.filter(|_| fresh_entry), st.mode) {
+            let g = &st.graph;
+            for &a in &g.node(fresh).aliases {
+                let borrower = g
+                    .node(a)
+                    .container
+                    .filter(|&c| g.node(c).view_key && crate::view::layer::base_of(g, c) == Some((a, fresh)));
+                st.relayer.extend(borrower);
+            }
+            if !st.relayer.is_empty() && st.depth == 0 {
+                drop(guard_state);
+                self.shared.commit(&guard);
+            }
+        }
+        Ok(space)
     }
 }

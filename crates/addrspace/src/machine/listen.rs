@@ -17,7 +17,8 @@ use crate::write::delivery::{coalesced_events, Call, Delivery, Event, Owned};
 use crate::write::listener::Registered;
 use crate::write::listener::{IoEventFd, ListenerHandle, MemoryListener};
 
-use crate::machine::memory::{whole_if, Memory};
+use crate::machine::memory::Memory;
+use crate::machine::regions::whole_if;
 use crate::model::region::{Body, RegionId};
 use crate::write::registry::global_order;
 

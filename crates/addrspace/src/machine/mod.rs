@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod dma;
 pub(crate) mod listen;
 pub mod memory;
+pub(crate) mod regions;
 pub mod tlb;
 
 pub use assembly::Machine;

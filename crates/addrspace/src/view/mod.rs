@@ -7,4 +7,5 @@
 pub mod flatview;
 pub(crate) mod layer;
 pub(crate) mod patch;
+pub(crate) mod range;
 pub(crate) mod render;

@@ -21,10 +21,7 @@ pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
 pub use tree::{print_tree, TreeOptions};
 
-/// Serialises a `u64` as a `0x`-prefixed hex string (JSON numbers lose precision past 2^53).
-pub(crate) fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
-}
+pub(crate) use crate::base::addr::hex;
 
 /// The order-free form of an `info mtree` dump: blank-line-separated blocks sorted, with
 /// `FlatView #N` numbers dropped. Two dumps of the same machine compare equal in this form
