@@ -42,12 +42,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
 
-use crate::base::access::{OpenBus, RegionOps, Unassigned};
 use crate::base::error::{Error, Result};
 use crate::io::board::cpus::Report as _;
 use crate::machine::assembly::Machine;
@@ -57,8 +55,11 @@ use crate::model::region::{RegionId, SIZE_2_64};
 mod cpus;
 mod export;
 mod number;
+mod ops;
 pub use export::export;
 pub use number::Number;
+pub(crate) use ops::ops_for;
+pub use ops::OpsKind;
 
 /// 1-based line and column of byte offset `pos` in `text`.
 pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
@@ -110,25 +111,6 @@ pub enum RegionType {
     Reservation,
     /// An alias.
     Alias,
-}
-
-/// Built-in device behaviours for `io` and `rom-device` regions.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum OpsKind {
-    /// Every access fails with a decode error (QEMU's `unassigned_mem_ops`).
-    #[default]
-    Unassigned,
-    /// Reads return all ones, writes are ignored (QEMU's `unassigned_io_ops`).
-    OpenBus,
-}
-
-/// The device behind an `ops` kind.
-pub(crate) fn ops_for(kind: OpsKind) -> Arc<dyn RegionOps> {
-    match kind {
-        OpsKind::Unassigned => Arc::new(Unassigned),
-        OpsKind::OpenBus => Arc::new(OpenBus),
-    }
 }
 
 /// One `[[region]]` table.

@@ -82,6 +82,24 @@ impl Default for Memory {
     }
 }
 
+/// A read-only snapshot of a memory system (see `Memory::inspect`).
+pub(crate) struct Snapshot<'a> {
+    /// The region graph.
+    pub graph: &'a Graph,
+    /// The address spaces, in creation order.
+    pub spaces: Vec<SpaceView>,
+}
+
+/// One address space as a snapshot shows it.
+pub(crate) struct SpaceView {
+    pub name: Arc<str>,
+    pub root: RegionId,
+    /// Its physical root (QEMU's `memory_region_get_flatview_root`).
+    pub phys: Option<RegionId>,
+    /// The view it publishes.
+    pub view: Arc<FlatView>,
+}
+
 /// An open transaction. Mutations made while it lives are rendered and published once, when
 /// the outermost transaction ends (on drop or [`commit`](Transaction::commit)). It holds the
 /// topology lock, so other threads' mutations wait until it ends.
@@ -185,6 +203,27 @@ impl Memory {
         self.with_state_unordered(|st| {
             st.graph.normalize();
             f(st)
+        })
+    }
+
+    /// A read-only look at the memory system under its lock, for printers and exporters
+    /// (`info mtree`): they see the graph and the spaces, never the writer's state.
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&Snapshot<'_>) -> R) -> R {
+        self.with_state(|st| {
+            let spaces = st
+                .spaces
+                .iter()
+                .map(|sp| SpaceView {
+                    name: sp.name.clone(),
+                    root: sp.root,
+                    phys: sp.phys,
+                    view: sp.cell.load(),
+                })
+                .collect();
+            f(&Snapshot {
+                graph: &st.graph,
+                spaces,
+            })
         })
     }
 

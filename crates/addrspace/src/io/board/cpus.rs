@@ -55,8 +55,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::number::Number;
+use super::ops::{ops_for, OpsKind};
 use crate::base::error::{Error, Result};
-use crate::io::board::{Number, OpsKind};
 use crate::machine::address_space::AddressSpace;
 use crate::machine::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView, PerCpuBuilder, PerCpuRoot};
 use crate::machine::memory::Memory;
@@ -234,7 +235,7 @@ fn build_root(memory: &Memory, name: &str, size: u128, entries: &[Entry], cpu: u
             let r = match &e.make {
                 Make::Alias { target, offset, size } => memory.alias(&name, *target, *offset, *size)?,
                 Make::OwnAlias { target, offset, size } => memory.alias(&name, regions[*target], *offset, *size)?,
-                Make::Io(size, ops) => memory.io(&name, *size, crate::io::board::ops_for(*ops))?,
+                Make::Io(size, ops) => memory.io(&name, *size, ops_for(*ops))?,
                 Make::Ram(size) => memory.ram(&name, *size)?,
                 Make::Container(size) => memory.container(&name, *size)?,
             };

@@ -77,13 +77,13 @@ pub struct RangeLine {
 
 /// Builds the `info mtree -f` model of `memory`.
 pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
-    memory.with_state(|st| {
+    memory.inspect(|st| {
         // One view per physical root, as QEMU prints it (roots that share a rendered view
         // because they are structurally identical are still printed apart).
         let mut groups: Vec<(Option<crate::model::region::RegionId>, Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
         let mut group_of: HashMap<Option<crate::model::region::RegionId>, usize> = HashMap::new();
         for sp in &st.spaces {
-            let view = sp.cell.load();
+            let view = sp.view.clone();
             let root = st.graph.node(sp.root);
             let line = SpaceLine {
                 name: sp.name.to_string(),
@@ -117,7 +117,7 @@ pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
                         priority: st.graph.get(r.region()).map_or(r.priority, |n| n.priority),
                         nonvolatile: r.nonvolatile,
                         type_word: match st.graph.get(r.region()) {
-                            Ok(_) if !r.readonly => region_type(&st.graph, r.region()),
+                            Ok(_) if !r.readonly => region_type(st.graph, r.region()),
                             _ => r.type_word(),
                         },
                         name: r.name().to_string(),

@@ -181,7 +181,7 @@ impl Printer<'_> {
 
 /// Builds the `info mtree` model of `memory`.
 pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
-    memory.with_state(|st| {
+    memory.inspect(|st| {
         let mut groups: Vec<(RegionId, Vec<String>)> = Vec::new();
         let mut group_of: HashMap<RegionId, usize> = HashMap::new();
         for sp in &st.spaces {
@@ -192,7 +192,7 @@ pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
             groups[g].1.push(sp.name.to_string());
         }
         let mut p = Printer {
-            g: &st.graph,
+            g: st.graph,
             disabled: opts.disabled,
             queue: Vec::new(),
             queued: HashSet::new(),
