@@ -400,6 +400,44 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     t.out
 }
 
+/// The shortest cycle through the strongly connected `scc`, as a closed walk (first node
+/// repeated at the end).
+fn shortest_cycle(edges: &BTreeMap<String, BTreeSet<String>>, scc: &[String]) -> Vec<String> {
+    let mut best: Option<Vec<String>> = None;
+    for start in scc {
+        // Breadth-first from `start`, inside the component, back to `start`.
+        let mut prev: BTreeMap<String, String> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start.clone()]);
+        let mut found = None;
+        while let Some(v) = queue.pop_front() {
+            for w in edges[&v].iter().filter(|w| scc.contains(w)) {
+                if w == start {
+                    found = Some(v.clone());
+                    break;
+                }
+                if !prev.contains_key(w) {
+                    prev.insert(w.clone(), v.clone());
+                    queue.push_back(w.clone());
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let Some(mut at) = found else { continue };
+        let mut ring = vec![start.clone(), at.clone()];
+        while &at != start {
+            at = prev[&at].clone();
+            ring.push(at.clone());
+        }
+        ring.reverse();
+        if best.as_ref().is_none_or(|b| ring.len() < b.len()) {
+            best = Some(ring);
+        }
+    }
+    best.unwrap_or_default()
+}
+
 #[test]
 fn layers_point_one_way_modules_form_no_cycle_files_stay_small() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -486,11 +524,16 @@ fn layers_point_one_way_modules_form_no_cycle_files_stay_small() {
         }
     }
     for scc in cycles(&edges) {
-        let _ = writeln!(errors, "module cycle: {}", scc.join(", "));
-        for a in &scc {
-            for b in edges[a].iter().filter(|b| scc.contains(b)) {
-                let _ = writeln!(errors, "    {a} -> {b}: {}", wherefrom[&(a.clone(), b.clone())]);
-            }
+        let ring = shortest_cycle(&edges, &scc);
+        let _ = writeln!(
+            errors,
+            "module cycle: {} (one of {} modules that reach each other: {})",
+            ring.join(" -> "),
+            scc.len(),
+            scc.join(", ")
+        );
+        for pair in ring.windows(2) {
+            let _ = writeln!(errors, "    {}", wherefrom[&(pair[0].clone(), pair[1].clone())]);
         }
     }
 
