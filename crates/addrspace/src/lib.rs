@@ -10,15 +10,26 @@
 //! outermost commit updates only the views that can see a change, and tells the
 //! [`MemoryListener`]s of the spaces whose view changed, in QEMU's order.
 //!
-//! Layers, bottom-up (dependencies point one way):
-//! [`access`] (device ops and access rules) → [`ram`] (host memory) → [`region`] (region
-//! kinds) → `graph` (the mutable tree; [`cycle`]: aliases into their own ancestors, and the
-//! check that refuses the cycles QEMU could not render) → `render` → [`flatview`] (`layer`: per-CPU views that
-//! borrow a shared view's ranges) → `patch` (windowed view
-//! updates, QEMU's diff) → `commit` (scoped commits, listener delivery) → [`memory`]
-//! (transactions, publication; [`listener`] and [`dirty`] logging) → [`address_space`] →
-//! [`cpu`] (CPUs, clusters, their spaces' lifecycle), [`tlb`], [`dma`] → [`mtree`] (QEMU's
-//! `info mtree` text, in and out) → [`board`] (TOML board descriptions, CPU clusters).
+//! The source is in layer folders, bottom-up; each uses only the layers before it, and no two
+//! modules use each other (`tests/layering.rs` checks both; `ARCHITECTURE.md` is the map):
+//!
+//! 1. `base` — addresses, [`access`] rules and device ops, [`error`]s, [`stats`], [`ram`]
+//!    blocks, [`dirty`] logs, ioeventfds, [`limits`];
+//! 2. `model` — the writer's data: [`region`]s, the region graph (with [`cycle`]: aliases into
+//!    their own ancestors, and the check that refuses what QEMU could not render), structural
+//!    sharing;
+//! 3. `view` — [`flatview`] (ranges, lookup index, layered per-CPU views), rendering, splicing
+//!    changed windows, diffs between views;
+//! 4. `read` — what a vCPU runs: publication cells, the [`accessor`], dispatch, MMIO rules;
+//! 5. `write` — the state behind the topology lock, commit planning, [`listener`]s and
+//!    delivery;
+//! 6. [`machine`] — the [`memory`] facade and its transactions, [`address_space`]s, [`cpu`]s
+//!    and clusters, the soft [`tlb`], [`dma`] devices;
+//! 7. `io` — [`mtree`] (QEMU's `info mtree` text, in and out), [`board`] files, the
+//!    [`vm_memory`] adapter.
+//!
+//! The public paths stay flat (`addrspace::flatview`, `addrspace::memory`, ...): this file
+//! only declares the layers and re-exports.
 //!
 //! ```
 //! use addrspace::{mtree, Memory};
