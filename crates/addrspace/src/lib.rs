@@ -10,15 +10,26 @@
 //! outermost commit updates only the views that can see a change, and tells the
 //! [`MemoryListener`]s of the spaces whose view changed, in QEMU's order.
 //!
-//! Layers, bottom-up (dependencies point one way):
-//! [`access`] (device ops and access rules) → [`ram`] (host memory) → [`region`] (region
-//! kinds) → `graph` (the mutable tree; [`cycle`]: aliases into their own ancestors, and the
-//! check that refuses the cycles QEMU could not render) → `render` → [`flatview`] (`layer`: per-CPU views that
-//! borrow a shared view's ranges) → `patch` (windowed view
-//! updates, QEMU's diff) → `commit` (scoped commits, listener delivery) → [`memory`]
-//! (transactions, publication; [`listener`] and [`dirty`] logging) → [`address_space`] →
-//! [`cpu`] (CPUs, clusters, their spaces' lifecycle), [`tlb`], [`dma`] → [`mtree`] (QEMU's
-//! `info mtree` text, in and out) → [`board`] (TOML board descriptions, CPU clusters).
+//! The source is in layer folders, bottom-up; each uses only the layers before it, and no two
+//! modules use each other (`tests/layering.rs` checks both; `ARCHITECTURE.md` is the map):
+//!
+//! 1. `base` — addresses, [`access`] rules and device ops, [`error`]s, [`stats`], [`ram`]
+//!    blocks, [`dirty`] logs, ioeventfds, [`limits`];
+//! 2. `model` — the writer's data: [`region`]s, the region graph (with [`cycle`]: aliases into
+//!    their own ancestors, and the check that refuses what QEMU could not render), structural
+//!    sharing;
+//! 3. `view` — [`flatview`] (ranges, lookup index, layered per-CPU views), rendering, splicing
+//!    changed windows, diffs between views;
+//! 4. `read` — what a vCPU runs: publication cells, the [`accessor`], dispatch, MMIO rules;
+//! 5. `write` — the state behind the topology lock, commit planning, [`listener`]s and
+//!    delivery;
+//! 6. [`machine`] — the [`memory`] facade and its transactions, [`address_space`]s, [`cpu`]s
+//!    and clusters, the soft [`tlb`], [`dma`] devices;
+//! 7. `io` — [`mtree`] (QEMU's `info mtree` text, in and out), [`board`] files, the
+//!    [`vm_memory`] adapter.
+//!
+//! The public paths stay flat (`addrspace::flatview`, `addrspace::memory`, ...): this file
+//! only declares the layers and re-exports.
 //!
 //! ```
 //! use addrspace::{mtree, Memory};
@@ -38,63 +49,38 @@
 // a type of a private module in a public field or signature is a warning, and CI denies it.
 #![warn(unnameable_types)]
 
-pub mod access;
-pub mod accessor;
-pub mod addr;
-pub mod address_space;
-pub mod board;
-mod board_cpus;
-mod build_order;
-mod child_index;
-mod commit;
-mod commit_layers;
-pub mod cpu;
-pub mod cycle;
-mod delivery;
-pub mod dirty;
-mod dispatch;
-pub mod dma;
-pub mod error;
-pub mod flatview;
-mod graph;
-mod idmap;
-mod ioeventfd;
-mod layer;
-pub mod limits;
-mod listen;
-pub mod listener;
-mod load_error;
+mod base;
+mod io;
 pub mod machine;
-pub mod memory;
-mod mmio;
-pub mod mtree;
-mod patch;
-mod propagate;
-mod publish;
-pub mod ram;
-mod reentrancy;
-pub mod region;
-mod render;
-mod sharing;
-mod slots;
-pub mod stats;
-pub mod tlb;
-pub mod vm_memory;
-mod vm_memory_bitmap;
-mod vm_memory_walk;
+mod model;
+mod read;
+mod view;
+mod write;
 
-pub use access::{AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned};
-pub use accessor::Accessor;
-pub use addr::{GuestAddr, RegionOffset};
-pub use address_space::{AddressSpace, WeakAddressSpace};
-pub use commit::CommitMode;
-pub use dirty::{DirtyClient, DirtyMask};
-pub use dispatch::Scalar;
-pub use error::{Error, Result};
-pub use flatview::{FlatRange, FlatView, Ranges, RangesIter};
-pub use listener::{IoEventFd, ListenerHandle, MemoryListener, Section};
-pub use load_error::LoadError;
-pub use machine::Machine;
-pub use memory::{Memory, Transaction, WeakMemory};
-pub use region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
-pub use stats::Stats;
+// The public module paths of the crate, whatever layer folder holds them.
+pub use crate::base::{access, addr, dirty, error, limits, ram, stats};
+pub use crate::io::{board, mtree, vm_memory};
+pub use crate::machine::{address_space, cpu, dma, memory, tlb};
+pub use crate::model::graph::cycle;
+pub use crate::model::region;
+pub use crate::read::accessor;
+pub use crate::view::flatview;
+pub use crate::write::listener;
+
+pub use crate::base::access::{
+    AccessRules, Endianness, MemTxAttrs, MemTxResult, OpenBus, RegionOps, SizeRule, Unassigned,
+};
+pub use crate::base::addr::{GuestAddr, RegionOffset};
+pub use crate::base::dirty::{DirtyClient, DirtyMask};
+pub use crate::base::error::{Error, Result};
+pub use crate::base::stats::Stats;
+pub use crate::machine::address_space::{AddressSpace, WeakAddressSpace};
+pub use crate::machine::memory::{Memory, Transaction, WeakMemory};
+pub use crate::io::load_error::LoadError;
+pub use crate::machine::Machine;
+pub use crate::model::region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};
+pub use crate::read::accessor::Accessor;
+pub use crate::read::dispatch::Scalar;
+pub use crate::view::flatview::{FlatRange, FlatView, Ranges, RangesIter};
+pub use crate::write::commit::CommitMode;
+pub use crate::write::listener::{IoEventFd, ListenerHandle, MemoryListener, Section};

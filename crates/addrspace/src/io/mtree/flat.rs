@@ -1,0 +1,205 @@
+//! `info mtree -f`: one block per distinct flat view, listing the address spaces that share
+//! it (in creation order), the view's root after simplification, and its ranges.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::io::mtree::tree::region_type;
+use crate::machine::memory::Memory;
+use crate::model::region::Body;
+use crate::view::flatview::FlatView;
+
+/// Options of `info mtree -f`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlatOptions {
+    /// Also print each view's lookup index (`-d`). QEMU prints its radix dispatch tree
+    /// there; ours is a different structure, printed under its own heading.
+    pub dispatch: bool,
+}
+
+/// The whole `info mtree -f` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlatDump {
+    /// One entry per distinct flat view.
+    pub views: Vec<ViewDump>,
+}
+
+/// One flat view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewDump {
+    /// Address spaces using the view, in creation order.
+    pub address_spaces: Vec<SpaceLine>,
+    /// Name of the view's root region, `None` for the empty view.
+    pub root: Option<String>,
+    /// The ranges.
+    pub ranges: Vec<RangeLine>,
+    /// The lookup index, with `-d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::view::flatview::IndexSummary>,
+}
+
+/// One ` AS "…", root: …` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceLine {
+    /// Address-space name.
+    pub name: String,
+    /// Its root region's name.
+    pub root: String,
+    /// If the root is an alias, the alias's target name.
+    pub root_alias: Option<String>,
+}
+
+/// One range line.
+#[derive(Debug, Clone, Serialize)]
+pub struct RangeLine {
+    /// First address.
+    #[serde(serialize_with = "super::hex")]
+    pub start: u64,
+    /// Last address (inclusive).
+    #[serde(serialize_with = "super::hex")]
+    pub end: u64,
+    /// The terminating region's own priority.
+    pub priority: i32,
+    /// Non-volatile.
+    pub nonvolatile: bool,
+    /// Type word (`rom` when read-only through this range).
+    #[serde(rename = "type")]
+    pub type_word: &'static str,
+    /// Terminating region name.
+    pub name: String,
+    /// Offset inside the region.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+}
+
+/// Builds the `info mtree -f` model of `memory`.
+pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
+    memory.inspect(|st| {
+        // One view per physical root, as QEMU prints it (roots that share a rendered view
+        // because they are structurally identical are still printed apart).
+        let mut groups: Vec<(Option<crate::model::region::RegionId>, Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
+        let mut group_of: HashMap<Option<crate::model::region::RegionId>, usize> = HashMap::new();
+        for sp in &st.spaces {
+            let view = sp.view.clone();
+            let root = st.graph.node(sp.root);
+            let line = SpaceLine {
+                name: sp.name.to_string(),
+                root: root.name.to_string(),
+                root_alias: match root.body {
+                    Body::Alias { target, .. } => Some(st.graph.node(target).name.to_string()),
+                    _ => None,
+                },
+            };
+            match group_of.get(&sp.phys) {
+                Some(&g) => groups[g].2.push(line),
+                None => {
+                    group_of.insert(sp.phys, groups.len());
+                    groups.push((sp.phys, view, vec![line]));
+                }
+            }
+        }
+        let views = groups
+            .into_iter()
+            .map(|(phys, v, address_spaces)| ViewDump {
+                address_spaces,
+                root: phys.map(|p| st.graph.node(p).name.to_string()),
+                // Like QEMU, the region's priority and type are read at print time; only
+                // read-only and non-volatile come from the range.
+                ranges: v
+                    .ranges()
+                    .iter()
+                    .map(|r| RangeLine {
+                        start: r.start,
+                        end: r.last,
+                        priority: st.graph.get(r.region()).map_or(r.priority, |n| n.priority),
+                        nonvolatile: r.nonvolatile,
+                        type_word: match st.graph.get(r.region()) {
+                            Ok(_) if !r.readonly => region_type(st.graph, r.region()),
+                            _ => r.type_word(),
+                        },
+                        name: r.name().to_string(),
+                        offset: r.offset,
+                    })
+                    .collect(),
+                index: if opts.dispatch { v.index_summary() } else { None },
+            })
+            .collect();
+        FlatDump { views }
+    })
+}
+
+impl FlatDump {
+    /// QEMU's exact text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for (i, v) in self.views.iter().enumerate() {
+            let _ = writeln!(s, "FlatView #{i}");
+            for a in &v.address_spaces {
+                let _ = write!(s, " AS \"{}\", root: {}", a.name, a.root);
+                if let Some(t) = &a.root_alias {
+                    let _ = write!(s, ", alias {t}");
+                }
+                s.push('\n');
+            }
+            let _ = writeln!(s, " Root memory region: {}", v.root.as_deref().unwrap_or("(none)"));
+            if v.ranges.is_empty() {
+                s.push_str("  No rendered FlatView\n\n");
+                continue;
+            }
+            for r in &v.ranges {
+                let nv = if r.nonvolatile { "nv-" } else { "" };
+                let _ = write!(
+                    s,
+                    "  {:016x}-{:016x} (prio {}, {nv}{}): {}",
+                    r.start, r.end, r.priority, r.type_word, r.name
+                );
+                if r.offset != 0 {
+                    let _ = write!(s, " @{:016x}", r.offset);
+                }
+                s.push('\n');
+            }
+            if let Some(ix) = &v.index {
+                let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");
+                if ix.layered {
+                    let w: Vec<String> = ix.windows.iter().map(|(f, l)| format!("{f:016x}-{l:016x}")).collect();
+                    if w.is_empty() {
+                        let _ = writeln!(s, "    layered, no own ranges; the shared view's index:");
+                    } else {
+                        let _ = writeln!(
+                            s,
+                            "    layered: own ranges in {}; elsewhere the shared view's index:",
+                            w.join(", ")
+                        );
+                    }
+                }
+                let _ = writeln!(
+                    s,
+                    "    {} buckets of 2^{} bytes, {:016x}..{:016x}",
+                    ix.buckets, ix.bucket_bits, ix.base, ix.top
+                );
+                for run in &ix.runs {
+                    let buckets = if run.first_bucket == run.last_bucket {
+                        format!("{}", run.first_bucket)
+                    } else {
+                        format!("{}..{}", run.first_bucket, run.last_bucket)
+                    };
+                    if run.lo == run.hi {
+                        let _ = writeln!(s, "      [{buckets}] range #{}", run.lo);
+                    } else {
+                        let _ = writeln!(s, "      [{buckets}] ranges #{}..#{}", run.lo, run.hi);
+                    }
+                }
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// `info mtree -f` as QEMU prints it.
+pub fn print_flat(memory: &Memory, opts: &FlatOptions) -> String {
+    flat_dump(memory, opts).to_text()
+}

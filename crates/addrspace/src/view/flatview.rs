@@ -1,0 +1,328 @@
+//! Flat views: the rendered, immutable form of an address space.
+//!
+//! A [`FlatView`] is a sorted sequence of non-overlapping [`FlatRange`]s, each naming the
+//! terminating region that handles it and the offset inside that region. Views are built by
+//! `render`, published through `Arc`, and never change afterwards: a reader that
+//! holds one sees a consistent snapshot for as long as it likes.
+//!
+//! Most views store their ranges in one array. A view of a per-CPU root that shows a shared
+//! view whole with a few private regions over it (an M-profile CPU's NVIC over system memory)
+//! is *layered* instead: it stores only the ranges of its private windows and borrows the
+//! rest from the shared view (`layered`; built by `view::layer`), so a thousand such CPUs do not cost a
+//! thousand copies of the system view. [`FlatView::ranges`] hides the difference.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::base::addr::{GuestAddr, RegionOffset};
+use crate::base::stats::LiveToken;
+use crate::model::region::RegionId;
+
+mod index;
+mod layered;
+mod ranges;
+
+pub use crate::view::range::FlatRange;
+pub use index::{BucketRun, IndexSummary};
+pub(crate) use index::{Buckets, Mru};
+pub(crate) use layered::{Hit, Layer, Window};
+pub use ranges::{Ranges, RangesIter};
+
+/// An immutable rendered view: what one or more address spaces currently look like.
+pub struct FlatView {
+    pub(crate) root: Option<RegionId>,
+    pub(crate) root_name: Option<Arc<str>>,
+    /// The ranges this view stores: all of them, or for a layered view those of its windows.
+    pub(crate) ranges: Vec<FlatRange>,
+    /// Range starts in a dense array of their own (8 bytes each).
+    pub(crate) starts: Box<[u64]>,
+    /// The lookup index over `starts`.
+    pub(crate) index: Buckets,
+    /// The shared view this one borrows its ranges outside its windows from, if layered.
+    pub(crate) layer: Option<Box<Layer>>,
+    pub(crate) _live: LiveToken,
+}
+
+impl FlatView {
+    /// The region the view was rendered from (after QEMU's root simplification), or `None`
+    /// for the shared empty view. Structurally identical roots (per-CPU SMM containers, say)
+    /// share one view in scoped commit mode; it names the root it was rendered from, which
+    /// may since have been replaced by an identical one (`info mtree -f` prints each space's
+    /// own physical root).
+    pub fn root(&self) -> Option<RegionId> {
+        self.root
+    }
+    /// Name of [`root`](Self::root).
+    pub fn root_name(&self) -> Option<&str> {
+        self.root_name.as_deref()
+    }
+    /// The ranges, sorted by address.
+    pub fn ranges(&self) -> Ranges<'_> {
+        match &self.layer {
+            None => Ranges::Slice(&self.ranges),
+            Some(_) => Ranges::Layered(self),
+        }
+    }
+
+    /// For a layered view, the shared view it shows outside its private windows (see the
+    /// module documentation); `None` for a view that stores all its ranges.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use addrspace::{GuestAddr, Memory, Unassigned, SIZE_2_64};
+    ///
+    /// let mem = Memory::new();
+    /// let system = mem.container("system", SIZE_2_64)?;
+    /// for i in 0..32u64 {
+    ///     let dev = mem.io(&format!("uart{i}"), 0x1000, Arc::new(Unassigned))?;
+    ///     mem.add_subregion(system, 0x4000_0000 + i * 0x1000, dev)?;
+    /// }
+    /// let memory = mem.address_space("memory", system)?;
+    /// // An M-profile CPU: its NVIC over an alias of system memory.
+    /// let cpu = mem.container("armv7m-container", SIZE_2_64)?;
+    /// let sys = mem.alias("system-0", system, 0, SIZE_2_64)?;
+    /// let nvic = mem.io("nvic-0", 0x1000, Arc::new(Unassigned))?;
+    /// mem.add_subregion_overlap(cpu, 0, sys, -1)?;
+    /// mem.add_subregion(cpu, 0xe000_e000, nvic)?;
+    /// let cpu0 = mem.address_space("cpu-memory-0", cpu)?;
+    ///
+    /// let view = cpu0.view();
+    /// assert!(Arc::ptr_eq(view.base().unwrap(), &memory.view()));
+    /// assert_eq!((view.ranges().len(), view.own_ranges()), (33, 1));
+    /// assert_eq!(cpu0.lookup(GuestAddr(0x4000_1004)).unwrap().0.name(), "uart1");
+    /// assert_eq!(cpu0.lookup(GuestAddr(0xe000_e004)).unwrap().0.name(), "nvic-0");
+    /// # Ok::<(), addrspace::Error>(())
+    /// ```
+    pub fn base(&self) -> Option<&Arc<FlatView>> {
+        self.layer.as_ref().map(|l| l.base())
+    }
+
+    /// How many ranges this view stores itself: all of them, or for a layered view only
+    /// those of its private windows.
+    pub fn own_ranges(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub(crate) fn new(
+        root: Option<RegionId>,
+        root_name: Option<Arc<str>>,
+        ranges: Vec<FlatRange>,
+        live: LiveToken,
+    ) -> FlatView {
+        Self::with_layer(root, root_name, ranges, None, live)
+    }
+
+    pub(crate) fn with_layer(
+        root: Option<RegionId>,
+        root_name: Option<Arc<str>>,
+        ranges: Vec<FlatRange>,
+        layer: Option<Box<Layer>>,
+        live: LiveToken,
+    ) -> FlatView {
+        // Views live long and splices leave spare room: keep exactly what is needed.
+        let mut ranges = ranges;
+        ranges.shrink_to_fit();
+        let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
+        let index = Buckets::new(&ranges, &starts);
+        FlatView {
+            root,
+            root_name,
+            ranges,
+            starts,
+            index,
+            layer,
+            _live: live,
+        }
+    }
+
+    /// Index of the own range containing `addr`, through the bucket index (for a layered
+    /// view, only addresses inside its windows have one).
+    #[inline]
+    pub(crate) fn search(&self, addr: u64) -> Option<usize> {
+        let ix = &self.index;
+        if addr < ix.base || addr > ix.top {
+            return None;
+        }
+        let b = ((addr - ix.base) >> ix.shift) as usize;
+        // The candidate is the last range starting at or before `addr`: at least the one
+        // before this bucket's first (which starts before the bucket, so before `addr`), at
+        // most the one before the next bucket's first.
+        let lo = (ix.first[b] as usize).saturating_sub(1);
+        let hi = ix.first[b + 1] as usize;
+        let i = if hi - lo <= 2 {
+            // One or two candidates (the usual case): pick without a loop.
+            let top = hi.max(1) - 1;
+            top - usize::from(self.starts[top] > addr)
+        } else {
+            lo + self.starts[lo..hi].partition_point(|&s| s <= addr) - 1
+        };
+        (addr <= self.ranges[i].last).then_some(i)
+    }
+
+    /// The range containing `addr`, trying the last hit first and remembering this one.
+    #[inline]
+    pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
+        if let Some(r) = self.ranges.get(mru.index) {
+            if r.start <= addr && addr <= r.last {
+                return Some(r);
+            }
+        }
+        if let Some(layer) = &self.layer {
+            return layer.find(self, addr, mru);
+        }
+        let i = self.search(addr)?;
+        mru.index = i;
+        Some(&self.ranges[i])
+    }
+
+    /// The range containing `addr`, without a last-hit cache.
+    pub(crate) fn locate(&self, addr: u64) -> Option<&FlatRange> {
+        match &self.layer {
+            None => self.search(addr).map(|i| &self.ranges[i]),
+            Some(layer) => match layer.search(self, addr)? {
+                Hit::Own(i) => Some(&self.ranges[i]),
+                Hit::Base(j) => Some(&layer.base().ranges[j]),
+            },
+        }
+    }
+
+    /// First range start above `addr` (where an unassigned hole at `addr` ends), as `u128`
+    /// so that "none" is 2^64.
+    pub(crate) fn next_start(&self, addr: u64) -> u128 {
+        let i = self.starts.partition_point(|&s| s <= addr);
+        let own = self.starts.get(i).map_or(1 << 64, |&s| u128::from(s));
+        match &self.layer {
+            None => own,
+            Some(layer) => own.min(layer.next_base_start(addr)),
+        }
+    }
+
+    /// The lookup index, for diagnostics (`addrspace mtree -f -d`); `None` for an empty view.
+    /// A layered view describes its base view's index and lists its own windows.
+    pub fn index_summary(&self) -> Option<IndexSummary> {
+        if let Some(layer) = &self.layer {
+            let mut s = layer.base().index_summary().unwrap_or(IndexSummary {
+                base: 1,
+                top: 0,
+                bucket_bits: 0,
+                buckets: 0,
+                runs: Vec::new(),
+                layered: true,
+                windows: Vec::new(),
+            });
+            s.layered = true;
+            s.windows = layer.windows().collect();
+            return Some(s);
+        }
+        if self.ranges.is_empty() {
+            return None;
+        }
+        let ix = &self.index;
+        let buckets = ix.first.len() - 1;
+        let mut runs: Vec<BucketRun> = Vec::new();
+        for b in 0..buckets {
+            let lo = (ix.first[b] as usize).saturating_sub(1);
+            let hi = (ix.first[b + 1] as usize).saturating_sub(1);
+            match runs.last_mut() {
+                Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
+                _ => runs.push(BucketRun {
+                    first_bucket: b,
+                    last_bucket: b,
+                    lo,
+                    hi,
+                }),
+            }
+        }
+        Some(IndexSummary {
+            base: ix.base,
+            top: ix.top,
+            bucket_bits: ix.shift,
+            buckets,
+            runs,
+            layered: false,
+            windows: Vec::new(),
+        })
+    }
+
+    /// The range containing `addr` and the offset of `addr` inside its region.
+    pub fn lookup(&self, addr: GuestAddr) -> Option<(&FlatRange, RegionOffset)> {
+        let r = self.locate(addr.0)?;
+        Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
+    }
+}
+impl fmt::Debug for FlatView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlatView")
+            .field("root", &self.root_name)
+            .field("ranges", &self.ranges())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Memory, SIZE_2_64};
+    use proptest::prelude::*;
+
+    /// Builds a view of RAM ranges at the given (start, len) pieces (sorted, disjoint).
+    fn view(pieces: &[(u64, u64)]) -> Arc<FlatView> {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        for (i, &(start, len)) in pieces.iter().enumerate() {
+            let r = m.ram(&format!("r{i}"), u128::from(len)).unwrap();
+            m.add_subregion(sys, start, r).unwrap();
+        }
+        m.render(sys).unwrap()
+    }
+
+    fn naive(v: &FlatView, addr: u64) -> Option<usize> {
+        v.ranges.iter().position(|r| r.start <= addr && addr <= r.last)
+    }
+
+    proptest! {
+        #[test]
+        fn bucket_index_agrees_with_a_scan(
+            gaps in prop::collection::vec((0u64..1 << 40, 1u64..1 << 16), 1..40),
+            probes in prop::collection::vec(any::<u64>(), 64),
+            top in any::<bool>(),
+        ) {
+            // Sparse layouts: gaps of up to 2^40 between small ranges, optionally one at the
+            // very top of the 64-bit space.
+            let mut pieces = Vec::new();
+            let mut at = 0u64;
+            for (gap, len) in gaps {
+                let Some(start) = at.checked_add(gap) else { break };
+                if start.checked_add(len).is_none() { break }
+                pieces.push((start, len));
+                at = start + len;
+            }
+            if top && at < u64::MAX - 0x1000 {
+                pieces.push((u64::MAX - 0xfff, 0x1000));
+            }
+            let v = view(&pieces);
+            let mut addrs = probes;
+            for r in &v.ranges {
+                addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
+            }
+            for a in addrs {
+                prop_assert_eq!(v.search(a), naive(&v, a), "address {:#x}", a);
+                let mut mru = Mru::EMPTY;
+                let at = |r: Option<&FlatRange>| r.map(|r| r as *const FlatRange);
+                let want = at(naive(&v, a).map(|i| &v.ranges[i]));
+                prop_assert_eq!(at(v.find(a, &mut mru)), want);
+                prop_assert_eq!(at(v.find(a, &mut mru)), want, "second lookup through the MRU");
+            }
+            let ix = v.index_summary().unwrap();
+            prop_assert_eq!(ix.runs.last().unwrap().last_bucket + 1, ix.buckets);
+        }
+    }
+
+    #[test]
+    fn empty_view_finds_nothing() {
+        let v = view(&[]);
+        assert_eq!(v.search(0), None);
+        assert_eq!(v.search(u64::MAX), None);
+        assert!(v.index_summary().is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! A view's lookup index: range starts cut into equal buckets, so finding the range of an
+//! address is a shift, two loads and a short scan; plus the reader's last-hit cache ([`Mru`])
+//! and the index's description for `info mtree -f -d`.
+
+use crate::view::range::FlatRange;
+
+/// The last range a reader hit (QEMU's MRU section), kept by the reader. Only the index is
+/// kept: storing the range's bounds too would make every random lookup wait for the previous
+/// one's store (measured: 10.4 ns instead of 7 ns per random lookup with 64 ranges). Only
+/// valid for the view it was filled from: reset it with [`Mru::EMPTY`] when the view changes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mru {
+    /// An index into the view's own ranges, or [`Mru::BASE`] + an index into a layered view's
+    /// base ranges.
+    pub(crate) index: usize,
+}
+
+impl Mru {
+    /// Matches no range.
+    pub const EMPTY: Mru = Mru { index: usize::MAX };
+    /// Tag of indices into a layered view's base (never a valid own index).
+    pub(crate) const BASE: usize = 1 << (usize::BITS - 1);
+}
+
+/// One run of consecutive buckets with the same candidate window, for `info mtree -f -d`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BucketRun {
+    /// First bucket of the run.
+    pub first_bucket: usize,
+    /// Last bucket of the run.
+    pub last_bucket: usize,
+    /// Candidate ranges (indices into the view's ranges): `lo..=hi`, or none if `lo > hi`.
+    pub lo: usize,
+    /// See `lo`.
+    pub hi: usize,
+}
+
+/// A description of a view's lookup index (see [`FlatView::index_summary`](crate::FlatView::index_summary)).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexSummary {
+    /// First address covered.
+    #[serde(serialize_with = "crate::base::addr::hex")]
+    pub base: u64,
+    /// Last address covered.
+    #[serde(serialize_with = "crate::base::addr::hex")]
+    pub top: u64,
+    /// log2 of the bucket size.
+    pub bucket_bits: u32,
+    /// Number of buckets.
+    pub buckets: usize,
+    /// The buckets, run-length encoded.
+    pub runs: Vec<BucketRun>,
+    /// Whether the view is layered: it stores only the ranges of `windows` and borrows the
+    /// rest from a shared view, whose buckets these are.
+    pub layered: bool,
+    /// For a layered view, its private windows (first, last address).
+    pub windows: Vec<(u64, u64)>,
+}
+
+/// A bucketed lookup index. The span from the first range start to the last range end is
+/// cut into `2^k` equal buckets (about two per range); `first[b]` counts the ranges that
+/// start before bucket `b`. The range holding an address of bucket `b` is then among
+/// `starts[first[b] - 1 ..= first[b + 1] - 1]` — usually one to three entries, whatever the
+/// number of ranges — so a lookup is a shift, two adjacent loads and a short scan. A layout
+/// that crowds many ranges into one bucket degrades to a binary search in that bucket.
+pub(crate) struct Buckets {
+    pub(crate) base: u64,
+    /// Last address covered (inclusive).
+    pub(crate) top: u64,
+    pub(crate) shift: u32,
+    pub(crate) first: Box<[u32]>,
+}
+
+impl Buckets {
+    pub(crate) fn new(ranges: &[FlatRange], starts: &[u64]) -> Buckets {
+        let (Some(f), Some(l)) = (ranges.first(), ranges.last()) else {
+            return Buckets {
+                base: 1,
+                top: 0,
+                shift: 0,
+                first: Box::new([0, 0]),
+            };
+        };
+        let (base, top) = (f.start, l.last);
+        let span = u128::from(top - base) + 1;
+        let want = (2 * ranges.len()).next_power_of_two().clamp(2, 1 << 20) as u128;
+        // Smallest shift that fits the span into `want` buckets.
+        let mut shift = 0;
+        while (span >> shift) > want {
+            shift += 1;
+        }
+        let buckets = ((span - 1) >> shift) as usize + 1;
+        // `first[b]` counts the starts before bucket `b`, i.e. the starts whose bucket is
+        // below `b`: count the starts per bucket, then take prefix sums.
+        let mut first = vec![0u32; buckets + 1];
+        for &s in starts {
+            first[((s - base) >> shift) as usize + 1] += 1;
+        }
+        for b in 1..=buckets {
+            first[b] += first[b - 1];
+        }
+        Buckets {
+            base,
+            top,
+            shift,
+            first: first.into_boxed_slice(),
+        }
+    }
+}

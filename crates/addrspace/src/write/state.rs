@@ -1,0 +1,132 @@
+//! The writer's state behind the topology lock: the region graph, the address spaces in
+//! creation order, the table of rendered views, and what the open transaction touched.
+//!
+//! It is data, with no behaviour beyond lookups: [`commit`](crate::write::commit) plans over
+//! it, [`shared`](crate::write::shared) locks it, the facade above mutates it.
+
+use std::sync::Arc;
+
+use crate::base::error::{Error, Result};
+use crate::base::idmap::IdMap;
+use crate::base::ioeventfd::IoEventFd;
+use crate::model::graph::Graph;
+use crate::model::region::RegionId;
+use crate::read::publish::SpaceCell;
+use crate::view::flatview::FlatView;
+use crate::write::listener::Registered;
+
+/// How a commit recomputes views.
+///
+/// More modes may come (the enum is `#[non_exhaustive]`), so a match needs a `_` arm:
+///
+/// ```compile_fail
+/// fn scoped(mode: addrspace::CommitMode) -> bool {
+///     match mode {
+///         addrspace::CommitMode::Scoped => true,
+///         addrspace::CommitMode::Full => false,
+///     } // error: `_` not covered
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CommitMode {
+    /// Only views that can see a changed region, only the changed windows, only the
+    /// listeners of changed address spaces.
+    #[default]
+    Scoped,
+    /// QEMU's behaviour: every view re-rendered, every listener called, at every commit that
+    /// changed something. (QEMU's own test, `memory_region_update_pending`, also skips
+    /// changes no view can show — mapping a disabled region — and handles ioeventfd-only
+    /// changes without `begin`/`commit` or a render; this mode commits for those.)
+    Full,
+}
+
+/// One registered address space, in creation order.
+pub(crate) struct SpaceRecord {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub root: RegionId,
+    /// The root its view is rendered from (`None`: the empty view): its physical root, or a
+    /// structurally identical one's (see `sharing`).
+    pub key: Option<RegionId>,
+    /// Its physical root (QEMU's `memory_region_get_flatview_root`).
+    pub phys: Option<RegionId>,
+    /// Where its view is published (one cell per space: see `publish`).
+    pub cell: Arc<SpaceCell>,
+    /// The regions its physical root depends on (see `render::physical_root_chain`).
+    pub chain: Vec<RegionId>,
+    /// The view its listeners were last told about (kept for spaces with listeners).
+    pub view: Arc<FlatView>,
+    /// Listeners, in priority then registration order.
+    pub listeners: Arc<Vec<Registered>>,
+    /// The ioeventfds its listeners were last told about.
+    pub eventfds: Arc<Vec<IoEventFd>>,
+}
+
+/// One rendered view and the spaces that show it (QEMU's `flat_views` table entry).
+/// The rendered views, by the region they were rendered from (`None`: the empty view).
+pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
+
+pub(crate) struct ViewEntry {
+    pub view: Arc<FlatView>,
+    /// Ids of the spaces using it, ascending (creation order).
+    pub spaces: Vec<u64>,
+    /// The subset of `spaces` with listeners.
+    pub listening: Vec<u64>,
+    /// The ioeventfds visible in it.
+    pub eventfds: Arc<Vec<IoEventFd>>,
+    /// The sharing signature of its root when last rendered (scoped mode).
+    pub sig: Option<crate::model::sharing::Signature>,
+}
+
+pub(crate) struct State {
+    pub graph: Graph,
+    pub spaces: Vec<SpaceRecord>,
+    pub depth: u32,
+    /// Regions that can see a change of the open transaction, with the changed windows.
+    pub touched: crate::write::propagate::Windows,
+    /// Every view must be re-rendered (global dirty-logging changes).
+    pub touch_all: bool,
+    /// A change could not be followed to the views it reaches (propagation gave up): every
+    /// view is rendered again at the commit.
+    pub rerender_all: bool,
+    /// Regions that moved inside their container (a view of such a root shifts).
+    pub moved: Vec<RegionId>,
+    /// Roots whose view may borrow a view that did not exist when it was made (see
+    /// `layer`): the next commit tries again.
+    pub relayer: Vec<RegionId>,
+    /// Regions whose ioeventfd registrations changed.
+    pub eventfd_touched: Vec<RegionId>,
+    pub mode: CommitMode,
+    /// One view per physical root; `None` is the empty view.
+    pub views: Views,
+    /// Space ids by region of their simplification chain.
+    pub chains: IdMap<RegionId, Vec<u64>>,
+    /// Regions changed in the open transaction, and their containers (what physical roots
+    /// depend on).
+    pub seeds: Vec<RegionId>,
+    pub scratch: crate::write::propagate::Scratch,
+    /// Representative roots of structurally identical roots.
+    pub reps: crate::model::sharing::Representatives,
+    /// The space of each registered listener.
+    pub listener_space: IdMap<u64, u64>,
+    /// Number of ioeventfd registrations on all regions.
+    pub eventfd_regs: usize,
+    /// Listener callbacks are running (topology changes are refused).
+    pub delivering: u32,
+    pub next_space: u64,
+    pub next_listener: u64,
+}
+
+impl State {
+    pub(crate) fn space_index(&self, id: u64) -> Option<usize> {
+        self.spaces.binary_search_by_key(&id, |s| s.id).ok()
+    }
+
+    pub(crate) fn check_not_delivering(&self, what: &'static str) -> Result<()> {
+        if self.delivering > 0 {
+            return Err(Error::InListener { what });
+        }
+        Ok(())
+    }
+}

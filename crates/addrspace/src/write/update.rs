@@ -1,0 +1,118 @@
+//! A view's update in a commit, and the ways to make one: render a root in full, or splice
+//! the changed windows into its previous view (with the diff listeners will hear).
+//!
+//! Shared by the commit planner and by the builder of layered views, which both produce
+//! updates and neither of which owns the other.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::base::idmap::IdMap;
+use crate::base::ioeventfd::IoEventFd;
+use crate::base::stats::{Counters, LiveToken};
+use crate::model::graph::Graph;
+use crate::model::region::RegionId;
+use crate::view::flatview::{FlatRange, FlatView};
+use crate::view::patch::{diff_patches, is_change, is_restyle, splice, Patch};
+use crate::view::render::render;
+use crate::write::delivery::Diff;
+
+/// A view's update in this commit.
+pub(crate) struct Update {
+    pub new: Arc<FlatView>,
+    /// The diff against the previous view of the same root, if it was patched.
+    pub changes: Option<Arc<Diff>>,
+    pub old: Option<Arc<FlatView>>,
+    /// The same ranges as `old`, stored differently (a copy replaced by a layered view, or a
+    /// layered view moved to its base's newer view), or ranges that differ only in priority:
+    /// published, but nobody is told.
+    pub silent: bool,
+    /// Where a spliced view differs from `old` (so views layered over it can tell where
+    /// they differ too).
+    pub patches: Option<Vec<Patch>>,
+}
+
+impl Update {
+    /// A new view; listeners get the diff computed when delivering.
+    pub fn new(new: Arc<FlatView>, old: Option<Arc<FlatView>>) -> Update {
+        Update {
+            new,
+            changes: None,
+            old,
+            silent: false,
+            patches: None,
+        }
+    }
+}
+
+/// The views to update in a commit.
+pub(crate) type Updates = IdMap<Option<RegionId>, Update>;
+
+pub(crate) fn make_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    key: Option<RegionId>,
+    ranges: Vec<FlatRange>,
+) -> Arc<FlatView> {
+    let name = key.map(|r| g.node(r).name.clone());
+    Arc::new(FlatView::new(key, name, ranges, LiveToken::new(counters)))
+}
+
+pub(crate) fn render_view(g: &Graph, counters: &Arc<Counters>, key: Option<RegionId>) -> Arc<FlatView> {
+    counters.renders.fetch_add(1, Ordering::Relaxed);
+    make_view(g, counters, key, render(g, key))
+}
+
+/// The update of `old`, the view of `root`, after changes inside `windows`: spliced (`None`
+/// if nothing a listener hears about changed), or rendered in full if `render` or if the
+/// splice cannot decide a seam.
+pub(crate) fn patch_view(
+    g: &Graph,
+    counters: &Arc<Counters>,
+    root: RegionId,
+    old: &Arc<FlatView>,
+    windows: &[(u128, u128)],
+    render: bool,
+) -> Option<Update> {
+    let spliced = match old.ranges().as_slice() {
+        Some(o) if !render => splice(g, root, o, windows),
+        _ => None,
+    };
+    let Some((ranges, patches)) = spliced else {
+        return Some(Update::new(render_view(g, counters, Some(root)), Some(old.clone())));
+    };
+    counters.patches.fetch_add(1, Ordering::Relaxed);
+    let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
+    let silent = !is_change(&changes, old.ranges(), (&ranges).into());
+    if silent && !is_restyle(&changes, old.ranges(), (&ranges).into()) {
+        return None;
+    }
+    let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
+    Some(Update {
+        new: make_view(g, counters, Some(root), ranges),
+        changes: Some(Arc::new(diff)),
+        old: Some(old.clone()),
+        silent,
+        patches: Some(patches),
+    })
+}
+
+/// The ioeventfds visible in `view`, with absolute addresses, sorted.
+pub(crate) fn view_eventfds(g: &Graph, view: &FlatView) -> Vec<IoEventFd> {
+    let mut out = Vec::new();
+    for r in view.ranges() {
+        let Ok(n) = g.get(r.region()) else { continue };
+        for e in &n.eventfds {
+            let abs = i128::from(e.addr) + i128::from(r.start) - i128::from(r.offset);
+            let end = abs + i128::from(e.size.max(1));
+            if abs < r.end() as i128 && i128::from(r.start) < end && abs >= 0 {
+                out.push(IoEventFd {
+                    addr: abs as u64,
+                    ..e.clone()
+                });
+            }
+        }
+    }
+    out.sort();
+    out
+}
