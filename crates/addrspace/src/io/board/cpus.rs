@@ -395,7 +395,8 @@ pub(crate) fn build_clusters(
                     "give exactly one of `root`, `shared`, `per-cpu` or `same-root-as`".to_string(),
                 ));
             }
-            crate::base::limits::check_space_index(&s.prefix, *s.index.get_ref()).map_err(|e| cx.core(s.index.span(), e))?;
+            crate::base::limits::check_space_index(&s.prefix, *s.index.get_ref())
+                .map_err(|e| cx.core(s.index.span(), e))?;
             if specs.iter().any(|p: &CpuSpaceSpec| p.index == *s.index.get_ref()) {
                 return Err(cx.err(
                     s.index.span(),
