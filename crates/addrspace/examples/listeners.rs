@@ -102,17 +102,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print_slots("after registration (the view is replayed as additions):", &kvm);
 
     // Logging changes the slot's flags in place (log_start), not the slot table.
-    mem.set_log(fb, DirtyClient::Vga, true)?;
+    mem.dirty().set(fb, DirtyClient::Vga, true)?;
     print_slots("framebuffer logged for VGA:", &kvm);
 
     let attrs = MemTxAttrs::default();
     assert!(space.write(GuestAddr(0xa_1234), &[0xff; 4], attrs).is_ok());
-    let dirty = mem.take_dirty_pages(fb, 0, 0x8000, DirtyClient::Vga)?;
+    let dirty = mem.dirty().take(fb, 0, 0x8000, DirtyClient::Vga)?;
     println!("dirty framebuffer pages: {dirty:x?}");
 
     println!("doorbell eventfd:");
     let notifier = Arc::new(EventFd::new(0)?);
-    mem.add_eventfd(doorbell, 0x40, 4, None, notifier)?;
+    mem.ioeventfds().add(doorbell, 0x40, 4, None, notifier)?;
     mem.set_address(doorbell, 0xfed0_0000)?; // the eventfd moves with its region
 
     let stats = mem.stats();

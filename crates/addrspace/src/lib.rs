@@ -76,6 +76,7 @@ pub use crate::base::error::{Error, Result};
 pub use crate::base::stats::Stats;
 pub use crate::io::load_error::LoadError;
 pub use crate::machine::address_space::{AddressSpace, WeakAddressSpace};
+pub use crate::machine::handles::{Coalescing, DirtyLogging, IoEventFds};
 pub use crate::machine::memory::{Memory, Transaction, WeakMemory};
 pub use crate::machine::Machine;
 pub use crate::model::region::{Backend, Leaf, RegionId, RegionInfo, RegionKind, SIZE_2_64};

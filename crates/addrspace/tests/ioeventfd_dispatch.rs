@@ -64,7 +64,7 @@ fn a_matching_write_signals_the_fd_instead_of_the_device() {
     let dev = Dev::new(AccessRules::default());
     let r = b.map_io("doorbell", 0x1000, dev.clone());
     let kick = fd();
-    b.mem.add_eventfd(r, 0x10, 4, Some(0x1234), kick.clone()).unwrap();
+    b.mem.ioeventfds().add(r, 0x10, 4, Some(0x1234), kick.clone()).unwrap();
     let a = MemTxAttrs::default();
 
     assert_eq!(b.space.store(GuestAddr(0x1010), 0x1234u32, LE, a), OK);
@@ -86,7 +86,7 @@ fn a_matching_write_signals_the_fd_instead_of_the_device() {
     assert_eq!(dev.writes(), []);
 
     // Unregistered: back to the device.
-    b.mem.del_eventfd(r, 0x10, 4, Some(0x1234), kick.clone()).unwrap();
+    b.mem.ioeventfds().del(r, 0x10, 4, Some(0x1234), kick.clone()).unwrap();
     assert_eq!(b.space.store(GuestAddr(0x1010), 0x1234u32, LE, a), OK);
     assert_eq!(signals(&kick), 0);
     assert_eq!(dev.writes(), [(0x10, 4, 0x1234)]);
@@ -103,9 +103,12 @@ fn size_zero_matches_any_write_at_the_offset_and_data_is_compared_in_device_orde
     let r = b.map_io("be-dev", 0x2000, dev.clone());
     let any = fd();
     let exact = fd();
-    b.mem.add_eventfd(r, 0x0, 0, None, any.clone()).unwrap();
+    b.mem.ioeventfds().add(r, 0x0, 0, None, any.clone()).unwrap();
     // Registered data is in the guest's (little-endian) order, like a little-endian store.
-    b.mem.add_eventfd(r, 0x8, 4, Some(0x1122_3344), exact.clone()).unwrap();
+    b.mem
+        .ioeventfds()
+        .add(r, 0x8, 4, Some(0x1122_3344), exact.clone())
+        .unwrap();
     let a = MemTxAttrs::default();
 
     assert_eq!(b.space.store(GuestAddr(0x2000), 7u8, LE, a), OK);

@@ -126,13 +126,13 @@ fn per_region_logging_is_counted_and_heard_as_log_start_and_stop() {
     let b = board();
     let l = Rec::named("kvm");
     let _h = listen(&b.space, &l, PRIORITY_ACCEL);
-    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap();
+    b.mem.dirty().set(b.vram, DirtyClient::Vga, true).unwrap();
     assert_eq!(l.take(), ["begin", "log_start vram@0x10000+0x4000 0->1", "commit"]);
-    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap(); // second user: no change
+    b.mem.dirty().set(b.vram, DirtyClient::Vga, true).unwrap(); // second user: no change
     assert!(l.take().is_empty());
-    b.mem.set_log(b.vram, DirtyClient::Vga, false).unwrap();
+    b.mem.dirty().set(b.vram, DirtyClient::Vga, false).unwrap();
     assert!(l.take().is_empty(), "one user still logs");
-    b.mem.set_log(b.vram, DirtyClient::Vga, false).unwrap();
+    b.mem.dirty().set(b.vram, DirtyClient::Vga, false).unwrap();
     assert_eq!(l.take(), ["begin", "log_stop vram@0x10000+0x4000 1->0", "commit"]);
 }
 
@@ -141,39 +141,38 @@ fn writes_through_the_space_mark_pages_for_the_logging_clients_only() {
     let b = board();
     let attrs = MemTxAttrs::default();
     assert!(b.space.write(GuestAddr(0x10000), &[1], attrs).is_ok()); // before logging: not recorded
-    b.mem.set_log(b.vram, DirtyClient::Vga, true).unwrap();
+    b.mem.dirty().set(b.vram, DirtyClient::Vga, true).unwrap();
     let mut cpu = b.space.accessor();
     assert!(cpu
         .store(GuestAddr(0x11ffe), 0xabcd_u32, Endianness::Little, attrs)
         .is_ok()); // straddles pages 1 and 2
     assert!(b.space.write(GuestAddr(0x13000), &[0; 16], attrs).is_ok());
     assert!(b.space.write(GuestAddr(0x0), &[0; 16], attrs).is_ok()); // "ram" does not log
-    let vga = b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap();
+    let vga = b.mem.dirty().pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap();
     assert_eq!(vga, [0x1000, 0x2000, 0x3000]);
     assert!(b
         .mem
-        .dirty_pages(b.vram, 0, 0x4000, DirtyClient::Migration)
+        .dirty()
+        .pages(b.vram, 0, 0x4000, DirtyClient::Migration)
         .unwrap()
         .is_empty());
     // Snapshot-and-clear one range; the rest stays.
     assert_eq!(
-        b.mem
-            .take_dirty_pages(b.vram, 0x2000, 0x2000, DirtyClient::Vga)
-            .unwrap(),
+        b.mem.dirty().take(b.vram, 0x2000, 0x2000, DirtyClient::Vga).unwrap(),
         [0x2000, 0x3000]
     );
     assert_eq!(
-        b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
+        b.mem.dirty().pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
         [0x1000]
     );
     // Reads do not dirty; an MMIO region has no bitmap.
     let mut buf = [0u8; 8];
     assert!(b.space.read(GuestAddr(0x13000), &mut buf, attrs).is_ok());
     assert_eq!(
-        b.mem.dirty_pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
+        b.mem.dirty().pages(b.vram, 0, 0x4000, DirtyClient::Vga).unwrap(),
         [0x1000]
     );
-    assert!(b.mem.dirty_pages(b.dev, 0, 0x1000, DirtyClient::Vga).is_err());
+    assert!(b.mem.dirty().pages(b.dev, 0, 0x1000, DirtyClient::Vga).is_err());
 }
 
 #[test]
@@ -182,7 +181,7 @@ fn global_dirty_tracking_starts_every_listener_then_logs_all_ram() {
     let (l1, l2) = (Rec::named("low"), Rec::named("high"));
     let _h1 = listen(&b.space, &l1, PRIORITY_MIN);
     let _h2 = listen(&b.space, &l2, PRIORITY_ACCEL);
-    b.mem.start_dirty_log().unwrap();
+    b.mem.dirty().start_global().unwrap();
     assert_eq!(
         l1.take(),
         [
@@ -198,16 +197,16 @@ fn global_dirty_tracking_starts_every_listener_then_logs_all_ram() {
     assert!(b.space.write(GuestAddr(0x5000), &[9], MemTxAttrs::default()).is_ok());
     let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
     assert_eq!(
-        b.mem.dirty_pages(ram, 0, 0x10000, DirtyClient::Migration).unwrap(),
+        b.mem.dirty().pages(ram, 0, 0x10000, DirtyClient::Migration).unwrap(),
         [0x5000]
     );
     // log_sync: every logged range of each listener's space, in listener order.
-    b.mem.log_sync(None);
+    b.mem.dirty().sync(None);
     assert_eq!(l1.take(), ["log_sync ram@0x0+0x10000", "log_sync vram@0x10000+0x4000"]);
-    b.mem.log_sync(Some(b.vram));
+    b.mem.dirty().sync(Some(b.vram));
     assert_eq!(l1.take(), ["log_sync vram@0x10000+0x4000"]);
     assert_eq!(l2.take()[2..], ["log_sync vram@0x10000+0x4000"]);
-    b.mem.stop_dirty_log().unwrap();
+    b.mem.dirty().stop_global().unwrap();
     let stop = l1.take();
     assert_eq!(stop[0], "begin");
     assert_eq!(stop[1], "log_stop ram@0x0+0x10000 4->0");
@@ -225,7 +224,7 @@ fn a_refusing_listener_rolls_back_the_ones_already_started() {
     });
     let _h1 = listen(&b.space, &ok, PRIORITY_MIN);
     let _h2 = listen(&b.space, &no, PRIORITY_ACCEL);
-    let e = b.mem.start_dirty_log().unwrap_err();
+    let e = b.mem.dirty().start_global().unwrap_err();
     assert!(e.to_string().contains("`no` refused"), "{e}");
     assert_eq!(ok.take(), ["global_start", "global_stop"]);
     assert_eq!(no.take(), ["global_start"]);
@@ -233,7 +232,8 @@ fn a_refusing_listener_rolls_back_the_ones_already_started() {
     let ram = b.space.lookup(GuestAddr(0)).unwrap().0.region();
     assert!(b
         .mem
-        .dirty_pages(ram, 0, 0x10000, DirtyClient::Migration)
+        .dirty()
+        .pages(ram, 0, 0x10000, DirtyClient::Migration)
         .unwrap()
         .is_empty());
 }
@@ -244,7 +244,7 @@ fn ioeventfds_follow_their_region_with_absolute_addresses() {
     let l = Rec::named("kvm");
     let _h = listen(&b.space, &l, PRIORITY_ACCEL);
     let fd = Arc::new(EventFd::new(0).unwrap());
-    b.mem.add_eventfd(b.dev, 0x10, 4, Some(1), fd.clone()).unwrap();
+    b.mem.ioeventfds().add(b.dev, 0x10, 4, Some(1), fd.clone()).unwrap();
     assert_eq!(l.take(), ["eventfd_add 0x20010/4 Some(1)"]);
     // The region moves: the eventfd moves with it, inside one commit.
     b.mem.set_address(b.dev, 0x30000).unwrap();
@@ -271,10 +271,10 @@ fn ioeventfds_follow_their_region_with_absolute_addresses() {
         "{heard:?}"
     );
     assert!(
-        b.mem.del_eventfd(b.dev, 0x10, 4, Some(2), fd.clone()).is_err(),
+        b.mem.ioeventfds().del(b.dev, 0x10, 4, Some(2), fd.clone()).is_err(),
         "no such registration"
     );
-    b.mem.del_eventfd(b.dev, 0x10, 4, Some(1), fd).unwrap();
+    b.mem.ioeventfds().del(b.dev, 0x10, 4, Some(1), fd).unwrap();
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn coalesced_ranges_are_pushed_at_once_and_follow_the_diff() {
     let b = board();
     let l = Rec::named("kvm");
     let _h = listen(&b.space, &l, PRIORITY_ACCEL);
-    b.mem.add_coalescing(b.dev, 0x100, 0x100).unwrap();
+    b.mem.coalescing().add(b.dev, 0x100, 0x100).unwrap();
     assert_eq!(l.take(), ["coalesced_add dev 0x20100+0x100"]);
     b.mem.set_address(b.dev, 0x30000).unwrap();
     assert_eq!(
@@ -296,7 +296,7 @@ fn coalesced_ranges_are_pushed_at_once_and_follow_the_diff() {
             "commit"
         ]
     );
-    b.mem.clear_coalescing(b.dev).unwrap();
+    b.mem.coalescing().clear(b.dev).unwrap();
     assert_eq!(l.take(), ["coalesced_del dev 0x30100+0x100"]);
 }
 

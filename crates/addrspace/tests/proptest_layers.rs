@@ -356,14 +356,14 @@ proptest! {
                 2 if !w.privs.is_empty() => {
                     let _ = m.set_address(*pick.get(&w.privs), page * 0x1000);
                 }
-                3 => m.set_log(w.ram, DirtyClient::Vga, flag).unwrap(),
+                3 => m.dirty().set(w.ram, DirtyClient::Vga, flag).unwrap(),
                 4 => m.set_unmergeable(w.ram_hi, flag).unwrap(),
                 5 if !w.devs.is_empty() => {
                     let p = *pick.get(&w.devs);
                     m.set_enabled(p, !m.region_info(p).unwrap().enabled).unwrap();
                 }
                 6 if !w.privs.is_empty() => m.set_priority(*pick.get(&w.privs), (page % 5) as i32 - 2).unwrap(),
-                7 => m.set_code_dirty_tracking(flag),
+                7 => m.dirty().set_code_tracking(flag),
                 8 if !w.privs.is_empty() => m.set_readonly(*pick.get(&w.privs), flag).unwrap(),
                 9 => m.set_size(w.ram_hi, u128::from(0x1000 * (page % 16 + 1))).unwrap(),
                 10 => {
@@ -415,9 +415,9 @@ proptest! {
                 }
                 14 => {
                     if flag {
-                        let _ = m.start_dirty_log();
+                        let _ = m.dirty().start_global();
                     } else {
-                        let _ = m.stop_dirty_log();
+                        let _ = m.dirty().stop_global();
                     }
                 }
                 15 => {

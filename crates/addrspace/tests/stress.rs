@@ -132,7 +132,7 @@ fn dirty_log_loses_no_write_to_a_concurrent_collector() {
     let ram = mem.ram("ram", u128::from(PAGES) * PAGE as u128).unwrap();
     mem.add_subregion(system, 0, ram).unwrap();
     let space = mem.address_space("memory", system).unwrap();
-    mem.start_dirty_log().unwrap();
+    mem.dirty().start_global().unwrap();
     let attrs = MemTxAttrs::default();
     // Round handshakes spin (a futex wake would separate the threads for microseconds).
     let started = Arc::new(AtomicU64::new(0));
@@ -165,7 +165,8 @@ fn dirty_log_loses_no_write_to_a_concurrent_collector() {
     let mut copies = vec![0u8; PAGES as usize * PAGE];
     let pass = |copies: &mut [u8]| {
         let pages = mem
-            .take_dirty_pages(ram, 0, PAGES * PAGE as u64, DirtyClient::Migration)
+            .dirty()
+            .take(ram, 0, PAGES * PAGE as u64, DirtyClient::Migration)
             .unwrap();
         for off in pages {
             let page = &mut copies[off as usize..off as usize + COPY];

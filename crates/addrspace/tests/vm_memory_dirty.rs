@@ -23,7 +23,7 @@ fn put(space: &AddressSpace, addr: u64, bytes: &[u8]) {
 }
 
 fn dirty(mem: &Memory, region: RegionId, client: DirtyClient) -> Vec<u64> {
-    mem.dirty_pages(region, 0, 0x1_0000, client).unwrap()
+    mem.dirty().pages(region, 0, 0x1_0000, client).unwrap()
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn a_virtqueue_completion_marks_the_pages_it_wrote() {
     mem.add_subregion(system, 0, rings).unwrap();
     mem.add_subregion(system, DATA_BASE, window).unwrap();
     let space = mem.address_space("memory", system).unwrap();
-    mem.start_dirty_log().unwrap();
+    mem.dirty().start_global().unwrap();
 
     // The driver posts a 16-byte request and a 64-byte reply buffer 0x2ff0 into the window
     // (so the reply straddles two pages of `data`).
@@ -50,7 +50,7 @@ fn a_virtqueue_completion_marks_the_pages_it_wrote() {
     put(&space, AVAIL_RING + 2, &1u16.to_le_bytes());
     // Migration has sent everything so far.
     for r in [rings, data] {
-        mem.take_dirty_pages(r, 0, 0x1_0000, DirtyClient::Migration).unwrap();
+        mem.dirty().take(r, 0, 0x1_0000, DirtyClient::Migration).unwrap();
     }
 
     // The device completes the chain through virtio-queue over the adapter.

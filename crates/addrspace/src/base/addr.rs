@@ -11,8 +11,9 @@
 //!   addr, child)` and `set_address` place a region at an offset *inside its container*,
 //!   `alias` and `set_alias_offset` take an offset inside the target, dirty logging and
 //!   coalescing take offsets inside a region. Only a root's view gives absolute addresses.
-//!   Typing those as `GuestAddress` would say the wrong thing; their type, when the
-//!   mutators are made consistent, is [`RegionOffset`] (today they take a raw `u64`).
+//!   Typing those as `GuestAddress` would say the wrong thing; they take a [`RegionOffset`]
+//!   (`impl Into<RegionOffset>`: a plain `u64` converts, so `add_subregion(sys, 0x1000, ram)`
+//!   stays as short as it was).
 //! * **Sizes reach 2^64**, which no `u64` (vm-memory's `GuestUsize`) holds; sizes stay
 //!   `u128` (a region of the whole 64-bit space is common: QEMU's `system` container).
 //! * **No version coupling in the core**: vm-memory is at 0.x; if our core types *were* its
@@ -50,6 +51,12 @@ impl fmt::Debug for GuestAddr {
 impl fmt::Debug for RegionOffset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RegionOffset({:#x})", self.0)
+    }
+}
+
+impl From<u64> for RegionOffset {
+    fn from(v: u64) -> RegionOffset {
+        RegionOffset(v)
     }
 }
 

@@ -19,7 +19,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// An ioeventfd: a guest write of `size` bytes at `addr` (with `data`, if given) signals
 /// `notifier` instead of reaching the device. Registered with region offsets
-/// ([`Memory::add_eventfd`](crate::Memory::add_eventfd)); listeners get absolute addresses.
+/// ([`IoEventFds::add`](crate::IoEventFds::add)); listeners get absolute addresses.
 #[derive(Clone)]
 pub struct IoEventFd {
     /// Region offset (registration) or address in the space (listener callbacks).

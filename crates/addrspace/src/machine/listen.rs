@@ -63,10 +63,8 @@ impl AddressSpace {
 }
 
 impl Memory {
-    /// Turns dirty logging of `client` on or off for a region (counted: logging stays on
-    /// until every `true` has been matched by a `false`). Listeners hear `log_start` /
-    /// `log_stop` for the region's ranges at the commit.
-    pub fn set_log(&self, region: RegionId, client: DirtyClient, on: bool) -> Result<()> {
+    /// [`DirtyLogging::set`](crate::machine::handles::DirtyLogging::set).
+    pub(crate) fn set_log(&self, region: RegionId, client: DirtyClient, on: bool) -> Result<()> {
         self.mutate(|g| {
             let n = g.get_mut(region)?;
             let before = n.log_mask();
@@ -77,9 +75,8 @@ impl Memory {
         })
     }
 
-    /// Turns CODE dirty tracking on every RAM-backed range on or off (what TCG does for
-    /// self-modifying code detection).
-    pub fn set_code_dirty_tracking(&self, on: bool) {
+    /// [`DirtyLogging::set_code_tracking`](crate::machine::handles::DirtyLogging::set_code_tracking).
+    pub(crate) fn set_code_dirty_tracking(&self, on: bool) {
         self.set_global_mask(DirtyMask::CODE, on);
     }
 
@@ -106,10 +103,8 @@ impl Memory {
         self.with_state(|st| global_order(st).into_iter().map(|(l, _)| l).collect())
     }
 
-    /// Starts global dirty tracking (migration): every listener's `log_global_start` in
-    /// order — if one refuses, those already started are stopped in reverse and the error
-    /// returned — then one commit that adds MIGRATION to every RAM range (`log_start`).
-    pub fn start_dirty_log(&self) -> Result<()> {
+    /// [`DirtyLogging::start_global`](crate::machine::handles::DirtyLogging::start_global).
+    pub(crate) fn start_dirty_log(&self) -> Result<()> {
         let _tx = self.transaction();
         if self.with_state(|st| st.graph.log_global.contains(DirtyClient::Migration)) {
             return Ok(());
@@ -131,9 +126,8 @@ impl Memory {
         Ok(())
     }
 
-    /// Stops global dirty tracking: one commit removes MIGRATION (`log_stop`), then every
-    /// listener's `log_global_stop` in reverse order.
-    pub fn stop_dirty_log(&self) -> Result<()> {
+    /// [`DirtyLogging::stop_global`](crate::machine::handles::DirtyLogging::stop_global).
+    pub(crate) fn stop_dirty_log(&self) -> Result<()> {
         let guard = self.shared.lock();
         guard.borrow().check_not_delivering("stop dirty tracking")?;
         if !self.set_global_mask(DirtyMask::MIGRATION, false) {
@@ -155,9 +149,8 @@ impl Memory {
         Ok(())
     }
 
-    /// Asks listeners to pull dirty bits (`log_sync`) for every logged range of their
-    /// space, or only those of `region`.
-    pub fn log_sync(&self, region: Option<RegionId>) {
+    /// [`DirtyLogging::sync`](crate::machine::handles::DirtyLogging::sync).
+    pub(crate) fn log_sync(&self, region: Option<RegionId>) {
         let guard = self.shared.lock();
         let pre = {
             let st = guard.borrow();
@@ -197,34 +190,33 @@ impl Memory {
         })
     }
 
-    /// Marks `[offset, offset + len)` of a RAM-backed region dirty for its current logging
-    /// clients (what an accelerator's `log_sync` does with the bits it pulled).
-    pub fn set_dirty(&self, region: RegionId, offset: u64, len: u64) -> Result<()> {
+    /// [`DirtyLogging::mark`](crate::machine::handles::DirtyLogging::mark).
+    pub(crate) fn set_dirty(&self, region: RegionId, offset: u64, len: u64) -> Result<()> {
         let (block, mask) = self.ram_of(region)?;
         block.dirty.mark(offset, len, mask);
         Ok(())
     }
 
-    /// Region offsets of the pages of `[offset, offset + len)` that `client` saw written.
-    pub fn dirty_pages(&self, region: RegionId, offset: u64, len: u64, client: DirtyClient) -> Result<Vec<u64>> {
+    /// [`DirtyLogging::pages`](crate::machine::handles::DirtyLogging::pages).
+    pub(crate) fn dirty_pages(&self, region: RegionId, offset: u64, len: u64, client: DirtyClient) -> Result<Vec<u64>> {
         let (block, _) = self.ram_of(region)?;
         Ok(block.dirty.collect(offset, len, client, false))
     }
 
-    /// Like [`dirty_pages`](Self::dirty_pages), clearing the bits it returns (atomically
-    /// with respect to concurrent writers: a page written after its bit was read stays dirty).
-    pub fn take_dirty_pages(&self, region: RegionId, offset: u64, len: u64, client: DirtyClient) -> Result<Vec<u64>> {
+    /// [`DirtyLogging::take`](crate::machine::handles::DirtyLogging::take).
+    pub(crate) fn take_dirty_pages(
+        &self,
+        region: RegionId,
+        offset: u64,
+        len: u64,
+        client: DirtyClient,
+    ) -> Result<Vec<u64>> {
         let (block, _) = self.ram_of(region)?;
         Ok(block.dirty.collect(offset, len, client, true))
     }
 
-    /// Registers an ioeventfd on a region: a guest write of `size` bytes (0: any size) at
-    /// region offset `offset` — with value `data`, if given, in the guest's byte order —
-    /// signals `notifier`. Listeners of every space that shows the region hear
-    /// `eventfd_add` with the absolute address at the commit. Software writes (through an
-    /// address space, accessor or DMA) that match signal `notifier` instead of reaching the
-    /// device, from this call on.
-    pub fn add_eventfd(
+    /// [`IoEventFds::add`](crate::machine::handles::IoEventFds::add).
+    pub(crate) fn add_eventfd(
         &self,
         region: RegionId,
         offset: u64,
@@ -235,9 +227,8 @@ impl Memory {
         self.change_eventfd(region, offset, size, data, notifier, true)
     }
 
-    /// Removes a registration made by [`add_eventfd`](Self::add_eventfd) with the same
-    /// arguments.
-    pub fn del_eventfd(
+    /// [`IoEventFds::del`](crate::machine::handles::IoEventFds::del).
+    pub(crate) fn del_eventfd(
         &self,
         region: RegionId,
         offset: u64,
@@ -305,20 +296,17 @@ impl Memory {
         result
     }
 
-    /// Adds a coalesced-MMIO range `[offset, offset + size)` to a region; listeners of
-    /// every space showing it hear `coalesced_io_add` at once (not at a commit, as in QEMU).
-    pub fn add_coalescing(&self, region: RegionId, offset: u64, size: u64) -> Result<()> {
-        self.coalescing(region, Some((offset, size)))
+    /// [`Coalescing::add`](crate::machine::handles::Coalescing::add).
+    pub(crate) fn add_coalescing(&self, region: RegionId, offset: u64, size: u64) -> Result<()> {
+        self.change_coalescing(region, Some((offset, size)))
     }
 
-    /// Removes all coalesced-MMIO ranges of a region; listeners hear `coalesced_io_del` for
-    /// each visible one first (QEMU empties the list before notifying, so its listeners hear
-    /// nothing).
-    pub fn clear_coalescing(&self, region: RegionId) -> Result<()> {
-        self.coalescing(region, None)
+    /// [`Coalescing::clear`](crate::machine::handles::Coalescing::clear).
+    pub(crate) fn clear_coalescing(&self, region: RegionId) -> Result<()> {
+        self.change_coalescing(region, None)
     }
 
-    fn coalescing(&self, region: RegionId, add: Option<(u64, u64)>) -> Result<()> {
+    fn change_coalescing(&self, region: RegionId, add: Option<(u64, u64)>) -> Result<()> {
         let guard = self.shared.lock();
         let pre = {
             let mut st = guard.borrow_mut();

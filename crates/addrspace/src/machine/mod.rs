@@ -8,6 +8,7 @@ pub mod address_space;
 pub(crate) mod assembly;
 pub mod cpu;
 pub mod dma;
+pub mod handles;
 pub(crate) mod listen;
 pub mod memory;
 pub(crate) mod regions;

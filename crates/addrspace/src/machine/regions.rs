@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::base::access::{AccessRules, RegionOps};
+use crate::base::addr::RegionOffset;
 use crate::base::error::{Error, Result};
 use crate::base::ram::RamBlock;
 use crate::machine::memory::Memory;
@@ -121,18 +122,40 @@ impl Memory {
     }
 
     /// An alias: `size` bytes of `target` starting at `offset`.
-    pub fn alias(&self, name: &str, target: RegionId, offset: u64, size: u128) -> Result<RegionId> {
+    pub fn alias(&self, name: &str, target: RegionId, offset: impl Into<RegionOffset>, size: u128) -> Result<RegionId> {
+        let offset = offset.into().0;
         self.with_state_unordered(|st| st.graph.insert_alias(name.into(), target, offset, size))
     }
 
-    /// Maps `child` into `container` at `addr` with priority 0.
-    pub fn add_subregion(&self, container: RegionId, addr: u64, child: RegionId) -> Result<()> {
+    /// Maps `child` into `container` at `addr` (an offset inside the container: a
+    /// [`RegionOffset`], or a plain `u64`) with priority 0.
+    ///
+    /// ```
+    /// use addrspace::{GuestAddr, Memory, RegionOffset};
+    ///
+    /// let mem = Memory::new();
+    /// let sys = mem.container("system", 1 << 64)?;
+    /// let (low, high) = (mem.ram("low", 0x1000)?, mem.ram("high", 0x1000)?);
+    /// mem.add_subregion(sys, 0x1000, low)?;
+    /// mem.add_subregion(sys, RegionOffset(0x8000), high)?;
+    /// let space = mem.address_space("memory", sys)?;
+    /// assert_eq!(space.lookup(GuestAddr(0x8010)).unwrap().0.name(), "high");
+    /// # Ok::<(), addrspace::Error>(())
+    /// ```
+    pub fn add_subregion(&self, container: RegionId, addr: impl Into<RegionOffset>, child: RegionId) -> Result<()> {
         self.add_subregion_overlap(container, addr, child, 0)
     }
 
     /// Maps `child` into `container` at `addr` with `priority`. Higher priority wins where
     /// siblings overlap; at equal priority the most recently added wins.
-    pub fn add_subregion_overlap(&self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> Result<()> {
+    pub fn add_subregion_overlap(
+        &self,
+        container: RegionId,
+        addr: impl Into<RegionOffset>,
+        child: RegionId,
+        priority: i32,
+    ) -> Result<()> {
+        let addr = addr.into().0;
         let tx = self.transaction();
         self.mutate(|g| {
             // Touched even when invisible now: the structure above the child changed, and
@@ -159,7 +182,8 @@ impl Memory {
     }
 
     /// Moves a region inside its container; it becomes the newest of its priority.
-    pub fn set_address(&self, id: RegionId, addr: u64) -> Result<()> {
+    pub fn set_address(&self, id: RegionId, addr: impl Into<RegionOffset>) -> Result<()> {
+        let addr = addr.into().0;
         let tx = self.transaction();
         let old = self.with_state_unordered(|st| st.graph.get(id).map(|n| n.addr))?;
         self.mutate(|g| {
@@ -213,7 +237,8 @@ impl Memory {
     }
 
     /// Changes where an alias's window starts in its target.
-    pub fn set_alias_offset(&self, id: RegionId, offset: u64) -> Result<()> {
+    pub fn set_alias_offset(&self, id: RegionId, offset: impl Into<RegionOffset>) -> Result<()> {
+        let offset = offset.into().0;
         self.mutate(|g| {
             let changed = g.set_alias_offset(id, offset);
             whole_if(g, id, changed?)

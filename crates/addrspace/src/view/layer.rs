@@ -450,7 +450,7 @@ mod tests {
             m.set_enabled(privs[0], true).unwrap();
             let extra = m.ram("extra", 0x1000).unwrap();
             m.add_subregion(sys, 0x30000, extra).unwrap();
-            m.set_code_dirty_tracking(true);
+            m.dirty().set_code_tracking(true);
         }
         let (v, fresh) = (space.view(), m.render(cpu).unwrap());
         assert_eq!(v.ranges(), fresh.ranges());
@@ -505,7 +505,7 @@ mod tests {
                     2 if !privs.is_empty() => m.set_address(*pick.get(&privs), page * 0x1000).unwrap(),
                     _ => {
                         let ram = m.regions().into_iter().find(|&r| m.region_info(r).unwrap().name == "ram").unwrap();
-                        m.set_log(ram, DirtyClient::Vga, page % 2 == 0).unwrap();
+                        m.dirty().set(ram, DirtyClient::Vga, page % 2 == 0).unwrap();
                     }
                 }
                 check(&space.view(), &m.render(cpu).unwrap(), &probes, &memory.view())?;

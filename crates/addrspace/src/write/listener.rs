@@ -73,7 +73,7 @@ pub trait MemoryListener: Send + Sync {
     /// An unchanged range lost dirty-logging clients.
     fn log_stop(&self, _section: &Section<'_>, _old: DirtyMask, _new: DirtyMask) {}
     /// Pull dirty bits for a logged range into the memory system
-    /// ([`Memory::set_dirty`](crate::Memory::set_dirty)).
+    /// ([`DirtyLogging::mark`](crate::DirtyLogging::mark)).
     fn log_sync(&self, _section: &Section<'_>) {}
     /// Global dirty tracking starts; an error cancels the start.
     fn log_global_start(&self) -> Result<(), ListenerRefused> {

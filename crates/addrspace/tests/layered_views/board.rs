@@ -252,7 +252,7 @@ impl Churn {
                 }
                 _ => {
                     self.logging = !self.logging;
-                    self.mem.set_log(self.ram, DirtyClient::Vga, self.logging).unwrap();
+                    self.mem.dirty().set(self.ram, DirtyClient::Vga, self.logging).unwrap();
                 }
             },
         }
@@ -322,7 +322,7 @@ impl Churn {
             }
             if self.logging {
                 self.logging = false;
-                self.mem.set_log(self.ram, DirtyClient::Vga, false).unwrap();
+                self.mem.dirty().set(self.ram, DirtyClient::Vga, false).unwrap();
             }
         }
         // Fresh CPUs (a CPU's bookkeeping is sized by what happened to it since its plug).

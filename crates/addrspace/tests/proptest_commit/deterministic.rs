@@ -94,7 +94,7 @@ fn small_machine() -> (Memory, RegionId, AddressSpace) {
     mem.add_subregion(sys, 0x2_0000, io).unwrap();
     mem.add_subregion(sys, 0, ram).unwrap();
     mem.add_subregion(sys, 0x1_0000, rom).unwrap();
-    mem.set_log(ram, DirtyClient::Vga, true).unwrap();
+    mem.dirty().set(ram, DirtyClient::Vga, true).unwrap();
     let space = mem.address_space("memory", sys).unwrap();
     (mem, ram, space)
 }
@@ -284,8 +284,8 @@ fn global_dirty_log_on_and_off_in_one_transaction_renders_once_per_physical_root
     let before = mem.stats();
     {
         let _tx = mem.transaction();
-        mem.start_dirty_log().unwrap();
-        mem.stop_dirty_log().unwrap();
+        mem.dirty().start_global().unwrap();
+        mem.dirty().stop_global().unwrap();
     }
     let after = mem.stats();
     assert!(after.renders - before.renders <= 1, "{before:?} -> {after:?}");
@@ -310,7 +310,7 @@ fn global_dirty_log_does_not_bracket_unchanged_spaces() {
     let (j, _h) = listen(&space, 10, false);
     assert_eq!(take(&j, false), ["begin", "commit"], "replay of the empty view");
     let view = space.view();
-    mem.start_dirty_log().unwrap();
+    mem.dirty().start_global().unwrap();
     assert!(Arc::ptr_eq(&view, &space.view()), "the empty view is not republished");
     let heard: Vec<String> = drain(&j)
         .into_iter()

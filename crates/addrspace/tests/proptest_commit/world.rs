@@ -194,7 +194,7 @@ impl World {
             Op::Log { node, on } => {
                 let i = node.index(n);
                 self.both(format!("set_log {} vga {on}", self.names[i]), |m, ids| {
-                    m.set_log(ids[i], DirtyClient::Vga, on)
+                    m.dirty().set(ids[i], DirtyClient::Vga, on)
                 })
             }
             Op::Change(Change::Nonvolatile { node, on }) => {
@@ -215,9 +215,9 @@ impl World {
             }
             Op::DirtyLog { on } => {
                 if on {
-                    self.both("start_dirty_log".into(), |m, _| m.start_dirty_log())?;
+                    self.both("start_dirty_log".into(), |m, _| m.dirty().start_global())?;
                 } else {
-                    self.both("stop_dirty_log".into(), |m, _| m.stop_dirty_log())?;
+                    self.both("stop_dirty_log".into(), |m, _| m.dirty().stop_global())?;
                 }
                 self.global_changed |= self.migration != on;
                 self.migration = on;
@@ -321,7 +321,7 @@ impl World {
         }
         if spec.pre_log {
             self.both("set_log sysram vga true".into(), |m, ids| {
-                m.set_log(ids[ram], DirtyClient::Vga, true)
+                m.dirty().set(ids[ram], DirtyClient::Vga, true)
             })?;
         }
         for p in &spec.makes {

@@ -162,7 +162,7 @@ pub(crate) fn build() -> Board {
         mem.add_subregion(system, RO, ro).unwrap();
         mem.set_readonly(ro, true).unwrap();
         mem.add_subregion(system, LOGGED, logged).unwrap();
-        mem.set_log(logged, DirtyClient::Vga, true).unwrap();
+        mem.dirty().set(logged, DirtyClient::Vga, true).unwrap();
         mem.add_subregion(system, MOVER[0], mover).unwrap();
         mem.add_subregion(system, TOGGLER, toggler).unwrap();
         mem.add_subregion(system, SCRATCH, scratch).unwrap();

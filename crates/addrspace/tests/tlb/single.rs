@@ -119,21 +119,17 @@ pub(crate) fn cached_pages_are_dropped_on_every_kind_of_change() {
         "a ROM write changed nothing"
     );
     // Dirty logging: a cached page must stop being written behind the log's back.
-    b.mem.set_log(b.logged, DirtyClient::Vga, false).unwrap();
+    b.mem.dirty().set(b.logged, DirtyClient::Vga, false).unwrap();
     assert_eq!(tlb.store(GuestAddr(LOGGED), 1u32, le, a), MemTxResult::OK);
     assert_eq!(tlb.store(GuestAddr(LOGGED + 0x1004), 1u32, le, a), MemTxResult::OK);
     let before = tlb.stats().hits;
     assert_eq!(tlb.store(GuestAddr(LOGGED + 0x1000), 1u32, le, a), MemTxResult::OK);
     assert_eq!(tlb.stats().hits, before + 1, "the unlogged page is cached");
-    b.mem.set_log(b.logged, DirtyClient::Migration, true).unwrap();
-    b.mem
-        .take_dirty_pages(b.logged, 0, 0x2000, DirtyClient::Migration)
-        .unwrap();
+    b.mem.dirty().set(b.logged, DirtyClient::Migration, true).unwrap();
+    b.mem.dirty().take(b.logged, 0, 0x2000, DirtyClient::Migration).unwrap();
     assert_eq!(tlb.store(GuestAddr(LOGGED + 0x1008), 2u32, le, a), MemTxResult::OK);
     assert_eq!(
-        b.mem
-            .take_dirty_pages(b.logged, 0, 0x2000, DirtyClient::Migration)
-            .unwrap(),
+        b.mem.dirty().take(b.logged, 0, 0x2000, DirtyClient::Migration).unwrap(),
         [0x1000],
         "a store through the TLB to a logged page was logged"
     );

@@ -174,7 +174,7 @@ pub(crate) fn change(b: &Board, k: u64, state: &mut ChangeState) {
         }
         6 => {
             state.logged = !state.logged;
-            m.set_log(b.logged, DirtyClient::Vga, state.logged).unwrap();
+            m.dirty().set(b.logged, DirtyClient::Vga, state.logged).unwrap();
         }
         _ => {
             // Several at once, in one commit: the overlay drops below RAM and back.
