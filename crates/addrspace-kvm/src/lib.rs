@@ -19,7 +19,11 @@
 #![warn(missing_docs)]
 
 mod error;
+mod memslots;
 mod system;
+mod vm;
 
 pub use error::{Error, Result};
+pub use memslots::{MemSlots, SlotInfo, SlotStats};
 pub use system::Kvm;
+pub use vm::Vm;
