@@ -1,0 +1,98 @@
+//! ioeventfds reach KVM_IOEVENTFD, on real KVM (skipped only without a usable /dev/kvm).
+//!
+//! Proof that a registration is in the kernel: registering the same (address, length,
+//! datamatch, fd) again directly fails with EEXIST; proof that it is gone: deassigning it
+//! directly fails with ENOENT.
+
+#[path = "memslots_support/mod.rs"]
+mod memslots_support;
+
+use std::sync::Arc;
+
+use addrspace::{AddressSpace, Memory, RegionId, Unassigned};
+use addrspace_kvm::{MemSlots, Vm};
+use kvm_ioctls::{IoEventAddress, NoDatamatch};
+use memslots_support::vm;
+use vmm_sys_util::eventfd::EventFd;
+
+fn errno(r: Result<(), kvm_ioctls::Error>) -> i32 {
+    r.expect_err("the kernel should refuse").errno()
+}
+
+/// A device at 0x1000_0000 in a system space the VM listens to.
+fn mmio_machine(vm: &Vm) -> (Memory, RegionId, AddressSpace, Arc<MemSlots>) {
+    let mem = Memory::new();
+    let sys = mem.container("system", 1 << 64).unwrap();
+    let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(sys, 0x1000_0000, dev).unwrap();
+    let space = mem.address_space("memory", sys).unwrap();
+    let slots = vm.attach_memory(&mem, &space).unwrap();
+    (mem, dev, space, slots)
+}
+
+#[test]
+fn mmio_ioeventfds_with_and_without_datamatch_reach_kvm() {
+    let Some(vm) = vm() else { return };
+    let (mem, dev, _space, slots) = mmio_machine(&vm);
+    let any = Arc::new(EventFd::new(0).unwrap());
+    let matched = Arc::new(EventFd::new(0).unwrap());
+    mem.ioeventfds().add(dev, 0x10, 0, None, any.clone()).unwrap();
+    mem.ioeventfds()
+        .add(dev, 0x20, 4, Some(0x1234), matched.clone())
+        .unwrap();
+    assert_eq!(slots.stats().ioeventfd, 2);
+    assert!(slots.take_errors().is_empty());
+    let fd = vm.fd();
+    let a = IoEventAddress::Mmio(0x1000_0010);
+    let b = IoEventAddress::Mmio(0x1000_0020);
+    assert_eq!(errno(fd.register_ioevent(&any, &a, NoDatamatch)), libc::EEXIST);
+    assert_eq!(errno(fd.register_ioevent(&matched, &b, 0x1234u32)), libc::EEXIST);
+    // Moving the device moves the registrations.
+    mem.set_address(dev, 0x2000_0000).unwrap();
+    assert_eq!(errno(fd.unregister_ioevent(&any, &a, NoDatamatch)), libc::ENOENT);
+    let a2 = IoEventAddress::Mmio(0x2000_0010);
+    assert_eq!(errno(fd.register_ioevent(&any, &a2, NoDatamatch)), libc::EEXIST);
+    mem.ioeventfds().del(dev, 0x10, 0, None, any.clone()).unwrap();
+    mem.ioeventfds()
+        .del(dev, 0x20, 4, Some(0x1234), matched.clone())
+        .unwrap();
+    assert_eq!(errno(fd.unregister_ioevent(&any, &a2, NoDatamatch)), libc::ENOENT);
+    let b2 = IoEventAddress::Mmio(0x2000_0020);
+    assert_eq!(errno(fd.unregister_ioevent(&matched, &b2, 0x1234u32)), libc::ENOENT);
+    assert!(slots.take_errors().is_empty());
+}
+
+#[test]
+fn pio_ioeventfds_through_an_io_space() {
+    let Some(vm) = vm() else { return };
+    let mem = Memory::new();
+    let io = mem.container("io", 0x1_0000).unwrap();
+    let port = mem.io("port", 0x10, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(io, 0x90, port).unwrap();
+    let space = mem.address_space("I/O", io).unwrap();
+    let l = vm.attach_io(&mem, &space).unwrap();
+    assert!(l.slots().is_empty(), "an I/O space makes no memslots");
+    let efd = Arc::new(EventFd::new(0).unwrap());
+    mem.ioeventfds().add(port, 0, 0, None, efd.clone()).unwrap();
+    let p = IoEventAddress::Pio(0x90);
+    assert_eq!(errno(vm.fd().register_ioevent(&efd, &p, NoDatamatch)), libc::EEXIST);
+    vm.detach_all();
+    assert!(l.take_errors().is_empty());
+}
+
+#[test]
+fn a_refused_registration_is_a_typed_error_not_a_panic() {
+    let Some(vm) = vm() else { return };
+    let (mem, dev, _space, slots) = mmio_machine(&vm);
+    let efd = Arc::new(EventFd::new(0).unwrap());
+    // Taken first, directly: the listener's registration then fails with EEXIST.
+    vm.fd()
+        .register_ioevent(&efd, &IoEventAddress::Mmio(0x1000_0000), NoDatamatch)
+        .unwrap();
+    mem.ioeventfds().add(dev, 0, 0, None, efd.clone()).unwrap();
+    let errors = slots.take_errors();
+    assert_eq!(errors.len(), 1);
+    let text = errors[0].to_string();
+    assert!(text.contains("KVM_IOEVENTFD") && text.contains("File exists"), "{text}");
+    assert_eq!(slots.stats().errors, 1);
+}
