@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod ioeventfd;
 mod memslots;
 mod system;
 mod vm;

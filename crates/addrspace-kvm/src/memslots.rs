@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use addrspace::listener::{IoEventFd, MemoryListener, Section};
 use addrspace::ram::RamBlock;
-use addrspace::{Backend, DirtyMask, RegionId, WeakMemory};
+use addrspace::{Backend, DirtyMask, GuestAddr, RegionId, WeakMemory};
 use kvm_bindings::{KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY};
 use kvm_ioctls::VmFd;
 
 use crate::error::Error;
-pub(crate) use sys::host_page_size;
 use sys::Mapping;
+pub(crate) use sys::{host_page_size, ioeventfd};
 
 /// One memslot as registered with KVM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct SlotStats {
     pub get_dirty_log: u64,
     /// `KVM_IOEVENTFD` calls.
     pub ioeventfd: u64,
+    /// `KVM_(UN)REGISTER_COALESCED_MMIO` calls.
+    pub coalesced: u64,
     /// Failed ioctls (kept for [`MemSlots::take_errors`]).
     pub errors: u64,
 }
@@ -106,19 +108,19 @@ struct Slot {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(crate) struct Inner {
     /// Live slots by guest-physical address.
     slots: BTreeMap<u64, Slot>,
     free: Vec<u32>,
     next: u32,
     add: Vec<Want>,
     del: Vec<Want>,
-    stats: SlotStats,
+    pub(crate) stats: SlotStats,
     errors: Vec<Error>,
 }
 
 impl Inner {
-    fn fail(&mut self, ioctl: &'static str, e: vmm_sys_util::errno::Error) {
+    pub(crate) fn fail(&mut self, ioctl: &'static str, e: vmm_sys_util::errno::Error) {
         tracing::error!(ioctl, %e, "KVM ioctl failed");
         self.stats.errors += 1;
         self.errors.push(Error::ioctl(ioctl, e));
@@ -170,9 +172,9 @@ pub(crate) fn slot_for(s: &Section<'_>, page: u64) -> Option<(u64, u64, u32, u64
 /// The KVM memory listener of one VM (see the module doc). Get it from
 /// [`Vm::attach_memory`](crate::Vm::attach_memory).
 pub struct MemSlots {
-    vm: Arc<VmFd>,
+    pub(crate) vm: Arc<VmFd>,
     memory: WeakMemory,
-    kind: SpaceKind,
+    pub(crate) kind: SpaceKind,
     page: u64,
     max_slots: u32,
     inner: Mutex<Inner>,
@@ -190,7 +192,7 @@ impl MemSlots {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -310,18 +312,6 @@ impl MemSlots {
             if let Err(e) = mem.dirty().mark(region, off, len) {
                 tracing::debug!(%e, "dirty pages of a region that is gone");
             }
-        }
-    }
-
-    fn eventfd(&self, e: &IoEventFd, deassign: bool) {
-        let Ok(len) = u32::try_from(e.size) else {
-            return;
-        };
-        let mut inner = self.lock();
-        inner.stats.ioeventfd += 1;
-        let pio = self.kind == SpaceKind::Io;
-        if let Err(err) = sys::ioeventfd(&self.vm, &e.notifier, e.addr, len, e.data, pio, deassign) {
-            inner.fail("KVM_IOEVENTFD", err);
         }
     }
 
@@ -470,5 +460,13 @@ impl MemoryListener for MemSlots {
 
     fn eventfd_del(&self, e: &IoEventFd) {
         self.eventfd(e, true);
+    }
+
+    fn coalesced_io_add(&self, _s: &Section<'_>, addr: GuestAddr, len: u64) {
+        self.coalesced(addr.0, len, true);
+    }
+
+    fn coalesced_io_del(&self, _s: &Section<'_>, addr: GuestAddr, len: u64) {
+        self.coalesced(addr.0, len, false);
     }
 }

@@ -1,8 +1,8 @@
 //! Dirty logging through memslots, on real KVM (skipped only without a usable /dev/kvm).
 //!
 //! KVM logs guest writes only (host writes through the mapping are not logged), so the
-//! guest-write tests run a tiny real-mode vCPU made with kvm-ioctls directly; the vCPU code of
-//! the crate can replace `run_guest` when it lands.
+//! guest-write tests run a tiny real-mode vCPU made with kvm-ioctls directly
+//! (`memslots_support::Guest`); the crate's vCPU code can replace it when it lands.
 
 #[path = "memslots_support/mod.rs"]
 mod memslots_support;
@@ -11,7 +11,7 @@ use addrspace::{DirtyClient, GuestAddr, MemTxAttrs, Memory, RegionId};
 use std::sync::Arc;
 
 use addrspace_kvm::{MemSlots, Vm};
-use memslots_support::vm;
+use memslots_support::{vm, Exit, Guest};
 
 /// `mov byte [0x3000], 1; mov byte [0x5000], 1; hlt` (16-bit real mode).
 const WRITE_3000_5000: [u8; 11] = [0xc6, 0x06, 0x00, 0x30, 0x01, 0xc6, 0x06, 0x00, 0x50, 0x01, 0xf4];
@@ -20,24 +20,6 @@ const WRITE_3000_5000: [u8; 11] = [0xc6, 0x06, 0x00, 0x30, 0x01, 0xc6, 0x06, 0x0
 /// itself).
 fn load(space: &addrspace::AddressSpace, code: &[u8]) {
     assert!(space.write(GuestAddr(0x1000), code, MemTxAttrs::default()).is_ok());
-}
-
-/// Runs the code at guest address 0x1000 in real mode (CS base 0) on a fresh vCPU until HLT.
-fn run_guest(vm: &Vm, id: u64) {
-    let vcpu = vm.fd().create_vcpu(id).expect("KVM_CREATE_VCPU");
-    let mut sregs = vcpu.get_sregs().unwrap();
-    sregs.cs.base = 0;
-    sregs.cs.selector = 0;
-    vcpu.set_sregs(&sregs).unwrap();
-    let mut regs = vcpu.get_regs().unwrap();
-    regs.rip = 0x1000;
-    regs.rflags = 2;
-    vcpu.set_regs(&regs).unwrap();
-    let mut vcpu = vcpu;
-    match vcpu.run().expect("KVM_RUN") {
-        kvm_ioctls::VcpuExit::Hlt => {}
-        other => panic!("unexpected exit {other:?}"),
-    }
 }
 
 fn machine() -> (Memory, RegionId, addrspace::AddressSpace) {
@@ -87,7 +69,7 @@ fn after_guest_writes(vm: &Vm) -> (Memory, RegionId, addrspace::AddressSpace, Ar
     let slots = vm.attach_memory(&mem, &space).unwrap();
     load(&space, &WRITE_3000_5000);
     mem.dirty().set(ram, DirtyClient::Vga, true).unwrap();
-    run_guest(vm, 0);
+    assert_eq!(Guest::new(vm, 0).run(), Exit::Hlt);
     (mem, ram, space, slots)
 }
 

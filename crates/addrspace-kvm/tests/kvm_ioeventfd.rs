@@ -1,4 +1,4 @@
-//! ioeventfds reach KVM_IOEVENTFD, on real KVM (skipped only without a usable /dev/kvm).
+//! ioeventfds reach KVM_IOEVENTFD and coalesced zones KVM's ring, on real KVM (skipped only without a usable /dev/kvm).
 //!
 //! Proof that a registration is in the kernel: registering the same (address, length,
 //! datamatch, fd) again directly fails with EEXIST; proof that it is gone: deassigning it
@@ -9,10 +9,10 @@ mod memslots_support;
 
 use std::sync::Arc;
 
-use addrspace::{AddressSpace, Memory, RegionId, Unassigned};
+use addrspace::{AddressSpace, GuestAddr, MemTxAttrs, Memory, RegionId, Unassigned};
 use addrspace_kvm::{MemSlots, Vm};
 use kvm_ioctls::{IoEventAddress, NoDatamatch};
-use memslots_support::vm;
+use memslots_support::{vm, Exit, Guest, WRITE_80010};
 use vmm_sys_util::eventfd::EventFd;
 
 fn errno(r: Result<(), kvm_ioctls::Error>) -> i32 {
@@ -95,4 +95,55 @@ fn a_refused_registration_is_a_typed_error_not_a_panic() {
     let text = errors[0].to_string();
     assert!(text.contains("KVM_IOEVENTFD") && text.contains("File exists"), "{text}");
     assert_eq!(slots.stats().errors, 1);
+}
+
+/// RAM at 0 with `WRITE_80010` at 0x1000, the device at 0x80000; a guest on vCPU 0.
+fn guest_machine(vm: &Vm) -> (Memory, RegionId, AddressSpace, Arc<MemSlots>, Guest) {
+    let mem = Memory::new();
+    let sys = mem.container("system", 1 << 64).unwrap();
+    let ram = mem.ram("ram", 0x1_0000).unwrap();
+    mem.add_subregion(sys, 0, ram).unwrap();
+    let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(sys, 0x8_0000, dev).unwrap();
+    let space = mem.address_space("memory", sys).unwrap();
+    assert!(space
+        .write(GuestAddr(0x1000), &WRITE_80010, MemTxAttrs::default())
+        .is_ok());
+    let slots = vm.attach_memory(&mem, &space).unwrap();
+    (mem, dev, space, slots, Guest::new(vm, 0))
+}
+
+#[test]
+fn without_ioeventfd_or_coalescing_the_guest_write_exits() {
+    let Some(vm) = vm() else { return };
+    let (_mem, _dev, _space, _slots, mut guest) = guest_machine(&vm);
+    assert_eq!(guest.run(), Exit::MmioWrite(0x8_0010, vec![1]));
+    assert_eq!(guest.run(), Exit::Hlt);
+}
+
+#[test]
+fn a_guest_write_to_an_ioeventfd_signals_it_without_an_exit() {
+    let Some(vm) = vm() else { return };
+    let (mem, dev, _space, slots, mut guest) = guest_machine(&vm);
+    let efd = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
+    mem.ioeventfds().add(dev, 0x10, 1, Some(1), efd.clone()).unwrap();
+    assert_eq!(guest.run(), Exit::Hlt, "the write did not exit to the device");
+    assert_eq!(efd.read().unwrap(), 1);
+    assert!(slots.take_errors().is_empty());
+}
+
+#[test]
+fn coalesced_mmio_writes_land_in_the_ring_not_in_exits() {
+    let Some(vm) = vm() else { return };
+    let (mem, dev, _space, slots, mut guest) = guest_machine(&vm);
+    mem.coalescing().add(dev, 0, 0x1000).unwrap();
+    assert_eq!(slots.stats().coalesced, 1);
+    guest.vcpu.map_coalesced_mmio_ring().unwrap();
+    assert_eq!(guest.run(), Exit::Hlt);
+    let e = guest.vcpu.coalesced_mmio_read().unwrap().expect("one ring entry");
+    assert_eq!((e.phys_addr, e.len, e.data[0]), (0x8_0010, 1, 1));
+    assert!(guest.vcpu.coalesced_mmio_read().unwrap().is_none());
+    mem.coalescing().clear(dev).unwrap();
+    assert_eq!(slots.stats().coalesced, 2);
+    assert!(slots.take_errors().is_empty());
 }

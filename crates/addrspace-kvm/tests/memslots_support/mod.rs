@@ -53,3 +53,45 @@ pub fn actual(slots: &[SlotInfo]) -> Vec<(u64, u64, u64, bool)> {
         .map(|s| (s.gpa, s.size, s.host_addr, s.readonly()))
         .collect()
 }
+
+/// `mov ax, 0x8000; mov es, ax; mov byte es:[0x10], 1; hlt`: one byte written to 0x80010.
+pub const WRITE_80010: [u8; 12] = [0xb8, 0x00, 0x80, 0x8e, 0xc0, 0x26, 0xc6, 0x06, 0x10, 0x00, 0x01, 0xf4];
+
+/// What a run of the test guest ended with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    Hlt,
+    MmioWrite(u64, Vec<u8>),
+    Other(String),
+}
+
+/// A real-mode vCPU (CS base 0, IP 0x1000) made with kvm-ioctls directly, for the tests that
+/// need guest accesses (KVM logs and catches guest accesses only); the crate's vCPU code can
+/// replace it when it lands.
+pub struct Guest {
+    pub vcpu: kvm_ioctls::VcpuFd,
+}
+
+impl Guest {
+    pub fn new(vm: &Vm, id: u64) -> Guest {
+        let vcpu = vm.fd().create_vcpu(id).expect("KVM_CREATE_VCPU");
+        let mut sregs = vcpu.get_sregs().unwrap();
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        vcpu.set_sregs(&sregs).unwrap();
+        let mut regs = vcpu.get_regs().unwrap();
+        regs.rip = 0x1000;
+        regs.rflags = 2;
+        vcpu.set_regs(&regs).unwrap();
+        Guest { vcpu }
+    }
+
+    /// Runs until the next exit.
+    pub fn run(&mut self) -> Exit {
+        match self.vcpu.run().expect("KVM_RUN") {
+            kvm_ioctls::VcpuExit::Hlt => Exit::Hlt,
+            kvm_ioctls::VcpuExit::MmioWrite(a, d) => Exit::MmioWrite(a, d.to_vec()),
+            other => Exit::Other(format!("{other:?}")),
+        }
+    }
+}
