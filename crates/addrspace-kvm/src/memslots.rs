@@ -6,7 +6,11 @@
 //! all deletions before all additions; a deletion and an addition of the same slot in one
 //! commit cancel out, so a commit that changes no RAM-backed range makes no ioctl. KVM
 //! errors cannot be returned from a listener callback: they are logged (`tracing`) and kept,
-//! typed, for [`MemSlots::take_errors`].
+//! typed, for [`MemSlots::take_errors`] (running out of slot ids is reported as
+//! `KVM_SET_USER_MEMORY_REGION` with ENOSPC, without an ioctl).
+//!
+//! Every slot holds its RAM block, so the host memory KVM maps is never unmapped while the
+//! slot exists; a slot whose deletion fails keeps its block forever.
 
 mod sys;
 
@@ -136,7 +140,7 @@ fn logs(mask: DirtyMask) -> bool {
 /// and end rounded down to the host page; `None` for MMIO, ROM devices out of romd mode,
 /// ranges with no whole page, and ranges whose host address is not page aligned with their
 /// guest address (KVM refuses those; their accesses exit as MMIO).
-pub(crate) fn slot_for(s: &Section<'_>, page: u64) -> Option<(u64, u64, u32, u64, Arc<RamBlock>)> {
+fn slot_for(s: &Section<'_>, page: u64) -> Option<Want> {
     let fr = s.flat_range();
     let (block, mut flags) = match fr.leaf().backend() {
         Backend::Ram(b) | Backend::RamDevice(b) => (b, 0),
@@ -166,7 +170,14 @@ pub(crate) fn slot_for(s: &Section<'_>, page: u64) -> Option<(u64, u64, u32, u64
         );
         return None;
     }
-    Some((gpa, last - gpa, flags, offset, block.clone()))
+    Some(Want {
+        gpa,
+        size: last - gpa,
+        flags,
+        region: s.region(),
+        offset,
+        block: block.clone(),
+    })
 }
 
 /// The KVM memory listener of one VM (see the module doc). Get it from
@@ -200,15 +211,7 @@ impl MemSlots {
         if self.kind != SpaceKind::Memory {
             return None;
         }
-        let (gpa, size, flags, offset, block) = slot_for(s, self.page)?;
-        Some(Want {
-            gpa,
-            size,
-            flags,
-            region: s.region(),
-            offset,
-            block,
-        })
+        slot_for(s, self.page)
     }
 
     pub(crate) fn is_memory(&self) -> bool {
@@ -244,7 +247,8 @@ impl MemSlots {
 
     /// Asks KVM to confirm the table: every slot is registered again with identical
     /// parameters, which KVM accepts only if it holds exactly that slot (a different size
-    /// or host address is EINVAL, an overlap EEXIST).
+    /// or host address is EINVAL, an overlap EEXIST). These calls are not counted in
+    /// [`stats`](Self::stats).
     pub fn verify_with_kvm(&self) -> Result<(), Error> {
         let mut inner = self.lock();
         for s in inner.slots.values_mut() {

@@ -4,8 +4,8 @@ mod memslots_support;
 
 use std::sync::Arc;
 
-use addrspace::{Memory, Unassigned};
-use memslots_support::{actual, expected, vm, PAGE};
+use addrspace::{GuestAddr, MemTxAttrs, Memory, Unassigned};
+use memslots_support::{actual, expected, vm, Exit, Guest, PAGE};
 
 #[test]
 fn ram_becomes_a_slot_and_moves_with_one_delete_and_one_add() {
@@ -139,5 +139,52 @@ fn slot_ids_come_back_under_churn() {
     }
     assert!(slots.slots().is_empty());
     assert_eq!(slots.stats().set_region, 400);
+    assert!(slots.take_errors().is_empty());
+}
+
+/// `mov ax, 0x2000; mov es, ax; mov byte es:[0x10], 0x77; mov al, es:[0x10]; out 0x81, al; hlt`:
+/// write, then read back, the byte at 0x20010.
+const WRITE_READ_20010: [u8; 18] = [
+    0xb8, 0x00, 0x20, 0x8e, 0xc0, 0x26, 0xc6, 0x06, 0x10, 0x00, 0x77, 0x26, 0xa0, 0x10, 0x00, 0xe6, 0x81, 0xf4,
+];
+
+#[test]
+fn a_guest_write_to_rom_exits_and_is_dropped_and_romd_off_makes_reads_exit() {
+    let Some(vm) = vm() else { return };
+    let mem = Memory::new();
+    let sys = mem.container("system", 1 << 64).unwrap();
+    let ram = mem.ram("ram", 0x1_0000).unwrap();
+    mem.add_subregion(sys, 0, ram).unwrap();
+    let flash = mem.rom_device("flash", 0x1_0000, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(sys, 0x2_0000, flash).unwrap();
+    let space = mem.address_space("memory", sys).unwrap();
+    assert!(space
+        .write(GuestAddr(0x1000), &WRITE_READ_20010, MemTxAttrs::default())
+        .is_ok());
+    let leaf = mem.leaf(flash).unwrap().unwrap();
+    assert!(leaf.backend().ram().unwrap().write(0x10, &[0xcd]));
+    let slots = vm.attach_memory(&mem, &space).unwrap();
+    // romd: the write exits (KVM_MEM_READONLY), the read comes from the unchanged ROM.
+    let exits = Guest::new(&vm, 0).run_to_hlt();
+    assert_eq!(
+        exits,
+        [
+            Exit::MmioWrite(0x2_0010, vec![0x77]),
+            Exit::IoOut(0x81, vec![0xcd]),
+            Exit::Hlt
+        ]
+    );
+    // romd off: no slot, so the read exits too.
+    mem.set_romd(flash, false).unwrap();
+    let exits = Guest::new(&vm, 1).run_to_hlt();
+    assert_eq!(
+        exits,
+        [
+            Exit::MmioWrite(0x2_0010, vec![0x77]),
+            Exit::MmioRead(0x2_0010, 1),
+            Exit::IoOut(0x81, vec![0x5a]),
+            Exit::Hlt
+        ]
+    );
     assert!(slots.take_errors().is_empty());
 }

@@ -62,6 +62,9 @@ pub const WRITE_80010: [u8; 12] = [0xb8, 0x00, 0x80, 0x8e, 0xc0, 0x26, 0xc6, 0x0
 pub enum Exit {
     Hlt,
     MmioWrite(u64, Vec<u8>),
+    /// A read of this many bytes (answered with 0x5a bytes).
+    MmioRead(u64, usize),
+    IoOut(u16, Vec<u8>),
     Other(String),
 }
 
@@ -86,11 +89,29 @@ impl Guest {
         Guest { vcpu }
     }
 
+    /// Runs until HLT; every exit on the way.
+    pub fn run_to_hlt(&mut self) -> Vec<Exit> {
+        let mut exits = Vec::new();
+        loop {
+            let e = self.run();
+            let done = matches!(e, Exit::Hlt | Exit::Other(_));
+            exits.push(e);
+            if done || exits.len() > 16 {
+                return exits;
+            }
+        }
+    }
+
     /// Runs until the next exit.
     pub fn run(&mut self) -> Exit {
         match self.vcpu.run().expect("KVM_RUN") {
             kvm_ioctls::VcpuExit::Hlt => Exit::Hlt,
             kvm_ioctls::VcpuExit::MmioWrite(a, d) => Exit::MmioWrite(a, d.to_vec()),
+            kvm_ioctls::VcpuExit::MmioRead(a, d) => {
+                d.fill(0x5a);
+                Exit::MmioRead(a, d.len())
+            }
+            kvm_ioctls::VcpuExit::IoOut(p, d) => Exit::IoOut(p, d.to_vec()),
             other => Exit::Other(format!("{other:?}")),
         }
     }
