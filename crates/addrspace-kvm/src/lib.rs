@@ -25,6 +25,6 @@ mod system;
 mod vm;
 
 pub use error::{Error, Result};
-pub use memslots::{MemSlots, SlotInfo, SlotStats};
+pub use memslots::{MemSlots, SlotInfo, SlotStats, UpdateFence};
 pub use system::Kvm;
 pub use vm::Vm;

@@ -71,6 +71,8 @@ pub struct SlotStats {
     pub ioeventfd: u64,
     /// `KVM_(UN)REGISTER_COALESCED_MMIO` calls.
     pub coalesced: u64,
+    /// Commits applied inside the [`UpdateFence`] (deletions overlapping additions).
+    pub fenced: u64,
     /// Failed ioctls (kept for [`MemSlots::take_errors`]).
     pub errors: u64,
 }
@@ -121,6 +123,7 @@ pub(crate) struct Inner {
     del: Vec<Want>,
     pub(crate) stats: SlotStats,
     errors: Vec<Error>,
+    fence: Option<Arc<dyn UpdateFence>>,
 }
 
 impl Inner {
@@ -129,6 +132,39 @@ impl Inner {
         self.stats.errors += 1;
         self.errors.push(Error::ioctl(ioctl, e));
     }
+}
+
+/// Sorts both lists by address; whether a deletion overlaps an addition (a merge walk, as
+/// QEMU's `kvm_region_commit`).
+fn overlap(del: &mut [Want], add: &mut [Want]) -> bool {
+    del.sort_by_key(|w| w.gpa);
+    add.sort_by_key(|w| w.gpa);
+    let (mut i, mut j) = (0, 0);
+    while i < del.len() && j < add.len() {
+        let (d, a) = (&del[i], &add[j]);
+        if d.gpa < a.gpa + a.size && a.gpa < d.gpa + d.size {
+            return true;
+        }
+        if d.gpa + d.size <= a.gpa + a.size {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    false
+}
+
+/// Makes a commit's memslot changes look atomic to running vCPUs (QEMU's
+/// `accel_ioctl_inhibit_begin`/`_end`): when the deletions of a commit overlap its additions
+/// — a RAM range split, shrunk, moved by less than its size or made read-only — a vCPU
+/// running between the deletion and the addition would see the range missing and exit as
+/// MMIO. The vCPU side implements this: `begin` returns once every vCPU is out of `KVM_RUN`
+/// and will stay out, `end` lets them run again. Set with [`MemSlots::set_fence`].
+pub trait UpdateFence: Send + Sync {
+    /// The memslot update starts: kick every vCPU out of `KVM_RUN` and hold it out.
+    fn begin(&self);
+    /// The update is done: vCPUs may run again.
+    fn end(&self);
 }
 
 /// Whether a range's logging clients ask KVM to log (CODE is TCG's, never KVM's).
@@ -216,6 +252,11 @@ impl MemSlots {
 
     pub(crate) fn is_memory(&self) -> bool {
         self.kind == SpaceKind::Memory
+    }
+
+    /// Sets (or removes) what brackets a commit whose deletions overlap its additions.
+    pub fn set_fence(&self, fence: Option<Arc<dyn UpdateFence>>) {
+        self.lock().fence = fence;
     }
 
     /// The slot table, by guest-physical address.
@@ -375,11 +416,15 @@ impl MemoryListener for MemSlots {
     }
 
     fn commit(&self) {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        inner.stats.commits += 1;
-        let mut add = std::mem::take(&mut inner.add);
-        let mut del = std::mem::take(&mut inner.del);
+        let (mut add, mut del, fence) = {
+            let mut inner = self.lock();
+            inner.stats.commits += 1;
+            (
+                std::mem::take(&mut inner.add),
+                std::mem::take(&mut inner.del),
+                inner.fence.clone(),
+            )
+        };
         // A range deleted and added back unchanged keeps its slot.
         del.retain(|d| match add.iter().position(|a| a.same_slot(d)) {
             Some(i) => {
@@ -388,6 +433,15 @@ impl MemoryListener for MemSlots {
             }
             None => true,
         });
+        let fence = fence.filter(|_| overlap(&mut del, &mut add));
+        if let Some(f) = &fence {
+            f.begin();
+        }
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if fence.is_some() {
+            inner.stats.fenced += 1;
+        }
         let mut runs = Vec::new();
         for d in del {
             if !inner.slots.get(&d.gpa).is_some_and(|s| s.matches(&d)) {
@@ -405,7 +459,6 @@ impl MemoryListener for MemSlots {
                 Err(e) => inner.fail("KVM_SET_USER_MEMORY_REGION", e),
             }
         }
-        add.sort_by_key(|a| a.gpa);
         for a in add {
             let Some(id) = self.alloc(inner) else {
                 inner.fail(
@@ -434,6 +487,9 @@ impl MemoryListener for MemSlots {
             }
         }
         drop(guard);
+        if let Some(f) = &fence {
+            f.end();
+        }
         self.mark(runs);
     }
 

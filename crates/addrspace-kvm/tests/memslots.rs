@@ -4,18 +4,43 @@ mod memslots_support;
 
 use std::sync::Arc;
 
-use addrspace::{GuestAddr, MemTxAttrs, Memory, Unassigned};
+use addrspace::{AddressSpace, GuestAddr, MemTxAttrs, Memory, RegionId, Unassigned};
+use addrspace_kvm::{MemSlots, Vm};
 use memslots_support::{actual, expected, vm, Exit, Guest, PAGE};
+
+/// 1 MiB of RAM at 0 in a system space the VM listens to.
+struct Ram {
+    mem: Memory,
+    sys: RegionId,
+    ram: RegionId,
+    space: AddressSpace,
+    slots: Arc<MemSlots>,
+}
+
+impl Ram {
+    fn new(vm: &Vm) -> Ram {
+        let mem = Memory::new();
+        let sys = mem.container("system", 1 << 64).unwrap();
+        let ram = mem.ram("ram", 0x10_0000).unwrap();
+        mem.add_subregion(sys, 0, ram).unwrap();
+        let space = mem.address_space("memory", sys).unwrap();
+        let slots = vm.attach_memory(&mem, &space).unwrap();
+        Ram {
+            mem,
+            sys,
+            ram,
+            space,
+            slots,
+        }
+    }
+}
 
 #[test]
 fn ram_becomes_a_slot_and_moves_with_one_delete_and_one_add() {
     let Some(vm) = vm() else { return };
-    let mem = Memory::new();
-    let sys = mem.container("system", 1 << 64).unwrap();
-    let ram = mem.ram("ram", 0x10_0000).unwrap();
-    mem.add_subregion(sys, 0, ram).unwrap();
-    let space = mem.address_space("memory", sys).unwrap();
-    let slots = vm.attach_memory(&mem, &space).unwrap();
+    let Ram {
+        mem, ram, space, slots, ..
+    } = Ram::new(&vm);
     let t = slots.slots();
     assert_eq!(t.len(), 1);
     assert_eq!((t[0].slot, t[0].gpa, t[0].size, t[0].flags), (0, 0, 0x10_0000, 0));
@@ -34,15 +59,12 @@ fn ram_becomes_a_slot_and_moves_with_one_delete_and_one_add() {
 #[test]
 fn a_commit_that_changes_only_mmio_makes_no_ioctl() {
     let Some(vm) = vm() else { return };
-    let mem = Memory::new();
-    let sys = mem.container("system", 1 << 64).unwrap();
-    let ram = mem.ram("ram", 0x10_0000).unwrap();
-    mem.add_subregion(sys, 0, ram).unwrap();
+    let Ram {
+        mem, sys, space, slots, ..
+    } = Ram::new(&vm);
+    let s0 = slots.stats();
     let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
     mem.add_subregion(sys, 0x1000_0000, dev).unwrap();
-    let space = mem.address_space("memory", sys).unwrap();
-    let slots = vm.attach_memory(&mem, &space).unwrap();
-    let s0 = slots.stats();
     mem.set_address(dev, 0x2000_0000).unwrap();
     let dev2 = mem.io("dev2", 0x1000, Arc::new(Unassigned)).unwrap();
     mem.add_subregion(sys, 0x3000_0000, dev2).unwrap();
@@ -186,5 +208,46 @@ fn a_guest_write_to_rom_exits_and_is_dropped_and_romd_off_makes_reads_exit() {
             Exit::Hlt
         ]
     );
+    assert!(slots.take_errors().is_empty());
+}
+
+#[derive(Default)]
+struct CountingFence(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64);
+
+impl addrspace_kvm::UpdateFence for CountingFence {
+    fn begin(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn end(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn only_commits_whose_deletions_overlap_their_additions_are_fenced() {
+    let Some(vm) = vm() else { return };
+    let Ram {
+        mem,
+        sys,
+        ram,
+        space,
+        slots,
+    } = Ram::new(&vm);
+    let fence = Arc::new(CountingFence::default());
+    slots.set_fence(Some(fence.clone()));
+    let count = || {
+        let o = std::sync::atomic::Ordering::Relaxed;
+        (fence.0.load(o), fence.1.load(o), slots.stats().fenced)
+    };
+    mem.set_address(ram, 0x100_0000).unwrap(); // far: the old and new ranges are disjoint
+    assert_eq!(count(), (0, 0, 0));
+    mem.set_address(ram, 0x100_1000).unwrap(); // by one page: they overlap
+    assert_eq!(count(), (1, 1, 1));
+    let dev = mem.io("dev", 0x1000, Arc::new(Unassigned)).unwrap();
+    mem.add_subregion(sys, 0x2000_0000, dev).unwrap(); // MMIO only
+    assert_eq!(count(), (1, 1, 1));
+    mem.set_address(dev, 0x100_8000).unwrap(); // splits the RAM slot
+    assert_eq!(count(), (2, 2, 2));
+    assert_eq!(actual(&slots.slots()), expected(&space.view()));
     assert!(slots.take_errors().is_empty());
 }
