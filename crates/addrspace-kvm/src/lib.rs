@@ -19,7 +19,9 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod guest;
 mod system;
+pub mod vcpu;
 
 pub use error::{Error, Result};
 pub use system::Kvm;
