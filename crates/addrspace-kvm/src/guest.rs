@@ -113,3 +113,23 @@ pub fn spin(base: u64, counter: u16) -> Result<Program, IcedError> {
         a.jmp(top)
     })
 }
+
+/// Forever: reads a byte from MMIO address `dev` and writes it to port `port` (two exits per
+/// iteration, so a kick almost always lands with an MMIO or port access pending).
+///
+/// ```text
+///         mov dx, port
+/// top:    mov al, [dev]       ; MMIO read exit
+///         out dx, al          ; port-I/O exit
+///         jmp top
+/// ```
+pub fn echo_forever(base: u64, dev: u16, port: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut top = a.create_label();
+        a.mov(dx, u32::from(port))?;
+        a.set_label(&mut top)?;
+        a.mov(al, byte_ptr(u64::from(dev)))?;
+        a.out(dx, al)?;
+        a.jmp(top)
+    })
+}

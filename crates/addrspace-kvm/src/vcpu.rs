@@ -140,8 +140,8 @@ impl Vcpu {
     /// port I/O through `spaces.io`.
     ///
     /// [`Error::Vcpu`] if `cpu` has no such space or the thread cannot be started; an
-    /// [`Error::Ioctl`] if the registers cannot be set. The fd is lost on error only if the
-    /// thread cannot be spawned; otherwise use [`Hotplug`], which parks it.
+    /// [`Error::Ioctl`] if the registers cannot be set. On an error the fd is closed, and
+    /// KVM will never create this id again in the VM: [`Hotplug::plug`] parks it instead.
     pub fn start(fd: VcpuFd, cpu: &Cpu, spaces: SpaceIndices, entry: Entry) -> Result<Vcpu> {
         Vcpu::start_or_return(fd, cpu, spaces, entry).map_err(|b| b.0)
     }

@@ -32,6 +32,12 @@ fn guest_programs_decode_to_their_source() {
     assert_eq!(p.disassemble(), ["mov al,[0B000h]", "mov dx,81h", "out dx,al", "hlt"]);
     let p = guest::spin(0x1200, 0x3000).unwrap();
     assert_eq!(p.disassemble(), ["inc word ptr [3000h]", "jmp 1200h"]);
+    let p = guest::echo_forever(0x1300, 0xc000, 0x80).unwrap();
+    assert_eq!(
+        p.disassemble(),
+        ["mov dx,80h", "mov al,[0C000h]", "out dx,al", "jmp 1303h"]
+    );
+    assert_eq!(p.code, [0xba, 0x80, 0x00, 0xa0, 0x00, 0xc0, 0xee, 0xeb, 0xfa]);
 }
 
 #[test]

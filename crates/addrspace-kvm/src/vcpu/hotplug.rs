@@ -176,7 +176,14 @@ impl Hotplug {
             Slot::Ended(..) => self.cluster.cpu(slot).map(|c| c.index()).unwrap_or_default(),
         };
         let (fd, end) = match entry {
-            Slot::Running(v) => v.stop()?,
+            Slot::Running(v) => match v.stop() {
+                Ok(stopped) => stopped,
+                Err(e) => {
+                    // The fd is gone with the thread; the CPU still goes.
+                    self.cluster.unplug(slot)?;
+                    return Err(e);
+                }
+            },
             Slot::Ended(fd, end, _) => (fd, end),
         };
         self.pool.park(id.into(), fd);

@@ -9,16 +9,23 @@ use crate::error::{Error, Result};
 
 /// Runs `fd` until `HLT`, shutdown, a stop request or an error; returns the fd and why.
 pub(super) fn run(fd: VcpuFd, shared: &Shared, spaces: &Spaces) -> (VcpuFd, Result<RunEnd>) {
+    // Marks the loop ended however it ends (a device model panicking included), so that
+    // nobody waits on `pause` forever.
+    let _ended = Ended(shared);
     let mut armed = Armed::new(fd);
     let end = run_loop(&mut armed, shared, spaces);
-    let fd = armed.into_inner();
-    {
-        let mut c = shared.lock();
-        c.state = VcpuState::Ended;
-        shared.changed.notify_all();
-    }
     tracing::debug!(?end, "vcpu run loop ended");
-    (fd, end)
+    (armed.into_inner(), end)
+}
+
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let mut c = self.0.lock();
+        c.state = VcpuState::Ended;
+        self.0.changed.notify_all();
+    }
 }
 
 fn run_loop(armed: &mut Armed, shared: &Shared, spaces: &Spaces) -> Result<RunEnd> {
