@@ -78,3 +78,20 @@ fn vcpu_pool_creates_or_unparks() {
     pool.park(3, again);
     assert_eq!(pool.parked(), 1);
 }
+
+#[test]
+fn vcpu_dropping_hotplug_stops_running_vcpus() {
+    let Some(kvm) = kvm_or_skip() else { return };
+    let board = Board::new();
+    let spin = guest::spin(0x1000, 0x3000).unwrap();
+    board.load(&spin, &[]);
+    let vm = board.vm(&kvm);
+    let spaces = board.mem.stats().address_spaces;
+    let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 2).unwrap();
+    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    cpus.plug(0, Entry::real_mode(spin.base)).unwrap();
+    cpus.plug(1, Entry::real_mode(spin.base)).unwrap();
+    assert_eq!(board.mem.stats().address_spaces, spaces + 2);
+    drop(cpus); // stops both threads (kicked out of KVM_RUN), unrealizes both CPUs
+    assert_eq!(board.mem.stats().address_spaces, spaces);
+}

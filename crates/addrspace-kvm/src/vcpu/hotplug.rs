@@ -14,6 +14,20 @@ use super::{Entry, ExitStats, RunEnd, SpaceIndices, Vcpu};
 use crate::error::{Error, Result};
 
 /// vCPU fds of unplugged CPUs, by vCPU id.
+///
+/// ```no_run
+/// use addrspace_kvm::vcpu::VcpuPool;
+/// use addrspace_kvm::Kvm;
+///
+/// let vm = Kvm::open()?.raw().create_vm().map_err(|e| addrspace_kvm::Error::ioctl("KVM_CREATE_VM", e))?;
+/// let mut pool = VcpuPool::new();
+/// let fd = pool.take_or_create(&vm, 2)?; // KVM_CREATE_VCPU 2
+/// pool.park(2, fd);                      // unplugged: KVM keeps vCPU 2 alive
+/// assert!(vm.create_vcpu(2).is_err());   // EEXIST, forever
+/// let fd = pool.take_or_create(&vm, 2)?; // the parked fd
+/// # drop(fd);
+/// # Ok::<(), addrspace_kvm::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct VcpuPool {
     parked: BTreeMap<u64, VcpuFd>,
