@@ -59,6 +59,9 @@ pub enum RunEnd {
     Stopped,
     /// KVM reported an exit the loop does not handle (`FailEntry`, `InternalError`, ...).
     Unhandled,
+    /// `KVM_RUN` failed; the error was returned by [`Vcpu::wait`] / [`Vcpu::stop`] (or
+    /// [`Hotplug::wait`] / [`Hotplug::unplug`]).
+    Failed,
 }
 
 /// What a vCPU's thread is doing.
@@ -124,7 +127,7 @@ impl Shared {
 /// vcpu.pause()?;
 /// vcpu.resume();
 /// let (_fd, end) = vcpu.stop()?;
-/// println!("{end:?}");
+/// println!("{:?}", end?); // Stopped, or the KVM_RUN error (with the fd back either way)
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Vcpu {
@@ -237,43 +240,38 @@ impl Vcpu {
     }
 
     /// Waits until the run loop ends on its own (`HLT`, shutdown, an error) and gives the fd
-    /// back with why it ended.
-    pub fn wait(mut self) -> Result<(VcpuFd, RunEnd)> {
+    /// back with why it ended: the inner result is the loop's (a `KVM_RUN` error, typed),
+    /// the outer one fails only if the thread panicked (the fd is then gone).
+    pub fn wait(mut self) -> Result<(VcpuFd, Result<RunEnd>)> {
         self.join()
     }
 
-    pub(crate) fn wait_keeping_stats(mut self) -> Result<(VcpuFd, RunEnd, ExitStats)> {
+    pub(crate) fn wait_keeping_stats(mut self) -> Result<(VcpuFd, Result<RunEnd>, ExitStats)> {
         let (fd, end) = self.join()?;
         Ok((fd, end, self.exits()))
     }
 
-    fn join(&mut self) -> Result<(VcpuFd, RunEnd)> {
+    fn join(&mut self) -> Result<(VcpuFd, Result<RunEnd>)> {
         let id = self.id;
         let thread = self.thread.take().ok_or(Error::Vcpu {
             id,
             what: "the vCPU thread was already joined",
         })?;
-        let (fd, end) = thread.join().map_err(|_| Error::Vcpu {
+        // The fd comes back even when the loop failed: the caller parks it.
+        thread.join().map_err(|_| Error::Vcpu {
             id,
             what: "the vCPU thread panicked",
-        })?;
-        // The fd comes back even when the loop failed: the caller parks it.
-        match end {
-            Ok(end) => Ok((fd, end)),
-            Err(e) => {
-                tracing::warn!(vcpu = id, error = %e, "vcpu run loop failed");
-                Ok((fd, RunEnd::Unhandled))
-            }
-        }
+        })
     }
 
     /// Stops the vCPU (kicks it out of `KVM_RUN`, completes pending I/O) and gives the fd
-    /// back with why the loop ended ([`RunEnd::Stopped`] unless it had ended already).
-    pub fn stop(mut self) -> Result<(VcpuFd, RunEnd)> {
+    /// back with why the loop ended ([`RunEnd::Stopped`] unless it had ended already), as
+    /// [`Vcpu::wait`] does.
+    pub fn stop(mut self) -> Result<(VcpuFd, Result<RunEnd>)> {
         self.stop_and_join()
     }
 
-    fn stop_and_join(&mut self) -> Result<(VcpuFd, RunEnd)> {
+    fn stop_and_join(&mut self) -> Result<(VcpuFd, Result<RunEnd>)> {
         {
             let mut c = self.shared.lock();
             if c.state != VcpuState::Ended {

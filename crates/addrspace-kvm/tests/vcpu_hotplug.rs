@@ -95,3 +95,22 @@ fn vcpu_dropping_hotplug_stops_running_vcpus() {
     drop(cpus); // stops both threads (kicked out of KVM_RUN), unrealizes both CPUs
     assert_eq!(board.mem.stats().address_spaces, spaces);
 }
+
+#[test]
+fn vcpu_code_outside_ram_ends_the_loop_without_a_panic() {
+    let Some(kvm) = kvm_or_skip() else { return };
+    let board = Board::new();
+    let vm = board.vm(&kvm);
+    let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
+    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    // 0x9000 is no memslot and no device: KVM cannot fetch the instruction.
+    cpus.plug(0, Entry::real_mode(0x9000)).unwrap();
+    let end = cpus.wait(0);
+    eprintln!("fetching from a hole: {end:?}");
+    assert!(
+        matches!(end, Ok(RunEnd::Unhandled) | Ok(RunEnd::Shutdown) | Err(_)),
+        "{end:?}"
+    );
+    cpus.unplug(0).unwrap();
+    assert_eq!(cpus.pool().parked(), 1);
+}

@@ -154,18 +154,21 @@ impl Hotplug {
     }
 
     /// Waits until slot `slot`'s guest stops on its own (`HLT`, shutdown, error); the CPU
-    /// stays plugged.
+    /// stays plugged. A `KVM_RUN` error is returned once (the slot then reports
+    /// [`RunEnd::Failed`]).
     pub fn wait(&mut self, slot: usize) -> Result<RunEnd> {
         match self.vcpus.get_mut(slot).and_then(Option::take) {
             Some(Slot::Running(v)) => {
                 let id = v.id();
-                let result = v.wait_keeping_stats();
-                match result {
+                match v.wait_keeping_stats() {
                     Ok((fd, end, stats)) => {
-                        self.vcpus[slot] = Some(Slot::Ended(fd, end, stats));
-                        Ok(end)
+                        let end = end.inspect_err(|e| tracing::warn!(vcpu = id, error = %e, "vcpu run loop failed"));
+                        self.vcpus[slot] = Some(Slot::Ended(fd, *end.as_ref().unwrap_or(&RunEnd::Failed), stats));
+                        end
                     }
                     Err(e) => {
+                        // The thread panicked: its fd is gone; the CPU stays plugged until
+                        // unplugged.
                         tracing::warn!(vcpu = id, error = %e, "vcpu lost");
                         Err(e)
                     }
@@ -180,7 +183,8 @@ impl Hotplug {
     }
 
     /// Unplugs slot `slot`: stops its vCPU thread, parks its fd, unrealizes the CPU (its
-    /// address spaces destroyed). Returns why the run loop ended.
+    /// address spaces destroyed). Returns why the run loop ended, or its `KVM_RUN` error
+    /// (the CPU is unplugged and the fd parked all the same).
     pub fn unplug(&mut self, slot: usize) -> Result<RunEnd> {
         let Some(entry) = self.vcpus.get_mut(slot).and_then(Option::take) else {
             return Err(empty(slot));
@@ -191,18 +195,18 @@ impl Hotplug {
         };
         let (fd, end) = match entry {
             Slot::Running(v) => match v.stop() {
-                Ok(stopped) => stopped,
+                Ok((fd, end)) => (fd, end),
                 Err(e) => {
                     // The fd is gone with the thread; the CPU still goes.
                     self.cluster.unplug(slot)?;
                     return Err(e);
                 }
             },
-            Slot::Ended(fd, end, _) => (fd, end),
+            Slot::Ended(fd, end, _) => (fd, Ok(end)),
         };
         self.pool.park(id.into(), fd);
         self.cluster.unplug(slot)?;
-        Ok(end)
+        end
     }
 
     /// The running vCPU in slot `slot`.
