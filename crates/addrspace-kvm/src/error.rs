@@ -18,6 +18,15 @@ pub enum Error {
         /// The OS error it returned.
         source: std::io::Error,
     },
+    /// A vCPU could not be started, stopped or found (not a KVM error: those are
+    /// [`Error::Ioctl`]).
+    #[error("vcpu {id}: {what}")]
+    Vcpu {
+        /// The vCPU id (CPU index), or the slot for an empty slot.
+        id: u32,
+        /// What went wrong.
+        what: &'static str,
+    },
     /// A call on the memory system failed.
     #[error(transparent)]
     Memory(#[from] addrspace::Error),

@@ -19,9 +19,11 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod guest;
 mod ioeventfd;
 mod memslots;
 mod system;
+pub mod vcpu;
 mod vm;
 
 pub use error::{Error, Result};

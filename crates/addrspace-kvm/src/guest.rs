@@ -1,0 +1,135 @@
+//! Tiny x86 guest programs, kept as source: each is built with iced-x86's code assembler
+//! (16-bit real mode, CS base 0) and can be decoded back with [`Program::disassemble`].
+//!
+//! This host emulates every guest instruction (about 1 µs each), so the programs are a few
+//! instructions long and end with `HLT`.
+//!
+//! ```
+//! use addrspace_kvm::guest;
+//!
+//! let p = guest::uart_hello(0x1000, 0x2000, 5, 0xa000, 0x3f8)?;
+//! assert_eq!(p.disassemble().last().map(String::as_str), Some("hlt"));
+//! # Ok::<(), iced_x86::IcedError>(())
+//! ```
+
+use iced_x86::code_asm::{al, byte_ptr, cx, dx, si, word_ptr, CodeAssembler};
+use iced_x86::{Decoder, DecoderOptions, FastFormatter, IcedError};
+
+/// Assembled guest code and the address it was assembled for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Where the code must be loaded (and the vCPU's `IP`).
+    pub base: u64,
+    /// The machine code.
+    pub code: Vec<u8>,
+}
+
+impl Program {
+    fn build(base: u64, body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Result<Program, IcedError> {
+        let mut a = CodeAssembler::new(16)?;
+        body(&mut a)?;
+        Ok(Program {
+            base,
+            code: a.assemble(base)?,
+        })
+    }
+
+    /// The code decoded back (16-bit), one instruction per line, lower case Intel syntax
+    /// without addresses (e.g. `mov [0A000h],al`).
+    pub fn disassemble(&self) -> Vec<String> {
+        let mut decoder = Decoder::with_ip(16, &self.code, self.base, DecoderOptions::NONE);
+        let mut fmt = FastFormatter::new();
+        let mut out = Vec::new();
+        for insn in &mut decoder {
+            let mut s = String::new();
+            fmt.format(&insn, &mut s);
+            out.push(s);
+        }
+        out
+    }
+}
+
+/// Prints `len` bytes at `msg` byte by byte to the UART data register at MMIO address `uart`
+/// and to I/O port `port`, then halts. All addresses below 64 KiB (DS base 0).
+///
+/// ```text
+///         mov si, msg
+///         mov cx, len
+///         mov dx, port
+/// next:   mov al, [si]
+///         mov [uart], al      ; MMIO exit
+///         out dx, al          ; port-I/O exit
+///         inc si
+///         dec cx
+///         jne next
+///         hlt
+/// ```
+pub fn uart_hello(base: u64, msg: u16, len: u16, uart: u16, port: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut next = a.create_label();
+        a.mov(si, u32::from(msg))?;
+        a.mov(cx, u32::from(len))?;
+        a.mov(dx, u32::from(port))?;
+        a.set_label(&mut next)?;
+        a.mov(al, byte_ptr(si))?;
+        a.mov(byte_ptr(u64::from(uart)), al)?;
+        a.out(dx, al)?;
+        a.inc(si)?;
+        a.dec(cx)?;
+        a.jne(next)?;
+        a.hlt()
+    })
+}
+
+/// Reads one byte from MMIO address `dev`, writes it to port `port`, halts.
+///
+/// ```text
+///         mov al, [dev]       ; MMIO read exit
+///         mov dx, port
+///         out dx, al
+///         hlt
+/// ```
+pub fn read_and_report(base: u64, dev: u16, port: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        a.mov(al, byte_ptr(u64::from(dev)))?;
+        a.mov(dx, u32::from(port))?;
+        a.out(dx, al)?;
+        a.hlt()
+    })
+}
+
+/// Spins forever incrementing the 16-bit RAM counter at `counter` (no exits: a vCPU running
+/// it leaves `KVM_RUN` only when kicked).
+///
+/// ```text
+/// top:    inc word [counter]
+///         jmp top
+/// ```
+pub fn spin(base: u64, counter: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut top = a.create_label();
+        a.set_label(&mut top)?;
+        a.inc(word_ptr(u64::from(counter)))?;
+        a.jmp(top)
+    })
+}
+
+/// Forever: reads a byte from MMIO address `dev` and writes it to port `port` (two exits per
+/// iteration, so a kick almost always lands with an MMIO or port access pending).
+///
+/// ```text
+///         mov dx, port
+/// top:    mov al, [dev]       ; MMIO read exit
+///         out dx, al          ; port-I/O exit
+///         jmp top
+/// ```
+pub fn echo_forever(base: u64, dev: u16, port: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut top = a.create_label();
+        a.mov(dx, u32::from(port))?;
+        a.set_label(&mut top)?;
+        a.mov(al, byte_ptr(u64::from(dev)))?;
+        a.out(dx, al)?;
+        a.jmp(top)
+    })
+}

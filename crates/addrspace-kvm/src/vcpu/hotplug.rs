@@ -1,0 +1,261 @@
+//! Hot-plug and hot-unplug of vCPUs at run time, with parked vCPU fds.
+//!
+//! KVM cannot destroy a vCPU while its VM lives, nor create an id twice (`EEXIST`, even after
+//! the fd is closed), so an unplugged vCPU's fd is parked here by id and taken back when the
+//! same id is plugged again (QEMU's `kvm_park_vcpu` / `kvm_unpark_vcpu`, spec §7.3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use addrspace::cpu::Cluster;
+use kvm_ioctls::{VcpuFd, VmFd};
+
+use super::{Entry, ExitStats, RunEnd, SpaceIndices, Vcpu};
+use crate::error::{Error, Result};
+
+/// vCPU fds of unplugged CPUs, by vCPU id.
+///
+/// ```no_run
+/// use addrspace_kvm::vcpu::VcpuPool;
+/// use addrspace_kvm::Kvm;
+///
+/// let vm = Kvm::open()?.raw().create_vm().map_err(|e| addrspace_kvm::Error::ioctl("KVM_CREATE_VM", e))?;
+/// let mut pool = VcpuPool::new();
+/// let fd = pool.take_or_create(&vm, 2)?; // KVM_CREATE_VCPU 2
+/// pool.park(2, fd);                      // unplugged: KVM keeps vCPU 2 alive
+/// assert!(vm.create_vcpu(2).is_err());   // EEXIST, forever
+/// let fd = pool.take_or_create(&vm, 2)?; // the parked fd
+/// # drop(fd);
+/// # Ok::<(), addrspace_kvm::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct VcpuPool {
+    parked: BTreeMap<u64, VcpuFd>,
+}
+
+impl VcpuPool {
+    /// An empty pool.
+    pub fn new() -> VcpuPool {
+        VcpuPool::default()
+    }
+
+    /// The fd of vCPU `id`: the parked one if there is one, else a new `KVM_CREATE_VCPU`.
+    pub fn take_or_create(&mut self, vm: &VmFd, id: u64) -> Result<VcpuFd> {
+        match self.parked.remove(&id) {
+            Some(fd) => Ok(fd),
+            None => vm.create_vcpu(id).map_err(|e| Error::ioctl("KVM_CREATE_VCPU", e)),
+        }
+    }
+
+    /// Parks `fd` as vCPU `id`'s. A second fd for the same id cannot exist (KVM refuses to
+    /// create it), so an existing entry is kept and the new fd dropped with a warning.
+    pub fn park(&mut self, id: u64, fd: VcpuFd) {
+        if self.parked.contains_key(&id) {
+            tracing::warn!(vcpu = id, "a vcpu fd is already parked for this id");
+            return;
+        }
+        self.parked.insert(id, fd);
+    }
+
+    /// Number of parked fds.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Whether vCPU `id` has a parked fd.
+    pub fn is_parked(&self, id: u64) -> bool {
+        self.parked.contains_key(&id)
+    }
+}
+
+/// A cluster whose CPUs run as KVM vCPUs, plugged and unplugged at run time.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use addrspace::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView};
+/// use addrspace::Memory;
+/// use addrspace_kvm::vcpu::{Entry, Hotplug, SpaceIndices};
+/// use addrspace_kvm::Kvm;
+///
+/// let mem = Memory::new();
+/// let system = mem.container("system", 1 << 64)?;
+/// let model = CpuModel {
+///     spaces: vec![CpuSpaceSpec { index: 0, prefix: "cpu-memory".into(), view: CpuView::Root(system) }],
+///     tlb: false,
+/// };
+/// let cluster = Cluster::new("cpus", &mem, model, 0, 4)?;
+/// let vm = Arc::new(Kvm::open()?.raw().create_vm().map_err(|e| addrspace_kvm::Error::ioctl("KVM_CREATE_VM", e))?);
+/// let mut cpus = Hotplug::new(vm, cluster, SpaceIndices { memory: 0, io: None });
+/// cpus.plug(1, Entry::real_mode(0x1000))?;   // KVM_CREATE_VCPU 1
+/// cpus.wait(1)?;                             // the guest halted
+/// cpus.unplug(1)?;                           // fd parked, cpu-memory-1 destroyed
+/// cpus.plug(1, Entry::real_mode(0x1000))?;   // the parked fd, registers reset
+/// assert_eq!(cpus.pool().parked(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Hotplug {
+    vm: Arc<VmFd>,
+    cluster: Cluster,
+    spaces: SpaceIndices,
+    pool: VcpuPool,
+    /// By slot: a running vCPU, or the fd of one whose loop ended (still plugged).
+    vcpus: Vec<Option<Slot>>,
+}
+
+enum Slot {
+    Running(Vcpu),
+    Ended(VcpuFd, RunEnd, ExitStats),
+}
+
+impl Hotplug {
+    /// vCPUs for `cluster`'s CPUs in `vm`, dispatching through `spaces`.
+    pub fn new(vm: Arc<VmFd>, cluster: Cluster, spaces: SpaceIndices) -> Hotplug {
+        let n = cluster.max_cpus();
+        Hotplug {
+            vm,
+            cluster,
+            spaces,
+            pool: VcpuPool::new(),
+            vcpus: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Plugs slot `slot`: realizes its CPU (address spaces created), takes the vCPU fd (a
+    /// parked one for this id, or a new one), sets its registers to `entry` and starts it.
+    /// On an error the CPU is unplugged again and the fd (if any) parked.
+    pub fn plug(&mut self, slot: usize, entry: Entry) -> Result<&Vcpu> {
+        let cpu = self.cluster.plug(slot)?;
+        let id = cpu.index();
+        let fd = match self.pool.take_or_create(&self.vm, id.into()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.cluster.unplug(slot)?;
+                return Err(e);
+            }
+        };
+        match Vcpu::start_or_return(fd, cpu, self.spaces, entry) {
+            Ok(vcpu) => {
+                self.vcpus[slot] = Some(Slot::Running(vcpu));
+                match &self.vcpus[slot] {
+                    Some(Slot::Running(v)) => Ok(v),
+                    _ => Err(empty(slot)),
+                }
+            }
+            Err(failed) => {
+                let (e, fd) = *failed;
+                // A fd that could not start is parked: its id stays pluggable.
+                if let Some(fd) = fd {
+                    self.pool.park(id.into(), fd);
+                }
+                self.cluster.unplug(slot)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until slot `slot`'s guest stops on its own (`HLT`, shutdown, error); the CPU
+    /// stays plugged. A `KVM_RUN` error is returned once (the slot then reports
+    /// [`RunEnd::Failed`]).
+    pub fn wait(&mut self, slot: usize) -> Result<RunEnd> {
+        match self.vcpus.get_mut(slot).and_then(Option::take) {
+            Some(Slot::Running(v)) => {
+                let id = v.id();
+                match v.wait_keeping_stats() {
+                    Ok((fd, end, stats)) => {
+                        let end = end.inspect_err(|e| tracing::warn!(vcpu = id, error = %e, "vcpu run loop failed"));
+                        self.vcpus[slot] = Some(Slot::Ended(fd, *end.as_ref().unwrap_or(&RunEnd::Failed), stats));
+                        end
+                    }
+                    Err(e) => {
+                        // The thread panicked: its fd is gone; the CPU stays plugged until
+                        // unplugged.
+                        tracing::warn!(vcpu = id, error = %e, "vcpu lost");
+                        Err(e)
+                    }
+                }
+            }
+            Some(Slot::Ended(fd, end, stats)) => {
+                self.vcpus[slot] = Some(Slot::Ended(fd, end, stats));
+                Ok(end)
+            }
+            None => Err(empty(slot)),
+        }
+    }
+
+    /// Unplugs slot `slot`: stops its vCPU thread, parks its fd, unrealizes the CPU (its
+    /// address spaces destroyed). Returns why the run loop ended, or its `KVM_RUN` error
+    /// (the CPU is unplugged and the fd parked all the same).
+    pub fn unplug(&mut self, slot: usize) -> Result<RunEnd> {
+        let Some(entry) = self.vcpus.get_mut(slot).and_then(Option::take) else {
+            return Err(empty(slot));
+        };
+        let id = match &entry {
+            Slot::Running(v) => v.id(),
+            Slot::Ended(..) => self.cluster.cpu(slot).map(|c| c.index()).unwrap_or_default(),
+        };
+        let (fd, end) = match entry {
+            Slot::Running(v) => match v.stop() {
+                Ok((fd, end)) => (fd, end),
+                Err(e) => {
+                    // The fd is gone with the thread; the CPU still goes.
+                    self.cluster.unplug(slot)?;
+                    return Err(e);
+                }
+            },
+            Slot::Ended(fd, end, _) => (fd, Ok(end)),
+        };
+        self.pool.park(id.into(), fd);
+        self.cluster.unplug(slot)?;
+        end
+    }
+
+    /// The running vCPU in slot `slot`.
+    pub fn vcpu(&self, slot: usize) -> Option<&Vcpu> {
+        match self.vcpus.get(slot)?.as_ref()? {
+            Slot::Running(v) => Some(v),
+            Slot::Ended(..) => None,
+        }
+    }
+
+    /// The exits slot `slot`'s vCPU handled (final counts once its loop ended).
+    pub fn exits(&self, slot: usize) -> Option<ExitStats> {
+        match self.vcpus.get(slot)?.as_ref()? {
+            Slot::Running(v) => Some(v.exits()),
+            Slot::Ended(_, _, stats) => Some(*stats),
+        }
+    }
+
+    /// The parked fds.
+    pub fn pool(&self) -> &VcpuPool {
+        &self.pool
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The VM.
+    pub fn vm(&self) -> &Arc<VmFd> {
+        &self.vm
+    }
+}
+
+impl Drop for Hotplug {
+    fn drop(&mut self) {
+        for slot in 0..self.vcpus.len() {
+            if self.vcpus[slot].is_some() {
+                if let Err(e) = self.unplug(slot) {
+                    tracing::warn!(slot, error = %e, "unplug at drop failed");
+                }
+            }
+        }
+    }
+}
+
+fn empty(slot: usize) -> Error {
+    Error::Vcpu {
+        id: u32::try_from(slot).unwrap_or(u32::MAX),
+        what: "no vCPU is plugged in that slot",
+    }
+}
