@@ -368,6 +368,7 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
     let start = (counters(&machine, &vm, &cpus), rss_kib());
     let mut before = None;
     let mut ap_ok = 0u64;
+    let t0 = std::time::Instant::now();
     for c in 1..=cycles {
         cpus.plug(1, Entry::real_mode(ap.base))?;
         let end = cpus.wait(1)?;
@@ -384,6 +385,13 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
             progress("run", c, cycles, tty);
         }
     }
+    let dt = t0.elapsed();
+    // Timing varies from run to run: stderr, so stdout stays comparable.
+    eprintln!(
+        "run: {cycles} cycles in {:.1} ms ({:.0} µs per plug + run + unplug)",
+        dt.as_secs_f64() * 1e3,
+        dt.as_secs_f64() * 1e6 / cycles as f64
+    );
     let _ = writeln!(
         out,
         "cpu1: {ap_ok}/{cycles} plug/run/unplug cycles reported \"cpu1 ok\" through the uart"
