@@ -32,24 +32,26 @@ fn counters(m: &Machine) -> Counters {
     }
 }
 
-fn rss_kib() -> Option<u64> {
+/// The process's resident set, KiB.
+pub(crate) fn rss_kib() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4)
 }
 
-/// A progress bar on a terminal (redrawn in place), a line per 10% otherwise.
-fn progress(done: u64, total: u64, tty: bool) {
+/// A progress bar on a terminal (redrawn in place), a line per call otherwise (callers call
+/// it every 10% then), prefixed with `label`.
+pub(crate) fn progress(label: &str, done: u64, total: u64, tty: bool) {
     let pct = done * 100 / total.max(1);
     let bar: String = (0..40).map(|k| if k * 100 / 40 < pct { '#' } else { '.' }).collect();
     if tty {
-        eprint!("\rsoak: [{bar}] {pct:3}% {done}/{total}");
+        eprint!("\r{label}: [{bar}] {pct:3}% {done}/{total}");
         if done == total {
             eprintln!();
         }
         let _ = std::io::stderr().flush();
     } else {
-        eprintln!("soak: [{bar}] {pct:3}% {done}/{total}");
+        eprintln!("{label}: [{bar}] {pct:3}% {done}/{total}");
     }
 }
 
@@ -190,7 +192,7 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
         let pct = i * 100 / cycles.max(1);
         if pct != shown && (tty || pct % 10 == 0) {
             shown = pct;
-            progress(i, cycles, tty);
+            progress("soak", i, cycles, tty);
         }
         if let Err(e) = cycle(&mut m) {
             err = Some(format!("cycle {i}: {e}"));
@@ -198,7 +200,7 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
         }
     }
     let elapsed = start.elapsed();
-    progress(cycles, cycles, tty);
+    progress("soak", cycles, cycles, tty);
     // Readers keep the view they last used until their next access (that is the point of
     // lock-free reading): count after they are done.
     stop_readers(&stop, threads);

@@ -133,3 +133,105 @@ pub fn echo_forever(base: u64, dev: u16, port: u16) -> Result<Program, IcedError
         a.jmp(top)
     })
 }
+
+/// Writes `len` bytes at `msg` to the UART data register at MMIO address `uart` (no port
+/// I/O), then halts.
+///
+/// ```text
+///         mov si, msg
+///         mov cx, len
+/// next:   mov al, [si]
+///         mov [uart], al      ; MMIO exit
+///         inc si
+///         dec cx
+///         jne next
+///         hlt
+/// ```
+pub fn uart_print(base: u64, msg: u16, len: u16, uart: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut next = a.create_label();
+        a.mov(si, u32::from(msg))?;
+        a.mov(cx, u32::from(len))?;
+        a.set_label(&mut next)?;
+        a.mov(al, byte_ptr(si))?;
+        a.mov(byte_ptr(u64::from(uart)), al)?;
+        a.inc(si)?;
+        a.dec(cx)?;
+        a.jne(next)?;
+        a.hlt()
+    })
+}
+
+/// Where the devices of [`demo_boot`] are (all below 64 KiB: DS base 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoLayout {
+    /// The message in RAM.
+    pub msg: u16,
+    /// Its length.
+    pub len: u16,
+    /// The UART data register (MMIO).
+    pub uart: u16,
+    /// A byte of the ROM device, read in romd mode and out of it.
+    pub romdev: u16,
+    /// The ROM device's control register: a byte write of 0 leaves romd mode, 1 enters it.
+    pub romd_ctl: u16,
+    /// The config device's BAR register: a 16-bit write moves the BAR to that address.
+    pub bar_reg: u16,
+    /// Where the guest moves the BAR.
+    pub bar_new: u16,
+    /// The report port: each reported byte is an `OUT` to it.
+    pub report: u16,
+}
+
+/// The demo board's boot program: prints the message through the UART, reads the ROM
+/// device in romd mode (ROM data, no exit) and with romd off (the device answers), moves
+/// the BAR by writing the BAR register, writes `0x42` through the BAR's new address and
+/// reads it back, reporting the three bytes read to the report port, then halts.
+///
+/// ```text
+///         mov si, msg
+///         mov cx, len
+/// next:   mov al, [si]
+///         mov [uart], al          ; UART
+///         inc si
+///         dec cx
+///         jne next
+///         mov dx, report
+///         mov al, [romdev]        ; romd on: ROM data from a read-only memslot
+///         out dx, al
+///         mov byte [romd_ctl], 0  ; romd off (the device's callback calls set_romd)
+///         mov al, [romdev]        ; MMIO exit: the device answers
+///         out dx, al
+///         mov byte [romd_ctl], 1  ; romd on again
+///         mov word [bar_reg], bar_new   ; the callback calls set_address on the BAR
+///         mov byte [bar_new+4], 42h     ; through the new address
+///         mov al, [bar_new+4]
+///         out dx, al
+///         hlt
+/// ```
+pub fn demo_boot(base: u64, l: &DemoLayout) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut next = a.create_label();
+        let at = |x: u16| u64::from(x);
+        a.mov(si, u32::from(l.msg))?;
+        a.mov(cx, u32::from(l.len))?;
+        a.set_label(&mut next)?;
+        a.mov(al, byte_ptr(si))?;
+        a.mov(byte_ptr(at(l.uart)), al)?;
+        a.inc(si)?;
+        a.dec(cx)?;
+        a.jne(next)?;
+        a.mov(dx, u32::from(l.report))?;
+        a.mov(al, byte_ptr(at(l.romdev)))?;
+        a.out(dx, al)?;
+        a.mov(byte_ptr(at(l.romd_ctl)), 0u32)?;
+        a.mov(al, byte_ptr(at(l.romdev)))?;
+        a.out(dx, al)?;
+        a.mov(byte_ptr(at(l.romd_ctl)), 1u32)?;
+        a.mov(word_ptr(at(l.bar_reg)), u32::from(l.bar_new))?;
+        a.mov(byte_ptr(at(l.bar_new) + 4), 0x42u32)?;
+        a.mov(al, byte_ptr(at(l.bar_new) + 4))?;
+        a.out(dx, al)?;
+        a.hlt()
+    })
+}

@@ -1,0 +1,437 @@
+//! `addrspace run BOARD --accel kvm`: boots a tiny real-mode guest on real KVM on the demo
+//! board (`boards/kvm-demo.toml`), whose device models are bound here by their `ops` names,
+//! then hot-plugs and unplugs a second vCPU `--cycles` times and checks that nothing grew.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use addrspace::board::Loader;
+use addrspace::{GuestAddr, Machine, MemTxAttrs, MemTxResult, RegionId, RegionOps, WeakMemory};
+use addrspace_kvm::guest::{self, DemoLayout};
+use addrspace_kvm::vcpu::{Entry, Hotplug, RunEnd, SpaceIndices};
+use addrspace_kvm::{Kvm, Vm};
+
+use crate::soak::{progress, rss_kib};
+
+/// Exit status when `/dev/kvm` is missing or not accessible (ENOENT/EACCES).
+pub const EXIT_NO_KVM: u8 = 3;
+
+/// The demo guest's memory layout (matches `boards/kvm-demo.toml`).
+pub const LAYOUT: DemoLayout = DemoLayout {
+    msg: 0x2000,
+    len: MESSAGE.len() as u16,
+    uart: 0xa000,
+    romdev: 0x9010,
+    romd_ctl: 0xa100,
+    bar_reg: 0xa200,
+    bar_new: 0xd000,
+    report: 0x80,
+};
+const MESSAGE: &[u8] = b"Hello from a KVM guest on addrspace!\n";
+const BOOT_AT: u64 = 0x1000;
+/// The second vCPU runs from the ROM.
+const AP_AT: u16 = 0x8000;
+const AP_MSG_AT: u16 = 0x8100;
+const AP_MESSAGE: &[u8] = b"cpu1 ok\n";
+/// What the ROM device holds at `romdev` (romd mode) and what its model answers (romd off).
+const ROM_BYTE: u8 = 0xf1;
+const DEVICE_BYTE: u8 = 0xd5;
+
+/// Why a run failed: KVM unavailable (exit 3) or anything else (exit 1).
+pub enum RunError {
+    NoKvm(String),
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for RunError {
+    fn from(e: E) -> RunError {
+        RunError::Failed(e.to_string())
+    }
+}
+
+/// The UART: bytes written to offset 0, collected.
+#[derive(Default)]
+struct Uart(Mutex<Vec<u8>>);
+
+impl Uart {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl RegionOps for Uart {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, MemTxResult::OK)
+    }
+    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        if offset == 0 {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(value as u8);
+        }
+        MemTxResult::OK
+    }
+}
+
+/// A device acting on one region of the memory it lives in (known once the board is built).
+#[derive(Default)]
+struct Target(OnceLock<(WeakMemory, RegionId)>);
+
+impl Target {
+    fn act(&self, f: impl FnOnce(&addrspace::Memory, RegionId) -> addrspace::Result<()>) -> MemTxResult {
+        let Some((weak, id)) = self.0.get() else {
+            return MemTxResult::DECODE_ERROR;
+        };
+        let Some(mem) = weak.upgrade() else {
+            return MemTxResult::DECODE_ERROR;
+        };
+        match f(&mem, *id) {
+            Ok(()) => MemTxResult::OK,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo device action failed");
+                MemTxResult::ERROR
+            }
+        }
+    }
+}
+
+/// The ROM device's control register: a write of 0 leaves romd mode, anything else enters it.
+#[derive(Default)]
+struct RomdCtl(Target);
+
+impl RegionOps for RomdCtl {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, MemTxResult::OK)
+    }
+    fn write(&self, _: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        self.0.act(|mem, flash| mem.set_romd(flash, value != 0))
+    }
+}
+
+/// The config device: a write to offset 0 moves the BAR to that address (a topology change
+/// from a device callback, committed when the callback returns).
+#[derive(Default)]
+struct PciConfig(Target);
+
+impl RegionOps for PciConfig {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, MemTxResult::OK)
+    }
+    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        if offset != 0 {
+            return MemTxResult::OK;
+        }
+        self.0.act(|mem, bar| mem.set_address(bar, value))
+    }
+}
+
+/// A device whose every register reads one value (the ROM device out of romd mode).
+struct Constant(u8);
+
+impl RegionOps for Constant {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (self.0.into(), MemTxResult::OK)
+    }
+    fn write(&self, _: u64, _: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        MemTxResult::OK
+    }
+}
+
+/// The BAR: remembers the last byte written (and where), reads it back.
+#[derive(Default)]
+struct Bar {
+    last: AtomicU8,
+    writes: Mutex<Vec<(u64, u8)>>,
+}
+
+impl RegionOps for Bar {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (self.last.load(Ordering::Relaxed).into(), MemTxResult::OK)
+    }
+    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        self.last.store(value as u8, Ordering::Relaxed);
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((offset, value as u8));
+        MemTxResult::OK
+    }
+}
+
+struct Devices {
+    uart: Arc<Uart>,
+    romd_ctl: Arc<RomdCtl>,
+    pci: Arc<PciConfig>,
+    bar: Arc<Bar>,
+    report: Arc<Uart>,
+}
+
+/// Loads the board, binding the demo's device models by their `ops` names.
+fn load(path: &Path) -> Result<(Machine, Devices), RunError> {
+    let d = Devices {
+        uart: Arc::default(),
+        romd_ctl: Arc::default(),
+        pci: Arc::default(),
+        bar: Arc::default(),
+        report: Arc::default(),
+    };
+    let machine = Loader::new()
+        .resolver(|req| -> Option<Arc<dyn RegionOps>> {
+            match req.ops? {
+                "uart" => Some(d.uart.clone()),
+                "romd-ctl" => Some(d.romd_ctl.clone()),
+                "pci-config" => Some(d.pci.clone()),
+                "bar" => Some(d.bar.clone()),
+                "flash" => Some(Arc::new(Constant(DEVICE_BYTE))),
+                "report" => Some(Arc::new(Report(d.report.clone()))),
+                _ => None,
+            }
+        })
+        .load_file(path)?;
+    let region = |key: &str| {
+        machine
+            .region(key)
+            .ok_or_else(|| RunError::Failed(format!("{}: the demo needs a region `{key}`", path.display())))
+    };
+    let weak = machine.memory.downgrade();
+    let _ = d.romd_ctl.0 .0.set((weak.clone(), region("flash")?));
+    let _ = d.pci.0 .0.set((weak, region("bar0")?));
+    Ok((machine, d))
+}
+
+/// The report port: every byte written, collected (any offset).
+struct Report(Arc<Uart>);
+
+impl RegionOps for Report {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, MemTxResult::OK)
+    }
+    fn write(&self, _: u64, value: u64, size: u32, attrs: MemTxAttrs) -> MemTxResult {
+        self.0.write(0, value, size, attrs)
+    }
+}
+
+/// What must not grow across the plug/unplug cycles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    memslots: usize,
+    vcpus: usize,
+    parked: usize,
+    open_fds: usize,
+    address_spaces: usize,
+    flatviews: usize,
+}
+
+fn counters(m: &Machine, vm: &Vm, cpus: &Hotplug) -> Counters {
+    let s = m.memory.stats();
+    let cluster = cpus.cluster();
+    Counters {
+        memslots: vm.memslots().map(|l| l.slots().len()).unwrap_or(0),
+        vcpus: (0..cluster.max_cpus()).filter(|&k| cluster.cpu(k).is_some()).count(),
+        parked: cpus.pool().parked(),
+        open_fds: std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
+        address_spaces: s.address_spaces,
+        flatviews: s.flatviews,
+    }
+}
+
+/// RSS growth tolerated (allocator and stack noise), KiB.
+const RSS_SLACK_KIB: u64 = 2048;
+
+fn write_debug(m: &Machine, at: u64, bytes: &[u8]) -> Result<(), RunError> {
+    let space = m
+        .address_space("memory")
+        .ok_or_else(|| RunError::Failed("the board has no address space `memory`".into()))?;
+    let r = space.write(GuestAddr(at), bytes, MemTxAttrs::DEBUG);
+    if r.is_ok() {
+        Ok(())
+    } else {
+        Err(RunError::Failed(format!(
+            "loading {} bytes at {at:#x}: {r:?}",
+            bytes.len()
+        )))
+    }
+}
+
+/// Runs the demo; returns the report and whether nothing grew.
+pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
+    let kvm = match Kvm::open() {
+        Ok(k) => k,
+        Err(e) if e.is_unavailable() => return Err(RunError::NoKvm(e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let (mut machine, dev) = load(board)?;
+    let boot = guest::demo_boot(BOOT_AT, &LAYOUT)?;
+    let ap = guest::uart_print(AP_AT.into(), AP_MSG_AT, AP_MESSAGE.len() as u16, LAYOUT.uart)?;
+    write_debug(&machine, boot.base, &boot.code)?;
+    write_debug(&machine, LAYOUT.msg.into(), MESSAGE)?;
+    write_debug(&machine, ap.base, &ap.code)?;
+    write_debug(&machine, AP_MSG_AT.into(), AP_MESSAGE)?;
+    write_debug(&machine, LAYOUT.romdev.into(), &[ROM_BYTE])?;
+
+    let vm = Vm::new(&kvm)?;
+    let system = machine.address_space("memory").cloned();
+    let io = machine.address_space("I/O").cloned();
+    let (Some(system), Some(io)) = (system, io) else {
+        return Err(RunError::Failed(
+            "the board needs address spaces `memory` and `I/O`".into(),
+        ));
+    };
+    let slots = vm.attach_memory(&machine.memory, &system)?;
+    vm.attach_io(&machine.memory, &io)?;
+    let Some(k) = machine.clusters.iter().position(|c| c.name() == "cpus") else {
+        return Err(RunError::Failed("the board needs a cluster `cpus` of 2 CPUs".into()));
+    };
+    let cluster = machine.clusters.remove(k);
+    if cluster.max_cpus() < 2 {
+        return Err(RunError::Failed("the cluster `cpus` needs 2 CPU slots".into()));
+    }
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
+
+    let mut out = String::new();
+    let slot_list = |out: &mut String, when: &str| {
+        let _ = writeln!(out, "memslots {when}:");
+        for s in slots.slots() {
+            let _ = writeln!(
+                out,
+                "  memslot {}: {:#07x}-{:#07x}{}",
+                s.slot,
+                s.gpa,
+                s.gpa + s.size - 1,
+                if s.readonly() { " (read-only)" } else { "" }
+            );
+        }
+    };
+    let _ = writeln!(
+        out,
+        "KVM API {}, {} memslots available",
+        kvm.api_version(),
+        vm.max_memslots()
+    );
+    slot_list(&mut out, "at start");
+
+    // vCPU 0: the boot program.
+    let set_region = slots.stats().set_region;
+    cpus.plug(0, Entry::real_mode(boot.base))?;
+    let end = cpus.wait(0)?;
+    let text = dev.uart.take();
+    for line in String::from_utf8_lossy(&text).lines() {
+        let _ = writeln!(out, "uart: {line}");
+    }
+    let rep = dev.report.take();
+    let got = |k: usize| rep.get(k).copied();
+    let _ = writeln!(
+        out,
+        "romd: on -> {} (ROM data {ROM_BYTE:#04x}), off -> {} (device value {DEVICE_BYTE:#04x})",
+        hex(got(0)),
+        hex(got(1))
+    );
+    let bar_writes = dev.bar.writes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let bar_at = machine
+        .region("bar0")
+        .and_then(|r| machine.memory.region_info(r).ok())
+        .map(|r| r.addr);
+    let writes: Vec<String> = bar_writes.iter().map(|(o, v)| format!("{v:#04x} at +{o:#x}")).collect();
+    let _ = writeln!(
+        out,
+        "bar: moved to {} by the guest's BAR register write, wrote [{}] through it, read back {}",
+        bar_at.map(|a| format!("{a:#x}")).unwrap_or_else(|| "?".into()),
+        writes.join(", "),
+        hex(got(2))
+    );
+    let ioctls = slots.stats().set_region - set_region;
+    let _ = writeln!(
+        out,
+        "memslot updates during the boot: {ioctls} (romd off deletes the ROM device's slot, romd on adds it back)"
+    );
+    let _ = writeln!(out, "vcpu 0: {end:?}");
+    slot_list(&mut out, "after the boot");
+    let boot_ok = end == RunEnd::Halted
+        && text == MESSAGE
+        && rep == [ROM_BYTE, DEVICE_BYTE, 0x42]
+        && bar_writes == [(4, 0x42)]
+        && bar_at == Some(u64::from(LAYOUT.bar_new));
+    if !boot_ok {
+        let _ = writeln!(
+            out,
+            "boot: FAILED (expected the message, romd {ROM_BYTE:#04x}/{DEVICE_BYTE:#04x}, bar 0x42)"
+        );
+    }
+    let errors = slots.take_errors();
+    for e in &errors {
+        let _ = writeln!(out, "memslot error: {e}");
+    }
+
+    // vCPU 1: plugged, runs from the ROM, reports through the UART, unplugged; N times.
+    let tty = std::io::stderr().is_terminal();
+    let start = (counters(&machine, &vm, &cpus), rss_kib());
+    let mut before = None;
+    let mut ap_ok = 0u64;
+    let t0 = std::time::Instant::now();
+    for c in 1..=cycles {
+        cpus.plug(1, Entry::real_mode(ap.base))?;
+        let end = cpus.wait(1)?;
+        cpus.unplug(1)?;
+        if end == RunEnd::Halted && dev.uart.take() == AP_MESSAGE {
+            ap_ok += 1;
+        }
+        if c == 1 {
+            // The first unplug parks vCPU 1's fd (it is never closed): measure from here.
+            before = Some((counters(&machine, &vm, &cpus), rss_kib()));
+        }
+        let pct = c * 100 / cycles;
+        if tty || c == cycles || (pct / 10 != (c - 1) * 100 / cycles / 10) {
+            progress("run", c, cycles, tty);
+        }
+    }
+    let dt = t0.elapsed();
+    // Timing varies from run to run: stderr, so stdout stays comparable.
+    eprintln!(
+        "run: {cycles} cycles in {:.1} ms ({:.0} µs per plug + run + unplug)",
+        dt.as_secs_f64() * 1e3,
+        dt.as_secs_f64() * 1e6 / cycles as f64
+    );
+    let _ = writeln!(
+        out,
+        "cpu1: {ap_ok}/{cycles} plug/run/unplug cycles reported \"cpu1 ok\" through the uart"
+    );
+    let after = (counters(&machine, &vm, &cpus), rss_kib());
+    let mut ok = boot_ok && errors.is_empty() && ap_ok == cycles;
+    if let Some((b, rss_b)) = before {
+        let (a, rss_a) = after;
+        let (s, rss_s) = start;
+        let _ = writeln!(
+            out,
+            "live objects: before vCPU 1 / after cycle 1 (its fd parked) -> after cycle {cycles}:"
+        );
+        let rows = [
+            ("memslots", s.memslots, b.memslots, a.memslots),
+            ("vcpus", s.vcpus, b.vcpus, a.vcpus),
+            ("parked fds", s.parked, b.parked, a.parked),
+            ("open fds", s.open_fds, b.open_fds, a.open_fds),
+            ("address spaces", s.address_spaces, b.address_spaces, a.address_spaces),
+            ("flat views", s.flatviews, b.flatviews, a.flatviews),
+        ];
+        for (name, w, x, y) in rows {
+            let _ = writeln!(out, "  {name}: {w} / {x} -> {y}{}", if y > x { "  GREW" } else { "" });
+            ok &= y <= x;
+        }
+        if let (Some(w), Some(x), Some(y)) = (rss_s, rss_b, rss_a) {
+            let grew = y > x + RSS_SLACK_KIB;
+            let _ = writeln!(
+                out,
+                "  rss: {w} KiB / {x} KiB -> {y} KiB{}",
+                if grew { "  GREW" } else { "" }
+            );
+            ok &= !grew;
+        }
+    }
+    cpus.unplug(0)?;
+    let _ = writeln!(out, "{}", if ok { "no growth" } else { "FAILED" });
+    Ok((out, ok))
+}
+
+fn hex(b: Option<u8>) -> String {
+    b.map(|b| format!("{b:#04x}")).unwrap_or_else(|| "nothing".into())
+}
