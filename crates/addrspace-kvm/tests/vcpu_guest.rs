@@ -46,9 +46,9 @@ fn guest_prints_through_mmio_and_port() {
     let board = Board::new();
     let program = guest::uart_hello(0x1000, 0x2000, MSG.len() as u16, UART, COM1).unwrap();
     board.load(&program, &[(0x2000, MSG)]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     cpus.plug(0, Entry::real_mode(program.base)).unwrap();
     assert_eq!(cpus.vcpu(0).unwrap().id(), 0);
     assert_eq!(cpus.wait(0).unwrap(), RunEnd::Halted);
