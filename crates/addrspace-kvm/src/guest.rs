@@ -153,3 +153,24 @@ pub fn coalesced_then_report(base: u64, dev: u16, n: u8, port: u8) -> Result<Pro
         a.hlt()
     })
 }
+
+/// Writes `al` to MMIO address `dev` `n` times (one exit each), then halts.
+///
+/// ```text
+///         mov cx, n
+/// top:    mov [dev], al       ; MMIO write exit
+///         dec cx
+///         jne top
+///         hlt
+/// ```
+pub fn mmio_write_loop(base: u64, dev: u16, n: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut top = a.create_label();
+        a.mov(cx, u32::from(n))?;
+        a.set_label(&mut top)?;
+        a.mov(byte_ptr(u64::from(dev)), al)?;
+        a.dec(cx)?;
+        a.jne(top)?;
+        a.hlt()
+    })
+}

@@ -38,6 +38,22 @@ fn guest_programs_decode_to_their_source() {
         ["mov dx,80h", "mov al,[0C000h]", "out dx,al", "jmp 1303h"]
     );
     assert_eq!(p.code, [0xba, 0x80, 0x00, 0xa0, 0x00, 0xc0, 0xee, 0xeb, 0xfa]);
+    let p = guest::coalesced_then_report(0x1400, 0xb000, 2, 0x80).unwrap();
+    assert_eq!(
+        p.disassemble(),
+        [
+            "mov byte ptr [0B000h],1h",
+            "mov byte ptr [0B001h],2h",
+            "mov al,2h",
+            "out 80h,al",
+            "hlt"
+        ]
+    );
+    let p = guest::mmio_write_loop(0x1500, 0xa000, 3).unwrap();
+    assert_eq!(
+        p.disassemble(),
+        ["mov cx,3h", "mov [0A000h],al", "dec cx", "jne 1503h", "hlt"]
+    );
 }
 
 #[test]
