@@ -288,6 +288,8 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
         return Err(RunError::Failed("the cluster `cpus` needs 2 CPU slots".into()));
     }
     let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
+    // Slot updates that replace a slot hold the vCPUs out of KVM_RUN (QEMU's ioctl inhibit).
+    slots.set_fence(Some(cpus.fence()));
 
     let mut out = String::new();
     let slot_list = |out: &mut String, when: &str| {

@@ -134,6 +134,47 @@ pub fn echo_forever(base: u64, dev: u16, port: u16) -> Result<Program, IcedError
     })
 }
 
+/// Writes the bytes `1..=n` to MMIO addresses `dev`, `dev + 1`, ... (a coalesced zone: no
+/// exits), then `n` to port `port` (an exit, which drains the ring first), then halts.
+///
+/// ```text
+///         mov byte [dev + i], i + 1   ; for i in 0..n
+///         mov al, n
+///         out port, al
+///         hlt
+/// ```
+pub fn coalesced_then_report(base: u64, dev: u16, n: u8, port: u8) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        for i in 0..n {
+            a.mov(byte_ptr(u64::from(dev) + u64::from(i)), u32::from(i) + 1)?;
+        }
+        a.mov(al, u32::from(n))?;
+        a.out(u32::from(port), al)?;
+        a.hlt()
+    })
+}
+
+/// Writes `al` to MMIO address `dev` `n` times (one exit each), then halts.
+///
+/// ```text
+///         mov cx, n
+/// top:    mov [dev], al       ; MMIO write exit
+///         dec cx
+///         jne top
+///         hlt
+/// ```
+pub fn mmio_write_loop(base: u64, dev: u16, n: u16) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        let mut top = a.create_label();
+        a.mov(cx, u32::from(n))?;
+        a.set_label(&mut top)?;
+        a.mov(byte_ptr(u64::from(dev)), al)?;
+        a.dec(cx)?;
+        a.jne(top)?;
+        a.hlt()
+    })
+}
+
 /// Writes `len` bytes at `msg` to the UART data register at MMIO address `uart` (no port
 /// I/O), then halts.
 ///

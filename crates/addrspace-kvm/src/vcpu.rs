@@ -8,6 +8,7 @@
 //! seen by its own vCPU only.
 
 mod exits;
+mod gate;
 mod hotplug;
 mod kick;
 mod regs;
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 
 use exits::ExitCounts;
 pub use exits::ExitStats;
+pub use gate::Gate;
 pub use hotplug::{Hotplug, VcpuPool};
 pub use kick::kick_signal;
 pub use regs::Entry;
@@ -146,7 +148,7 @@ impl Vcpu {
     /// [`Error::Ioctl`] if the registers cannot be set. On an error the fd is closed, and
     /// KVM will never create this id again in the VM: [`Hotplug::plug`] parks it instead.
     pub fn start(fd: VcpuFd, cpu: &Cpu, spaces: SpaceIndices, entry: Entry) -> Result<Vcpu> {
-        Vcpu::start_or_return(fd, cpu, spaces, entry).map_err(|b| b.0)
+        Vcpu::start_or_return(fd, cpu, spaces, entry, Arc::default()).map_err(|b| b.0)
     }
 
     /// [`Vcpu::start`], giving the fd back on failure (unless the thread could not be
@@ -156,6 +158,7 @@ impl Vcpu {
         cpu: &Cpu,
         spaces: SpaceIndices,
         entry: Entry,
+        gate: Arc<Gate>,
     ) -> std::result::Result<Vcpu, Box<(Error, Option<VcpuFd>)>> {
         let id = cpu.index();
         let missing = |what| Error::Vcpu { id, what };
@@ -188,7 +191,7 @@ impl Vcpu {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("vcpu-{id}"))
-            .spawn(move || thread::run(fd, &s, &spaces))
+            .spawn(move || thread::run(fd, &s, &spaces, &gate))
             .map_err(|_| Box::new((missing("the vCPU thread could not be started"), None)))?;
         tracing::debug!(vcpu = id, "vcpu started");
         Ok(Vcpu {

@@ -1,8 +1,8 @@
 //! Dirty logging through memslots, on real KVM (skipped only without a usable /dev/kvm).
 //!
 //! KVM logs guest writes only (host writes through the mapping are not logged), so the
-//! guest-write tests run a tiny real-mode vCPU made with kvm-ioctls directly
-//! (`memslots_support::Guest`); the crate's vCPU code can replace it when it lands.
+//! guest-write tests run a tiny real-mode guest on the crate's own vCPU code
+//! (`memslots_support::run_to_hlt`).
 
 #[path = "memslots_support/mod.rs"]
 mod memslots_support;
@@ -10,8 +10,9 @@ mod memslots_support;
 use addrspace::{DirtyClient, GuestAddr, MemTxAttrs, Memory, RegionId};
 use std::sync::Arc;
 
+use addrspace_kvm::vcpu::RunEnd;
 use addrspace_kvm::{MemSlots, Vm};
-use memslots_support::{vm, Exit, Guest};
+use memslots_support::{run_to_hlt, vm};
 
 /// `mov byte [0x3000], 1; mov byte [0x5000], 1; hlt` (16-bit real mode).
 const WRITE_3000_5000: [u8; 11] = [0xc6, 0x06, 0x00, 0x30, 0x01, 0xc6, 0x06, 0x00, 0x50, 0x01, 0xf4];
@@ -69,7 +70,7 @@ fn after_guest_writes(vm: &Vm) -> (Memory, RegionId, addrspace::AddressSpace, Ar
     let slots = vm.attach_memory(&mem, &space).unwrap();
     load(&space, &WRITE_3000_5000);
     mem.dirty().set(ram, DirtyClient::Vga, true).unwrap();
-    assert_eq!(Guest::new(vm, 0).run(), Exit::Hlt);
+    assert_eq!(run_to_hlt(vm, &mem, space.root(), 0).end, RunEnd::Halted);
     (mem, ram, space, slots)
 }
 

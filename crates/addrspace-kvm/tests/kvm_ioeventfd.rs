@@ -10,9 +10,10 @@ mod memslots_support;
 use std::sync::Arc;
 
 use addrspace::{AddressSpace, GuestAddr, MemTxAttrs, Memory, RegionId, Unassigned};
+use addrspace_kvm::vcpu::RunEnd;
 use addrspace_kvm::{MemSlots, Vm};
 use kvm_ioctls::{IoEventAddress, NoDatamatch};
-use memslots_support::{vm, Exit, Guest, WRITE_80010};
+use memslots_support::{run_to_hlt, vm, Run, WRITE_80010};
 use vmm_sys_util::eventfd::EventFd;
 
 fn errno(r: Result<(), kvm_ioctls::Error>) -> i32 {
@@ -97,8 +98,8 @@ fn a_refused_registration_is_a_typed_error_not_a_panic() {
     assert_eq!(slots.stats().errors, 1);
 }
 
-/// RAM at 0 with `WRITE_80010` at 0x1000, the device at 0x80000; a guest on vCPU 0.
-fn guest_machine(vm: &Vm) -> (Memory, RegionId, AddressSpace, Arc<MemSlots>, Guest) {
+/// RAM at 0 with `WRITE_80010` at 0x1000, the device at 0x80000.
+fn guest_machine(vm: &Vm) -> (Memory, RegionId, AddressSpace, Arc<MemSlots>) {
     let mem = Memory::new();
     let sys = mem.container("system", 1 << 64).unwrap();
     let ram = mem.ram("ram", 0x1_0000).unwrap();
@@ -110,24 +111,25 @@ fn guest_machine(vm: &Vm) -> (Memory, RegionId, AddressSpace, Arc<MemSlots>, Gue
         .write(GuestAddr(0x1000), &WRITE_80010, MemTxAttrs::default())
         .is_ok());
     let slots = vm.attach_memory(&mem, &space).unwrap();
-    (mem, dev, space, slots, Guest::new(vm, 0))
+    (mem, dev, space, slots)
 }
 
 #[test]
 fn without_ioeventfd_or_coalescing_the_guest_write_exits() {
     let Some(vm) = vm() else { return };
-    let (_mem, _dev, _space, _slots, mut guest) = guest_machine(&vm);
-    assert_eq!(guest.run(), Exit::MmioWrite(0x8_0010, vec![1]));
-    assert_eq!(guest.run(), Exit::Hlt);
+    let (mem, _dev, space, _slots) = guest_machine(&vm);
+    let run = halted(run_to_hlt(&vm, &mem, space.root(), 0));
+    assert_eq!((run.exits.mmio_writes, run.exits.coalesced), (1, 0), "{run:?}");
 }
 
 #[test]
 fn a_guest_write_to_an_ioeventfd_signals_it_without_an_exit() {
     let Some(vm) = vm() else { return };
-    let (mem, dev, _space, slots, mut guest) = guest_machine(&vm);
+    let (mem, dev, space, slots) = guest_machine(&vm);
     let efd = Arc::new(EventFd::new(libc::EFD_NONBLOCK).unwrap());
     mem.ioeventfds().add(dev, 0x10, 1, Some(1), efd.clone()).unwrap();
-    assert_eq!(guest.run(), Exit::Hlt, "the write did not exit to the device");
+    let run = halted(run_to_hlt(&vm, &mem, space.root(), 0));
+    assert_eq!(run.exits.mmio_writes, 0, "the write did not exit to the device");
     assert_eq!(efd.read().unwrap(), 1);
     assert!(slots.take_errors().is_empty());
 }
@@ -135,15 +137,18 @@ fn a_guest_write_to_an_ioeventfd_signals_it_without_an_exit() {
 #[test]
 fn coalesced_mmio_writes_land_in_the_ring_not_in_exits() {
     let Some(vm) = vm() else { return };
-    let (mem, dev, _space, slots, mut guest) = guest_machine(&vm);
+    let (mem, dev, space, slots) = guest_machine(&vm);
     mem.coalescing().add(dev, 0, 0x1000).unwrap();
     assert_eq!(slots.stats().coalesced, 1);
-    guest.vcpu.map_coalesced_mmio_ring().unwrap();
-    assert_eq!(guest.run(), Exit::Hlt);
-    let e = guest.vcpu.coalesced_mmio_read().unwrap().expect("one ring entry");
-    assert_eq!((e.phys_addr, e.len, e.data[0]), (0x8_0010, 1, 1));
-    assert!(guest.vcpu.coalesced_mmio_read().unwrap().is_none());
+    // The write went to the ring, drained (one entry) and dispatched at the HLT exit.
+    let run = halted(run_to_hlt(&vm, &mem, space.root(), 0));
+    assert_eq!((run.exits.mmio_writes, run.exits.coalesced), (0, 1), "{run:?}");
     mem.coalescing().clear(dev).unwrap();
     assert_eq!(slots.stats().coalesced, 2);
     assert!(slots.take_errors().is_empty());
+}
+
+fn halted(run: Run) -> Run {
+    assert_eq!(run.end, RunEnd::Halted, "{run:?}");
+    run
 }

@@ -38,6 +38,22 @@ fn guest_programs_decode_to_their_source() {
         ["mov dx,80h", "mov al,[0C000h]", "out dx,al", "jmp 1303h"]
     );
     assert_eq!(p.code, [0xba, 0x80, 0x00, 0xa0, 0x00, 0xc0, 0xee, 0xeb, 0xfa]);
+    let p = guest::coalesced_then_report(0x1400, 0xb000, 2, 0x80).unwrap();
+    assert_eq!(
+        p.disassemble(),
+        [
+            "mov byte ptr [0B000h],1h",
+            "mov byte ptr [0B001h],2h",
+            "mov al,2h",
+            "out 80h,al",
+            "hlt"
+        ]
+    );
+    let p = guest::mmio_write_loop(0x1500, 0xa000, 3).unwrap();
+    assert_eq!(
+        p.disassemble(),
+        ["mov cx,3h", "mov [0A000h],al", "dec cx", "jne 1503h", "hlt"]
+    );
 }
 
 #[test]
@@ -46,9 +62,9 @@ fn guest_prints_through_mmio_and_port() {
     let board = Board::new();
     let program = guest::uart_hello(0x1000, 0x2000, MSG.len() as u16, UART, COM1).unwrap();
     board.load(&program, &[(0x2000, MSG)]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     cpus.plug(0, Entry::real_mode(program.base)).unwrap();
     assert_eq!(cpus.vcpu(0).unwrap().id(), 0);
     assert_eq!(cpus.wait(0).unwrap(), RunEnd::Halted);

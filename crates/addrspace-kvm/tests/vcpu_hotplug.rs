@@ -14,10 +14,10 @@ fn vcpu_replug_reuses_the_parked_fd() {
     let board = Board::new();
     let program = guest::uart_hello(0x1000, 0x2000, 2, UART, COM1).unwrap();
     board.load(&program, &[(0x2000, b"ok")]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     // Slot 1 of a cluster starting at index 4: vCPU id 5.
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 4, 2).unwrap();
-    let mut cpus = Hotplug::new(vm.clone(), cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     let spaces = board.mem.stats().address_spaces;
 
     assert_eq!(cpus.plug(1, Entry::real_mode(program.base)).unwrap().id(), 5);
@@ -38,7 +38,7 @@ fn vcpu_replug_reuses_the_parked_fd() {
     assert_eq!(cpus.pool().parked(), 1);
 
     // KVM cannot create a parked id again.
-    let err = vm.create_vcpu(5).map(|_| ()).unwrap_err();
+    let err = vm.fd().create_vcpu(5).map(|_| ()).unwrap_err();
     assert_eq!(err.errno(), libc::EEXIST, "KVM_CREATE_VCPU of a parked id: {err}");
 
     // Re-plug takes the parked fd back; the guest runs again from its entry.
@@ -85,10 +85,10 @@ fn vcpu_dropping_hotplug_stops_running_vcpus() {
     let board = Board::new();
     let spin = guest::spin(0x1000, 0x3000).unwrap();
     board.load(&spin, &[]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let spaces = board.mem.stats().address_spaces;
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 2).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     cpus.plug(0, Entry::real_mode(spin.base)).unwrap();
     cpus.plug(1, Entry::real_mode(spin.base)).unwrap();
     assert_eq!(board.mem.stats().address_spaces, spaces + 2);
@@ -100,9 +100,9 @@ fn vcpu_dropping_hotplug_stops_running_vcpus() {
 fn vcpu_code_outside_ram_ends_the_loop_without_a_panic() {
     let Some(kvm) = kvm_or_skip() else { return };
     let board = Board::new();
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     // 0x9000 is no memslot and no device: KVM cannot fetch the instruction.
     cpus.plug(0, Entry::real_mode(0x9000)).unwrap();
     let end = cpus.wait(0);

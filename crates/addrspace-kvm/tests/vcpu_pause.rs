@@ -31,9 +31,9 @@ fn vcpu_pause_and_resume_a_spinning_guest() {
     let board = Board::new();
     let program = guest::spin(0x1000, COUNTER).unwrap();
     board.load(&program, &[]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     cpus.plug(0, Entry::real_mode(program.base)).unwrap();
     wait_for_progress(&board, 0);
     for round in 0..20 {

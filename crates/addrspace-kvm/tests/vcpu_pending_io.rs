@@ -41,9 +41,9 @@ fn vcpu_kicks_with_io_pending_lose_and_repeat_nothing() {
     board.mem.add_subregion(board.system, u64::from(DEV), dev).unwrap();
     let program = guest::echo_forever(0x1000, DEV, REPORT).unwrap();
     board.load(&program, &[]);
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let cluster = Cluster::new("cpus", &board.mem, board.model(), 0, 1).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     // (values reported, device reads) at the end of each round.
     let mut marks = vec![(0usize, 0usize)];
     for round in 0..10 {

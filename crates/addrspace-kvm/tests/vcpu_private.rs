@@ -23,10 +23,10 @@ fn vcpu_private_mmio_answers_its_own_cpu_only() {
     for p in &programs {
         board.load(p, &[]);
     }
-    let vm = board.vm(&kvm);
+    let (vm, _slots) = board.vm(&kvm);
     let model = board.model_with(CpuView::PerCpu(board.private_device(PRIVATE)));
     let cluster = Cluster::new("cpus", &board.mem, model, 0, 2).unwrap();
-    let mut cpus = Hotplug::new(vm, cluster, SpaceIndices::default());
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     // Both run at once.
     for (slot, p) in programs.iter().enumerate() {
         cpus.plug(slot, Entry::real_mode(p.base)).unwrap();

@@ -19,6 +19,7 @@ pub(super) struct ExitCounts {
     pio_ins: AtomicU64,
     pio_outs: AtomicU64,
     failed: AtomicU64,
+    coalesced: AtomicU64,
 }
 
 /// Exits a vCPU handled, by kind.
@@ -32,6 +33,8 @@ pub struct ExitStats {
     pub pio_ins: u64,
     /// Port `OUT` exits.
     pub pio_outs: u64,
+    /// Coalesced-MMIO (and PIO) ring entries dispatched (drained on every exit and pause).
+    pub coalesced: u64,
     /// Exits whose access failed in the address space (a hole, a refused access): the
     /// access is dropped (reads see what the space returned, usually 0), as QEMU does.
     pub failed: u64,
@@ -47,6 +50,7 @@ impl ExitCounts {
             pio_ins: get(&self.pio_ins),
             pio_outs: get(&self.pio_outs),
             failed: get(&self.failed),
+            coalesced: get(&self.coalesced),
         }
     }
 }
@@ -60,18 +64,6 @@ fn note(counts: &ExitCounts, what: &'static str, addr: u64, ok: bool) {
         bump(&counts.failed);
         tracing::debug!(what, addr, "guest access failed");
     }
-}
-
-/// Dispatches an MMIO or port-I/O exit; any other exit is handed back.
-pub(super) fn dispatch<'a>(s: &Spaces, counts: &ExitCounts, exit: VcpuExit<'a>) -> Result<(), VcpuExit<'a>> {
-    match exit {
-        VcpuExit::MmioRead(addr, data) => mmio_read(s, counts, addr, data),
-        VcpuExit::MmioWrite(addr, data) => mmio_write(s, counts, addr, data),
-        VcpuExit::IoIn(port, data) => pio_in(s, counts, port, data),
-        VcpuExit::IoOut(port, data) => pio_out(s, counts, port, data),
-        other => return Err(other),
-    }
-    Ok(())
 }
 
 fn mmio_read(s: &Spaces, counts: &ExitCounts, addr: u64, data: &mut [u8]) {
@@ -107,4 +99,76 @@ fn pio_out(s: &Spaces, counts: &ExitCounts, port: u16, data: &[u8]) {
         None => false,
     };
     note(counts, "port out", port.into(), ok);
+}
+
+/// An exit with its data copied out of the `kvm_run` page, so the coalesced ring can be
+/// drained (it needs the fd) before the exit is dispatched.
+pub(super) enum Owned {
+    MmioRead(u64, usize),
+    MmioWrite(u64),
+    IoIn(u16, usize),
+    IoOut(u16),
+}
+
+/// Copies an MMIO/PIO exit's data into `buf` (writes) and describes it; any other exit is
+/// handed back.
+pub(super) fn own<'a>(exit: VcpuExit<'a>, buf: &mut Vec<u8>) -> Result<Owned, VcpuExit<'a>> {
+    buf.clear();
+    Ok(match exit {
+        VcpuExit::MmioRead(addr, data) => Owned::MmioRead(addr, data.len()),
+        VcpuExit::IoIn(port, data) => Owned::IoIn(port, data.len()),
+        VcpuExit::MmioWrite(addr, data) => {
+            buf.extend_from_slice(data);
+            Owned::MmioWrite(addr)
+        }
+        VcpuExit::IoOut(port, data) => {
+            buf.extend_from_slice(data);
+            Owned::IoOut(port)
+        }
+        other => return Err(other),
+    })
+}
+
+/// Dispatches an owned MMIO/PIO exit: writes from `buf`, reads into `buf` (resized).
+/// Returns whether the exit was a read whose data must go back to the guest.
+pub(super) fn dispatch_owned(s: &Spaces, counts: &ExitCounts, exit: &Owned, buf: &mut Vec<u8>) -> bool {
+    match *exit {
+        Owned::MmioRead(addr, len) => {
+            buf.resize(len, 0);
+            mmio_read(s, counts, addr, buf);
+            true
+        }
+        Owned::IoIn(port, len) => {
+            buf.resize(len, 0);
+            pio_in(s, counts, port, buf);
+            true
+        }
+        Owned::MmioWrite(addr) => {
+            mmio_write(s, counts, addr, buf);
+            false
+        }
+        Owned::IoOut(port) => {
+            pio_out(s, counts, port, buf);
+            false
+        }
+    }
+}
+
+/// Dispatches one coalesced ring entry (an MMIO write, or a PIO write for coalesced PIO).
+pub(super) fn coalesced(s: &Spaces, counts: &ExitCounts, e: &kvm_bindings::kvm_coalesced_mmio) {
+    bump(&counts.coalesced);
+    let len = (e.len as usize).min(e.data.len());
+    let data = &e.data[..len];
+    if super::kick::coalesced_is_pio(e) {
+        match (u16::try_from(e.phys_addr), &s.io) {
+            (Ok(port), Some(io)) => {
+                let r = io.write(GuestAddr(port.into()), data, MemTxAttrs::default());
+                note(counts, "coalesced pio", e.phys_addr, r.is_ok());
+            }
+            _ => note(counts, "coalesced pio", e.phys_addr, false),
+        }
+    } else {
+        let r = s.memory.write(GuestAddr(e.phys_addr), data, MemTxAttrs::default());
+        note(counts, "coalesced mmio", e.phys_addr, r.is_ok());
+    }
 }

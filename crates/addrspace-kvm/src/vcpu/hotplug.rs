@@ -10,8 +10,9 @@ use std::sync::Arc;
 use addrspace::cpu::Cluster;
 use kvm_ioctls::{VcpuFd, VmFd};
 
-use super::{Entry, ExitStats, RunEnd, SpaceIndices, Vcpu};
+use super::{Entry, ExitStats, Gate, RunEnd, SpaceIndices, Vcpu};
 use crate::error::{Error, Result};
+use crate::memslots::UpdateFence;
 
 /// vCPU fds of unplugged CPUs, by vCPU id.
 ///
@@ -98,6 +99,7 @@ pub struct Hotplug {
     cluster: Cluster,
     spaces: SpaceIndices,
     pool: VcpuPool,
+    gate: Arc<Gate>,
     /// By slot: a running vCPU, or the fd of one whose loop ended (still plugged).
     vcpus: Vec<Option<Slot>>,
 }
@@ -116,6 +118,7 @@ impl Hotplug {
             cluster,
             spaces,
             pool: VcpuPool::new(),
+            gate: Arc::default(),
             vcpus: (0..n).map(|_| None).collect(),
         }
     }
@@ -133,7 +136,7 @@ impl Hotplug {
                 return Err(e);
             }
         };
-        match Vcpu::start_or_return(fd, cpu, self.spaces, entry) {
+        match Vcpu::start_or_return(fd, cpu, self.spaces, entry, self.gate.clone()) {
             Ok(vcpu) => {
                 self.vcpus[slot] = Some(Slot::Running(vcpu));
                 match &self.vcpus[slot] {
@@ -223,6 +226,19 @@ impl Hotplug {
             Slot::Running(v) => Some(v.exits()),
             Slot::Ended(_, _, stats) => Some(*stats),
         }
+    }
+
+    /// The fence of these vCPUs, for [`MemSlots::set_fence`](crate::MemSlots::set_fence):
+    /// a commit whose memslot deletions overlap its additions is then applied with every
+    /// vCPU held out of `KVM_RUN` (QEMU's ioctl inhibit). The same gate serializes draining
+    /// the VM's coalesced-MMIO ring.
+    pub fn fence(&self) -> Arc<dyn UpdateFence> {
+        self.gate.clone()
+    }
+
+    /// The gate behind [`fence`](Self::fence) (how often it had to kick vCPUs out).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The parked fds.

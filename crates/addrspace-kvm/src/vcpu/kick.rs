@@ -1,4 +1,5 @@
-//! Kicking a vCPU thread out of `KVM_RUN` (the crate's only `unsafe`).
+//! Kicking a vCPU thread out of `KVM_RUN`, and raw access to its `kvm_run` page (the vCPU
+//! side's only `unsafe`).
 //!
 //! The signal is [`kick_signal`]: the first real-time signal (`SIGRTMIN()`, as Firecracker's
 //! vCPU kick; QEMU uses `SIG_IPI` = `SIGUSR1`). Its handler is installed once per process
@@ -85,4 +86,66 @@ impl Drop for Armed {
     fn drop(&mut self) {
         RUNNING.with(|r| r.set(std::ptr::null_mut()));
     }
+}
+
+/// A running thread, as `pthread_self` gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadId(libc::pthread_t);
+
+/// The calling thread.
+pub fn current_thread() -> ThreadId {
+    // SAFETY: pthread_self has no preconditions and cannot fail.
+    ThreadId(unsafe { libc::pthread_self() })
+}
+
+/// Kicks `thread` (errors are ignored: a thread that is gone needs no kick).
+///
+/// The caller guarantees `thread` has not returned from its start function yet (the gate
+/// only kicks registered threads, which unregister before returning).
+pub fn kick_thread(thread: ThreadId) {
+    // SAFETY: the thread is alive (see above), so its pthread_t is valid; the signal's
+    // handler is installed before any vCPU thread starts (`install` in `Vcpu::start`).
+    let rc = unsafe { libc::pthread_kill(thread.0, kick_signal()) };
+    if rc != 0 {
+        tracing::debug!(rc, "kick failed");
+    }
+}
+
+/// Gives the guest the data of the `KVM_EXIT_MMIO` read or `KVM_EXIT_IO` in that `fd`'s last
+/// `KVM_RUN` returned (the exit's own slice is gone once the coalesced ring was drained).
+/// Does nothing if the last exit is not such a read or `data` has not its length.
+pub fn fill_read(fd: &mut VcpuFd, data: &[u8]) {
+    let run = fd.get_kvm_run();
+    match run.exit_reason {
+        kvm_bindings::KVM_EXIT_MMIO => {
+            // SAFETY: exit_reason says the union holds `mmio`, written by the kernel.
+            let mmio = unsafe { &mut run.__bindgen_anon_1.mmio };
+            if mmio.is_write == 0 && mmio.len as usize == data.len() && data.len() <= mmio.data.len() {
+                mmio.data[..data.len()].copy_from_slice(data);
+            }
+        }
+        kvm_bindings::KVM_EXIT_IO => {
+            // SAFETY: exit_reason says the union holds `io`, written by the kernel.
+            let io = unsafe { run.__bindgen_anon_1.io };
+            let len = io.size as usize * io.count as usize;
+            if u32::from(io.direction) != kvm_bindings::KVM_EXIT_IO_IN || len != data.len() {
+                return;
+            }
+            let base: *mut kvm_run = run;
+            // SAFETY: for KVM_EXIT_IO the kernel puts `size * count` data bytes at
+            // `data_offset` inside the vCPU's mapping (KVM_GET_VCPU_MMAP_SIZE bytes, which
+            // kvm-ioctls maps whole); `run` is that mapping's start and we hold `&mut` to it.
+            unsafe {
+                let dst = base.cast::<u8>().add(io.data_offset as usize);
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst, len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether a coalesced ring entry is a port write (`KVM_CAP_COALESCED_PIO`).
+pub fn coalesced_is_pio(e: &kvm_bindings::kvm_coalesced_mmio) -> bool {
+    // SAFETY: both fields of the union are plain u32s (`pad` or `pio`), any bits valid.
+    unsafe { e.__bindgen_anon_1.pio != 0 }
 }

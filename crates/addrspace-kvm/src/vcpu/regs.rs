@@ -25,6 +25,12 @@ impl Entry {
     pub fn real_mode(ip: u64) -> Entry {
         Entry { ip, ..Entry::default() }
     }
+
+    /// Sets a vCPU fd's registers to this entry (what [`Vcpu::start`](super::Vcpu::start)
+    /// does), for code that runs a fd itself.
+    pub fn apply(&self, fd: &mut VcpuFd) -> Result<()> {
+        set_entry(fd, self)
+    }
 }
 
 /// Resets `fd`'s segment and general registers to `entry`.

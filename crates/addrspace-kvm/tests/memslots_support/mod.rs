@@ -2,7 +2,11 @@
 //! there is no usable /dev/kvm) and the slot table a flat view should give.
 #![allow(dead_code)]
 
-use addrspace::{Backend, FlatView};
+use std::sync::{Arc, Mutex};
+
+use addrspace::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView};
+use addrspace::{Backend, FlatView, MemTxAttrs, MemTxResult, Memory, RegionId, RegionOps};
+use addrspace_kvm::vcpu::{Entry, ExitStats, Hotplug, RunEnd, SpaceIndices};
 use addrspace_kvm::{Kvm, SlotInfo, Vm};
 
 /// A fresh VM, or `None` (with the reason printed) when /dev/kvm is absent or not permitted.
@@ -57,62 +61,58 @@ pub fn actual(slots: &[SlotInfo]) -> Vec<(u64, u64, u64, bool)> {
 /// `mov ax, 0x8000; mov es, ax; mov byte es:[0x10], 1; hlt`: one byte written to 0x80010.
 pub const WRITE_80010: [u8; 12] = [0xb8, 0x00, 0x80, 0x8e, 0xc0, 0x26, 0xc6, 0x06, 0x10, 0x00, 0x01, 0xf4];
 
-/// What a run of the test guest ended with.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Exit {
-    Hlt,
-    MmioWrite(u64, Vec<u8>),
-    /// A read of this many bytes (answered with 0x5a bytes).
-    MmioRead(u64, usize),
-    IoOut(u16, Vec<u8>),
-    Other(String),
+/// What a guest run through the crate's vCPU code (a [`Hotplug`] of one CPU) did.
+#[derive(Debug)]
+pub struct Run {
+    pub end: RunEnd,
+    pub exits: ExitStats,
+    /// Bytes the guest wrote to ports, in order: (port, byte).
+    pub ports: Vec<(u64, u8)>,
 }
 
-/// A real-mode vCPU (CS base 0, IP 0x1000) made with kvm-ioctls directly, for the tests that
-/// need guest accesses (KVM logs and catches guest accesses only); the crate's vCPU code can
-/// replace it when it lands.
-pub struct Guest {
-    pub vcpu: kvm_ioctls::VcpuFd,
+/// Records port writes (every port of the I/O space).
+#[derive(Default)]
+struct Ports(Mutex<Vec<(u64, u8)>>);
+
+impl RegionOps for Ports {
+    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
+        (0, MemTxResult::OK)
+    }
+    fn write(&self, port: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
+        self.0.lock().unwrap().push((port, value as u8));
+        MemTxResult::OK
+    }
 }
 
-impl Guest {
-    pub fn new(vm: &Vm, id: u64) -> Guest {
-        let vcpu = vm.fd().create_vcpu(id).expect("KVM_CREATE_VCPU");
-        let mut sregs = vcpu.get_sregs().unwrap();
-        sregs.cs.base = 0;
-        sregs.cs.selector = 0;
-        vcpu.set_sregs(&sregs).unwrap();
-        let mut regs = vcpu.get_regs().unwrap();
-        regs.rip = 0x1000;
-        regs.rflags = 2;
-        vcpu.set_regs(&regs).unwrap();
-        Guest { vcpu }
-    }
-
-    /// Runs until HLT; every exit on the way.
-    pub fn run_to_hlt(&mut self) -> Vec<Exit> {
-        let mut exits = Vec::new();
-        loop {
-            let e = self.run();
-            let done = matches!(e, Exit::Hlt | Exit::Other(_));
-            exits.push(e);
-            if done || exits.len() > 16 {
-                return exits;
-            }
-        }
-    }
-
-    /// Runs until the next exit.
-    pub fn run(&mut self) -> Exit {
-        match self.vcpu.run().expect("KVM_RUN") {
-            kvm_ioctls::VcpuExit::Hlt => Exit::Hlt,
-            kvm_ioctls::VcpuExit::MmioWrite(a, d) => Exit::MmioWrite(a, d.to_vec()),
-            kvm_ioctls::VcpuExit::MmioRead(a, d) => {
-                d.fill(0x5a);
-                Exit::MmioRead(a, d.len())
-            }
-            kvm_ioctls::VcpuExit::IoOut(p, d) => Exit::IoOut(p, d.to_vec()),
-            other => Exit::Other(format!("{other:?}")),
-        }
-    }
+/// Runs the guest at 0x1000 (real mode, CS base 0) on vCPU `id` until it halts: its memory
+/// space is `system` (MMIO exits dispatched there), its I/O space records port writes.
+pub fn run_to_hlt(vm: &Vm, mem: &Memory, system: RegionId, id: u32) -> Run {
+    let io_root = mem.container(&format!("io-{id}"), 0x1_0000).unwrap();
+    let ports = Arc::new(Ports::default());
+    let dev = mem.io(&format!("ports-{id}"), 0x1_0000, ports.clone()).unwrap();
+    mem.add_subregion(io_root, 0, dev).unwrap();
+    let io = mem.address_space(&format!("io-{id}"), io_root).unwrap();
+    let model = CpuModel {
+        spaces: vec![
+            CpuSpaceSpec {
+                index: 0,
+                prefix: "cpu-memory".into(),
+                view: CpuView::Root(system),
+            },
+            CpuSpaceSpec {
+                index: 1,
+                prefix: "cpu-io".into(),
+                view: CpuView::Shared(io),
+            },
+        ],
+        tlb: false,
+    };
+    let cluster = Cluster::new(&format!("cpus-{id}"), mem, model, id, 1).unwrap();
+    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
+    cpus.plug(0, Entry::real_mode(0x1000)).unwrap();
+    let end = cpus.wait(0).unwrap();
+    let exits = cpus.exits(0).unwrap();
+    cpus.unplug(0).unwrap();
+    let ports = ports.0.lock().unwrap().clone();
+    Run { end, exits, ports }
 }

@@ -1,6 +1,6 @@
 //! Shared by the vCPU tests: opening KVM (skip only on ENOENT/EACCES), a tiny board (RAM,
-//! a UART-like MMIO device, an I/O space with recording ports), and the stand-in for the
-//! memslot listener (`register_ram`).
+//! a UART-like MMIO device, an I/O space with recording ports) whose RAM reaches KVM through
+//! the memslot listener ([`Vm::attach_memory`]).
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -8,10 +8,7 @@ use std::sync::{Arc, Mutex};
 use addrspace::cpu::{CpuModel, CpuSpaceSpec, CpuView, PerCpuBuilder};
 use addrspace::{AddressSpace, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionId, RegionOps};
 use addrspace_kvm::guest::Program;
-use addrspace_kvm::Kvm;
-use kvm_ioctls::VmFd;
-
-pub mod memslot;
+use addrspace_kvm::{Kvm, MemSlots, Vm};
 
 /// RAM at GPA 0 (32 KiB: code at 0x1000, data at 0x2000, counters at 0x3000).
 pub const RAM_SIZE: u64 = 0x8000;
@@ -182,11 +179,11 @@ impl Board {
         u16::from_le_bytes(b)
     }
 
-    /// A VM with the board's RAM registered.
-    pub fn vm(&self, kvm: &Kvm) -> Arc<VmFd> {
-        let vm = kvm.raw().create_vm().expect("KVM_CREATE_VM");
-        memslot::register_ram(&vm, &self.mem, self.ram, 0, 0);
-        Arc::new(vm)
+    /// A VM whose memslot listener is attached to the board's system space.
+    pub fn vm(&self, kvm: &Kvm) -> (Vm, Arc<MemSlots>) {
+        let vm = Vm::new(kvm).expect("KVM_CREATE_VM");
+        let slots = vm.attach_memory(&self.mem, &self.memory).expect("attach_memory");
+        (vm, slots)
     }
 }
 
