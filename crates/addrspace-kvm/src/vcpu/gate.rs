@@ -70,7 +70,9 @@ impl Gate {
     pub(super) fn leave(&self) {
         let mut s = self.lock();
         s.inside -= 1;
-        if s.inside == 0 {
+        // Only a fence (`held`) waits for the last vCPU to leave; waking nobody would still
+        // cost a futex syscall on every exit.
+        if s.inside == 0 && s.held > 0 {
             self.changed.notify_all();
         }
     }
