@@ -7,18 +7,14 @@ use std::sync::{Arc, Mutex};
 use addrspace::cpu::{Cluster, CpuModel, CpuSpaceSpec, CpuView};
 use addrspace::{Backend, FlatView, MemTxAttrs, MemTxResult, Memory, RegionId, RegionOps};
 use addrspace_kvm::vcpu::{Entry, ExitStats, Hotplug, RunEnd, SpaceIndices};
-use addrspace_kvm::{Kvm, SlotInfo, Vm};
+use addrspace_kvm::{SlotInfo, Vm};
+
+#[path = "../skip/mod.rs"]
+mod skip;
 
 /// A fresh VM, or `None` (with the reason printed) when /dev/kvm is absent or not permitted.
 pub fn vm() -> Option<Vm> {
-    match Kvm::open() {
-        Ok(kvm) => Some(Vm::new(&kvm).expect("KVM_CREATE_VM")),
-        Err(e) if e.is_unavailable() => {
-            eprintln!("skipped: {e} (no usable /dev/kvm on this host)");
-            None
-        }
-        Err(e) => panic!("opening /dev/kvm: {e}"),
-    }
+    skip::kvm_or_skip().map(|kvm| Vm::new(&kvm).expect("KVM_CREATE_VM"))
 }
 
 pub const PAGE: u64 = 4096;

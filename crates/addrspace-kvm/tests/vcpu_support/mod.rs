@@ -19,18 +19,9 @@ pub const COM1: u16 = 0x3f8;
 /// Report ports: guest N writes to `REPORT + N`.
 pub const REPORT: u16 = 0x80;
 
-/// `Kvm::open()`, or `None` (with the reason printed) where there is no usable /dev/kvm.
-/// Any other failure fails the test.
-pub fn kvm_or_skip() -> Option<Kvm> {
-    match Kvm::open() {
-        Ok(kvm) => Some(kvm),
-        Err(e) if e.is_unavailable() => {
-            eprintln!("skipped: {e} (no usable /dev/kvm on this host)");
-            None
-        }
-        Err(e) => panic!("opening /dev/kvm failed: {e}"),
-    }
-}
+#[path = "../skip/mod.rs"]
+mod skip;
+pub use skip::kvm_or_skip;
 
 /// A device that records every byte written to it, tagged with the offset.
 #[derive(Default)]

@@ -93,7 +93,9 @@ impl DirtyLogging<'_> {
     /// Marks `[offset, offset + len)` of a RAM-backed region dirty for its current logging
     /// clients (what an accelerator's `log_sync` does with the bits it pulled).
     pub fn mark(&self, region: RegionId, offset: impl Into<RegionOffset>, len: u64) -> Result<()> {
-        self.memory.set_dirty(region, offset.into().0, len)
+        let (block, mask) = self.memory.ram_of(region)?;
+        block.dirty.mark(offset.into().0, len, mask);
+        Ok(())
     }
 
     /// Region offsets of the pages of `[offset, offset + len)` that `client` saw written.
@@ -104,7 +106,8 @@ impl DirtyLogging<'_> {
         len: u64,
         client: DirtyClient,
     ) -> Result<Vec<u64>> {
-        self.memory.dirty_pages(region, offset.into().0, len, client)
+        let (block, _) = self.memory.ram_of(region)?;
+        Ok(block.dirty.collect(offset.into().0, len, client, false))
     }
 
     /// Like [`pages`](Self::pages), clearing the bits it returns (atomically with respect
@@ -116,7 +119,8 @@ impl DirtyLogging<'_> {
         len: u64,
         client: DirtyClient,
     ) -> Result<Vec<u64>> {
-        self.memory.take_dirty_pages(region, offset.into().0, len, client)
+        let (block, _) = self.memory.ram_of(region)?;
+        Ok(block.dirty.collect(offset.into().0, len, client, true))
     }
 }
 
@@ -141,7 +145,8 @@ impl IoEventFds<'_> {
         data: Option<u64>,
         notifier: Arc<EventFd>,
     ) -> Result<()> {
-        self.memory.add_eventfd(region, offset.into().0, size, data, notifier)
+        self.memory
+            .change_eventfd(region, offset.into().0, size, data, notifier, true)
     }
 
     /// Removes a registration made by [`add`](Self::add) with the same arguments.
@@ -153,7 +158,8 @@ impl IoEventFds<'_> {
         data: Option<u64>,
         notifier: Arc<EventFd>,
     ) -> Result<()> {
-        self.memory.del_eventfd(region, offset.into().0, size, data, notifier)
+        self.memory
+            .change_eventfd(region, offset.into().0, size, data, notifier, false)
     }
 }
 
@@ -167,13 +173,13 @@ impl Coalescing<'_> {
     /// Adds a coalesced-MMIO range `[offset, offset + size)` to a region; listeners of
     /// every space showing it hear `coalesced_io_add` at once (not at a commit, as in QEMU).
     pub fn add(&self, region: RegionId, offset: impl Into<RegionOffset>, size: u64) -> Result<()> {
-        self.memory.add_coalescing(region, offset.into().0, size)
+        self.memory.change_coalescing(region, Some((offset.into().0, size)))
     }
 
     /// Removes all coalesced-MMIO ranges of a region; listeners hear `coalesced_io_del` for
     /// each visible one first (QEMU empties the list before notifying, so its listeners hear
     /// nothing).
     pub fn clear(&self, region: RegionId) -> Result<()> {
-        self.memory.clear_coalescing(region)
+        self.memory.change_coalescing(region, None)
     }
 }

@@ -174,7 +174,8 @@ impl Memory {
         );
     }
 
-    fn ram_of(&self, region: RegionId) -> Result<(Arc<crate::base::ram::RamBlock>, DirtyMask)> {
+    /// The RAM block of a RAM-backed region, and the dirty clients its writes mark.
+    pub(crate) fn ram_of(&self, region: RegionId) -> Result<(Arc<crate::base::ram::RamBlock>, DirtyMask)> {
         self.with_state(|st| {
             let n = st.graph.get(region)?;
             let block = match &n.body {
@@ -190,56 +191,8 @@ impl Memory {
         })
     }
 
-    /// [`DirtyLogging::mark`](crate::machine::handles::DirtyLogging::mark).
-    pub(crate) fn set_dirty(&self, region: RegionId, offset: u64, len: u64) -> Result<()> {
-        let (block, mask) = self.ram_of(region)?;
-        block.dirty.mark(offset, len, mask);
-        Ok(())
-    }
-
-    /// [`DirtyLogging::pages`](crate::machine::handles::DirtyLogging::pages).
-    pub(crate) fn dirty_pages(&self, region: RegionId, offset: u64, len: u64, client: DirtyClient) -> Result<Vec<u64>> {
-        let (block, _) = self.ram_of(region)?;
-        Ok(block.dirty.collect(offset, len, client, false))
-    }
-
-    /// [`DirtyLogging::take`](crate::machine::handles::DirtyLogging::take).
-    pub(crate) fn take_dirty_pages(
-        &self,
-        region: RegionId,
-        offset: u64,
-        len: u64,
-        client: DirtyClient,
-    ) -> Result<Vec<u64>> {
-        let (block, _) = self.ram_of(region)?;
-        Ok(block.dirty.collect(offset, len, client, true))
-    }
-
-    /// [`IoEventFds::add`](crate::machine::handles::IoEventFds::add).
-    pub(crate) fn add_eventfd(
-        &self,
-        region: RegionId,
-        offset: u64,
-        size: u64,
-        data: Option<u64>,
-        notifier: Arc<EventFd>,
-    ) -> Result<()> {
-        self.change_eventfd(region, offset, size, data, notifier, true)
-    }
-
-    /// [`IoEventFds::del`](crate::machine::handles::IoEventFds::del).
-    pub(crate) fn del_eventfd(
-        &self,
-        region: RegionId,
-        offset: u64,
-        size: u64,
-        data: Option<u64>,
-        notifier: Arc<EventFd>,
-    ) -> Result<()> {
-        self.change_eventfd(region, offset, size, data, notifier, false)
-    }
-
-    fn change_eventfd(
+    /// Adds (`add`) or removes an ioeventfd registration (see [`IoEventFds`](crate::machine::handles::IoEventFds)).
+    pub(crate) fn change_eventfd(
         &self,
         region: RegionId,
         offset: u64,
@@ -296,17 +249,8 @@ impl Memory {
         result
     }
 
-    /// [`Coalescing::add`](crate::machine::handles::Coalescing::add).
-    pub(crate) fn add_coalescing(&self, region: RegionId, offset: u64, size: u64) -> Result<()> {
-        self.change_coalescing(region, Some((offset, size)))
-    }
-
-    /// [`Coalescing::clear`](crate::machine::handles::Coalescing::clear).
-    pub(crate) fn clear_coalescing(&self, region: RegionId) -> Result<()> {
-        self.change_coalescing(region, None)
-    }
-
-    fn change_coalescing(&self, region: RegionId, add: Option<(u64, u64)>) -> Result<()> {
+    /// Adds a coalesced range (`Some`) or clears them all (see [`Coalescing`](crate::machine::handles::Coalescing)).
+    pub(crate) fn change_coalescing(&self, region: RegionId, add: Option<(u64, u64)>) -> Result<()> {
         let guard = self.shared.lock();
         let pre = {
             let mut st = guard.borrow_mut();

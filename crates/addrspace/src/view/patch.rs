@@ -180,20 +180,37 @@ pub(crate) fn diff_patches(old: Ranges<'_>, new: Ranges<'_>, patches: &[Patch]) 
     out
 }
 
-/// Whether ranges a diff calls the same differ in what no listener hears about: the
-/// priority `info mtree -f` prints (QEMU's `flatrange_equal` ignores it, and QEMU rebuilds the
-/// view anyway). Such a view is published silently.
-pub(crate) fn is_restyle(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> bool {
-    changes.iter().any(|c| match *c {
-        Change::Same(i, j) => old[i].priority != new[j].priority,
-        _ => false,
-    })
+/// What a diff means for the spaces showing the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delta {
+    /// Nothing differs: keep the old view.
+    Unchanged,
+    /// Only what no listener hears about differs: the priority `info mtree -f` prints
+    /// (QEMU's `flatrange_equal` ignores it, and QEMU rebuilds the view anyway). Publish the
+    /// new view silently.
+    Quiet,
+    /// Ranges or dirty masks differ: publish and tell the listeners.
+    Heard,
 }
 
-/// Whether a diff changes anything a listener hears about (ranges or dirty masks).
-pub(crate) fn is_change(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> bool {
-    changes.iter().any(|c| match *c {
-        Change::Same(i, j) => old[i].dirty != new[j].dirty,
-        _ => true,
-    })
+/// Classifies a diff in one pass (see [`Delta`]).
+pub(crate) fn delta(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> Delta {
+    let mut quiet = false;
+    for c in changes {
+        match *c {
+            Change::Same(i, j) => {
+                let (o, n) = (&old[i], &new[j]);
+                if o.dirty != n.dirty {
+                    return Delta::Heard;
+                }
+                quiet |= o.priority != n.priority;
+            }
+            _ => return Delta::Heard,
+        }
+    }
+    if quiet {
+        Delta::Quiet
+    } else {
+        Delta::Unchanged
+    }
 }

@@ -25,7 +25,7 @@ use crate::base::stats::Counters;
 use crate::model::region::RegionId;
 use crate::model::sharing::{representative, signature};
 use crate::view::flatview::FlatView;
-use crate::view::patch::{diff, is_change, is_restyle, merge_windows};
+use crate::view::patch::{delta, diff, merge_windows, Delta};
 use crate::view::render::physical_root_chain;
 use crate::write::commit_layers::{layerable, Deferred};
 use crate::write::delivery::{Call, Delivery, Diff, Event, SpaceUpdate};
@@ -289,16 +289,13 @@ fn render_all(st: &State, counters: &Arc<Counters>, p: &Pending, updates: &mut U
             let new = render_view(g, counters, sp.key);
             if !qemu {
                 if let Some(o) = &old {
-                    let changes = diff(o.ranges(), new.ranges());
-                    if !is_change(&changes, o.ranges(), new.ranges()) {
-                        if is_restyle(&changes, o.ranges(), new.ranges()) {
-                            let quiet = Update {
-                                silent: true,
-                                ..Update::new(new, old)
-                            };
-                            updates.insert(sp.key, quiet);
+                    match delta(&diff(o.ranges(), new.ranges()), o.ranges(), new.ranges()) {
+                        Delta::Unchanged => continue,
+                        Delta::Quiet => {
+                            updates.insert(sp.key, Update::quiet(new, old));
+                            continue;
                         }
-                        continue;
+                        Delta::Heard => {}
                     }
                 }
             }

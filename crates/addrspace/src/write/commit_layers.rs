@@ -11,7 +11,7 @@ use crate::model::graph::Graph;
 use crate::model::region::RegionId;
 use crate::view::flatview::FlatView;
 use crate::view::layer::{base_of, build, diff as layer_diff, rebase};
-use crate::view::patch::{diff, is_change, is_restyle};
+use crate::view::patch::{delta, diff, Delta};
 use crate::write::delivery::Diff;
 use crate::write::state::Views;
 use crate::write::update::{patch_view, render_view, Update, Updates};
@@ -147,17 +147,14 @@ pub(crate) fn build_deferred(
             .and_then(|r| updates.get(&Some(r)))
             .and_then(|u| Some((u.old.as_ref()?, &u.new, u.patches.as_deref()?)));
         let changes = layer_diff(&old, &new, base_update).unwrap_or_else(|| diff(old.ranges(), new.ranges()));
-        if !is_change(&changes, old.ranges(), new.ranges()) {
-            // Unchanged, but a copy (a space created inside a transaction renders one), a
-            // layer over an older base view, or new priorities are worth replacing quietly.
+        let kind = delta(&changes, old.ranges(), new.ranges());
+        if kind != Delta::Heard {
+            // Unchanged for listeners, but new priorities, a copy (a space created inside a
+            // transaction renders one) or a layer over an older base view are worth
+            // replacing quietly.
             let base = |v: &FlatView| v.base().map(Arc::as_ptr);
-            let restyled = is_restyle(&changes, old.ranges(), new.ranges());
-            if restyled || (new.base().is_some() && base(&old) != base(&new)) {
-                let quiet = Update {
-                    silent: true,
-                    ..Update::new(new, Some(old))
-                };
-                updates.insert(Some(d.root), quiet);
+            if kind == Delta::Quiet || (new.base().is_some() && base(&old) != base(&new)) {
+                updates.insert(Some(d.root), Update::quiet(new, Some(old)));
             }
             continue;
         }

@@ -13,7 +13,7 @@ use crate::base::stats::{Counters, LiveToken};
 use crate::model::graph::Graph;
 use crate::model::region::RegionId;
 use crate::view::flatview::{FlatRange, FlatView};
-use crate::view::patch::{diff_patches, is_change, is_restyle, splice, Patch};
+use crate::view::patch::{delta, diff_patches, splice, Delta, Patch};
 use crate::view::render::render;
 use crate::write::delivery::Diff;
 
@@ -33,6 +33,14 @@ pub(crate) struct Update {
 }
 
 impl Update {
+    /// A view published without telling anybody (see `silent`).
+    pub fn quiet(new: Arc<FlatView>, old: Option<Arc<FlatView>>) -> Update {
+        Update {
+            silent: true,
+            ..Update::new(new, old)
+        }
+    }
+
     /// A new view; listeners get the diff computed when delivering.
     pub fn new(new: Arc<FlatView>, old: Option<Arc<FlatView>>) -> Update {
         Update {
@@ -83,10 +91,10 @@ pub(crate) fn patch_view(
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
     let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
-    let silent = !is_change(&changes, old.ranges(), (&ranges).into());
-    if silent && !is_restyle(&changes, old.ranges(), (&ranges).into()) {
-        return None;
-    }
+    let silent = match delta(&changes, old.ranges(), (&ranges).into()) {
+        Delta::Unchanged => return None,
+        d => d == Delta::Quiet,
+    };
     let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
     Some(Update {
         new: make_view(g, counters, Some(root), ranges),
