@@ -9,7 +9,9 @@
 //! views with a QEMU capture.
 
 mod check;
+mod demo_board;
 mod run;
+mod serve;
 mod soak;
 
 use std::path::PathBuf;
@@ -60,15 +62,36 @@ enum Accel {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("monitored").args(["qmp", "monitor"]).multiple(true))]
 struct RunArgs {
     /// The board file (TOML), e.g. boards/kvm-demo.toml.
     board: PathBuf,
     /// The accelerator.
     #[arg(long, value_enum)]
     accel: Accel,
-    /// Plug/run/unplug cycles of the second vCPU.
+    /// Plug/run/unplug cycles of the second vCPU (the fixed demo, without a monitor).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     cycles: u64,
+    /// Run until `quit`, driven by a QMP monitor on this socket (QEMU's syntax:
+    /// `unix:PATH,server=on,wait=off` or `tcp:HOST:PORT,server=on,wait=off`). May be repeated.
+    #[arg(long, value_name = "SPEC", conflicts_with = "cycles")]
+    qmp: Vec<String>,
+    /// Run until `quit` with QEMU's HMP prompt on the terminal (`stdio`).
+    #[arg(long, value_name = "stdio", conflicts_with = "cycles")]
+    monitor: Option<String>,
+    /// CPU topology, QEMU's `-smp` keys: `sockets=S,cores=C,threads=T` (the board's cluster
+    /// decides `cpus` and `maxcpus`); by default one socket, cores preferred, as QEMU does.
+    #[arg(long, value_name = "TOPOLOGY", requires = "monitored")]
+    smp: Option<String>,
+    /// CPU model; its device type (`device_add` driver) is MODEL-x86_64-cpu.
+    #[arg(long, value_name = "MODEL", default_value = "qemu64")]
+    cpu: String,
+    /// Do not start the CPUs until `cont` (QEMU's -S).
+    #[arg(short = 'S', requires = "monitored")]
+    paused: bool,
+    /// How often a halted vCPU wakes up (its timer tick), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    tick_ms: u64,
 }
 
 #[derive(Args)]
@@ -281,10 +304,38 @@ fn run(cli: Cli) -> Result<Outcome, String> {
     }
 }
 
+fn run_failed(e: run::RunError) -> ExitCode {
+    match e {
+        run::RunError::NoKvm(why) => {
+            eprintln!("addrspace: cannot use KVM: {why}");
+            ExitCode::from(run::EXIT_NO_KVM)
+        }
+        run::RunError::Failed(e) => {
+            eprintln!("addrspace: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Run(a) = &cli.command {
         let Accel::Kvm = a.accel;
+        if !a.qmp.is_empty() || a.monitor.is_some() {
+            let opts = serve::ServeOptions {
+                board: a.board.clone(),
+                qmp: a.qmp.clone(),
+                monitor: a.monitor.clone(),
+                smp: a.smp.clone(),
+                cpu: a.cpu.clone(),
+                paused: a.paused,
+                tick: std::time::Duration::from_millis(a.tick_ms),
+            };
+            return match serve::serve(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => run_failed(e),
+            };
+        }
         return match run::run(&a.board, a.cycles) {
             Ok((report, ok)) => {
                 print!("{report}");
@@ -295,14 +346,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
-            Err(run::RunError::NoKvm(why)) => {
-                eprintln!("addrspace: cannot use KVM: {why}");
-                ExitCode::from(run::EXIT_NO_KVM)
-            }
-            Err(run::RunError::Failed(e)) => {
-                eprintln!("addrspace: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => run_failed(e),
         };
     }
     match run(cli) {

@@ -5,40 +5,19 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 
-use addrspace::board::Loader;
-use addrspace::{GuestAddr, Machine, MemTxAttrs, MemTxResult, RegionId, RegionOps, WeakMemory};
-use addrspace_kvm::guest::{self, DemoLayout};
+use addrspace::Machine;
+use addrspace_kvm::guest;
 use addrspace_kvm::vcpu::{Entry, Hotplug, RunEnd, SpaceIndices};
 use addrspace_kvm::{Kvm, Vm};
 
+use crate::demo_board::{
+    load, write_debug, AP_AT, AP_MESSAGE, AP_MSG_AT, BOOT_AT, DEVICE_BYTE, LAYOUT, MESSAGE, ROM_BYTE,
+};
 use crate::soak::{progress, rss_kib};
 
 /// Exit status when `/dev/kvm` is missing or not accessible (ENOENT/EACCES).
 pub const EXIT_NO_KVM: u8 = 3;
-
-/// The demo guest's memory layout (matches `boards/kvm-demo.toml`).
-pub const LAYOUT: DemoLayout = DemoLayout {
-    msg: 0x2000,
-    len: MESSAGE.len() as u16,
-    uart: 0xa000,
-    romdev: 0x9010,
-    romd_ctl: 0xa100,
-    bar_reg: 0xa200,
-    bar_new: 0xd000,
-    report: 0x80,
-};
-const MESSAGE: &[u8] = b"Hello from a KVM guest on addrspace!\n";
-const BOOT_AT: u64 = 0x1000;
-/// The second vCPU runs from the ROM.
-const AP_AT: u16 = 0x8000;
-const AP_MSG_AT: u16 = 0x8100;
-const AP_MESSAGE: &[u8] = b"cpu1 ok\n";
-/// What the ROM device holds at `romdev` (romd mode) and what its model answers (romd off).
-const ROM_BYTE: u8 = 0xf1;
-const DEVICE_BYTE: u8 = 0xd5;
 
 /// Why a run failed: KVM unavailable (exit 3) or anything else (exit 1).
 pub enum RunError {
@@ -49,166 +28,6 @@ pub enum RunError {
 impl<E: std::fmt::Display> From<E> for RunError {
     fn from(e: E) -> RunError {
         RunError::Failed(e.to_string())
-    }
-}
-
-/// The UART: bytes written to offset 0, collected.
-#[derive(Default)]
-struct Uart(Mutex<Vec<u8>>);
-
-impl Uart {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-impl RegionOps for Uart {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (0, MemTxResult::OK)
-    }
-    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        if offset == 0 {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(value as u8);
-        }
-        MemTxResult::OK
-    }
-}
-
-/// A device acting on one region of the memory it lives in (known once the board is built).
-#[derive(Default)]
-struct Target(OnceLock<(WeakMemory, RegionId)>);
-
-impl Target {
-    fn act(&self, f: impl FnOnce(&addrspace::Memory, RegionId) -> addrspace::Result<()>) -> MemTxResult {
-        let Some((weak, id)) = self.0.get() else {
-            return MemTxResult::DECODE_ERROR;
-        };
-        let Some(mem) = weak.upgrade() else {
-            return MemTxResult::DECODE_ERROR;
-        };
-        match f(&mem, *id) {
-            Ok(()) => MemTxResult::OK,
-            Err(e) => {
-                tracing::warn!(error = %e, "demo device action failed");
-                MemTxResult::ERROR
-            }
-        }
-    }
-}
-
-/// The ROM device's control register: a write of 0 leaves romd mode, anything else enters it.
-#[derive(Default)]
-struct RomdCtl(Target);
-
-impl RegionOps for RomdCtl {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (0, MemTxResult::OK)
-    }
-    fn write(&self, _: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        self.0.act(|mem, flash| mem.set_romd(flash, value != 0))
-    }
-}
-
-/// The config device: a write to offset 0 moves the BAR to that address (a topology change
-/// from a device callback, committed when the callback returns).
-#[derive(Default)]
-struct PciConfig(Target);
-
-impl RegionOps for PciConfig {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (0, MemTxResult::OK)
-    }
-    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        if offset != 0 {
-            return MemTxResult::OK;
-        }
-        self.0.act(|mem, bar| mem.set_address(bar, value))
-    }
-}
-
-/// A device whose every register reads one value (the ROM device out of romd mode).
-struct Constant(u8);
-
-impl RegionOps for Constant {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (self.0.into(), MemTxResult::OK)
-    }
-    fn write(&self, _: u64, _: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        MemTxResult::OK
-    }
-}
-
-/// The BAR: remembers the last byte written (and where), reads it back.
-#[derive(Default)]
-struct Bar {
-    last: AtomicU8,
-    writes: Mutex<Vec<(u64, u8)>>,
-}
-
-impl RegionOps for Bar {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (self.last.load(Ordering::Relaxed).into(), MemTxResult::OK)
-    }
-    fn write(&self, offset: u64, value: u64, _: u32, _: MemTxAttrs) -> MemTxResult {
-        self.last.store(value as u8, Ordering::Relaxed);
-        self.writes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((offset, value as u8));
-        MemTxResult::OK
-    }
-}
-
-struct Devices {
-    uart: Arc<Uart>,
-    romd_ctl: Arc<RomdCtl>,
-    pci: Arc<PciConfig>,
-    bar: Arc<Bar>,
-    report: Arc<Uart>,
-}
-
-/// Loads the board, binding the demo's device models by their `ops` names.
-fn load(path: &Path) -> Result<(Machine, Devices), RunError> {
-    let d = Devices {
-        uart: Arc::default(),
-        romd_ctl: Arc::default(),
-        pci: Arc::default(),
-        bar: Arc::default(),
-        report: Arc::default(),
-    };
-    let machine = Loader::new()
-        .resolver(|req| -> Option<Arc<dyn RegionOps>> {
-            match req.ops? {
-                "uart" => Some(d.uart.clone()),
-                "romd-ctl" => Some(d.romd_ctl.clone()),
-                "pci-config" => Some(d.pci.clone()),
-                "bar" => Some(d.bar.clone()),
-                "flash" => Some(Arc::new(Constant(DEVICE_BYTE))),
-                "report" => Some(Arc::new(Report(d.report.clone()))),
-                _ => None,
-            }
-        })
-        .load_file(path)?;
-    let region = |key: &str| {
-        machine
-            .region(key)
-            .ok_or_else(|| RunError::Failed(format!("{}: the demo needs a region `{key}`", path.display())))
-    };
-    let weak = machine.memory.downgrade();
-    let _ = d.romd_ctl.0 .0.set((weak.clone(), region("flash")?));
-    let _ = d.pci.0 .0.set((weak, region("bar0")?));
-    Ok((machine, d))
-}
-
-/// The report port: every byte written, collected (any offset).
-struct Report(Arc<Uart>);
-
-impl RegionOps for Report {
-    fn read(&self, _: u64, _: u32, _: MemTxAttrs) -> (u64, MemTxResult) {
-        (0, MemTxResult::OK)
-    }
-    fn write(&self, _: u64, value: u64, size: u32, attrs: MemTxAttrs) -> MemTxResult {
-        self.0.write(0, value, size, attrs)
     }
 }
 
@@ -238,21 +57,6 @@ fn counters(m: &Machine, vm: &Vm, cpus: &Hotplug) -> Counters {
 
 /// RSS growth tolerated (allocator and stack noise), KiB.
 const RSS_SLACK_KIB: u64 = 2048;
-
-fn write_debug(m: &Machine, at: u64, bytes: &[u8]) -> Result<(), RunError> {
-    let space = m
-        .address_space("memory")
-        .ok_or_else(|| RunError::Failed("the board has no address space `memory`".into()))?;
-    let r = space.write(GuestAddr(at), bytes, MemTxAttrs::DEBUG);
-    if r.is_ok() {
-        Ok(())
-    } else {
-        Err(RunError::Failed(format!(
-            "loading {} bytes at {at:#x}: {r:?}",
-            bytes.len()
-        )))
-    }
-}
 
 /// Runs the demo; returns the report and whether nothing grew.
 pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
