@@ -22,9 +22,18 @@ pub enum Error {
     /// [`Error::Ioctl`]).
     #[error("vcpu {id}: {what}")]
     Vcpu {
-        /// The vCPU id (CPU index), or the slot for an empty slot.
+        /// The vCPU id (CPU index).
         id: u32,
         /// What went wrong.
+        what: &'static str,
+    },
+    /// A CPU slot of a [`Hotplug`](crate::vcpu::Hotplug) cannot do what was asked (no such
+    /// slot, empty, already plugged, realized by the board without a vCPU, ...).
+    #[error("CPU slot {slot}: {what}")]
+    Slot {
+        /// The slot.
+        slot: usize,
+        /// What is wrong with it.
         what: &'static str,
     },
     /// A call on the memory system failed.

@@ -2,7 +2,9 @@
 //! (16-bit real mode, CS base 0) and can be decoded back with [`Program::disassemble`].
 //!
 //! This host emulates every guest instruction (about 1 µs each), so the programs are a few
-//! instructions long and end with `HLT`.
+//! instructions long and end with `HLT`, or (the `*_then_idle` variants, for a machine that
+//! keeps running under [`HaltPolicy::Idle`](crate::vcpu::HaltPolicy::Idle)) with an idle
+//! loop that writes a heartbeat to a port and halts until the next tick ([`Idle`]).
 //!
 //! ```
 //! use addrspace_kvm::guest;
@@ -12,7 +14,7 @@
 //! # Ok::<(), iced_x86::IcedError>(())
 //! ```
 
-use iced_x86::code_asm::{al, byte_ptr, cx, dx, si, word_ptr, CodeAssembler};
+use iced_x86::code_asm::{al, ax, byte_ptr, cx, dx, eax, si, word_ptr, CodeAssembler};
 use iced_x86::{Decoder, DecoderOptions, FastFormatter, IcedError};
 
 /// Assembled guest code and the address it was assembled for.
@@ -190,17 +192,30 @@ pub fn mmio_write_loop(base: u64, dev: u16, n: u16) -> Result<Program, IcedError
 /// ```
 pub fn uart_print(base: u64, msg: u16, len: u16, uart: u16) -> Result<Program, IcedError> {
     Program::build(base, |a| {
-        let mut next = a.create_label();
-        a.mov(si, u32::from(msg))?;
-        a.mov(cx, u32::from(len))?;
-        a.set_label(&mut next)?;
-        a.mov(al, byte_ptr(si))?;
-        a.mov(byte_ptr(u64::from(uart)), al)?;
-        a.inc(si)?;
-        a.dec(cx)?;
-        a.jne(next)?;
+        uart_print_body(a, msg, len, uart)?;
         a.hlt()
     })
+}
+
+/// [`uart_print`] ending in the idle loop `idle` instead of its `HLT` (an AP that prints
+/// its message, then keeps running).
+pub fn uart_print_then_idle(base: u64, msg: u16, len: u16, uart: u16, idle: &Idle) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        uart_print_body(a, msg, len, uart)?;
+        idle.emit(a)
+    })
+}
+
+fn uart_print_body(a: &mut CodeAssembler, msg: u16, len: u16, uart: u16) -> Result<(), IcedError> {
+    let mut next = a.create_label();
+    a.mov(si, u32::from(msg))?;
+    a.mov(cx, u32::from(len))?;
+    a.set_label(&mut next)?;
+    a.mov(al, byte_ptr(si))?;
+    a.mov(byte_ptr(u64::from(uart)), al)?;
+    a.inc(si)?;
+    a.dec(cx)?;
+    a.jne(next)
 }
 
 /// Where the devices of [`demo_boot`] are (all below 64 KiB: DS base 0).
@@ -252,27 +267,104 @@ pub struct DemoLayout {
 /// ```
 pub fn demo_boot(base: u64, l: &DemoLayout) -> Result<Program, IcedError> {
     Program::build(base, |a| {
-        let mut next = a.create_label();
-        let at = |x: u16| u64::from(x);
-        a.mov(si, u32::from(l.msg))?;
-        a.mov(cx, u32::from(l.len))?;
-        a.set_label(&mut next)?;
-        a.mov(al, byte_ptr(si))?;
-        a.mov(byte_ptr(at(l.uart)), al)?;
-        a.inc(si)?;
-        a.dec(cx)?;
-        a.jne(next)?;
-        a.mov(dx, u32::from(l.report))?;
-        a.mov(al, byte_ptr(at(l.romdev)))?;
-        a.out(dx, al)?;
-        a.mov(byte_ptr(at(l.romd_ctl)), 0u32)?;
-        a.mov(al, byte_ptr(at(l.romdev)))?;
-        a.out(dx, al)?;
-        a.mov(byte_ptr(at(l.romd_ctl)), 1u32)?;
-        a.mov(word_ptr(at(l.bar_reg)), u32::from(l.bar_new))?;
-        a.mov(byte_ptr(at(l.bar_new) + 4), 0x42u32)?;
-        a.mov(al, byte_ptr(at(l.bar_new) + 4))?;
-        a.out(dx, al)?;
+        demo_boot_body(a, l)?;
         a.hlt()
     })
+}
+
+/// [`demo_boot`] ending in the idle loop `idle` instead of its `HLT` (the boot CPU keeps
+/// running after the demo).
+pub fn demo_boot_then_idle(base: u64, l: &DemoLayout, idle: &Idle) -> Result<Program, IcedError> {
+    Program::build(base, |a| {
+        demo_boot_body(a, l)?;
+        idle.emit(a)
+    })
+}
+
+fn demo_boot_body(a: &mut CodeAssembler, l: &DemoLayout) -> Result<(), IcedError> {
+    let mut next = a.create_label();
+    let at = |x: u16| u64::from(x);
+    a.mov(si, u32::from(l.msg))?;
+    a.mov(cx, u32::from(l.len))?;
+    a.set_label(&mut next)?;
+    a.mov(al, byte_ptr(si))?;
+    a.mov(byte_ptr(at(l.uart)), al)?;
+    a.inc(si)?;
+    a.dec(cx)?;
+    a.jne(next)?;
+    a.mov(dx, u32::from(l.report))?;
+    a.mov(al, byte_ptr(at(l.romdev)))?;
+    a.out(dx, al)?;
+    a.mov(byte_ptr(at(l.romd_ctl)), 0u32)?;
+    a.mov(al, byte_ptr(at(l.romdev)))?;
+    a.out(dx, al)?;
+    a.mov(byte_ptr(at(l.romd_ctl)), 1u32)?;
+    a.mov(word_ptr(at(l.bar_reg)), u32::from(l.bar_new))?;
+    a.mov(byte_ptr(at(l.bar_new) + 4), 0x42u32)?;
+    a.mov(al, byte_ptr(at(l.bar_new) + 4))?;
+    a.out(dx, al)
+}
+
+/// The register an idle loop's heartbeat `OUT` writes (its width is the port access's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutReg {
+    /// A byte from `AL`.
+    #[default]
+    Al,
+    /// A word from `AX`.
+    Ax,
+    /// A dword from `EAX`.
+    Eax,
+}
+
+/// An idle loop: forever, a heartbeat `OUT` to `port`, then `HLT` (under
+/// [`HaltPolicy::Idle`](crate::vcpu::HaltPolicy::Idle) each `HLT` waits one tick, so the
+/// heartbeats come once a tick). A port below 256 is an immediate operand (the loop's first
+/// instruction is the `OUT`); a higher one goes through `DX`, loaded once before the loop.
+///
+/// ```text
+///         mov dx, port        ; only for port > 0FFh
+/// l:      out port, al        ; (or dx; ax / eax per `reg`)
+///         hlt
+///         jmp l
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    /// The heartbeat port.
+    pub port: u16,
+    /// What the heartbeat writes.
+    pub reg: OutReg,
+}
+
+impl Idle {
+    /// Heartbeats of `AL` to `port`.
+    pub fn new(port: u16) -> Idle {
+        Idle { port, reg: OutReg::Al }
+    }
+
+    /// Appends the loop to the code being assembled (for programs built with iced-x86's
+    /// [`CodeAssembler`] directly).
+    pub fn emit(&self, a: &mut CodeAssembler) -> Result<(), IcedError> {
+        let mut top = a.create_label();
+        let imm = u8::try_from(self.port).ok();
+        if imm.is_none() {
+            a.mov(dx, u32::from(self.port))?;
+        }
+        a.set_label(&mut top)?;
+        match (imm, self.reg) {
+            (Some(p), OutReg::Al) => a.out(u32::from(p), al)?,
+            (Some(p), OutReg::Ax) => a.out(u32::from(p), ax)?,
+            (Some(p), OutReg::Eax) => a.out(u32::from(p), eax)?,
+            (None, OutReg::Al) => a.out(dx, al)?,
+            (None, OutReg::Ax) => a.out(dx, ax)?,
+            (None, OutReg::Eax) => a.out(dx, eax)?,
+        }
+        a.hlt()?;
+        a.jmp(top)
+    }
+}
+
+/// The idle loop alone, at `base` (a guest that does nothing but heartbeat and halt).
+pub fn idle(base: u64, idle: &Idle) -> Result<Program, IcedError> {
+    Program::build(base, |a| idle.emit(a))
 }

@@ -1,7 +1,7 @@
 //! vCPUs: one thread per vCPU running `KVM_RUN`, its MMIO exits dispatched through **its own**
 //! CPU address space and its port-I/O exits through its I/O space, pause/resume by kicking
-//! the thread out of `KVM_RUN` (see [`kick_signal`]), and hot-plug with parked fds
-//! ([`Hotplug`], [`VcpuPool`]).
+//! the thread out of `KVM_RUN` (see [`kick_signal`]), idling on `HLT` ([`HaltPolicy`]), and
+//! hot-plug with parked fds and a machine-wide stop ([`Hotplug`], [`VcpuPool`]).
 //!
 //! Unlike QEMU's KVM path (which dispatches every MMIO exit through `address_space_memory`),
 //! an exit here goes through the CPU's `cpu-memory-N` space, so a per-CPU private region is
@@ -11,6 +11,7 @@ mod exits;
 mod gate;
 mod hotplug;
 mod kick;
+mod options;
 mod regs;
 mod thread;
 
@@ -28,8 +29,9 @@ use crate::error::{Error, Result};
 use exits::ExitCounts;
 pub use exits::ExitStats;
 pub use gate::Gate;
-pub use hotplug::{Hotplug, VcpuPool};
+pub use hotplug::{Hotplug, SlotState, VcpuPool};
 pub use kick::kick_signal;
+pub use options::{HaltPolicy, VcpuOptions};
 pub use regs::Entry;
 
 /// Which of a CPU's address spaces a vCPU dispatches its exits through.
@@ -53,7 +55,7 @@ impl Default for SpaceIndices {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RunEnd {
-    /// The guest executed `HLT`.
+    /// The guest executed `HLT` (under [`HaltPolicy::Exit`]).
     Halted,
     /// The guest shut down (triple fault).
     Shutdown,
@@ -70,7 +72,8 @@ pub enum RunEnd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VcpuState {
-    /// Running (or about to enter) `KVM_RUN`.
+    /// Running (or about to enter) `KVM_RUN`, or idling on `HLT` under
+    /// [`HaltPolicy::Idle`].
     Running,
     /// Parked by [`Vcpu::pause`] until [`Vcpu::resume`].
     Paused,
@@ -96,6 +99,7 @@ struct Shared {
     changed: Condvar,
     counts: ExitCounts,
     kicks: AtomicU64,
+    halt: HaltPolicy,
 }
 
 impl Shared {
@@ -134,6 +138,7 @@ impl Shared {
 /// ```
 pub struct Vcpu {
     id: u32,
+    tid: i32,
     shared: Arc<Shared>,
     /// Taken by [`Vcpu::wait`] / [`Vcpu::stop`]; a dropped `Vcpu` stops and joins it.
     thread: Option<JoinHandle<(VcpuFd, Result<RunEnd>)>>,
@@ -148,7 +153,13 @@ impl Vcpu {
     /// [`Error::Ioctl`] if the registers cannot be set. On an error the fd is closed, and
     /// KVM will never create this id again in the VM: [`Hotplug::plug`] parks it instead.
     pub fn start(fd: VcpuFd, cpu: &Cpu, spaces: SpaceIndices, entry: Entry) -> Result<Vcpu> {
-        Vcpu::start_or_return(fd, cpu, spaces, entry, Arc::default()).map_err(|b| b.0)
+        Vcpu::start_with(fd, cpu, spaces, entry, VcpuOptions::default())
+    }
+
+    /// [`Vcpu::start`] with `options`: a [`HaltPolicy`], and whether the thread starts parked
+    /// (then this returns once it is parked, before any guest instruction ran).
+    pub fn start_with(fd: VcpuFd, cpu: &Cpu, spaces: SpaceIndices, entry: Entry, options: VcpuOptions) -> Result<Vcpu> {
+        Vcpu::start_or_return(fd, cpu, spaces, entry, Arc::default(), options).map_err(|b| b.0)
     }
 
     /// [`Vcpu::start`], giving the fd back on failure (unless the thread could not be
@@ -159,6 +170,7 @@ impl Vcpu {
         spaces: SpaceIndices,
         entry: Entry,
         gate: Arc<Gate>,
+        options: VcpuOptions,
     ) -> std::result::Result<Vcpu, Box<(Error, Option<VcpuFd>)>> {
         let id = cpu.index();
         let missing = |what| Error::Vcpu { id, what };
@@ -180,30 +192,64 @@ impl Vcpu {
         }
         let shared = Arc::new(Shared {
             control: Mutex::new(Control {
-                request: Request::Run,
+                request: if options.paused { Request::Pause } else { Request::Run },
                 state: VcpuState::Running,
             }),
             changed: Condvar::new(),
             counts: ExitCounts::default(),
             kicks: AtomicU64::new(0),
+            halt: options.halt,
         });
         let spaces = exits::Spaces { memory, io };
         let s = shared.clone();
+        let (tid_tx, tid_rx) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name(format!("vcpu-{id}"))
-            .spawn(move || thread::run(fd, &s, &spaces, &gate))
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions and cannot fail.
+                let tid = unsafe { libc::gettid() };
+                // The receiver waits for this send; it is gone only if `start` unwound.
+                let _ = tid_tx.send(tid);
+                thread::run(fd, &s, &spaces, &gate)
+            })
             .map_err(|_| Box::new((missing("the vCPU thread could not be started"), None)))?;
-        tracing::debug!(vcpu = id, "vcpu started");
-        Ok(Vcpu {
+        let mut vcpu = Vcpu {
             id,
+            tid: 0,
             shared,
             thread: Some(thread),
-        })
+        };
+        match tid_rx.recv() {
+            Ok(tid) => vcpu.tid = tid,
+            // The thread died before sending: joining tells why (the fd went with it).
+            Err(_) => {
+                return Err(Box::new((
+                    vcpu.join().err().unwrap_or(missing("the vCPU thread ended at once")),
+                    None,
+                )))
+            }
+        }
+        if options.paused {
+            vcpu.wait_parked();
+        }
+        tracing::debug!(vcpu = id, tid = vcpu.tid, paused = options.paused, "vcpu started");
+        Ok(vcpu)
     }
 
     /// The vCPU id (the CPU index).
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// The Linux thread id (`gettid`) of the vCPU thread: `/proc/self/task/<tid>`, QMP's
+    /// `thread-id`.
+    pub fn thread_id(&self) -> i32 {
+        self.tid
+    }
+
+    /// What `HLT` does on this vCPU.
+    pub fn halt_policy(&self) -> HaltPolicy {
+        self.shared.halt
     }
 
     /// What the thread is doing now.
@@ -225,12 +271,23 @@ impl Vcpu {
     /// its run loop has ended). Pending MMIO/PIO of the last exit is completed first, so the
     /// guest state is consistent while paused.
     pub fn pause(&self) -> Result<()> {
-        self.request(Request::Pause)?;
+        self.request_pause()?;
+        self.wait_parked();
+        Ok(())
+    }
+
+    /// Sets the pause request and kicks the thread, without waiting (see
+    /// [`wait_parked`](Self::wait_parked)).
+    pub(crate) fn request_pause(&self) -> Result<()> {
+        self.request(Request::Pause)
+    }
+
+    /// Waits until the thread is parked or its loop ended.
+    pub(crate) fn wait_parked(&self) {
         let mut c = self.shared.lock();
-        while c.state == VcpuState::Running {
+        while c.state == VcpuState::Running && c.request == Request::Pause {
             c = self.shared.changed.wait(c).unwrap_or_else(|p| p.into_inner());
         }
-        Ok(())
     }
 
     /// Resumes a paused vCPU (nothing if it is running or ended).
@@ -294,8 +351,9 @@ impl Vcpu {
                 return Ok(());
             }
             c.request = request;
+            // Wakes a parked thread, or one idling on HLT (it waits on the same condvar).
+            self.shared.changed.notify_all();
             if c.state != VcpuState::Running {
-                self.shared.changed.notify_all();
                 return Ok(());
             }
         }

@@ -15,13 +15,9 @@ static GLOBAL: counting::Counting = counting::Counting;
 use addrspace::cpu::Cluster;
 use addrspace_kvm::guest;
 use addrspace_kvm::vcpu::{Entry, Hotplug, RunEnd, SpaceIndices};
-use vcpu_support::{kvm_or_skip, open_fds, Board, COM1, UART};
+use vcpu_support::{kvm_or_skip, open_fds, threads, Board, COM1, UART};
 
 const CYCLES: usize = 1_000;
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
-}
 
 #[test]
 fn vcpu_plug_unplug_cycles_do_not_grow() {

@@ -20,6 +20,7 @@ pub(super) struct ExitCounts {
     pio_outs: AtomicU64,
     failed: AtomicU64,
     coalesced: AtomicU64,
+    halts: AtomicU64,
 }
 
 /// Exits a vCPU handled, by kind.
@@ -38,6 +39,10 @@ pub struct ExitStats {
     /// Exits whose access failed in the address space (a hole, a refused access): the
     /// access is dropped (reads see what the space returned, usually 0), as QEMU does.
     pub failed: u64,
+    /// `HLT` exits (the last one ends the loop under the default
+    /// [`HaltPolicy::Exit`](super::HaltPolicy::Exit); each is an idle tick under
+    /// [`HaltPolicy::Idle`](super::HaltPolicy::Idle)).
+    pub halts: u64,
 }
 
 impl ExitCounts {
@@ -51,7 +56,13 @@ impl ExitCounts {
             pio_outs: get(&self.pio_outs),
             failed: get(&self.failed),
             coalesced: get(&self.coalesced),
+            halts: get(&self.halts),
         }
+    }
+
+    /// Counts an `HLT` exit.
+    pub(super) fn halted(&self) {
+        bump(&self.halts);
     }
 }
 

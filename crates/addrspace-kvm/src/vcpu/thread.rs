@@ -1,14 +1,17 @@
 //! The run loop of a vCPU thread.
 
+use std::time::{Duration, Instant};
+
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::exits::{self, Spaces};
 use super::gate::Gate;
 use super::kick::{self, Armed};
-use super::{Request, RunEnd, Shared, VcpuState};
+use super::{HaltPolicy, Request, RunEnd, Shared, VcpuState};
 use crate::error::{Error, Result};
 
-/// Runs `fd` until `HLT`, shutdown, a stop request or an error; returns the fd and why.
+/// Runs `fd` until `HLT` (under [`HaltPolicy::Exit`]), shutdown, a stop request or an
+/// error; returns the fd and why.
 pub(super) fn run(mut fd: VcpuFd, shared: &Shared, spaces: &Spaces, gate: &Gate) -> (VcpuFd, Result<RunEnd>) {
     // Marks the loop ended however it ends (a device model panicking included), so that
     // nobody waits on `pause` forever.
@@ -76,6 +79,29 @@ impl Loop<'_> {
         }
     }
 
+    /// Sleeps on `HLT` until `tick` elapsed or a pause/stop request came (whichever is
+    /// first); the loop then serves the request or re-enters `KVM_RUN` after the `HLT`.
+    fn idle(&self, tick: Duration) {
+        let deadline = Instant::now().checked_add(tick);
+        let mut c = self.shared.lock();
+        while c.request == Request::Run {
+            // A tick too long to represent is a wait for the next request.
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return,
+                },
+                None => Duration::MAX,
+            };
+            c = self
+                .shared
+                .changed
+                .wait_timeout(c, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn run_loop(&mut self) -> Result<RunEnd> {
         // The last exit was MMIO or PIO: KVM completes it on the next KVM_RUN only.
         let mut pending_io = false;
@@ -132,7 +158,11 @@ impl Loop<'_> {
                 }
                 Err(VcpuExit::Hlt) => {
                     self.drain();
-                    return Ok(RunEnd::Halted);
+                    self.shared.counts.halted();
+                    match self.shared.halt {
+                        HaltPolicy::Exit => return Ok(RunEnd::Halted),
+                        HaltPolicy::Idle(tick) => self.idle(tick),
+                    }
                 }
                 Err(VcpuExit::Shutdown) => {
                     self.drain();

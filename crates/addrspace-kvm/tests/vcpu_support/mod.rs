@@ -23,6 +23,10 @@ pub const REPORT: u16 = 0x80;
 mod skip;
 pub use skip::kvm_or_skip;
 
+mod idle;
+#[allow(unused_imports)] // not every test binary uses it
+pub use idle::IdleMachine;
+
 /// A device that records every byte written to it, tagged with the offset.
 #[derive(Default)]
 pub struct Recorder {
@@ -33,6 +37,15 @@ impl Recorder {
     /// The bytes written, in order.
     pub fn bytes(&self) -> Vec<u8> {
         self.writes.lock().unwrap().iter().map(|&(_, b)| b).collect()
+    }
+    /// How many writes hit `offset`.
+    pub fn count_at(&self, offset: u64) -> usize {
+        self.writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&(o, _)| o == offset)
+            .count()
     }
     /// (offset, byte) pairs, in order.
     pub fn entries(&self) -> Vec<(u64, u8)> {
@@ -181,4 +194,34 @@ impl Board {
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Threads of this process.
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Polls `done` every millisecond until it holds; panics after a generous minute (a hang
+/// guard, not a timing assertion).
+pub fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..60_000 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    panic!("never happened: {what}");
+}
+
+/// Runs `f` on its own thread and returns its result; panics if it has not returned after a
+/// generous minute (a hang guard for calls that must not wait out a long tick).
+pub fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(v) => v,
+        Err(e) => panic!("{what} did not return: {e}"),
+    }
 }
