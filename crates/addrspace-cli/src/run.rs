@@ -119,7 +119,12 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
 
     // vCPU 0: the boot program.
     let set_region = slots.stats().set_region;
-    cpus.plug(0, Entry::real_mode(boot.base))?;
+    // The boot CPU is the board's (`cpus = 1`); others are hot-plugged.
+    if cpus.is_plugged(0) {
+        cpus.start(0, Entry::real_mode(boot.base))?;
+    } else {
+        cpus.plug(0, Entry::real_mode(boot.base))?;
+    }
     let end = cpus.wait(0)?;
     let text = dev.uart.take();
     for line in String::from_utf8_lossy(&text).lines() {

@@ -226,3 +226,21 @@ fn quit_replies_then_shuts_down() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!vm.sock.exists(), "the socket file is removed at exit");
 }
+
+#[test]
+fn sigterm_shuts_down_like_qemu() {
+    let Some(mut vm) = Vm::start(&[]) else { return };
+    let mut c = vm.client();
+    c.ok("device_add", Some(cpu_args(1, Some("c1"))));
+    let killed = Command::new("kill")
+        .args(["-TERM", &vm.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let rest = c.read_to_close();
+    let shutdown = rest.iter().find(|v| v["event"] == "SHUTDOWN").expect("SHUTDOWN");
+    assert_eq!(shutdown["data"], json!({"guest": false, "reason": "host-signal"}));
+    let status = vm.wait_exit();
+    assert!(status.success(), "{status}: {}", vm.stderr());
+    assert!(!vm.sock.exists(), "the socket file is removed at exit");
+}

@@ -64,7 +64,8 @@ pub struct Live {
     events: Events,
     topo: Topology,
     cpu_type: String,
-    quit: (Mutex<bool>, Condvar),
+    /// Set with the reason `SHUTDOWN` reports (`host-qmp-quit`, `host-signal`).
+    quit: (Mutex<Option<&'static str>>, Condvar),
 }
 
 impl Live {
@@ -109,7 +110,7 @@ impl Live {
             events,
             topo,
             cpu_type,
-            quit: (Mutex::new(false), Condvar::new()),
+            quit: (Mutex::new(None), Condvar::new()),
         }
     }
 
@@ -119,16 +120,26 @@ impl Live {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Blocks until a `quit` command.
-    pub fn wait_for_quit(&self) {
+    /// Blocks until a `quit` command or a signal; returns the reason `SHUTDOWN` reports.
+    pub fn wait_for_quit(&self) -> &'static str {
         let mut q = self.quit.0.lock().unwrap_or_else(|p| p.into_inner());
-        while !*q {
+        loop {
+            if let Some(reason) = *q {
+                return reason;
+            }
             q = self.quit.1.wait(q).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    fn request_quit(&self) {
-        *self.quit.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    /// Asks the machine to shut down and emits `SHUTDOWN` (once: the first reason wins).
+    /// QEMU emits it before `quit`'s reply.
+    pub fn request_quit(&self, reason: &'static str) {
+        let mut q = self.quit.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.is_none() {
+            *q = Some(reason);
+            self.events
+                .emit("SHUTDOWN", Some(json!({"guest": false, "reason": reason})));
+        }
         self.quit.1.notify_all();
     }
 
@@ -178,14 +189,12 @@ impl Live {
     }
 
     fn cont(&self, s: &mut State) -> Result<Value, QmpError> {
-        if s.run == RunState::Running {
-            // QEMU answers a `cont` of a running VM with a STOP/RESUME pair.
-            self.events.emit("STOP", None);
-        } else {
+        // Like `stop` of a paused machine, `cont` of a running one does nothing, silently.
+        if s.run != RunState::Running {
             s.cpus.resume_all();
             s.run = RunState::Running;
+            self.events.emit("RESUME", None);
         }
-        self.events.emit("RESUME", None);
         Ok(json!({}))
     }
 
@@ -263,7 +272,9 @@ impl Live {
             data.insert("device".into(), Value::String(id));
         }
         data.insert("path".into(), Value::String(dev.qom_path));
-        self.events.emit_after_reply("DEVICE_DELETED", Some(Value::Object(data)));
+        // Emitted before the reply, as QEMU does for a device whose unplug completes during
+        // the command (its events go out before the command's reply).
+        self.events.emit("DEVICE_DELETED", Some(Value::Object(data)));
         Ok(json!({}))
     }
 
@@ -307,7 +318,7 @@ impl Backend for Live {
             Command::Stop => self.stop(&mut s),
             Command::Cont => self.cont(&mut s),
             Command::Quit => {
-                self.request_quit();
+                self.request_quit("host-qmp-quit");
                 Ok(json!({}))
             }
             Command::QueryCpusFast => {

@@ -12,12 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use addrspace_kvm::guest;
+use addrspace_kvm::guest::{self, Idle};
 use addrspace_kvm::vcpu::{Entry, HaltPolicy, Hotplug, SpaceIndices};
 use addrspace_kvm::{Kvm, Vm};
 use addrspace_monitor::server::{ChardevSpec, Monitor};
 use addrspace_monitor::Events;
-use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use crate::demo_board::{self, write_debug, LAYOUT};
 use crate::run::RunError;
@@ -74,8 +75,9 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
     }
 
     let (mut machine, devs) = demo_board::load(&o.board)?;
-    let boot = guest::uart_print_then_idle(BOOT_AT, BOOT_MSG_AT, BOOT_MSG.len() as u16, LAYOUT.uart, HEARTBEAT_PORT)?;
-    let ap = guest::uart_print_then_idle(AP_AT, AP_MSG_AT, AP_MSG.len() as u16, LAYOUT.uart, HEARTBEAT_PORT)?;
+    let idle = Idle::new(HEARTBEAT_PORT);
+    let boot = guest::uart_print_then_idle(BOOT_AT, BOOT_MSG_AT, BOOT_MSG.len() as u16, LAYOUT.uart, &idle)?;
+    let ap = guest::uart_print_then_idle(AP_AT, AP_MSG_AT, AP_MSG.len() as u16, LAYOUT.uart, &idle)?;
     write_debug(&machine, boot.base, &boot.code)?;
     write_debug(&machine, BOOT_MSG_AT.into(), BOOT_MSG)?;
     write_debug(&machine, ap.base, &ap.code)?;
@@ -147,8 +149,19 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
         Some("stdio") => Some(prompt::spawn(live.clone())?),
         _ => None,
     };
-    live.wait_for_quit();
-    events.emit("SHUTDOWN", Some(json!({"guest": false, "reason": "host-qmp-quit"})));
+    // SIGINT/SIGTERM shut down as `quit` does, reported as QEMU reports them.
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| RunError::Failed(format!("signals: {e}")))?;
+    let signal_handle = signals.handle();
+    let on_signal = live.clone();
+    let signal_thread = std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            on_signal.request_quit("host-signal");
+        }
+    });
+    let reason = live.wait_for_quit();
+    tracing::debug!(reason, "shutting down");
+    signal_handle.close();
+    let _ = signal_thread.join();
     monitor.shutdown();
     live.shut_down();
     drop(prompt);

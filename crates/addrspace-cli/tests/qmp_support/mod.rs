@@ -206,10 +206,16 @@ impl Client {
         }
     }
 
-    /// HMP through `human-monitor-command`.
+    /// HMP through `human-monitor-command`, with QEMU's `\r\n` line ends turned into `\n`.
     pub fn hmp(&mut self, line: &str) -> String {
         let v = self.ok("human-monitor-command", Some(json!({"command-line": line})));
-        v.as_str().expect("HMP output is a string").to_string()
+        let text = v.as_str().expect("HMP output is a string");
+        assert_eq!(
+            text.matches('\n').count(),
+            text.matches("\r\n").count(),
+            "HMP lines end with CR LF, as QEMU's monitor writes them: {text:?}"
+        );
+        text.replace("\r\n", "\n")
     }
 
     /// `x-query-live-objects`.
