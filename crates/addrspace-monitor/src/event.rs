@@ -1,21 +1,125 @@
 //! Asynchronous events (`{"event": ..., "data": ..., "timestamp": ...}`), broadcast to every
 //! client that finished capability negotiation.
+//!
+//! A backend calls [`Events::emit`] from whatever thread notices the event (a vCPU thread, a
+//! command). Subscribers must not block: the monitor's subscriber only appends the line to
+//! the client's bounded queue (its writer thread does the socket I/O), so a slow or dead
+//! client never holds up `emit` or the other clients.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// A subscriber: gets each event as a complete JSON object (timestamp included).
 pub type Subscriber = Box<dyn Fn(&Value) + Send + Sync>;
+
+/// Identifies a subscription, for [`Events::unsubscribe`].
+pub type SubscriptionId = u64;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Where a backend reports events; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Events(Arc<Mutex<Vec<(u64, Subscriber)>>>);
 
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("subscribers", &self.subscribers())
+            .finish()
+    }
+}
+
+/// The event object QEMU sends: `event`, `data` (omitted when `None`) and the wall-clock
+/// `timestamp` (`seconds`, `microseconds` since the Unix epoch).
+pub fn event_object(name: &str, data: Option<Value>, at: SystemTime) -> Value {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut timestamp = Map::new();
+    timestamp.insert("seconds".into(), since.as_secs().into());
+    timestamp.insert("microseconds".into(), since.subsec_micros().into());
+    let mut event = Map::new();
+    event.insert("event".into(), name.into());
+    event.insert("timestamp".into(), Value::Object(timestamp));
+    if let Some(data) = data {
+        event.insert("data".into(), data);
+    }
+    Value::Object(event)
+}
+
 impl Events {
+    /// A hub with no subscribers.
+    pub fn new() -> Events {
+        Events::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Subscriber)>> {
+        // A panicking subscriber must not silence every later event.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Emits event `name` with `data` (QEMU omits `data` for events without members).
     pub fn emit(&self, name: &str, data: Option<Value>) {
-        let _ = (name, data);
-        todo!("helper A")
+        let event = event_object(name, data, SystemTime::now());
+        tracing::debug!(event = name, "QMP event");
+        for (_, subscriber) in self.lock().iter() {
+            subscriber(&event);
+        }
+    }
+
+    /// Adds a subscriber; it gets every event emitted from now on, until unsubscribed.
+    pub fn subscribe(&self, subscriber: Subscriber) -> SubscriptionId {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((id, subscriber));
+        id
+    }
+
+    /// Removes a subscriber (no-op for an unknown id).
+    pub fn unsubscribe(&self, id: SubscriptionId) {
+        self.lock().retain(|(sub, _)| *sub != id);
+    }
+
+    /// How many subscribers there are.
+    pub fn subscribers(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    #[test]
+    fn event_shape_and_timestamp() {
+        let at = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let e = event_object("DEVICE_DELETED", Some(json!({"device": "c1"})), at);
+        assert_eq!(
+            crate::qjson::to_string(&e),
+            r#"{"timestamp": {"seconds": 1700000000, "microseconds": 123456}, "event": "DEVICE_DELETED", "data": {"device": "c1"}}"#
+        );
+        let e = event_object("STOP", None, at);
+        assert!(e.get("data").is_none());
+    }
+
+    #[test]
+    fn subscribe_emit_unsubscribe() {
+        let events = Events::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let id = events.subscribe(Box::new(move |e| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e["event"].clone());
+            }
+        }));
+        events.emit("STOP", None);
+        events.clone().emit("RESUME", None);
+        events.unsubscribe(id);
+        events.emit("SHUTDOWN", Some(json!({"guest": false})));
+        assert_eq!(events.subscribers(), 0);
+        let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(seen, vec![json!("STOP"), json!("RESUME")]);
     }
 }

@@ -7,20 +7,42 @@
 //! monitor validates a request, turns it into a typed [`Command`] and hands it over; the
 //! backend reports events (`DEVICE_DELETED`, `STOP`, ...) through [`Events`].
 //!
+//! We model QEMU 10.0.2: `query-version` says so (with `"package": "addrspace VERSION"`),
+//! and the wire behaviour — greeting, negotiation, error classes and messages, JSON
+//! formatting down to member order and `"\r\n"` line ends, the JSON parser's limits and
+//! its recovery from junk — follows QEMU 10.0's source. We offer no out-of-band execution
+//! (the greeting's `capabilities` is empty).
+//!
 //! Layers, bottom-up: `error` (QEMU's error classes) → `command` (the command table,
-//! argument checking) → `wire` (splitting a byte stream into JSON values) → `session` (one
-//! client: greeting, negotiation, dispatch) → `event` (broadcast with timestamps) →
-//! `server` (listeners, clients) and `hmp` (text commands over the same backend).
+//! argument checking) → `wire` (splitting a byte stream into JSON values) and `qjson`
+//! (QEMU's JSON text) → `session` (one client: greeting, negotiation, dispatch) → `event`
+//! (broadcast with timestamps) → `server` (listeners, clients) and `hmp` (text commands
+//! over the same backend).
 
 #![warn(missing_docs)]
 
+mod args;
+pub mod chardev;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod hmp;
+mod hmp_parse;
+mod json_parse;
+mod outbox;
+pub mod qjson;
+pub mod server;
+pub mod session;
+mod stream;
+pub mod wire;
 
-pub use command::{Command, MtreeOptions};
+pub use chardev::{ChardevSpec, Endpoint};
+pub use command::{Command, MtreeOptions, Parsed, COMMAND_NAMES};
 pub use error::{ErrorClass, QmpError};
 pub use event::Events;
+pub use hmp::{run_line, HmpOutput};
+pub use server::{Monitor, MonitorError};
+pub use session::Session;
 
 /// A running machine, as the monitor sees it.
 ///
