@@ -15,7 +15,7 @@ use std::time::Duration;
 use addrspace_kvm::guest::{self, Idle};
 use addrspace_kvm::vcpu::{Entry, HaltPolicy, Hotplug, SpaceIndices};
 use addrspace_kvm::{Kvm, Vm};
-use addrspace_monitor::server::{ChardevSpec, Monitor};
+use addrspace_monitor::{ChardevSpec, Monitor};
 use addrspace_monitor::Events;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use addrspace_monitor::hmp;
+use addrspace_monitor::session::QEMU_VERSION;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 
@@ -19,10 +20,10 @@ pub fn spawn(live: Arc<Live>) -> Result<JoinHandle<()>, RunError> {
     std::thread::Builder::new()
         .name("hmp-stdio".into())
         .spawn(move || {
+            let (major, minor, micro) = QEMU_VERSION;
             println!(
-                "addrspace {} monitor (QEMU {} HMP) - type 'help' for more information",
+                "addrspace {} monitor (QEMU {major}.{minor}.{micro} HMP) - type 'help' for more information",
                 env!("CARGO_PKG_VERSION"),
-                hmp::QEMU_VERSION
             );
             loop {
                 match editor.readline("(qemu) ") {
