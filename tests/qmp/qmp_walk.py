@@ -187,8 +187,11 @@ class Walk:
         c = Client(a.socket)
         self.step(c, "greeting", None, replies=0)
         self.step(c, "before_negotiation", {"execute": "query-status"})
-        self.step(c, "qmp_capabilities_oob",
-                  {"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})
+        values = self.step(c, "qmp_capabilities_oob",
+                           {"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}})
+        if not any(is_reply(v) and "return" in v for v in values):
+            # A server that offers no OOB refuses it; negotiate without to go on.
+            self.step(c, "qmp_capabilities_after_oob_refused", {"execute": "qmp_capabilities"})
         self.step(c, "exec_oob_query_status", {"exec-oob": "query-status", "id": 1})
         self.step(c, "exec_oob_without_id", {"exec-oob": "query-status"})
         self.step(c, "oob_session_execute_without_id", {"execute": "query-status"})
@@ -204,6 +207,7 @@ class Walk:
         self.step(c, "qmp_capabilities_again", {"execute": "qmp_capabilities"})
         self.step(c, "qmp_capabilities_unknown_capability",
                   {"execute": "qmp_capabilities", "arguments": {"enable": ["nosuch"]}})
+        self.step(c, "exec_oob_without_oob_negotiated", {"exec-oob": "query-status", "id": 1})
         self.step(c, "query_status", {"execute": "query-status"})
         self.step(c, "stop", {"execute": "stop"}, events=["STOP"])
         self.step(c, "query_status_stopped", {"execute": "query-status"})
@@ -212,6 +216,7 @@ class Walk:
         self.step(c, "cont_again", {"execute": "cont"})
         self.step(c, "query_version", {"execute": "query-version"})
         self.query_commands(c)
+        self.step(c, "x_query_live_objects", {"execute": "x-query-live-objects"})
         cpus = self.ret(self.step(c, "query_cpus_fast", {"execute": "query-cpus-fast"}))
         slots = self.ret(self.step(c, "query_hotpluggable_cpus",
                                    {"execute": "query-hotpluggable-cpus"}))
@@ -219,6 +224,31 @@ class Walk:
         self.hmp_steps(c)
         self.protocol_errors(c)
         self.two_clients(c)
+
+    def run_device_deleted(self):
+        """The DEVICE_DELETED event's exact shape, from a device whose unplug needs no guest.
+
+        Needs a server started with `-device virtio-serial-pci,id=vs0`: a virtserialport on its
+        bus unplugs synchronously, so QEMU emits DEVICE_DELETED without any guest help.
+        """
+        c = Client(self.args.socket)
+        self.step(c, "greeting", None, replies=0)
+        self.step(c, "qmp_capabilities", {"execute": "qmp_capabilities"})
+        self.step(c, "device_add_port_with_id", {"execute": "device_add", "arguments": {
+            "driver": "virtserialport", "bus": "vs0.0", "id": "port1"}})
+        self.step(c, "device_del_port_by_id", {"execute": "device_del", "arguments": {
+            "id": "port1"}}, events=["DEVICE_DELETED"])
+        self.step(c, "device_add_port_without_id", {"execute": "device_add", "arguments": {
+            "driver": "virtserialport", "bus": "vs0.0"}})
+        path = None
+        tree = self.ret(self.step(c, "qom_list_peripheral_anon", {
+            "execute": "qom-list", "arguments": {"path": "/machine/peripheral-anon"}}))
+        for entry in tree or []:
+            if isinstance(entry, dict) and str(entry.get("type", "")).startswith("child<"):
+                path = "/machine/peripheral-anon/" + entry["name"]
+        self.step(c, "device_del_port_by_qom_path", {"execute": "device_del", "arguments": {
+            "id": path or "/machine/peripheral-anon/device[0]"}}, events=["DEVICE_DELETED"])
+        self.step(c, "quit", {"execute": "quit"}, events=["SHUTDOWN"], linger=1.0)
 
     def query_commands(self, c):
         """Records query-commands by shape: the member names, count, and our commands present."""
@@ -265,6 +295,8 @@ class Walk:
         add("device_add_duplicate_id", dict({"driver": driver, "id": "cpu1"}, **second))
         add("device_add_occupied_slot", dict({"driver": driver, "id": "cpux"}, **occupied))
         add("device_add_without_ids", {"driver": driver, "id": "cpux"})
+        partial = {k: v for k, v in second.items() if k != "socket-id"}
+        add("device_add_partial_ids", dict({"driver": driver, "id": "cpux"}, **partial))
         add("device_add_id_out_of_range", dict({"driver": driver, "id": "cpux"}, **out_of_range))
         add("device_add_unknown_property",
             dict({"driver": driver, "id": "cpux", "nosuch-prop": 1}, **second))
@@ -334,6 +366,7 @@ class Walk:
                  "hmp-device-add-missing-driver.txt")
         self.hmp(c, "hmp_device_del_unknown", "device_del nosuch", "hmp-device-del-unknown.txt")
         self.hmp(c, "hmp_info_cpus_cpu_index_0", "info cpus", **{"cpu-index": 0})
+        self.hmp(c, "hmp_info_cpus_cpu_index_1", "info cpus", **{"cpu-index": 1})
         self.hmp(c, "hmp_info_cpus_cpu_index_99", "info cpus", **{"cpu-index": 99})
         self.hmp(c, "hmp_info_cpus_cpu_index_negative", "info cpus", **{"cpu-index": -1})
         self.hmp(c, "hmp_info_cpus_cpu_index_string", "info cpus", **{"cpu-index": "0"})
@@ -381,6 +414,11 @@ class Walk:
             ("execute_not_string", '{"execute": 1}\n'),
             ("arguments_array", '{"execute": "query-status", "arguments": []}\n'),
             ("unexpected_member", '{"execute": "query-status", "foo": 1}\n'),
+            ("lacks_execute_with_id", '{"id": "x1"}\n'),
+            ("execute_not_string_with_id", '{"execute": 1, "id": "x2"}\n'),
+            ("unexpected_member_with_id", '{"execute": "query-status", "foo": 1, "id": "x3"}\n'),
+            ("bad_argument_with_id",
+             '{"execute": "query-status", "arguments": {"foo": 1}, "id": "x4"}\n'),
             ("id_string", '{"execute": "query-status", "id": "abc"}\n'),
             ("id_number", '{"execute": "query-status", "id": 42}\n'),
             ("id_float", '{"execute": "query-status", "id": 1.5}\n'),
@@ -440,7 +478,15 @@ def main():
                    help="which server: QEMU never completes a CPU unplug without a guest")
     p.add_argument("--second", help="socket for the second client (default: the same socket)")
     p.add_argument("--hmp-dir", help="directory to save HMP texts as .txt files")
-    Walk(p.parse_args()).run()
+    p.add_argument("--walk", choices=["main", "device-deleted"], default="main",
+                   help="main: the fixed walk; device-deleted: DEVICE_DELETED's shape (QEMU "
+                   "started with -device virtio-serial-pci,id=vs0)")
+    args = p.parse_args()
+    walk = Walk(args)
+    if args.walk == "main":
+        walk.run()
+    else:
+        walk.run_device_deleted()
 
 
 if __name__ == "__main__":
