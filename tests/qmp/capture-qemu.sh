@@ -5,7 +5,9 @@ set -eu
 out=tests/fixtures/qmp
 walk=tests/qmp/qmp_walk.py
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+pid=
+# On any failure, stop the QEMU this script started and remove its sockets.
+trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 
 # $1 = transcript name, $2 = -smp value, $3 = walk, rest = extra QEMU arguments
 capture() {
@@ -18,6 +20,7 @@ capture() {
     python3 "$walk" --target qemu --walk "$which" "$dir/q.sock" --second "$dir/q2.sock" \
         ${hmp:+--hmp-dir "$hmp"} > "$out/$name"
     wait "$pid"
+    pid=
     rm -f "$dir/q.sock" "$dir/q2.sock"
 }
 

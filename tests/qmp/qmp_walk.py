@@ -5,7 +5,8 @@ Why: issue 14 asks for a monitor that speaks QEMU's QMP exactly. This script tal
 socket over a raw stream (not a QMP library) so that it can send malformed input and see every
 byte that comes back, then prints one JSON line per step:
 
-    {"step": NAME, "sent": <JSON value, or raw text when it is not JSON>,
+    {"step": NAME, "sent": <the JSON value, or the raw text when the bytes sent are not exactly
+                            that value's json.dumps plus "\n">,
      "received": [<each JSON value received, events included, in arrival order>],
      "raw": [<the exact text of each value, line terminator included>], ...}
 
@@ -66,7 +67,7 @@ class Client:
 
     def send(self, text):
         self.sock.settimeout(60.0)
-        self.sock.sendall(text.encode())
+        self.sock.sendall(text if isinstance(text, bytes) else text.encode())
 
     def _take(self):
         """Pops every complete JSON value from the buffer as (value, raw text)."""
@@ -142,12 +143,19 @@ class Walk:
     def step(self, client, name, sent, replies=1, events=(), linger=QUIET, limit=5.0,
              note=None, other=None):
         """Sends `sent` (a JSON value, or raw text when a str) and records what comes back."""
-        if isinstance(sent, str):
+        if isinstance(sent, bytes):
+            # Bytes that are not UTF-8: sent as they are, recorded with escapes.
+            text = sent
+            recorded = sent.decode(errors="backslashreplace")
+        elif isinstance(sent, str):
             text = sent
             recorded = sent
             try:
-                recorded = json.loads(sent)
-            except ValueError:
+                # Recorded as JSON only when that is exactly what was sent.
+                value = json.loads(sent)
+                if json.dumps(value) + "\n" == sent:
+                    recorded = value
+            except (ValueError, RecursionError):
                 pass
         elif sent is None:
             text, recorded = "", None
@@ -433,6 +441,32 @@ class Walk:
             ("crlf_line_ending", '{"execute": "query-status", "id": "crlf"}\r\n'),
             ("single_quotes", "{'execute': 'query-status', 'id': 'sq'}\n"),
             ("stray_close_brace", "}\n"),
+            ("extra_close_brace", '{"execute": "query-status", "id": "a"}}\n'),
+            ("empty_line", "\n"),
+            ("invalid_utf8", b"\xff\n"),
+            ("non_ascii_outside_string", "\u00e9\n"),
+            ("control_char_in_string", '{"execute": "query-status", "id": "a\x01b"}\n'),
+            ("raw_tab_in_string", '{"execute": "query-status", "id": "tab\there"}\n'),
+            ("invalid_escape", '{"execute": "query-status", "id": "\\x"}\n'),
+            ("escapes_in_string", '{"execute": "query-status", "id": "nl\\n/\\/\\u00e9"}\n'),
+            ("non_ascii_id", '{"execute": "query-status", "id": "\u00e9\\ud83d\\ude00"}\n'),
+            ("arguments_null", '{"execute": "query-status", "arguments": null}\n'),
+            ("duplicate_key", '{"execute": "stop", "execute": "query-status"}\n'),
+            ("leading_zeros", '{"execute": "query-status", "id": 007}\n'),
+            ("id_float_0_1", '{"execute": "query-status", "id": 0.1}\n'),
+            ("id_float_1_0", '{"execute": "query-status", "id": 1.0}\n'),
+            ("id_exponent", '{"execute": "query-status", "id": 1e3}\n'),
+            ("id_negative", '{"execute": "query-status", "id": -1}\n'),
+            ("id_u64_max", '{"execute": "query-status", "id": 18446744073709551615}\n'),
+            ("id_huge_integer", '{"execute": "query-status", "id": 99999999999999999999999}\n'),
+            ("id_true", '{"execute": "query-status", "id": true}\n'),
+            ("id_null", '{"execute": "query-status", "id": null}\n'),
+            ("id_empty_array", '{"execute": "query-status", "id": []}\n'),
+            ("spaces_around_tokens", '{ "execute" : "query-status" , "id" : 7 }\n'),
+            ("nesting_1024", "[" * 1024 + "]" * 1024 + "\n"),
+            ("nesting_1025", "[" * 1025 + "]" * 1025 + "\n"),
+            ("twelve_commands_one_write",
+             "".join('{"execute": "query-status", "id": %d}' % i for i in range(12)) + "\n"),
             ("unterminated_string", '{"execute": "query-status", "id": "abc\n'),
         ]
         for name, text in cases:
