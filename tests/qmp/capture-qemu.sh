@@ -9,7 +9,8 @@ pid=
 # On any failure, stop the QEMU this script started and remove its sockets.
 trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 
-# $1 = transcript name, $2 = -smp value, $3 = walk, rest = extra QEMU arguments
+# $1 = transcript name, $2 = -smp value, $3 = walk ("client-bytes": tests/qmp/client_bytes.py),
+# rest = extra QEMU arguments. Every walk ends with `quit`, so QEMU exits by itself.
 capture() {
     name=$1 smp=$2 which=$3
     shift 3
@@ -17,8 +18,12 @@ capture() {
         -qmp "unix:$dir/q.sock,server=on,wait=off" -qmp "unix:$dir/q2.sock,server=on,wait=off" &
     pid=$!
     while [ ! -S "$dir/q2.sock" ]; do sleep 0.1; done
-    python3 "$walk" --target qemu --walk "$which" "$dir/q.sock" --second "$dir/q2.sock" \
-        ${hmp:+--hmp-dir "$hmp"} > "$out/$name"
+    if [ "$which" = client-bytes ]; then
+        python3 tests/qmp/client_bytes.py "$dir/q.sock" > "$out/$name"
+    else
+        python3 "$walk" --target qemu --walk "$which" "$dir/q.sock" --second "$dir/q2.sock" \
+            ${hmp:+--hmp-dir "$hmp"} > "$out/$name"
+    fi
     wait "$pid"
     pid=
     rm -f "$dir/q.sock" "$dir/q2.sock"
@@ -28,3 +33,4 @@ hmp=$out capture qemu-10.0.2-q35.jsonl 1,maxcpus=4 main
 hmp= capture qemu-10.0.2-q35-sockets2-cores2.jsonl 1,maxcpus=4,sockets=2,cores=2 main
 hmp= capture qemu-10.0.2-q35-device-deleted.jsonl 1,maxcpus=4 device-deleted \
     -device virtio-serial-pci,id=vs0
+hmp= capture qemu.qmp-0.0.6-session.jsonl 1,maxcpus=4 client-bytes
