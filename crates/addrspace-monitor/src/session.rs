@@ -127,10 +127,12 @@ impl Dispatcher {
         if let Some(id) = id {
             reply.insert("id".into(), id);
         }
-        sink.send(line(&Value::Object(reply)));
+        // As in QEMU, the client is in command mode (and gets events) before the reply to
+        // `qmp_capabilities` goes out: no event after that reply can be missed.
         if self.negotiated && !was_negotiated {
             sink.negotiated();
         }
+        sink.send(line(&Value::Object(reply)));
     }
 
     /// Runs one parsed request: its result and the `id` to echo.
