@@ -229,3 +229,19 @@ fn listen_errors_are_typed() {
     assert!(matches!(monitor.listen(&missing_dir), Err(MonitorError::Listen { .. })));
     monitor.shutdown();
 }
+
+#[test]
+fn a_backend_panic_costs_only_that_client() {
+    let (monitor, _fake, events, path, _dir) = start();
+    let mut victim = Client::unix(&path);
+    victim.negotiate();
+    let mut other = Client::unix(&path);
+    other.negotiate();
+    victim.send(br#"{"execute": "device_add", "arguments": {"driver": "x-panic"}, "id": 1}"#);
+    assert_eq!(victim.try_line(), None, "the panicking client's connection is closed");
+    eventually(|| events.subscribers() == 1);
+    events.emit("X_STILL_HERE", None);
+    assert_eq!(other.json()["event"], json!("X_STILL_HERE"));
+    assert!(other.cmd("query-status", Value::Null).get("return").is_some());
+    monitor.shutdown();
+}

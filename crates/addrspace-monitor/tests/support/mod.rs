@@ -114,6 +114,9 @@ impl Fake {
     }
 
     fn device_add(&self, driver: &str, id: &Option<String>, props: &Map<String, Value>) -> Result<Value, QmpError> {
+        if driver == "x-panic" {
+            panic!("fake backend bug, on purpose");
+        }
         if driver != CPU_TYPE {
             return Err(QmpError::generic(format!(
                 "'{driver}' is not a valid device model name"
