@@ -33,9 +33,10 @@
 //! - A client whose queue of unwritten lines reaches 4096 when an event arrives is
 //!   disconnected (QEMU buffers without bound).
 //!
-//! Ordering to know about (QEMU does the same): events a command causes (`STOP`, `RESUME`,
-//! `SHUTDOWN`) reach clients before that command's reply, since the backend emits them
-//! while the command runs; an event emitted after `execute` returns follows the reply.
+//! Event order, as in QEMU: events a command causes (`STOP`, `RESUME`, `SHUTDOWN`) reach
+//! clients before that command's reply when the backend emits them with [`Events::emit`]
+//! while the command runs; `DEVICE_DELETED` for an unplug that completes at once comes
+//! after the reply in QEMU, which [`Events::emit_after_reply`] gives.
 //!
 //! Layers, bottom-up: `error` (QEMU's error classes) → `command` (the command table,
 //! argument checking) → `wire` (splitting a byte stream into JSON values) and `qjson`

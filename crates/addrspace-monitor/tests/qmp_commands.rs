@@ -138,20 +138,31 @@ fn device_add_and_del_with_events_and_errors() {
     // String numbers are passed as given (HMP sends strings; the backend takes both).
     let anon = json!({"driver": CPU_TYPE, "socket-id": "2"});
     assert_eq!(c.cmd("device_add", anon), json!({"return": {}}));
-    // Unplug by id: the reply, then (from the backend) DEVICE_DELETED.
+    // Unplug by id: the reply, then DEVICE_DELETED (the backend emits it after the reply,
+    // as QEMU's synchronous unplugs do).
     c.events.clear();
     assert_eq!(c.cmd("device_del", json!({"id": "cpu1"})), json!({"return": {}}));
-    let deleted: Vec<&Value> = c.events.iter().filter(|e| e["event"] == "DEVICE_DELETED").collect();
-    assert_eq!(deleted.len(), 1);
+    assert!(c.events.is_empty(), "nothing before the reply: {:?}", c.events);
+    let deleted = c.json();
+    assert_eq!(deleted["event"], json!("DEVICE_DELETED"));
     assert_eq!(
-        deleted[0]["data"],
+        deleted["data"],
         json!({"device": "cpu1", "path": "/machine/peripheral/cpu1"})
     );
-    assert!(deleted[0]["timestamp"]["seconds"].as_u64().is_some());
-    // Unplug by QOM path.
+    assert!(deleted["timestamp"]["seconds"].as_u64().is_some());
+    // Unplug by QOM path; a device without id has no "device" member.
     let path = "/machine/peripheral-anon/device[2]";
     assert_eq!(c.cmd("device_del", json!({"id": path})), json!({"return": {}}));
     assert!(!fake.lock().cpus.contains_key(&2));
+    assert_eq!(c.json()["data"], json!({"path": path}));
+    // Through HMP too: the empty reply first, then the event.
+    assert_eq!(
+        c.cmd("device_add", json!({"driver": CPU_TYPE, "socket-id": 3, "id": "h3"})),
+        json!({"return": {}})
+    );
+    let out = c.cmd("human-monitor-command", json!({"command-line": "device_del h3"}));
+    assert_eq!(out, json!({"return": ""}));
+    assert_eq!(c.json()["data"]["device"], json!("h3"));
     assert_eq!(
         Client::error(&c.cmd("device_del", json!({"id": "cpu1"}))),
         ("DeviceNotFound".into(), "Device 'cpu1' not found".into())

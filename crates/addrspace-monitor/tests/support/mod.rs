@@ -177,7 +177,8 @@ impl Fake {
             data.insert("device".into(), json!(id));
         }
         data.insert("path".into(), json!(cpu.path));
-        self.events.emit("DEVICE_DELETED", Some(Value::Object(data)));
+        self.events
+            .emit_after_reply("DEVICE_DELETED", Some(Value::Object(data)));
         Ok(json!({}))
     }
 }
