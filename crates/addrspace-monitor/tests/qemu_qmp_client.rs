@@ -20,8 +20,7 @@ fn qemu_qmp_drives_the_server() {
     let events = Events::new();
     let fake = Fake::new(events.clone());
     let mut monitor = Monitor::new(fake.clone(), events);
-    let spec = ChardevSpec::parse(&format!("unix:{},server=on,wait=off", path.display()))
-        .expect("spec");
+    let spec = ChardevSpec::parse(&format!("unix:{},server=on,wait=off", path.display())).expect("spec");
     monitor.listen(&spec).expect("listen");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/qmp_client_smoke.py");
     let out = Command::new("python3")
