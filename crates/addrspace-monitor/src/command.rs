@@ -139,18 +139,21 @@ impl Command {
     }
 }
 
-/// `device_add`'s checks, in QEMU's order: a string `id` must be an identifier (a non-string
-/// one is ignored, as QEMU's option parsing ignores it), then `driver` must be a string.
+/// `device_add`'s own checks: `driver` must be a string (QEMU 10.0 says "missing" for a
+/// non-string one too); a string `id` must be an identifier (a non-string `id` is ignored,
+/// as QEMU's `qdict_get_try_str` ignores it). Property types are the backend's business:
+/// QEMU 10.0 keeps JSON types for QMP (`"core-id": "1"` is an error there), HMP passes
+/// strings.
 fn device_add(args: &Map<String, Value>) -> Result<Command, QmpError> {
+    let Some(Value::String(driver)) = args.get("driver") else {
+        return Err(QmpError::generic("Parameter 'driver' is missing"));
+    };
     let id = match args.get("id") {
         Some(Value::String(id)) if !id_wellformed(id) => {
             return Err(QmpError::generic("Parameter 'id' expects an identifier"))
         }
         Some(Value::String(id)) => Some(id.clone()),
         _ => None,
-    };
-    let Some(Value::String(driver)) = args.get("driver") else {
-        return Err(QmpError::generic("Parameter 'driver' is missing"));
     };
     let props = args
         .iter()

@@ -6,6 +6,7 @@
 //! the client's bounded queue (its writer thread does the socket I/O), so a slow or dead
 //! client never holds up `emit` or the other clients.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +20,40 @@ pub type Subscriber = Box<dyn Fn(&Value) + Send + Sync>;
 pub type SubscriptionId = u64;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// An event held back until the reply of the command being run.
+struct Deferred {
+    events: Events,
+    name: String,
+    data: Option<Value>,
+}
+
+thread_local! {
+    /// Set while a QMP command runs on this thread: events to emit after its reply.
+    static AFTER_REPLY: RefCell<Option<Vec<Deferred>>> = const { RefCell::new(None) };
+}
+
+/// Runs `command` (a QMP command on the client's thread), collecting the events it asks to
+/// emit after its reply; `emit_deferred` must get them once the reply is sent.
+pub(crate) fn run_deferring<R>(command: impl FnOnce() -> R) -> (R, DeferredEvents) {
+    let outer = AFTER_REPLY.with(|d| d.borrow_mut().replace(Vec::new()));
+    let result = command();
+    let held = AFTER_REPLY.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    (result, DeferredEvents(held.unwrap_or_default()))
+}
+
+/// Events held back by [`Events::emit_after_reply`] during one command.
+#[must_use = "deferred events are lost unless emitted"]
+pub(crate) struct DeferredEvents(Vec<Deferred>);
+
+impl DeferredEvents {
+    /// Emits them now (the reply has been sent), in the order they were asked for.
+    pub(crate) fn emit(self) {
+        for d in self.0 {
+            d.events.emit(&d.name, d.data);
+        }
+    }
+}
 
 /// Where a backend reports events; cheap to clone.
 #[derive(Clone, Default)]
@@ -68,6 +103,31 @@ impl Events {
         }
     }
 
+    /// Emits event `name` after the reply to the QMP command running on this thread, or at
+    /// once when no command is running here (the terminal's HMP prompt, a vCPU thread).
+    ///
+    /// For events that in QEMU come out after the command's reply although the command
+    /// caused them, such as `DEVICE_DELETED` for an unplug that completes at once; events
+    /// emitted with [`Events::emit`] during a command reach clients before its reply, like
+    /// QEMU's `STOP` before the reply to `stop`.
+    pub fn emit_after_reply(&self, name: &str, data: Option<Value>) {
+        let deferred = Deferred {
+            events: self.clone(),
+            name: name.to_string(),
+            data,
+        };
+        let now = AFTER_REPLY.with(|d| match d.borrow_mut().as_mut() {
+            Some(held) => {
+                held.push(deferred);
+                None
+            }
+            None => Some(deferred),
+        });
+        if let Some(d) = now {
+            self.emit(&d.name, d.data);
+        }
+    }
+
     /// Adds a subscriber; it gets every event emitted from now on, until unsubscribed.
     pub fn subscribe(&self, subscriber: Subscriber) -> SubscriptionId {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +162,29 @@ mod tests {
         );
         let e = event_object("STOP", None, at);
         assert!(e.get("data").is_none());
+    }
+
+    #[test]
+    fn events_after_reply_wait_for_the_command_to_end() {
+        let events = Events::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        events.subscribe(Box::new(move |e| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e["event"].as_str().unwrap_or("").to_string());
+            }
+        }));
+        let names = || seen.lock().map(|v| v.join(" ")).unwrap_or_default();
+        let ((), held) = run_deferring(|| {
+            events.emit_after_reply("LATER", None);
+            events.emit("NOW", None);
+        });
+        assert_eq!(names(), "NOW");
+        held.emit();
+        assert_eq!(names(), "NOW LATER");
+        // Outside a command it is immediate.
+        events.emit_after_reply("DIRECT", None);
+        assert_eq!(names(), "NOW LATER DIRECT");
     }
 
     #[test]

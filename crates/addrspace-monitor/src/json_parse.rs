@@ -8,17 +8,11 @@ use serde_json::{Map, Number, Value};
 use crate::qjson;
 use crate::wire::{Kind, Token};
 
-/// QEMU formats parse errors into a 1024-byte buffer: messages are cut at 1023 bytes.
-const MESSAGE_MAX: usize = 1023;
-
-/// Parses `tokens` (one complete top-level value) into a value or QEMU's error text.
+/// Parses `tokens` (one complete top-level value) into a value or QEMU's error text. The
+/// text is never shortened: QEMU 10.0 sends a 1 MiB bad keyword back whole.
 pub(crate) fn parse(tokens: &[Token]) -> Result<Value, String> {
     let mut parser = Parser { tokens, next: 0 };
-    parser.value().map_err(|message| {
-        let mut bytes = message.into_bytes();
-        bytes.truncate(MESSAGE_MAX);
-        format!("JSON parse error, {}", qjson::lossy(&bytes))
-    })
+    parser.value().map_err(|message| format!("JSON parse error, {message}"))
 }
 
 struct Parser<'a> {

@@ -13,6 +13,31 @@
 //! its recovery from junk — follows QEMU 10.0's source. We offer no out-of-band execution
 //! (the greeting's `capabilities` is empty).
 //!
+//! # Where we differ from QEMU, on purpose
+//!
+//! - No out-of-band execution: the greeting offers no capability, and `qmp_capabilities`
+//!   with `"enable": ["oob"]` gets QEMU's error for a capability not offered (`Capability
+//!   oob not available`).
+//! - A socket serves several clients at once (QEMU's socket chardev serves one at a time; a
+//!   second client waits without a greeting): each gets its own session and the events.
+//! - `x-query-live-objects` is ours (live-object counters of the addrspace machine).
+//! - `info mtree -o` (owners) is refused: our `info mtree` has no owner column.
+//! - `device_add` refuses an `id` that is not an identifier (letter first, then letters,
+//!   digits, `-`, `.`, `_`) with `Parameter 'id' expects an identifier`, the words QEMU
+//!   uses for such ids on its command line; QOM paths built from other ids would be
+//!   ambiguous.
+//! - A number too large even for a double (`1e400`) is `null` to us; QEMU keeps an
+//!   infinity and then prints it as the invalid JSON `inf`.
+//! - Only listening sockets (`server=on`); QEMU's client mode is not supported. A Unix
+//!   socket path holding something other than a socket is not deleted (QEMU would).
+//! - A client whose queue of unwritten lines reaches 4096 when an event arrives is
+//!   disconnected (QEMU buffers without bound).
+//!
+//! Event order, as in QEMU: events a command causes (`STOP`, `RESUME`, `SHUTDOWN`) reach
+//! clients before that command's reply when the backend emits them with [`Events::emit`]
+//! while the command runs; `DEVICE_DELETED` for an unplug that completes at once comes
+//! after the reply in QEMU, which [`Events::emit_after_reply`] gives.
+//!
 //! Layers, bottom-up: `error` (QEMU's error classes) → `command` (the command table,
 //! argument checking) → `wire` (splitting a byte stream into JSON values) and `qjson`
 //! (QEMU's JSON text) → `session` (one client: greeting, negotiation, dispatch) → `event`

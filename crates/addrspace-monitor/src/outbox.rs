@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 /// Most lines a client may have waiting to be written.
-pub(crate) const QUEUE_LIMIT: usize = 1024;
+pub(crate) const QUEUE_LIMIT: usize = 4096;
 
 #[derive(Default)]
 struct State {

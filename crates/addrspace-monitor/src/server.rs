@@ -327,18 +327,26 @@ fn read_loop(mut session: Session, mut stream: Stream, mut sink: ClientSink, nam
             }
         }
     }
-    if let Some(id) = sink.subscription.take() {
-        sink.shared.events.unsubscribe(id);
-    }
-    sink.outbox.close();
     tracing::info!(client = %name, "QMP client disconnected");
 }
 
 /// A client's session output: replies to the outbox, events once negotiated.
+///
+/// Dropping it (when the reader thread ends, even by a panic in the backend) unsubscribes
+/// from events and lets the writer finish, so a broken client never lingers.
 struct ClientSink {
     outbox: Outbox,
     shared: Arc<Shared>,
     subscription: Option<SubscriptionId>,
+}
+
+impl Drop for ClientSink {
+    fn drop(&mut self) {
+        if let Some(id) = self.subscription.take() {
+            self.shared.events.unsubscribe(id);
+        }
+        self.outbox.close();
+    }
 }
 
 impl Sink for ClientSink {

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::command::{Command, Parsed, COMMAND_NAMES};
 use crate::error::{ErrorClass, QmpError};
+use crate::event;
 use crate::hmp;
 use crate::qjson;
 use crate::wire::{Item, Splitter};
@@ -110,10 +111,10 @@ impl Session {
 impl Dispatcher {
     fn handle(&mut self, item: Item, sink: &mut dyn Sink) {
         let was_negotiated = self.negotiated;
-        let (result, id) = match item {
+        let ((result, id), after_reply) = event::run_deferring(|| match item {
             Err(desc) => (Err(QmpError::generic(desc)), None),
             Ok(request) => self.dispatch(request),
-        };
+        });
         let mut reply = Map::new();
         match result {
             Ok(value) => {
@@ -127,10 +128,13 @@ impl Dispatcher {
         if let Some(id) = id {
             reply.insert("id".into(), id);
         }
-        sink.send(line(&Value::Object(reply)));
+        // As in QEMU, the client is in command mode (and gets events) before the reply to
+        // `qmp_capabilities` goes out: no event after that reply can be missed.
         if self.negotiated && !was_negotiated {
             sink.negotiated();
         }
+        sink.send(line(&Value::Object(reply)));
+        after_reply.emit();
     }
 
     /// Runs one parsed request: its result and the `id` to echo.

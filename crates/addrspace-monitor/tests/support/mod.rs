@@ -92,6 +92,15 @@ impl Fake {
         }
     }
 
+    /// The fake `info mtree` text: it shows which options it got.
+    pub fn mtree_text(&self, flat: bool, dispatch: bool, disabled: bool) -> String {
+        let cpus = self.lock().cpus.len();
+        format!(
+            "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n\
+             cpus={cpus} flat={flat} dispatch={dispatch} disabled={disabled}\n"
+        )
+    }
+
     fn props(socket: i64) -> Value {
         json!({"socket-id": socket, "core-id": 0, "thread-id": 0})
     }
@@ -105,6 +114,9 @@ impl Fake {
     }
 
     fn device_add(&self, driver: &str, id: &Option<String>, props: &Map<String, Value>) -> Result<Value, QmpError> {
+        if driver == "x-panic" {
+            panic!("fake backend bug, on purpose");
+        }
         if driver != CPU_TYPE {
             return Err(QmpError::generic(format!(
                 "'{driver}' is not a valid device model name"
@@ -113,13 +125,16 @@ impl Fake {
         let mut state = self.lock();
         if let Some(id) = id {
             if state.cpus.values().any(|c| c.id.as_deref() == Some(id)) {
-                return Err(QmpError::generic(format!("Duplicate ID '{id}' for device")));
+                return Err(QmpError::generic(format!("Duplicate device ID '{id}'")));
             }
         }
-        let socket = Self::number(props.get("socket-id"))
-            .ok_or_else(|| QmpError::generic("parameter 'socket-id' is missing"))?;
+        let socket =
+            Self::number(props.get("socket-id")).ok_or_else(|| QmpError::generic("CPU socket-id is not set"))?;
         if !(0..SOCKETS).contains(&socket) {
-            return Err(QmpError::generic(format!("Invalid CPU socket-id: {socket}")));
+            return Err(QmpError::generic(format!(
+                "Invalid CPU socket-id: {socket} must be in range 0:{}",
+                SOCKETS - 1
+            )));
         }
         if state.cpus.contains_key(&socket) {
             return Err(QmpError::generic(format!("CPU[{socket}] with APIC ID {socket} exists")));
@@ -162,7 +177,8 @@ impl Fake {
             data.insert("device".into(), json!(id));
         }
         data.insert("path".into(), json!(cpu.path));
-        self.events.emit("DEVICE_DELETED", Some(Value::Object(data)));
+        self.events
+            .emit_after_reply("DEVICE_DELETED", Some(Value::Object(data)));
         Ok(json!({}))
     }
 }
@@ -234,10 +250,7 @@ impl Backend for Fake {
     }
 
     fn mtree(&self, opts: &MtreeOptions) -> Result<String, QmpError> {
-        Ok(format!(
-            "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system flat={} dispatch={} disabled={}\n",
-            opts.flat, opts.dispatch, opts.disabled
-        ))
+        Ok(self.mtree_text(opts.flat, opts.dispatch, opts.disabled))
     }
 }
 
@@ -274,6 +287,11 @@ impl Client {
             events: Vec::new(),
             next_id: 0,
         }
+    }
+
+    /// The reading side (buffered data included), for reading to end-of-file.
+    pub fn into_reader(self) -> impl Read {
+        self.reader
     }
 
     /// Raw bytes to the server.
