@@ -239,4 +239,3 @@ pub(crate) fn write_debug(m: &Machine, at: u64, bytes: &[u8]) -> Result<(), RunE
         )))
     }
 }
-

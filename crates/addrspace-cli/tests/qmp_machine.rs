@@ -14,14 +14,23 @@ use serde_json::json;
 fn status_stop_cont_and_the_guest_ticks_only_while_running() {
     let Some(vm) = Vm::start(&[]) else { return };
     let mut c = vm.client();
-    assert_eq!(c.ok("query-status", None), json!({"status": "running", "running": true}));
+    assert_eq!(
+        c.ok("query-status", None),
+        json!({"status": "running", "running": true})
+    );
     let n = c.heartbeats_pass(0);
     c.heartbeats_pass(n);
 
     assert_eq!(c.ok("stop", None), json!({}));
     let stop = c.event("STOP");
-    assert!(stop["timestamp"]["seconds"].as_u64().is_some_and(|s| s > 1_600_000_000), "{stop}");
-    assert_eq!(c.ok("query-status", None), json!({"status": "paused", "running": false}));
+    assert!(
+        stop["timestamp"]["seconds"].as_u64().is_some_and(|s| s > 1_600_000_000),
+        "{stop}"
+    );
+    assert_eq!(
+        c.ok("query-status", None),
+        json!({"status": "paused", "running": false})
+    );
     let paused_at = c.counters()["guest-heartbeats"].as_u64().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(
@@ -36,7 +45,10 @@ fn status_stop_cont_and_the_guest_ticks_only_while_running() {
 
     assert_eq!(c.ok("cont", None), json!({}));
     c.event("RESUME");
-    assert_eq!(c.ok("query-status", None), json!({"status": "running", "running": true}));
+    assert_eq!(
+        c.ok("query-status", None),
+        json!({"status": "running", "running": true})
+    );
     c.heartbeats_pass(paused_at);
 }
 
@@ -44,7 +56,10 @@ fn status_stop_cont_and_the_guest_ticks_only_while_running() {
 fn started_with_dash_s_is_prelaunch_until_cont() {
     let Some(vm) = Vm::start(&["-S"]) else { return };
     let mut c = vm.client();
-    assert_eq!(c.ok("query-status", None), json!({"status": "prelaunch", "running": false}));
+    assert_eq!(
+        c.ok("query-status", None),
+        json!({"status": "prelaunch", "running": false})
+    );
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(c.counters()["guest-heartbeats"], json!(0), "the guest ran before cont");
     c.ok("cont", None);
@@ -64,7 +79,9 @@ fn cpu_hotplug_by_props_id_and_qom_path() {
     assert_eq!(slots[3]["qom-path"], "/machine/unattached/device[0]");
     assert_eq!(slots[0]["props"]["core-id"], 3);
     assert!(slots[..3].iter().all(|s| s.get("qom-path").is_none()));
-    assert!(slots.iter().all(|s| s["type"] == "qemu64-x86_64-cpu" && s["vcpus-count"] == 1));
+    assert!(slots
+        .iter()
+        .all(|s| s["type"] == "qemu64-x86_64-cpu" && s["vcpus-count"] == 1));
 
     assert_eq!(c.ok("device_add", Some(cpu_args(2, Some("cpu2")))), json!({}));
     assert_eq!(c.ok("device_add", Some(cpu_args(1, None))), json!({}));
@@ -90,7 +107,10 @@ fn cpu_hotplug_by_props_id_and_qom_path() {
     // Occupied slot, missing and out-of-range ids, wrong driver, duplicate id.
     let e = c.err("device_add", Some(cpu_args(2, Some("again"))));
     assert_eq!(e, ("GenericError".into(), "CPU[2] with APIC ID 2 exists".into()));
-    let e = c.err("device_add", Some(json!({"driver": "qemu64-x86_64-cpu", "core-id": 3, "thread-id": 0})));
+    let e = c.err(
+        "device_add",
+        Some(json!({"driver": "qemu64-x86_64-cpu", "core-id": 3, "thread-id": 0})),
+    );
     assert_eq!(e.1, "CPU socket-id is not set");
     let e = c.err("device_add", Some(cpu_args(4, None)));
     assert_eq!(e.1, "Invalid CPU core-id: 4 must be in range 0:3");
@@ -104,7 +124,10 @@ fn cpu_hotplug_by_props_id_and_qom_path() {
     // Unplug by id, then by QOM path: each completes with DEVICE_DELETED after the reply.
     assert_eq!(c.ok("device_del", Some(json!({"id": "cpu2"}))), json!({}));
     let ev = c.event("DEVICE_DELETED");
-    assert_eq!(ev["data"], json!({"device": "cpu2", "path": "/machine/peripheral/cpu2"}));
+    assert_eq!(
+        ev["data"],
+        json!({"device": "cpu2", "path": "/machine/peripheral/cpu2"})
+    );
     c.ok("device_del", Some(json!({"id": "/machine/peripheral-anon/device[0]"})));
     let ev = c.event("DEVICE_DELETED");
     assert_eq!(ev["data"], json!({"path": "/machine/peripheral-anon/device[0]"}));
@@ -195,7 +218,10 @@ fn two_clients_both_see_events_and_bad_input_disturbs_no_one() {
     let junk = a.read_value();
     assert_eq!(junk["error"]["class"], "GenericError", "{junk}");
     assert_eq!(a.err("no-such-command", None).0, "CommandNotFound");
-    assert_eq!(a.err("query-status", Some(json!({"x": 1}))).1, "Parameter 'x' is unexpected");
+    assert_eq!(
+        a.err("query-status", Some(json!({"x": 1}))).1,
+        "Parameter 'x' is unexpected"
+    );
 
     a.ok("device_add", Some(cpu_args(1, Some("c1"))));
     a.ok("device_del", Some(json!({"id": "c1"})));

@@ -84,14 +84,19 @@ fn qmp_shell_drives_the_machine() {
     let replies: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("(QEMU) ")).collect();
     let all = format!("{stdout}\n{stderr}");
     assert!(stdout.contains("Connected to QEMU 10.0.2"), "{all}");
-    assert_eq!(replies[0], r#"{"return": {"status": "running", "running": true}}"#, "{all}");
+    assert_eq!(
+        replies[0], r#"{"return": {"status": "running", "running": true}}"#,
+        "{all}"
+    );
     assert_eq!(replies[1], r#"{"return": {}}"#, "{all}");
-    assert!(replies[2].contains(r#""qom-path": "/machine/peripheral/c2", "cpu-index": 2"#), "{all}");
+    assert!(
+        replies[2].contains(r#""qom-path": "/machine/peripheral/c2", "cpu-index": 2"#),
+        "{all}"
+    );
     assert_eq!(replies[3], r#"{"return": {}}"#, "{all}");
     assert!(!replies[4].contains("/machine/peripheral/c2"), "unplugged: {all}");
     assert_eq!(
-        replies[5],
-        r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'c2' not found"}}"#,
+        replies[5], r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'c2' not found"}}"#,
         "{all}"
     );
 }

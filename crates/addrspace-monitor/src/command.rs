@@ -41,6 +41,10 @@ pub enum Command {
         id: Option<String>,
         /// The remaining properties (`socket-id`, `core-id`, `thread-id`, ...).
         props: Map<String, Value>,
+        /// Whether the properties came as text (HMP's `key=value`, QEMU's keyval): every
+        /// value is then a string, parsed as the property's type. Over QMP they are JSON
+        /// and must already have the property's type (QEMU: "Invalid parameter type").
+        keyval: bool,
     },
     /// `device_del`: a device id or a QOM path.
     DeviceDel {
@@ -164,6 +168,7 @@ fn device_add(args: &Map<String, Value>) -> Result<Command, QmpError> {
         driver: driver.clone(),
         id,
         props,
+        keyval: false,
     })
 }
 
@@ -239,7 +244,8 @@ mod tests {
             Ok(Parsed::Backend(Command::DeviceAdd {
                 driver: "qemu64-x86_64-cpu".into(),
                 id: Some("c1".into()),
-                props
+                props,
+                keyval: false,
             }))
         );
         let listed: Vec<&str> = COMMAND_NAMES.to_vec();

@@ -88,6 +88,15 @@ pub fn run_line(backend: &dyn Backend, line: &str, cpu_index: Option<i64>) -> Hm
 /// `device_add`: the parsed options go through the same checks as QMP's `device_add`.
 fn device_add(backend: &dyn Backend, opts: Map<String, Value>) -> HmpOutput {
     match Command::parse("device_add", &opts) {
+        Ok(Parsed::Backend(Command::DeviceAdd { driver, id, props, .. })) => {
+            let command = Command::DeviceAdd {
+                driver,
+                id,
+                props,
+                keyval: true,
+            };
+            run_quiet(backend, command)
+        }
         Ok(Parsed::Backend(command)) => run_quiet(backend, command),
         Ok(_) => HmpOutput::default(),
         Err(e) => HmpOutput::text(error_line(&e)),

@@ -85,6 +85,7 @@ fn device_add_passes_strings_and_device_del_reports_errors() {
         driver: CPU_TYPE.into(),
         id: Some("h3".into()),
         props,
+        keyval: true,
     };
     assert_eq!(log, format!("{expected:?}"));
     assert_eq!(

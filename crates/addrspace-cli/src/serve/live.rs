@@ -58,6 +58,24 @@ pub struct State {
     pub machine: Machine,
 }
 
+/// What the machine is made of.
+pub struct Parts {
+    pub cpus: Hotplug,
+    pub vm: Vm,
+    pub devs: Devices,
+    pub machine: Machine,
+}
+
+/// How its CPUs look to the monitor.
+pub struct Config {
+    pub topo: Topology,
+    /// The QOM type of its CPUs (`qemu64-x86_64-cpu`).
+    pub cpu_type: String,
+    /// Where a hot-plugged CPU starts.
+    pub ap_entry: Entry,
+    pub run: RunState,
+}
+
 /// The machine as the monitor's backend.
 pub struct Live {
     state: Mutex<State>,
@@ -69,18 +87,15 @@ pub struct Live {
 }
 
 impl Live {
-    /// Wraps a machine whose boot CPUs (the slots plugged in `cpus`' cluster) already run.
-    pub fn new(
-        cpus: Hotplug,
-        vm: Vm,
-        devs: Devices,
-        machine: Machine,
-        topo: Topology,
-        cpu_type: String,
-        ap_entry: Entry,
-        run: RunState,
-        events: Events,
-    ) -> Live {
+    /// Wraps a machine whose boot CPUs (the slots plugged in `parts.cpus`' cluster) are
+    /// started by the caller.
+    pub fn new(parts: Parts, config: Config, events: Events) -> Live {
+        let Parts {
+            cpus,
+            vm,
+            devs,
+            machine,
+        } = parts;
         let cluster = cpus.cluster();
         let mut unattached = 0;
         let devices = (0..cluster.max_cpus())
@@ -101,15 +116,15 @@ impl Live {
                 cpus,
                 devices,
                 anon: 0,
-                run,
-                ap_entry,
+                run: config.run,
+                ap_entry: config.ap_entry,
                 vm,
                 devs,
                 machine,
             }),
             events,
-            topo,
-            cpu_type,
+            topo: config.topo,
+            cpu_type: config.cpu_type,
             quit: (Mutex::new(None), Condvar::new()),
         }
     }
@@ -204,6 +219,7 @@ impl Live {
         driver: &str,
         id: Option<&str>,
         props: &Map<String, Value>,
+        keyval: bool,
     ) -> Result<Value, QmpError> {
         if driver != self.cpu_type {
             if driver.ends_with("-x86_64-cpu") {
@@ -212,12 +228,12 @@ impl Live {
                     self.cpu_type
                 )));
             }
-            return Err(QmpError::generic(format!("'{driver}' is not a valid device model name")));
+            return Err(QmpError::generic(format!(
+                "'{driver}' is not a valid device model name"
+            )));
         }
+        // The monitor checked the id's syntax; uniqueness is the machine's to check.
         if let Some(id) = id {
-            if !well_formed_id(id) {
-                return Err(QmpError::generic("Parameter 'id' expects an identifier"));
-            }
             if s.devices.iter().flatten().any(|d| d.id.as_deref() == Some(id)) {
                 return Err(QmpError::generic(format!("Duplicate device ID '{id}'")));
             }
@@ -229,13 +245,13 @@ impl Live {
                 format!("/machine/peripheral-anon/device[{}]", s.anon - 1)
             }
         };
-        let props = CpuProps::from_map(&self.cpu_type, props).map_err(QmpError::generic)?;
+        let props = CpuProps::from_map(&self.cpu_type, props, keyval).map_err(QmpError::generic)?;
         let slot = self.topo.slot_of(&props).map_err(QmpError::generic)?;
         if s.devices.get(slot).is_some_and(Option::is_some) {
             let apic = self.topo.apic_id(self.topo.ids(slot));
             return Err(QmpError::generic(format!("CPU[{slot}] with APIC ID {apic} exists")));
         }
-        let entry = s.ap_entry.clone();
+        let entry = s.ap_entry;
         s.cpus.plug(slot, entry).map_err(generic)?;
         s.devices[slot] = Some(CpuDevice {
             id: id.map(str::to_owned),
@@ -255,7 +271,10 @@ impl Live {
             })
         });
         let Some(slot) = found else {
-            return Err(QmpError::new(ErrorClass::DeviceNotFound, format!("Device '{name}' not found")));
+            return Err(QmpError::new(
+                ErrorClass::DeviceNotFound,
+                format!("Device '{name}' not found"),
+            ));
         };
         if slot == 0 {
             return Err(QmpError::generic("Boot CPU is unpluggable"));
@@ -272,16 +291,19 @@ impl Live {
             data.insert("device".into(), Value::String(id));
         }
         data.insert("path".into(), Value::String(dev.qom_path));
-        // Emitted before the reply, as QEMU does for a device whose unplug completes during
-        // the command (its events go out before the command's reply).
-        self.events.emit("DEVICE_DELETED", Some(Value::Object(data)));
+        // After the reply, as QEMU sends it even for a device whose unplug completes during
+        // the command (captured: tests/fixtures/qmp/qemu-10.0.2-q35-device-deleted.jsonl).
+        self.events
+            .emit_after_reply("DEVICE_DELETED", Some(Value::Object(data)));
         Ok(json!({}))
     }
 
     fn live_objects(&self, s: &State) -> Value {
         let st = s.machine.memory.stats();
         let cluster = s.cpus.cluster();
-        let vcpus = (0..cluster.max_cpus()).filter(|&k| s.cpus.thread_id(k).is_some()).count();
+        let vcpus = (0..cluster.max_cpus())
+            .filter(|&k| s.cpus.thread_id(k).is_some())
+            .count();
         json!({
             "regions": st.regions,
             "address-spaces": st.address_spaces,
@@ -301,13 +323,6 @@ impl Live {
 
 fn generic(e: impl std::fmt::Display) -> QmpError {
     QmpError::generic(e.to_string())
-}
-
-/// QEMU's rule for ids: a letter, then letters, digits, `-`, `.`, `_`.
-fn well_formed_id(id: &str) -> bool {
-    let mut c = id.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic())
-        && c.all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '.' | '_'))
 }
 
 impl Backend for Live {
@@ -338,7 +353,12 @@ impl Backend for Live {
                     .collect();
                 Ok(Value::Array(list))
             }
-            Command::DeviceAdd { driver, id, props } => self.device_add(&mut s, driver, id.as_deref(), props),
+            Command::DeviceAdd {
+                driver,
+                id,
+                props,
+                keyval,
+            } => self.device_add(&mut s, driver, id.as_deref(), props, *keyval),
             Command::DeviceDel { id } => self.device_del(&mut s, id),
             Command::XQueryLiveObjects => Ok(self.live_objects(&s)),
             other => Err(QmpError::new(
@@ -352,9 +372,19 @@ impl Backend for Live {
         let s = self.lock();
         let mem = &s.machine.memory;
         Ok(if opts.flat {
-            mtree::print_flat(mem, &FlatOptions { dispatch: opts.dispatch })
+            mtree::print_flat(
+                mem,
+                &FlatOptions {
+                    dispatch: opts.dispatch,
+                },
+            )
         } else {
-            mtree::print_tree(mem, &TreeOptions { disabled: opts.disabled })
+            mtree::print_tree(
+                mem,
+                &TreeOptions {
+                    disabled: opts.disabled,
+                },
+            )
         })
     }
 }

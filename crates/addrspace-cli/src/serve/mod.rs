@@ -15,14 +15,14 @@ use std::time::Duration;
 use addrspace_kvm::guest::{self, Idle};
 use addrspace_kvm::vcpu::{Entry, HaltPolicy, Hotplug, SpaceIndices};
 use addrspace_kvm::{Kvm, Vm};
-use addrspace_monitor::{ChardevSpec, Monitor};
 use addrspace_monitor::Events;
+use addrspace_monitor::{ChardevSpec, Monitor};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::demo_board::{self, write_debug, LAYOUT};
 use crate::run::RunError;
-use live::{Live, RunState};
+use live::{Config, Live, Parts, RunState};
 use topology::Topology;
 
 /// How a monitored machine is started.
@@ -88,7 +88,9 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
         machine.address_space("memory").cloned(),
         machine.address_space("I/O").cloned(),
     ) else {
-        return Err(RunError::Failed("the board needs address spaces `memory` and `I/O`".into()));
+        return Err(RunError::Failed(
+            "the board needs address spaces `memory` and `I/O`".into(),
+        ));
     };
     let slots = vm.attach_memory(&machine.memory, &system)?;
     vm.attach_io(&machine.memory, &io)?;
@@ -109,21 +111,29 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
     slots.set_fence(Some(cpus.fence()));
 
     let events = Events::default();
-    let run = if o.paused { RunState::Prelaunch } else { RunState::Running };
+    let run = if o.paused {
+        RunState::Prelaunch
+    } else {
+        RunState::Running
+    };
     if o.paused {
         cpus.pause_all()?;
     }
     let ap_entry = Entry::real_mode(ap.base);
     let mut monitor_specs = Vec::new();
     let live = Arc::new(Live::new(
-        cpus,
-        vm,
-        devs,
-        machine,
-        topo,
-        format!("{}-x86_64-cpu", o.cpu),
-        ap_entry,
-        run,
+        Parts {
+            cpus,
+            vm,
+            devs,
+            machine,
+        },
+        Config {
+            topo,
+            cpu_type: format!("{}-x86_64-cpu", o.cpu),
+            ap_entry,
+            run,
+        },
         events.clone(),
     ));
     let mut monitor = Monitor::new(live.clone(), events.clone());
@@ -141,7 +151,11 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
     {
         let mut s = live.lock();
         for &slot in &plugged {
-            let entry = if slot == 0 { Entry::real_mode(boot.base) } else { ap_entry };
+            let entry = if slot == 0 {
+                Entry::real_mode(boot.base)
+            } else {
+                ap_entry
+            };
             s.cpus.start(slot, entry)?;
         }
     }

@@ -55,7 +55,11 @@ impl Topology {
                     "sockets" => sockets = Some(n),
                     "cores" => cores = Some(n),
                     "threads" => threads = Some(n),
-                    other => return Err(format!("--smp: unknown key `{other}` (cpus, maxcpus, sockets, cores, threads)")),
+                    other => {
+                        return Err(format!(
+                            "--smp: unknown key `{other}` (cpus, maxcpus, sockets, cores, threads)"
+                        ))
+                    }
                 }
             }
         }
@@ -66,7 +70,11 @@ impl Topology {
             (None, Some(c)) => ((board_max / (c * threads)).max(1), c),
             (None, None) => (1, (board_max / threads).max(1)),
         };
-        let t = Topology { sockets, cores, threads };
+        let t = Topology {
+            sockets,
+            cores,
+            threads,
+        };
         if u64::from(sockets) * u64::from(cores) * u64::from(threads) != u64::from(board_max) {
             return Err(format!(
                 "--smp: sockets ({sockets}) * cores ({cores}) * threads ({threads}) must equal the board's max-cpus ({board_max})"
@@ -107,7 +115,7 @@ impl Topology {
     }
 
     /// The ids an APIC ID decodes to.
-    pub fn from_apic_id(&self, apic: u32) -> TopoIds {
+    pub fn ids_of_apic_id(&self, apic: u32) -> TopoIds {
         let tb = Self::bits(self.threads);
         let cb = Self::bits(self.cores);
         TopoIds {
@@ -129,7 +137,7 @@ impl Topology {
     pub fn slot_of(&self, props: &CpuProps) -> Result<usize, String> {
         let ids = match props.apic_id {
             Some(apic) => {
-                let ids = self.from_apic_id(apic);
+                let ids = self.ids_of_apic_id(apic);
                 let slot = (ids.socket < self.sockets && ids.core < self.cores && ids.thread < self.threads)
                     .then(|| self.slot(ids))
                     .filter(|&s| self.apic_id(self.ids(s)) == apic);
@@ -199,14 +207,22 @@ pub struct CpuProps {
 }
 
 impl CpuProps {
-    /// Reads the properties of a CPU type `cpu_type`: integers, as JSON numbers (QMP) or
-    /// decimal strings (HMP's `key=value`). Anything else is refused as QEMU refuses it.
-    pub fn from_map(cpu_type: &str, props: &Map<String, Value>) -> Result<CpuProps, String> {
+    /// Reads the properties of a CPU type `cpu_type`: integers, as JSON numbers (QMP) or,
+    /// with `keyval`, decimal strings (HMP's `key=value`). Anything else is refused with
+    /// QEMU's words.
+    pub fn from_map(cpu_type: &str, props: &Map<String, Value>, keyval: bool) -> Result<CpuProps, String> {
         let mut p = CpuProps::default();
         for (name, value) in props {
+            let known = matches!(
+                name.as_str(),
+                "socket-id" | "die-id" | "module-id" | "core-id" | "thread-id" | "node-id" | "apic-id"
+            );
             let n = match value {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse::<i64>().ok(),
+                Value::String(s) if keyval => s.trim().parse::<i64>().ok(),
+                Value::Number(n) if !keyval => n.as_i64(),
+                _ if known && !keyval => {
+                    return Err(format!("Invalid parameter type for '{name}', expected: integer"));
+                }
                 _ => None,
             };
             let slot = match name.as_str() {
@@ -225,7 +241,7 @@ impl CpuProps {
                 "apic-id" => {
                     let v = n.and_then(|n| u32::try_from(n).ok());
                     let Some(v) = v else {
-                        return Err(format!("Parameter 'apic-id' expects uint32"));
+                        return Err("Parameter 'apic-id' expects uint32".to_string());
                     };
                     p.apic_id = Some(v);
                     continue;
@@ -257,11 +273,20 @@ mod tests {
     fn default_prefers_cores_like_qemu() {
         assert_eq!(Topology::parse(None, 1, 4), Ok(t(1, 4, 1)));
         assert_eq!(Topology::parse(Some("1,maxcpus=4,sockets=2"), 1, 4), Ok(t(2, 2, 1)));
-        assert_eq!(Topology::parse(Some("sockets=2,cores=1,threads=2"), 1, 4), Ok(t(2, 1, 2)));
-        assert!(Topology::parse(Some("sockets=3"), 1, 4).unwrap_err().contains("must equal"));
+        assert_eq!(
+            Topology::parse(Some("sockets=2,cores=1,threads=2"), 1, 4),
+            Ok(t(2, 1, 2))
+        );
+        assert!(Topology::parse(Some("sockets=3"), 1, 4)
+            .unwrap_err()
+            .contains("must equal"));
         assert!(Topology::parse(Some("maxcpus=8"), 1, 4).unwrap_err().contains("board"));
-        assert!(Topology::parse(Some("cores=x"), 1, 4).unwrap_err().contains("not a positive"));
-        assert!(Topology::parse(Some("dies=1"), 1, 4).unwrap_err().contains("unknown key"));
+        assert!(Topology::parse(Some("cores=x"), 1, 4)
+            .unwrap_err()
+            .contains("not a positive"));
+        assert!(Topology::parse(Some("dies=1"), 1, 4)
+            .unwrap_err()
+            .contains("unknown key"));
     }
 
     #[test]
@@ -272,7 +297,7 @@ mod tests {
                 let ids = topo.ids(slot);
                 assert_eq!(topo.slot(ids), slot);
                 let apic = topo.apic_id(ids);
-                assert_eq!(topo.from_apic_id(apic), ids);
+                assert_eq!(topo.ids_of_apic_id(apic), ids);
                 assert!(apics.insert(apic), "{topo:?}: apic id {apic} twice");
             }
         }
@@ -286,10 +311,32 @@ mod tests {
     fn device_add_props_follow_qemus_checks() {
         let topo = t(2, 2, 1);
         let ty = "qemu64-x86_64-cpu";
-        let slot = |p: &[(&str, Value)]| CpuProps::from_map(ty, &props(p)).and_then(|p| topo.slot_of(&p));
-        assert_eq!(slot(&[("socket-id", json!(1)), ("core-id", json!(1)), ("thread-id", json!(0))]), Ok(3));
-        assert_eq!(slot(&[("socket-id", json!("1")), ("core-id", json!("0")), ("thread-id", json!("0"))]), Ok(2));
-        assert_eq!(slot(&[("core-id", json!(0)), ("thread-id", json!(0))]), Err("CPU socket-id is not set".into()));
+        let slot = |p: &[(&str, Value)]| CpuProps::from_map(ty, &props(p), false).and_then(|p| topo.slot_of(&p));
+        let text = |p: &[(&str, Value)]| CpuProps::from_map(ty, &props(p), true).and_then(|p| topo.slot_of(&p));
+        assert_eq!(
+            slot(&[("socket-id", json!(1)), ("core-id", json!(1)), ("thread-id", json!(0))]),
+            Ok(3)
+        );
+        assert_eq!(
+            text(&[
+                ("socket-id", json!("1")),
+                ("core-id", json!("0")),
+                ("thread-id", json!("0"))
+            ]),
+            Ok(2)
+        );
+        assert_eq!(
+            slot(&[("socket-id", json!("1"))]),
+            Err("Invalid parameter type for 'socket-id', expected: integer".into())
+        );
+        assert_eq!(
+            text(&[("socket-id", json!("x"))]),
+            Err("Parameter 'socket-id' expects int32".into())
+        );
+        assert_eq!(
+            slot(&[("core-id", json!(0)), ("thread-id", json!(0))]),
+            Err("CPU socket-id is not set".into())
+        );
         assert_eq!(
             slot(&[("socket-id", json!(2)), ("core-id", json!(0)), ("thread-id", json!(0))]),
             Err("Invalid CPU socket-id: 2 must be in range 0:1".into())
@@ -298,13 +345,25 @@ mod tests {
             slot(&[("socket-id", json!(0)), ("core-id", json!(0))]),
             Err("CPU thread-id is not set".into())
         );
-        assert_eq!(slot(&[("foo", json!(1))]), Err("Property 'qemu64-x86_64-cpu.foo' not found".into()));
-        assert_eq!(slot(&[("socket-id", json!([1]))]), Err("Parameter 'socket-id' expects int32".into()));
+        assert_eq!(
+            slot(&[("foo", json!(1))]),
+            Err("Property 'qemu64-x86_64-cpu.foo' not found".into())
+        );
+        assert_eq!(
+            slot(&[("socket-id", json!([1]))]),
+            Err("Invalid parameter type for 'socket-id', expected: integer".into())
+        );
+        assert_eq!(
+            slot(&[("socket-id", json!(1u64 << 40))]),
+            Err("Parameter 'socket-id' expects int32".into())
+        );
         assert_eq!(slot(&[("apic-id", json!(3))]), Ok(3));
         assert_eq!(
             slot(&[("apic-id", json!(3)), ("core-id", json!(0))]),
             Err("property core-id: 0 doesn't match set apic-id: 0x3 (core-id: 1)".into())
         );
-        assert!(slot(&[("apic-id", json!(9))]).unwrap_err().starts_with("Invalid CPU [socket: 4"));
+        assert!(slot(&[("apic-id", json!(9))])
+            .unwrap_err()
+            .starts_with("Invalid CPU [socket: 4"));
     }
 }

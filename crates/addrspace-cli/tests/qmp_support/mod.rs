@@ -201,7 +201,10 @@ impl Client {
             if v["event"] == name {
                 return v;
             }
-            assert!(v.get("event").is_some(), "unexpected reply while waiting for {name}: {v}");
+            assert!(
+                v.get("event").is_some(),
+                "unexpected reply while waiting for {name}: {v}"
+            );
             self.events.push_back(v);
         }
     }
@@ -231,7 +234,10 @@ impl Client {
             if n > than {
                 return n;
             }
-            assert!(t0.elapsed() < Duration::from_secs(30), "the guest stopped ticking at {n}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the guest stopped ticking at {n}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -242,7 +242,7 @@ impl Backend for Fake {
                         .collect(),
                 ))
             }
-            Command::DeviceAdd { driver, id, props } => self.device_add(driver, id, props),
+            Command::DeviceAdd { driver, id, props, .. } => self.device_add(driver, id, props),
             Command::DeviceDel { id } => self.device_del(id),
             Command::XQueryLiveObjects => Ok(json!({"cpus": self.lock().cpus.len()})),
             other => Err(QmpError::generic(format!("fake: {other:?} not modelled"))),
