@@ -214,6 +214,27 @@ fn two_clients_both_see_events_and_bad_input_disturbs_no_one() {
         let mut rude = vm.client();
         rude.send_raw(b"{\"execute\": \"query-status\", \"argu");
     }
+    // A client that sends a whole command and leaves before its reply: the command still
+    // runs (as in QEMU), its reply goes nowhere, nobody else notices.
+    {
+        let mut gone = vm.client();
+        gone.send_raw(br#"{"execute": "device_add", "arguments": {"driver": "qemu64-x86_64-cpu", "socket-id": 0, "core-id": 3, "thread-id": 0, "id": "orphan"}}"#);
+    }
+    let t0 = std::time::Instant::now();
+    while !a
+        .ok("query-cpus-fast", None)
+        .to_string()
+        .contains("/machine/peripheral/orphan")
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "the orphaned device_add never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    a.ok("device_del", Some(json!({"id": "orphan"})));
+    a.event("DEVICE_DELETED");
+    b.event("DEVICE_DELETED");
     a.send_raw(b"{ this is not json }\r\n");
     let junk = a.read_value();
     assert_eq!(junk["error"]["class"], "GenericError", "{junk}");
