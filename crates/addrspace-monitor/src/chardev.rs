@@ -54,6 +54,19 @@ fn on_off(spec: &str, key: &str, value: &str) -> Result<bool, MonitorError> {
 
 impl ChardevSpec {
     /// Parses QEMU's socket chardev shorthand.
+    ///
+    /// ```
+    /// use addrspace_monitor::{ChardevSpec, Endpoint};
+    ///
+    /// let spec = ChardevSpec::parse("unix:/tmp/qmp.sock,server=on,wait=off")?;
+    /// assert_eq!(spec.endpoint, Endpoint::Unix("/tmp/qmp.sock".into()));
+    /// assert!(!spec.wait);
+    /// let spec: ChardevSpec = "tcp:127.0.0.1:4444,server,nowait".parse()?;
+    /// assert_eq!(spec.to_string(), "tcp:127.0.0.1:4444,server=on,wait=off");
+    /// // Connecting out (QEMU's client mode) is not supported.
+    /// assert!(ChardevSpec::parse("unix:/tmp/qmp.sock").is_err());
+    /// # Ok::<(), addrspace_monitor::MonitorError>(())
+    /// ```
     pub fn parse(spec: &str) -> Result<ChardevSpec, MonitorError> {
         let usage = "expected unix:PATH,server=on[,wait=off] or tcp:HOST:PORT,server=on[,wait=off]";
         let (kind, rest) = spec.split_once(':').ok_or_else(|| bad(spec, usage))?;

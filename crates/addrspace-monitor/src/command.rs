@@ -46,7 +46,9 @@ pub enum Command {
         /// and must already have the property's type (QEMU: "Invalid parameter type").
         keyval: bool,
     },
-    /// `device_del`: a device id or a QOM path.
+    /// `device_del`: a device id or a QOM path. `DEVICE_DELETED` (`device`: the id, if any;
+    /// `path`) goes out when the unplug has completed; a backend that completes it during the
+    /// command, as ours do, emits it with [`Events::emit_after_reply`](crate::Events::emit_after_reply).
     DeviceDel {
         /// The id or path.
         id: String,

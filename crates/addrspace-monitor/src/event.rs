@@ -56,6 +56,31 @@ impl DeferredEvents {
 }
 
 /// Where a backend reports events; cheap to clone.
+///
+/// A [`Monitor`](crate::Monitor) subscribes each client once it has negotiated; a program can
+/// subscribe too (to stop when `SHUTDOWN` goes out, say).
+///
+/// ```
+/// use std::sync::mpsc;
+///
+/// use addrspace_monitor::Events;
+/// use serde_json::json;
+///
+/// let events = Events::new();
+/// let (tx, rx) = mpsc::channel();
+/// let id = events.subscribe(Box::new(move |event| {
+///     let _ = tx.send(event.clone()); // subscribers must not block
+/// }));
+/// events.emit("DEVICE_DELETED", Some(json!({"device": "cpu1", "path": "/machine/peripheral/cpu1"})));
+/// let event = rx.recv()?;
+/// assert_eq!(event["event"], "DEVICE_DELETED");
+/// assert_eq!(event["data"]["device"], "cpu1");
+/// assert!(event["timestamp"]["seconds"].as_u64() > Some(0));
+/// events.unsubscribe(id);
+/// events.emit("STOP", None);
+/// assert!(rx.try_recv().is_err());
+/// # Ok::<(), mpsc::RecvError>(())
+/// ```
 #[derive(Clone, Default)]
 pub struct Events(Arc<Mutex<Vec<(u64, Subscriber)>>>);
 

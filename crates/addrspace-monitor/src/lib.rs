@@ -21,6 +21,10 @@
 //! - A socket serves several clients at once (QEMU's socket chardev serves one at a time; a
 //!   second client waits without a greeting): each gets its own session and the events.
 //! - `x-query-live-objects` is ours (live-object counters of the addrspace machine).
+//! - A CPU unplug completes at once: QEMU's `device_del` of a CPU asks the guest to eject it
+//!   (ACPI) and `DEVICE_DELETED` comes when the guest has done so, if ever; our machines'
+//!   tiny guests have no ACPI, so a backend unplugs during the command and emits the event
+//!   right after the reply ([`Events::emit_after_reply`]).
 //! - `info mtree -o` (owners) is refused: our `info mtree` has no owner column.
 //! - `device_add` refuses an `id` that is not an identifier (letter first, then letters,
 //!   digits, `-`, `.`, `_`) with `Parameter 'id' expects an identifier`, the words QEMU
@@ -37,6 +41,63 @@
 //! clients before that command's reply when the backend emits them with [`Events::emit`]
 //! while the command runs; `DEVICE_DELETED` for an unplug that completes at once comes
 //! after the reply in QEMU, which [`Events::emit_after_reply`] gives.
+//!
+//! # Example
+//!
+//! A machine implements [`Backend`]; a [`Session`] speaks QMP with one client. A [`Monitor`]
+//! runs one per client on its sockets (`Monitor::listen`); here a session is fed a client's
+//! bytes directly. `examples/monitor_backend.rs` is a whole machine (CPU hot-plug with
+//! address spaces, `info mtree`, events) served on a socket.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use addrspace_monitor::{Backend, Command, MtreeOptions, QmpError, Session};
+//! use serde_json::{json, Value};
+//!
+//! struct Machine;
+//!
+//! impl Backend for Machine {
+//!     fn execute(&self, cmd: &Command) -> Result<Value, QmpError> {
+//!         match cmd {
+//!             Command::QueryStatus => Ok(json!({"status": "running", "running": true})),
+//!             _ => Err(QmpError::generic("Not on this machine")),
+//!         }
+//!     }
+//!
+//!     fn mtree(&self, _opts: &MtreeOptions) -> Result<String, QmpError> {
+//!         Ok("address-space: memory\n".into())
+//!     }
+//! }
+//!
+//! let mut session = Session::new(Arc::new(Machine));
+//! let greeting: Value = serde_json::from_str(&session.greeting())?;
+//! assert_eq!(greeting["QMP"]["capabilities"], json!([]));
+//!
+//! // What a client sends: negotiation, then commands (one JSON value after another).
+//! let input = br#"{"execute": "qmp_capabilities"}
+//!     {"execute": "query-status", "id": 1}
+//!     {"execute": "human-monitor-command", "arguments": {"command-line": "info mtree"}}
+//!     {"execute": "stop"}
+//!     {"execute": "query-status", "arguments": {"verbose": true}}"#;
+//! let mut replies = Vec::new();
+//! for line in session.feed_collect(input) {
+//!     assert!(line.ends_with("\r\n")); // QEMU's line ends
+//!     replies.push(serde_json::from_str::<Value>(&line)?);
+//! }
+//! assert_eq!(
+//!     replies,
+//!     [
+//!         json!({"return": {}}),
+//!         json!({"return": {"status": "running", "running": true}, "id": 1}),
+//!         json!({"return": "address-space: memory\r\n"}),
+//!         // What the backend refuses, in its words; what QAPI refuses, in QEMU's.
+//!         json!({"error": {"class": "GenericError", "desc": "Not on this machine"}}),
+//!         json!({"error": {"class": "GenericError", "desc": "Parameter 'verbose' is unexpected"}}),
+//!     ]
+//! );
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 //!
 //! Layers, bottom-up: `error` (QEMU's error classes) → `command` (the command table,
 //! argument checking) → `wire` (splitting a byte stream into JSON values) and `qjson`

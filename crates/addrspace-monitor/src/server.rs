@@ -104,6 +104,56 @@ struct ListenerThread {
 }
 
 /// A QMP monitor: listeners and their clients, over one backend.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use std::net::TcpStream;
+/// use std::sync::Arc;
+///
+/// use addrspace_monitor::{Backend, Command, Events, Monitor, MtreeOptions, QmpError};
+/// use serde_json::{json, Value};
+///
+/// struct Machine {
+///     events: Events,
+/// }
+///
+/// impl Backend for Machine {
+///     fn execute(&self, cmd: &Command) -> Result<Value, QmpError> {
+///         match cmd {
+///             Command::Stop => {
+///                 self.events.emit("STOP", None); // before the reply, as in QEMU
+///                 Ok(json!({}))
+///             }
+///             _ => Err(QmpError::generic("Not on this machine")),
+///         }
+///     }
+///
+///     fn mtree(&self, _opts: &MtreeOptions) -> Result<String, QmpError> {
+///         Ok(String::new())
+///     }
+/// }
+///
+/// let events = Events::new();
+/// let machine = Arc::new(Machine { events: events.clone() });
+/// let mut monitor = Monitor::new(machine, events);
+/// // Port 0: the system picks one; `listen` says which.
+/// let address = monitor.listen(&"tcp:127.0.0.1:0,server=on,wait=off".parse()?)?;
+///
+/// let mut client = TcpStream::connect(&address)?;
+/// let mut lines = BufReader::new(client.try_clone()?).lines();
+/// let mut next = move || -> Result<Value, Box<dyn std::error::Error>> {
+///     let line = lines.next().ok_or("connection closed")??;
+///     Ok(serde_json::from_str(&line)?)
+/// };
+/// assert!(next()?["QMP"]["version"]["qemu"].is_object()); // the greeting
+/// client.write_all(br#"{"execute": "qmp_capabilities"} {"execute": "stop", "id": "s"}"#)?;
+/// assert_eq!(next()?, json!({"return": {}}));
+/// assert_eq!(next()?["event"], "STOP"); // with its timestamp
+/// assert_eq!(next()?, json!({"return": {}, "id": "s"}));
+/// monitor.shutdown(); // the client sees end-of-file
+/// assert!(next().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Monitor {
     shared: Arc<Shared>,
     listeners: Vec<ListenerThread>,

@@ -57,7 +57,9 @@ pub fn line(value: &Value) -> String {
     text
 }
 
-/// One client's protocol state.
+/// One client's protocol state: feed it the client's bytes, send the client what it returns.
+///
+/// The crate documentation has an example; [`Monitor`](crate::Monitor) runs one per client.
 pub struct Session {
     splitter: Splitter,
     dispatcher: Dispatcher,
