@@ -21,7 +21,9 @@
 //! - A socket serves several clients at once (QEMU's socket chardev serves one at a time; a
 //!   second client waits without a greeting): each gets its own session and the events.
 //! - `x-query-live-objects` is ours (live-object counters of the addrspace machine).
-//! - `info mtree -o` (owners) is refused: our `info mtree` has no owner column.
+//! - `info mtree -o` (owners) is refused, saying why: our regions have no owner (no QOM
+//!   object model). Its help line is still QEMU's, `-o` included.
+//! - HMP's `help` lists only the commands we implement (with QEMU's lines).
 //! - `device_add` refuses an `id` that is not an identifier (letter first, then letters,
 //!   digits, `-`, `.`, `_`) with `Parameter 'id' expects an identifier`, the words QEMU
 //!   uses for such ids on its command line; QOM paths built from other ids would be
