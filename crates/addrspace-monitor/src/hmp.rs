@@ -5,6 +5,12 @@
 //! replies and print exactly QEMU's text; errors print as QEMU's HMP prints them (`Error:
 //! ...` for a failed command, `unknown command: '...'`, `stop|s: extraneous characters at
 //! the end of line`, ...).
+//!
+//! `help` (or `?`), `help CMD`, `help info` and a bare `info` list a subset of QEMU's
+//! commands: only those implemented here (`cont`, `device_add`, `device_del`, `help`,
+//! `info`, `quit`, `stop`; `info cpus`, `hotpluggable-cpus`, `mtree`, `status`, `version`),
+//! each with QEMU 10.0.2's own help line, word for word. `info mtree`'s line is QEMU's
+//! too, `-o` included, though we refuse `-o`: our regions have no owner to print.
 
 use serde_json::{Map, Value};
 

@@ -8,11 +8,25 @@ use serde_json::{Map, Number, Value};
 use crate::qjson;
 use crate::wire::{Kind, Token};
 
-/// Parses `tokens` (one complete top-level value) into a value or QEMU's error text. The
-/// text is never shortened: QEMU 10.0 sends a 1 MiB bad keyword back whole.
+/// The longest parser message, in bytes: QEMU 10.0 formats it into a 1024-byte buffer, so a
+/// 1 MiB bad keyword comes back as `invalid keyword 'xxx…` cut after 1023 bytes, closing
+/// quote included in the cut (its capture's `huge_junk_line`).
+const MESSAGE_MAX: usize = 1023;
+
+/// Parses `tokens` (one complete top-level value) into a value or QEMU's error text.
 pub(crate) fn parse(tokens: &[Token]) -> Result<Value, String> {
     let mut parser = Parser { tokens, next: 0 };
-    parser.value().map_err(|message| format!("JSON parse error, {message}"))
+    parser.value().map_err(|mut message| {
+        if message.len() > MESSAGE_MAX {
+            // QEMU may cut inside a UTF-8 sequence; we cut at the character boundary before.
+            let end = (0..=MESSAGE_MAX)
+                .rev()
+                .find(|&i| message.is_char_boundary(i))
+                .unwrap_or(0);
+            message.truncate(end);
+        }
+        format!("JSON parse error, {message}")
+    })
 }
 
 struct Parser<'a> {
@@ -245,6 +259,15 @@ mod tests {
         for (input, message) in cases {
             assert_eq!(err(input), format!("JSON parse error, {message}"), "{input}");
         }
+    }
+
+    #[test]
+    fn long_messages_are_cut_after_1023_bytes_as_qemu_cuts_them() {
+        let keyword = "x".repeat(5000);
+        let message = format!("invalid keyword '{keyword}'");
+        assert_eq!(err(&keyword), format!("JSON parse error, {}", &message[..1023]));
+        let fits = "y".repeat(1023 - "invalid keyword ''".len());
+        assert_eq!(err(&fits), format!("JSON parse error, invalid keyword '{fits}'"));
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //!   (ACPI) and `DEVICE_DELETED` comes when the guest has done so, if ever; our machines'
 //!   tiny guests have no ACPI, so a backend unplugs during the command and emits the event
 //!   right after the reply ([`Events::emit_after_reply`]).
-//! - `info mtree -o` (owners) is refused: our `info mtree` has no owner column.
+//! - `info mtree -o` (owners) is refused, saying why: our regions have no owner (no QOM
+//!   object model). Its help line is still QEMU's, `-o` included.
+//! - HMP's `help` lists only the commands we implement (with QEMU's lines).
 //! - `device_add` refuses an `id` that is not an identifier (letter first, then letters,
 //!   digits, `-`, `.`, `_`) with `Parameter 'id' expects an identifier`, the words QEMU
 //!   uses for such ids on its command line; QOM paths built from other ids would be
