@@ -247,9 +247,14 @@ impl Live {
         };
         let props = CpuProps::from_map(&self.cpu_type, props, keyval).map_err(QmpError::generic)?;
         let slot = self.topo.slot_of(&props).map_err(QmpError::generic)?;
-        if s.devices.get(slot).is_some_and(Option::is_some) {
-            let apic = self.topo.apic_id(self.topo.ids(slot));
-            return Err(QmpError::generic(format!("CPU[{slot}] with APIC ID {apic} exists")));
+        match s.devices.get(slot) {
+            Some(None) => {}
+            Some(Some(_)) => {
+                let apic = self.topo.apic_id(self.topo.ids(slot));
+                return Err(QmpError::generic(format!("CPU[{slot}] with APIC ID {apic} exists")));
+            }
+            // The topology is the cluster's (checked at start): not reached.
+            None => return Err(QmpError::generic(format!("CPU slot {slot} is not on this board"))),
         }
         let entry = s.ap_entry;
         s.cpus.plug(slot, entry).map_err(generic)?;

@@ -105,7 +105,12 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
             "the cluster `cpus` needs its boot CPU (slot 0) realized by the board (`cpus = 1` or more)".into(),
         ));
     }
-    let topo = Topology::parse(o.smp.as_deref(), plugged.len() as u32, max as u32).map_err(RunError::Failed)?;
+    let (Ok(max32), Ok(plugged32)) = (u32::try_from(max), u32::try_from(plugged.len())) else {
+        return Err(RunError::Failed(format!(
+            "the cluster `cpus` has too many CPUs ({max})"
+        )));
+    };
+    let topo = Topology::parse(o.smp.as_deref(), plugged32, max32).map_err(RunError::Failed)?;
     let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
     cpus.set_halt_policy(HaltPolicy::Idle(o.tick));
     slots.set_fence(Some(cpus.fence()));
