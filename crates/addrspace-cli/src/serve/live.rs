@@ -191,9 +191,12 @@ impl Live {
 
     fn stop(&self, s: &mut State) -> Result<Value, QmpError> {
         if s.run == RunState::Running {
-            s.cpus.pause_all().map_err(generic)?;
+            // Even when a vCPU could not be kicked the machine is now stopped as far as
+            // `Hotplug` knows (new CPUs start parked): say so, so that `cont` undoes it.
+            let paused = s.cpus.pause_all();
             s.run = RunState::Paused;
             self.events.emit("STOP", None);
+            paused.map_err(generic)?;
         } else {
             s.run = match s.run {
                 RunState::Prelaunch => RunState::Prelaunch,
