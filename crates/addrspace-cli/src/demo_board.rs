@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use addrspace::board::Loader;
 use addrspace::{GuestAddr, Machine, MemTxAttrs, MemTxResult, RegionId, RegionOps, WeakMemory};
 use addrspace_kvm::guest::DemoLayout;
+use addrspace_kvm::vcpu::{Hotplug, SpaceIndices};
+use addrspace_kvm::{Kvm, MemSlots, Vm};
 
 use crate::run::RunError;
 
@@ -238,4 +240,45 @@ pub(crate) fn write_debug(m: &Machine, at: u64, bytes: &[u8]) -> Result<(), RunE
             bytes.len()
         )))
     }
+}
+
+/// Opens `/dev/kvm`; "no usable KVM" becomes [`RunError::NoKvm`] (exit status 3).
+pub(crate) fn open_kvm() -> Result<Kvm, RunError> {
+    match Kvm::open() {
+        Ok(k) => Ok(k),
+        Err(e) if e.is_unavailable() => Err(RunError::NoKvm(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A loaded board on a KVM VM.
+pub(crate) struct OnKvm {
+    pub vm: Vm,
+    /// The `memory` space's memslots.
+    pub slots: Arc<MemSlots>,
+    /// The board's `cpus` cluster, its slot updates fenced against `KVM_RUN`.
+    pub cpus: Hotplug,
+}
+
+/// Attaches the board's `memory` and `I/O` spaces to a new VM and takes its `cpus` cluster
+/// for hot-plug (the one path `addrspace run` and the monitored machine share).
+pub(crate) fn attach(kvm: &Kvm, machine: &mut Machine) -> Result<OnKvm, RunError> {
+    let vm = Vm::new(kvm)?;
+    let (Some(system), Some(io)) = (
+        machine.address_space("memory").cloned(),
+        machine.address_space("I/O").cloned(),
+    ) else {
+        return Err(RunError::Failed(
+            "the board needs address spaces `memory` and `I/O`".into(),
+        ));
+    };
+    let slots = vm.attach_memory(&machine.memory, &system)?;
+    vm.attach_io(&machine.memory, &io)?;
+    let Some(k) = machine.clusters.iter().position(|c| c.name() == "cpus") else {
+        return Err(RunError::Failed("the board needs a cluster `cpus`".into()));
+    };
+    let cpus = Hotplug::new(vm.fd(), machine.clusters.remove(k), SpaceIndices::default());
+    // Slot updates that replace a slot hold the vCPUs out of KVM_RUN (QEMU's ioctl inhibit).
+    slots.set_fence(Some(cpus.fence()));
+    Ok(OnKvm { vm, slots, cpus })
 }

@@ -8,11 +8,12 @@ use std::path::Path;
 
 use addrspace::Machine;
 use addrspace_kvm::guest;
-use addrspace_kvm::vcpu::{Entry, Hotplug, RunEnd, SpaceIndices};
-use addrspace_kvm::{Kvm, Vm};
+use addrspace_kvm::vcpu::{Entry, Hotplug, RunEnd};
+use addrspace_kvm::Vm;
 
 use crate::demo_board::{
-    load, write_debug, AP_AT, AP_MESSAGE, AP_MSG_AT, BOOT_AT, DEVICE_BYTE, LAYOUT, MESSAGE, ROM_BYTE,
+    attach, load, open_kvm, write_debug, OnKvm, AP_AT, AP_MESSAGE, AP_MSG_AT, BOOT_AT, DEVICE_BYTE, LAYOUT, MESSAGE,
+    ROM_BYTE,
 };
 use crate::soak::{progress, rss_kib};
 
@@ -60,11 +61,7 @@ const RSS_SLACK_KIB: u64 = 2048;
 
 /// Runs the demo; returns the report and whether nothing grew.
 pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
-    let kvm = match Kvm::open() {
-        Ok(k) => k,
-        Err(e) if e.is_unavailable() => return Err(RunError::NoKvm(e.to_string())),
-        Err(e) => return Err(e.into()),
-    };
+    let kvm = open_kvm()?;
     let (mut machine, dev) = load(board)?;
     let boot = guest::demo_boot(BOOT_AT, &LAYOUT)?;
     let ap = guest::uart_print(AP_AT.into(), AP_MSG_AT, AP_MESSAGE.len() as u16, LAYOUT.uart)?;
@@ -74,26 +71,10 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
     write_debug(&machine, AP_MSG_AT.into(), AP_MESSAGE)?;
     write_debug(&machine, LAYOUT.romdev.into(), &[ROM_BYTE])?;
 
-    let vm = Vm::new(&kvm)?;
-    let system = machine.address_space("memory").cloned();
-    let io = machine.address_space("I/O").cloned();
-    let (Some(system), Some(io)) = (system, io) else {
-        return Err(RunError::Failed(
-            "the board needs address spaces `memory` and `I/O`".into(),
-        ));
-    };
-    let slots = vm.attach_memory(&machine.memory, &system)?;
-    vm.attach_io(&machine.memory, &io)?;
-    let Some(k) = machine.clusters.iter().position(|c| c.name() == "cpus") else {
-        return Err(RunError::Failed("the board needs a cluster `cpus` of 2 CPUs".into()));
-    };
-    let cluster = machine.clusters.remove(k);
-    if cluster.max_cpus() < 2 {
+    let OnKvm { vm, slots, mut cpus } = attach(&kvm, &mut machine)?;
+    if cpus.cluster().max_cpus() < 2 {
         return Err(RunError::Failed("the cluster `cpus` needs 2 CPU slots".into()));
     }
-    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
-    // Slot updates that replace a slot hold the vCPUs out of KVM_RUN (QEMU's ioctl inhibit).
-    slots.set_fence(Some(cpus.fence()));
 
     let mut out = String::new();
     let slot_list = |out: &mut String, when: &str| {

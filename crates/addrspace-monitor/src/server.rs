@@ -294,8 +294,22 @@ impl Drop for Monitor {
 /// How often an idle accept thread looks at the stop flag.
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
+/// Joins the clients that have gone, closing the sockets kept for them.
+fn reap(shared: &Shared) {
+    let done: Vec<Client> = {
+        let mut clients = shared.clients();
+        let (done, live) = clients.drain(..).partition(Client::is_finished);
+        *clients = live;
+        done
+    };
+    done.into_iter().for_each(Client::join);
+}
+
 fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
     while !shared.stopping.load(Ordering::SeqCst) {
+        // Every tick, not only when someone connects: the last clients to leave must not
+        // keep their descriptors until the next one arrives.
+        reap(shared);
         match listener.readable_within(ACCEPT_POLL) {
             Ok(false) => continue,
             Ok(true) => {}
@@ -316,12 +330,7 @@ fn accept_loop(listener: &Listener, shared: &Arc<Shared>) {
         };
         match start_client(shared, stream) {
             Ok(client) => {
-                let mut clients = shared.clients();
-                let (done, live): (Vec<Client>, Vec<Client>) = clients.drain(..).partition(Client::is_finished);
-                *clients = live;
-                clients.push(client);
-                drop(clients);
-                done.into_iter().for_each(Client::join);
+                shared.clients().push(client);
                 *shared.connected.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                 shared.connected_changed.notify_all();
             }

@@ -191,9 +191,12 @@ impl Live {
 
     fn stop(&self, s: &mut State) -> Result<Value, QmpError> {
         if s.run == RunState::Running {
-            s.cpus.pause_all().map_err(generic)?;
+            // Even when a vCPU could not be kicked the machine is now stopped as far as
+            // `Hotplug` knows (new CPUs start parked): say so, so that `cont` undoes it.
+            let paused = s.cpus.pause_all();
             s.run = RunState::Paused;
             self.events.emit("STOP", None);
+            paused.map_err(generic)?;
         } else {
             s.run = match s.run {
                 RunState::Prelaunch => RunState::Prelaunch,
@@ -247,9 +250,14 @@ impl Live {
         };
         let props = CpuProps::from_map(&self.cpu_type, props, keyval).map_err(QmpError::generic)?;
         let slot = self.topo.slot_of(&props).map_err(QmpError::generic)?;
-        if s.devices.get(slot).is_some_and(Option::is_some) {
-            let apic = self.topo.apic_id(self.topo.ids(slot));
-            return Err(QmpError::generic(format!("CPU[{slot}] with APIC ID {apic} exists")));
+        match s.devices.get(slot) {
+            Some(None) => {}
+            Some(Some(_)) => {
+                let apic = self.topo.apic_id(self.topo.ids(slot));
+                return Err(QmpError::generic(format!("CPU[{slot}] with APIC ID {apic} exists")));
+            }
+            // The topology is the cluster's (checked at start): not reached.
+            None => return Err(QmpError::generic(format!("CPU slot {slot} is not on this board"))),
         }
         let entry = s.ap_entry;
         s.cpus.plug(slot, entry).map_err(generic)?;

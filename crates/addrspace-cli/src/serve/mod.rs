@@ -13,14 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use addrspace_kvm::guest::{self, Idle};
-use addrspace_kvm::vcpu::{Entry, HaltPolicy, Hotplug, SpaceIndices};
-use addrspace_kvm::{Kvm, Vm};
+use addrspace_kvm::vcpu::{Entry, HaltPolicy};
 use addrspace_monitor::Events;
 use addrspace_monitor::{ChardevSpec, Monitor};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::demo_board::{self, write_debug, LAYOUT};
+use crate::demo_board::{self, attach, open_kvm, write_debug, OnKvm, LAYOUT};
 use crate::run::RunError;
 use live::{Config, Live, Parts, RunState};
 use topology::Topology;
@@ -53,11 +52,7 @@ const HEARTBEAT_PORT: u16 = 0x90;
 
 /// Runs the machine until `quit`.
 pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
-    let kvm = match Kvm::open() {
-        Ok(k) => k,
-        Err(e) if e.is_unavailable() => return Err(RunError::NoKvm(e.to_string())),
-        Err(e) => return Err(e.into()),
-    };
+    let kvm = open_kvm()?;
     let mut specs = Vec::new();
     for text in &o.qmp {
         specs.push(ChardevSpec::parse(text).map_err(|e| RunError::Failed(format!("--qmp {text}: {e}")))?);
@@ -83,21 +78,12 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
     write_debug(&machine, ap.base, &ap.code)?;
     write_debug(&machine, AP_MSG_AT.into(), AP_MSG)?;
 
-    let vm = Vm::new(&kvm)?;
-    let (Some(system), Some(io)) = (
-        machine.address_space("memory").cloned(),
-        machine.address_space("I/O").cloned(),
-    ) else {
-        return Err(RunError::Failed(
-            "the board needs address spaces `memory` and `I/O`".into(),
-        ));
-    };
-    let slots = vm.attach_memory(&machine.memory, &system)?;
-    vm.attach_io(&machine.memory, &io)?;
-    let Some(k) = machine.clusters.iter().position(|c| c.name() == "cpus") else {
-        return Err(RunError::Failed("the board needs a cluster `cpus`".into()));
-    };
-    let cluster = machine.clusters.remove(k);
+    let OnKvm {
+        vm,
+        slots: _slots,
+        mut cpus,
+    } = attach(&kvm, &mut machine)?;
+    let cluster = cpus.cluster();
     let max = cluster.max_cpus();
     let plugged: Vec<usize> = (0..max).filter(|&s| cluster.cpu(s).is_some()).collect();
     if plugged.first() != Some(&0) {
@@ -105,10 +91,13 @@ pub fn serve(o: &ServeOptions) -> Result<(), RunError> {
             "the cluster `cpus` needs its boot CPU (slot 0) realized by the board (`cpus = 1` or more)".into(),
         ));
     }
-    let topo = Topology::parse(o.smp.as_deref(), plugged.len() as u32, max as u32).map_err(RunError::Failed)?;
-    let mut cpus = Hotplug::new(vm.fd(), cluster, SpaceIndices::default());
+    let (Ok(max32), Ok(plugged32)) = (u32::try_from(max), u32::try_from(plugged.len())) else {
+        return Err(RunError::Failed(format!(
+            "the cluster `cpus` has too many CPUs ({max})"
+        )));
+    };
+    let topo = Topology::parse(o.smp.as_deref(), plugged32, max32).map_err(RunError::Failed)?;
     cpus.set_halt_policy(HaltPolicy::Idle(o.tick));
-    slots.set_fence(Some(cpus.fence()));
 
     let events = Events::default();
     let run = if o.paused {

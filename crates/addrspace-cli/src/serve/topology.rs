@@ -64,10 +64,13 @@ impl Topology {
             }
         }
         let threads = threads.unwrap_or(1);
+        // How many of a level fit beside `per` CPUs each (at least one; a product too large
+        // for u32 fits none, and the check below says so).
+        let fit = |per: u32, times: u32| per.checked_mul(times).map_or(0, |d| board_max / d).max(1);
         let (sockets, cores) = match (sockets, cores) {
             (Some(s), Some(c)) => (s, c),
-            (Some(s), None) => (s, (board_max / (s * threads)).max(1)),
-            (None, Some(c)) => ((board_max / (c * threads)).max(1), c),
+            (Some(s), None) => (s, fit(s, threads)),
+            (None, Some(c)) => (fit(c, threads), c),
             (None, None) => (1, (board_max / threads).max(1)),
         };
         let t = Topology {
@@ -75,7 +78,7 @@ impl Topology {
             cores,
             threads,
         };
-        if u64::from(sockets) * u64::from(cores) * u64::from(threads) != u64::from(board_max) {
+        if u128::from(sockets) * u128::from(cores) * u128::from(threads) != u128::from(board_max) {
             return Err(format!(
                 "--smp: sockets ({sockets}) * cores ({cores}) * threads ({threads}) must equal the board's max-cpus ({board_max})"
             ));
@@ -287,6 +290,21 @@ mod tests {
         assert!(Topology::parse(Some("dies=1"), 1, 4)
             .unwrap_err()
             .contains("unknown key"));
+    }
+
+    #[test]
+    fn huge_counts_are_refused_not_overflowed() {
+        for text in [
+            "sockets=65536,threads=65536",
+            "cores=65536,threads=65536",
+            "sockets=4294967295,cores=4294967295,threads=4294967295",
+            "threads=4294967295",
+        ] {
+            assert!(
+                Topology::parse(Some(text), 1, 4).unwrap_err().contains("must equal"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
