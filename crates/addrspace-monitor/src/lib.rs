@@ -140,7 +140,8 @@ pub trait Backend: Send + Sync {
     /// Runs a validated command and returns what goes in the reply's `return` member
     /// (`{}` for commands that return nothing). Commands the monitor answers itself
     /// (`qmp_capabilities`, `query-commands`, `query-version`, `human-monitor-command`)
-    /// never reach it.
+    /// never reach it. Answer at least [`Command::QueryCpusFast`]: `human-monitor-command`
+    /// checks its `cpu-index` against it, and `qmp-shell -H` sends one with every command.
     fn execute(&self, cmd: &Command) -> Result<serde_json::Value, QmpError>;
 
     /// The live machine's `info mtree` text (HMP), exactly what `addrspace mtree` prints.

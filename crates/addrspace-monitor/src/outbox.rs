@@ -1,9 +1,11 @@
 //! A client's outgoing lines: a bounded queue drained by the client's own writer thread, so
 //! that nothing outside that client ever waits on its socket.
 //!
-//! Replies wait for room (a client that does not read its replies stalls only its own
-//! requests, like QEMU suspending a monitor); events never wait: a client whose queue is
-//! full when an event arrives has fallen too far behind and is disconnected (logged).
+//! Nothing waits on a push: a reply is queued at once (so the events its command deferred
+//! until after it go out at once, to every client), and the client's reader waits for room
+//! before running the client's next request (a client that does not read its replies stalls
+//! only its own requests, like QEMU suspending a monitor). A client whose queue is full when
+//! an event arrives has fallen too far behind and is disconnected (logged).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -59,18 +61,32 @@ impl Outbox {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a reply, waiting while the queue is full; `false` if the client is gone.
+    /// Queues a reply without waiting (the queue may pass its limit by this reply: the
+    /// reader waits for room before the client's next request, [`Outbox::wait_for_room`]);
+    /// `false` if the client is gone.
     pub(crate) fn push_reply(&self, line: String) -> bool {
         let mut state = self.lock();
-        while !state.closed && state.queue.len() >= QUEUE_LIMIT {
-            state = self.0.changed.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
         if state.closed {
             return false;
         }
         state.queue.push_back(line);
         self.0.changed.notify_all();
         true
+    }
+
+    /// Waits until the queue has room (or the client is gone): a client's reader calls it
+    /// before running its next request, so a client that does not read stalls only itself.
+    pub(crate) fn wait_for_room(&self) {
+        let mut state = self.lock();
+        while !state.closed && state.queue.len() >= QUEUE_LIMIT {
+            state = self.0.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Lines waiting for the writer.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.lock().queue.len()
     }
 
     /// Queues an event without waiting; a client too far behind is disconnected.
@@ -222,5 +238,54 @@ mod tests {
         assert!(!outbox.push_reply("r\r\n".into()));
         assert!(writer.join().is_ok());
         assert!(outbox.wait_finished(Instant::now()));
+    }
+
+    /// The reply of a command whose client does not read must not wait: the events the
+    /// command defers until after its reply (DEVICE_DELETED) would wait with it, for every
+    /// client. The client is held back before its next request instead (`wait_for_room`).
+    #[test]
+    fn a_reply_to_a_full_queue_does_not_wait_the_next_request_does() {
+        let pipe = Pipe::default();
+        pipe.blocked.store(true, Ordering::SeqCst);
+        let release = pipe.blocked.clone();
+        let (outbox, writer) = Outbox::start("t".into(), pipe.clone(), move || {
+            release.store(false, Ordering::SeqCst);
+        })
+        .expect("spawn");
+        // The writer takes the first line and blocks writing it; then the queue fills up.
+        assert!(outbox.push_reply("first\r\n".into()));
+        while outbox.queued() > 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..QUEUE_LIMIT {
+            assert!(outbox.push_reply("r\r\n".into()));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let o = outbox.clone();
+        let pusher = thread::spawn(move || {
+            let _ = tx.send(o.push_reply("late\r\n".into()));
+        });
+        let pushed = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(pushed, Ok(true), "push_reply waited on a full queue");
+        let _ = pusher.join();
+        // The next request waits for room, until the client reads (or is cut off).
+        let o = outbox.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = thread::spawn(move || {
+            o.wait_for_room();
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(50)).is_err(),
+            "no room, yet it went on"
+        );
+        pipe.blocked.store(false, Ordering::SeqCst);
+        assert!(
+            rx.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "room came, still waiting"
+        );
+        let _ = waiter.join();
+        outbox.close();
+        assert!(writer.join().is_ok());
     }
 }

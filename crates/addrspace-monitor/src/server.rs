@@ -424,4 +424,8 @@ impl Sink for ClientSink {
     fn stopping(&self) -> bool {
         self.shared.stopping.load(Ordering::SeqCst)
     }
+
+    fn ready(&mut self) {
+        self.outbox.wait_for_room();
+    }
 }

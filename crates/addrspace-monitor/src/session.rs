@@ -33,6 +33,10 @@ pub trait Sink {
     fn stopping(&self) -> bool {
         false
     }
+    /// Called before each request runs: a sink whose client lags behind waits here for room
+    /// (never in [`Sink::send`], which would hold back the events the request defers until
+    /// after its reply, for every client).
+    fn ready(&mut self) {}
 }
 
 impl Sink for Vec<String> {
@@ -96,6 +100,7 @@ impl Session {
     pub fn feed(&mut self, bytes: &[u8], sink: &mut dyn Sink) {
         let Session { splitter, dispatcher } = self;
         splitter.feed(bytes, &mut |item| {
+            sink.ready();
             if !sink.stopping() {
                 dispatcher.handle(item, sink);
             }
