@@ -2,23 +2,16 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use addrspace_monitor::{ChardevSpec, Events, Monitor, COMMAND_NAMES};
+use addrspace_monitor::COMMAND_NAMES;
 use serde_json::{json, Value};
-use support::{generic, Client, Fake, CPU_TYPE, SOCKETS};
+use support::{generic, serve_unix, Client, Served, CPU_TYPE, SOCKETS};
 
-fn start() -> (Monitor, Arc<Fake>, Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("qmp.sock");
-    let events = Events::new();
-    let fake = Fake::new(events.clone());
-    let mut monitor = Monitor::new(fake.clone(), events);
-    let spec = ChardevSpec::parse(&format!("unix:{},server,nowait", path.display())).expect("spec");
-    monitor.listen(&spec).expect("listen");
-    let mut client = Client::unix(&path);
+fn start() -> (Served, Client) {
+    // QEMU's old flag syntax, `server,nowait`, on purpose.
+    let served = serve_unix("server,nowait");
+    let mut client = Client::unix(&served.path);
     client.negotiate();
-    (monitor, fake, client, dir)
+    (served, client)
 }
 
 fn not_found(name: &str) -> (String, String) {
@@ -30,7 +23,7 @@ fn not_found(name: &str) -> (String, String) {
 
 #[test]
 fn query_commands_lists_exactly_ours_and_each_exists() {
-    let (monitor, _fake, mut c, _dir) = start();
+    let (Served { monitor, dir: _dir, .. }, mut c) = start();
     let reply = c.cmd("query-commands", Value::Null);
     let mut listed: Vec<String> = reply["return"]
         .as_array()
@@ -50,7 +43,15 @@ fn query_commands_lists_exactly_ours_and_each_exists() {
 
 #[test]
 fn query_version_and_status_stop_cont() {
-    let (monitor, fake, mut c, _dir) = start();
+    let (
+        Served {
+            monitor,
+            fake,
+            dir: _dir,
+            ..
+        },
+        mut c,
+    ) = start();
     let v = c.cmd("query-version", Value::Null);
     assert_eq!(v["return"]["qemu"], json!({"major": 10, "minor": 0, "micro": 2}));
     assert_eq!(
@@ -87,7 +88,15 @@ fn query_version_and_status_stop_cont() {
 
 #[test]
 fn cpu_queries_come_from_the_backend() {
-    let (monitor, fake, mut c, _dir) = start();
+    let (
+        Served {
+            monitor,
+            fake,
+            dir: _dir,
+            ..
+        },
+        mut c,
+    ) = start();
     let cpus = c.cmd("query-cpus-fast", Value::Null);
     let list = cpus["return"].as_array().cloned().unwrap_or_default();
     assert_eq!(list.len(), fake.lock().cpus.len());
@@ -107,7 +116,15 @@ fn cpu_queries_come_from_the_backend() {
 
 #[test]
 fn device_add_and_del_with_events_and_errors() {
-    let (monitor, fake, mut c, _dir) = start();
+    let (
+        Served {
+            monitor,
+            fake,
+            dir: _dir,
+            ..
+        },
+        mut c,
+    ) = start();
     let add = json!({"driver": CPU_TYPE, "id": "cpu1", "socket-id": 1, "core-id": 0, "thread-id": 0});
     assert_eq!(c.cmd("device_add", add.clone()), json!({"return": {}}));
     assert!(fake.lock().cpus.contains_key(&1));
@@ -184,7 +201,15 @@ fn device_add_and_del_with_events_and_errors() {
 
 #[test]
 fn human_monitor_command_runs_hmp_with_crlf_output() {
-    let (monitor, fake, mut c, _dir) = start();
+    let (
+        Served {
+            monitor,
+            fake,
+            dir: _dir,
+            ..
+        },
+        mut c,
+    ) = start();
     let out = c.cmd("human-monitor-command", json!({"command-line": "info status"}));
     assert_eq!(out, json!({"return": "VM status: running\r\n"}));
     let out = c.cmd("human-monitor-command", json!({"command-line": "info mtree -f -d"}));
@@ -224,7 +249,15 @@ fn human_monitor_command_runs_hmp_with_crlf_output() {
 
 #[test]
 fn quit_replies_then_the_backend_quits() {
-    let (monitor, fake, mut c, _dir) = start();
+    let (
+        Served {
+            monitor,
+            fake,
+            dir: _dir,
+            ..
+        },
+        mut c,
+    ) = start();
     assert_eq!(c.cmd("quit", Value::Null), json!({"return": {}}));
     assert!(fake.lock().quit);
     assert!(c.events.iter().any(|e| e["event"] == "SHUTDOWN"));

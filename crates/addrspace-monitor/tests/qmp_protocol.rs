@@ -3,34 +3,12 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use addrspace_monitor::{qjson, ChardevSpec, Events, Monitor};
 use serde_json::{json, Value};
-use support::{generic, Client, Fake};
+use support::{generic, serve_unix, Client, Fake, Served};
 
-struct Setup {
-    monitor: Monitor,
-    fake: Arc<Fake>,
-    path: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("qmp.sock");
-    let events = Events::new();
-    let fake = Fake::new(events.clone());
-    let mut monitor = Monitor::new(fake.clone(), events);
-    let spec = ChardevSpec::parse(&format!("unix:{},server=on,wait=off", path.display())).expect("spec");
-    let bound = monitor.listen(&spec).expect("listen");
-    assert_eq!(bound, path.display().to_string());
-    Setup {
-        monitor,
-        fake,
-        path,
-        _dir: dir,
-    }
+fn setup() -> Served {
+    serve_unix("server=on,wait=off")
 }
 
 #[test]

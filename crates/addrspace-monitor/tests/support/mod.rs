@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use addrspace_monitor::{Backend, Command, ErrorClass, Events, MtreeOptions, QmpError};
+use addrspace_monitor::{Backend, ChardevSpec, Command, ErrorClass, Events, Monitor, MtreeOptions, QmpError};
 use serde_json::{json, Map, Value};
 
 /// The CPU type the fake board hot-plugs.
@@ -375,4 +375,32 @@ impl Client {
 /// A generic-error pair.
 pub fn generic(desc: &str) -> (String, String) {
     ("GenericError".to_string(), desc.to_string())
+}
+
+/// A monitor serving a fake machine on a fresh Unix socket.
+pub struct Served {
+    pub monitor: Monitor,
+    pub fake: Arc<Fake>,
+    pub path: PathBuf,
+    /// The socket's directory (removed when dropped).
+    pub dir: tempfile::TempDir,
+}
+
+/// Serves a new [`Fake`] on `unix:PATH,<opts>` (e.g. `server=on,wait=off`, or QEMU's old
+/// `server,nowait`) in a temporary directory.
+pub fn serve_unix(opts: &str) -> Served {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("qmp.sock");
+    let events = Events::new();
+    let fake = Fake::new(events.clone());
+    let mut monitor = Monitor::new(fake.clone(), events);
+    let spec = ChardevSpec::parse(&format!("unix:{},{opts}", path.display())).expect("spec");
+    let bound = monitor.listen(&spec).expect("listen");
+    assert_eq!(bound, path.display().to_string());
+    Served {
+        monitor,
+        fake,
+        path,
+        dir,
+    }
 }
