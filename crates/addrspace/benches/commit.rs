@@ -24,6 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "support/timing.rs"]
+mod timing;
+use timing::median_ns;
+
 use addrspace::listener::PRIORITY_MIN;
 use addrspace::{AddressSpace, CommitMode, ListenerHandle, Memory, MemoryListener, RegionId, Unassigned, SIZE_2_64};
 
@@ -162,19 +166,6 @@ fn build(mode: CommitMode, smm: bool) -> Board {
         _spaces: spaces,
         _listeners: listeners,
     }
-}
-
-/// Median nanoseconds per call of `f` over `n` calls, timed one call at a time.
-fn median_ns(n: usize, mut f: impl FnMut(usize)) -> f64 {
-    let mut t: Vec<f64> = (0..n)
-        .map(|i| {
-            let s = Instant::now();
-            f(i);
-            s.elapsed().as_nanos() as f64
-        })
-        .collect();
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    t[n / 2]
 }
 
 fn bar_move(b: &Board, n: usize) -> f64 {

@@ -104,9 +104,15 @@ pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: 
         }
         for &a in &n.aliases {
             let an = g.node(a);
-            // An alias that leads nowhere a view can see (not a view root, not aliased, in a
-            // container that is a dead end too — a bus-master container, say) is skipped.
+            // A disabled alias shows nothing (the walk would stop there anyway: it is not a
+            // seed), and an alias that leads nowhere a view can see (not a view root, not
+            // aliased, in a container that is a dead end too — a bus-master container, say)
+            // is skipped. Both are what N devices' bus-master aliases of system memory are,
+            // with bus mastering off and on: no stack traffic for them.
             let dead_end = |x: &crate::model::region::Node| !x.view_key && x.aliases.is_empty();
+            if !an.enabled {
+                continue;
+            }
             if dead_end(an)
                 && an
                     .container

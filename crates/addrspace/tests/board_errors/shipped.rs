@@ -53,6 +53,17 @@ pub(crate) fn virt_board_matches_qemu() {
 }
 
 #[test]
+pub(crate) fn q35_board_matches_qemu() {
+    check_board_matches_qemu("boards/q35.toml", "x86-q35-1G");
+}
+
+#[test]
+pub(crate) fn q35_board_export_round_trips() {
+    let m = board::load_file(&repo("boards/q35.toml")).unwrap();
+    check_export_round_trip(&m, "q35");
+}
+
+#[test]
 pub(crate) fn pc_board_export_round_trips() {
     let m = board::load_file(&repo("boards/pc.toml")).unwrap();
     check_export_round_trip(&m, "pc");
