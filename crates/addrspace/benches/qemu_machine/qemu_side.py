@@ -10,7 +10,7 @@ times over QMP -> HMP port I/O on 0xcf8/0xcfc, as the spec does:
   bar-move    BAR0 moved 0xfe000000 <-> 0xfd000000 with decode on: 2 commits
 
 and reports, per phase, the median QMP round trip and QEMU's CPU per op (schedstat of all its
-threads), then the deltas against cfg-noop. Also the startup time (Popen to the first QMP
+threads, sampled after QEMU went idle), then the deltas against cfg-noop. Also the startup time (Popen to the first QMP
 reply), the peak RSS (VmHWM) and one device_add into hpbr.
 
 Usage: python3 qemu_side.py [N ...]   (default: 0 100; OPS=200 ops per phase)
@@ -83,6 +83,14 @@ class Qemu:
                     return int(line.split()[1]) / 1024
         return float("nan")
 
+    def wait_idle(self):
+        """Until QEMU is idle (< 20 µs of CPU in 50 ms): its RCU thread frees startup garbage."""
+        while True:
+            c = self.cpu_ns()
+            time.sleep(0.05)
+            if self.cpu_ns() - c < 20_000:
+                return
+
     def phase(self, lines):
         """(median round trip µs, mean QEMU CPU µs per op) over OPS ops cycling `lines`."""
         for i in range(20):
@@ -103,6 +111,7 @@ class Qemu:
 def measure(n):
     q = Qemu(n)
     hwm = q.vm_hwm_mib()
+    q.wait_idle()
     q.hmp(f"o /w 0xcf8 {TGT | 0x10:#x}")
     q.hmp("o /w 0xcfc 0xfe000000")
     noop = q.phase(["o /w 0xcfc 0xfe000000"])
