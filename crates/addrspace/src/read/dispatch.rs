@@ -3,10 +3,11 @@
 //!
 //! Byte-slice accesses split at range boundaries: RAM is copied directly, each device gets
 //! pieces of the size its rules allow, holes read as zero with a decode error. Fixed-size
-//! loads and stores take a fast path when the whole access lies in one RAM range — a lookup
-//! (usually the last hit), a bounds check and a copy of a constant size, with no allocation
-//! and no dynamic dispatch; a device gets the whole access (device lengths are not clamped
-//! to the range, as in QEMU); anything else falls back to the byte-slice path.
+//! loads and stores of RAM take the view's direct windows first (`FlatView::load_direct`):
+//! a lookup (usually the last hit), one range check and one aligned host access, without
+//! touching the range's region or RAM block; stores only where the range is writable and not
+//! dirty-logged. Otherwise a device gets the whole access (device lengths are not clamped to
+//! the range, as in QEMU), and anything else falls back to the byte-slice path.
 //!
 //! Every address computation is checked: guest-controlled addresses and lengths may run past
 //! 2^64 or off the end of the view, and such bytes are simply unassigned.
@@ -222,6 +223,9 @@ pub(crate) fn load<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> (T, MemTxResult) {
+    if let Some(bytes) = view.load_direct(addr, mru, T::SIZE) {
+        return (from_bytes(bytes, order), MemTxResult::OK);
+    }
     if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
         match target(r, false, attrs) {
             Target::Direct(block) => {
@@ -252,6 +256,9 @@ pub(crate) fn store<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> MemTxResult {
+    if view.store_direct(addr, mru, &to_bytes(value, order), T::SIZE) {
+        return MemTxResult::OK;
+    }
     if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
         match target(r, true, attrs) {
             Target::Direct(block)
