@@ -176,7 +176,7 @@ impl FlatView {
             return None;
         }
         let i = self.search(addr)?;
-        mru.index = i;
+        mru.learn(i);
         Some(i)
     }
 
@@ -197,7 +197,7 @@ impl FlatView {
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
         if self.direct.contains(mru.index, addr) {
             return Some(&self.ranges[mru.index]);
@@ -206,7 +206,7 @@ impl FlatView {
             return layer.find(self, addr, mru);
         }
         let i = self.search(addr)?;
-        mru.index = i;
+        mru.learn(i);
         Some(&self.ranges[i])
     }
 
@@ -393,6 +393,26 @@ mod tests {
             }
             agrees_with_a_scan(&view(&pieces), probes)?;
         }
+    }
+
+    #[test]
+    fn a_last_hit_that_keeps_missing_is_dropped_and_trusted_again_when_it_repeats() {
+        let v = view(&[(0, 0x1000), (0x2000, 0x1000), (0x4000, 0x1000), (0x6000, 0x1000)]);
+        let mut mru = Mru::EMPTY;
+        // A new range every time: every guess misses.
+        for k in 0..8u64 {
+            assert_eq!(
+                v.find((k % 4) * 0x2000 + 8, &mut mru).map(|r| r.start),
+                Some((k % 4) * 0x2000)
+            );
+        }
+        assert!(!v.direct.contains(mru.index, 0x6008), "a doubted last hit is not tried");
+        // The same range again and again: tried first again.
+        for _ in 0..4 {
+            assert_eq!(v.find(0x6010, &mut mru).map(|r| r.start), Some(0x6000));
+        }
+        assert_eq!(mru.index, 3, "trusted again");
+        assert_eq!(v.find(0x6ff8, &mut mru).map(|r| r.start), Some(0x6000));
     }
 
     #[test]
