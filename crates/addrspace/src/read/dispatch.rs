@@ -94,12 +94,18 @@ enum Piece<'v> {
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     match view.find(addr, mru) {
-        Some(r) => Piece::Range {
-            r,
-            off: r.offset + (addr - r.start),
-            avail: u128::from(r.last - addr) + 1,
-        },
+        Some(r) => in_range(r, addr),
         None => Piece::Hole(view.next_start(addr) - u128::from(addr)),
+    }
+}
+
+/// The piece at `addr` of range `r`, which holds it.
+#[inline]
+fn in_range(r: &FlatRange, addr: u64) -> Piece<'_> {
+    Piece::Range {
+        r,
+        off: r.offset + (addr - r.start),
+        avail: u128::from(r.last - addr) + 1,
     }
 }
 
@@ -223,10 +229,15 @@ pub(crate) fn load<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> (T, MemTxResult) {
-    if let Some(bytes) = view.load_direct(addr, mru, T::SIZE) {
-        return (from_bytes(bytes, order), MemTxResult::OK);
-    }
-    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
+    // RAM through the view's direct windows; anything else with the range found on the way.
+    let found = match view.find_own(addr, mru) {
+        Some(i) => match view.load_direct(i, addr, T::SIZE) {
+            Some(bytes) => return (from_bytes(bytes, order), MemTxResult::OK),
+            None => in_range(&view.ranges[i], addr),
+        },
+        None => piece(view, mru, addr),
+    };
+    if let Piece::Range { r, off, avail } = found {
         match target(r, false, attrs) {
             Target::Direct(block) => {
                 let mut bytes = [0u8; 8];
@@ -256,10 +267,12 @@ pub(crate) fn store<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> MemTxResult {
-    if view.store_direct(addr, mru, &to_bytes(value, order), T::SIZE) {
-        return MemTxResult::OK;
-    }
-    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
+    let found = match view.find_own(addr, mru) {
+        Some(i) if view.store_direct(i, addr, &to_bytes(value, order), T::SIZE) => return MemTxResult::OK,
+        Some(i) => in_range(&view.ranges[i], addr),
+        None => piece(view, mru, addr),
+    };
+    if let Piece::Range { r, off, avail } = found {
         match target(r, true, attrs) {
             Target::Direct(block)
                 if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) =>

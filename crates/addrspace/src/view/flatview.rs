@@ -146,29 +146,31 @@ impl FlatView {
     pub(crate) fn search(&self, addr: u64) -> Option<usize> {
         let ix = &self.index;
         let off = addr.wrapping_sub(ix.base);
-        if off > ix.top.wrapping_sub(ix.base) {
+        if off > ix.span {
             return None;
         }
-        let b = (off >> ix.shift) as usize;
-        // The candidate is the last range starting at or before `addr`: at least the one
-        // before this bucket's first (which starts before the bucket, so before `addr`), at
-        // most the one before the next bucket's first.
-        let lo = (*ix.first.get(b)? as usize).saturating_sub(1);
-        let hi = *ix.first.get(b + 1)? as usize;
-        let i = if hi - lo <= 2 {
+        // The range is the last candidate starting at or before `addr` (the first one does:
+        // it starts before the bucket, or is the first range).
+        let &(lo, hi) = ix.cand.get((off >> ix.shift) as usize)?;
+        let (lo, hi) = (lo as usize, hi as usize);
+        let i = if hi - lo <= 1 {
             // One or two candidates (the usual case): pick without a loop.
-            let top = hi.max(1) - 1;
-            top - usize::from(*self.starts.get(top)? > addr)
+            hi - usize::from(*self.starts.get(hi)? > addr)
         } else {
-            lo + self.starts.get(lo..hi)?.partition_point(|&s| s <= addr) - 1
+            lo + self
+                .starts
+                .get(lo..=hi)?
+                .partition_point(|&s| s <= addr)
+                .checked_sub(1)?
         };
         self.direct.contains(i, addr).then_some(i)
     }
 
     /// The own range containing `addr` (the last hit first, remembering this one) of a view
-    /// that is not layered; `None` for a hole or a layered view.
+    /// that is not layered; `None` for a hole, and for a layered view unless it is the last
+    /// hit.
     #[inline(always)]
-    fn find_plain(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
+    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
         if self.direct.contains(mru.index, addr) {
             return Some(mru.index);
         }
@@ -180,34 +182,28 @@ impl FlatView {
         Some(i)
     }
 
-    /// The fast path of a `size`-byte load of RAM: its bytes, or `None` when the access has
-    /// to take the general path (not RAM, not aligned, crossing a range, layered view).
+    /// The fast path of a `size`-byte load at `addr` in own range `i`: its bytes, or `None`
+    /// when the access has to take the general path (not RAM, not aligned, crossing the
+    /// range's end).
     #[inline(always)]
-    pub(crate) fn load_direct(&self, addr: u64, mru: &mut Mru, size: usize) -> Option<[u8; 8]> {
-        let i = self.find_plain(addr, mru)?;
+    pub(crate) fn load_direct(&self, i: usize, addr: u64, size: usize) -> Option<[u8; 8]> {
         self.direct.load(i, addr, size)
     }
 
-    /// The fast path of a `size`-byte store to writable RAM without dirty logging; `false`
-    /// when the access has to take the general path.
+    /// The fast path of a `size`-byte store at `addr` in own range `i` (writable RAM without
+    /// dirty logging); `false` when the access has to take the general path.
     #[inline(always)]
-    pub(crate) fn store_direct(&self, addr: u64, mru: &mut Mru, bytes: &[u8; 8], size: usize) -> bool {
-        self.find_plain(addr, mru)
-            .is_some_and(|i| self.direct.store(i, addr, bytes, size))
+    pub(crate) fn store_direct(&self, i: usize, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
+        self.direct.store(i, addr, bytes, size)
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
-        if self.direct.contains(mru.index, addr) {
-            return Some(&self.ranges[mru.index]);
+        if let Some(i) = self.find_own(addr, mru) {
+            return Some(&self.ranges[i]);
         }
-        if let Some(layer) = &self.layer {
-            return layer.find(self, addr, mru);
-        }
-        let i = self.search(addr)?;
-        mru.learn(i);
-        Some(&self.ranges[i])
+        self.layer.as_ref()?.find(self, addr, mru)
     }
 
     /// The range containing `addr`, without a last-hit cache.
@@ -253,11 +249,10 @@ impl FlatView {
             return None;
         }
         let ix = &self.index;
-        let buckets = ix.first.len() - 1;
+        let buckets = ix.cand.len();
         let mut runs: Vec<BucketRun> = Vec::new();
         for b in 0..buckets {
-            let lo = (ix.first[b] as usize).saturating_sub(1);
-            let hi = (ix.first[b + 1] as usize).saturating_sub(1);
+            let (lo, hi) = (ix.cand[b].0 as usize, ix.cand[b].1 as usize);
             match runs.last_mut() {
                 Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
                 _ => runs.push(BucketRun {

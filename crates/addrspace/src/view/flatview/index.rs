@@ -94,17 +94,21 @@ pub struct IndexSummary {
 }
 
 /// A bucketed lookup index. The span from the first range start to the last range end is
-/// cut into `2^k` equal buckets (about two per range); `first[b]` counts the ranges that
-/// start before bucket `b`. The range holding an address of bucket `b` is then among
-/// `starts[first[b] - 1 ..= first[b + 1] - 1]` — usually one to three entries, whatever the
-/// number of ranges — so a lookup is a shift, two adjacent loads and a short scan. A layout
-/// that crowds many ranges into one bucket degrades to a binary search in that bucket.
+/// cut into `2^k` equal buckets (about two per range). The range holding an address of
+/// bucket `b` is the last one starting at or before it, among `cand[b] = (lo, hi)`: from the
+/// last range starting before the bucket to the last starting in it — usually one or two,
+/// whatever the number of ranges — so a lookup is a shift, one load of the bucket's pair and
+/// one comparison. A layout that crowds many ranges into one bucket degrades to a binary
+/// search in that bucket.
 pub(crate) struct Buckets {
     pub(crate) base: u64,
     /// Last address covered (inclusive).
     pub(crate) top: u64,
+    /// `top - base` (`u64::MAX` for the empty index, which has no buckets).
+    pub(crate) span: u64,
     pub(crate) shift: u32,
-    pub(crate) first: Box<[u32]>,
+    /// Per bucket, its first and last candidate range (inclusive).
+    pub(crate) cand: Box<[(u32, u32)]>,
 }
 
 impl Buckets {
@@ -113,8 +117,9 @@ impl Buckets {
             return Buckets {
                 base: 1,
                 top: 0,
+                span: u64::MAX,
                 shift: 0,
-                first: Box::new([0, 0]),
+                cand: Box::new([]),
             };
         };
         let (base, top) = (f.start, l.last);
@@ -135,11 +140,16 @@ impl Buckets {
         for b in 1..=buckets {
             first[b] += first[b - 1];
         }
+        let cand = first
+            .windows(2)
+            .map(|w| (w[0].saturating_sub(1), w[1].saturating_sub(1)))
+            .collect();
         Buckets {
             base,
             top,
+            span: top - base,
             shift,
-            first: first.into_boxed_slice(),
+            cand,
         }
     }
 }
