@@ -201,7 +201,7 @@ impl FlatView {
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
         if let Some(i) = self.find_own(addr, mru) {
-            return Some(&self.ranges[i]);
+            return self.ranges.get(i);
         }
         self.layer.as_ref()?.find(self, addr, mru)
     }
