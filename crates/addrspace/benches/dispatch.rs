@@ -11,18 +11,25 @@
 //! also with the same map published through vm-memory's `GuestMemoryAtomic`, which, like our
 //! accessor, revalidates the current snapshot on every access.
 //!
-//! Run: `cargo bench -p addrspace --bench dispatch`. Ends with one line per case:
-//! `CASE ours_ns=… baseline_ns=… speedup=…` (`-` where there is no baseline).
+//! The layouts of issue 15 (few big regions, 64 KiB regions between 4 KiB holes, QEMU's arm
+//! `virt`) and the harness floors are in `dispatch/layouts.rs`.
+//!
+//! Run: `cargo bench -p addrspace --bench dispatch [FILTER...]`. Prints one line per case,
+//! `CASE ours_ns=… baseline_ns=… speedup=…` (`-` where there is no baseline), then the same
+//! as a Markdown table (speedup = baseline ns / ours ns). See `benches/README.md`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use addrspace::{Accessor, Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionOps, SIZE_2_64};
 use vm_memory::{
     Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
 };
+
+#[path = "dispatch/layouts.rs"]
+mod layouts;
 
 const REGION: u64 = 1 << 20; // 1 MiB regions
 const STRIDE: u64 = 2 << 20; // with 1 MiB gaps
@@ -102,7 +109,11 @@ fn time(per_call: u64, mut op: impl FnMut()) -> f64 {
     samples[0]
 }
 
+/// Every case printed so far, for the closing table.
+static TABLE: Mutex<Vec<(String, f64, Option<f64>)>> = Mutex::new(Vec::new());
+
 fn line(case: &str, ours: f64, baseline: Option<f64>) {
+    TABLE.lock().unwrap().push((case.to_string(), ours, baseline));
     match baseline {
         Some(b) => println!("{case} ours_ns={ours:.2} baseline_ns={b:.2} speedup={:.1}x", b / ours),
         None => println!("{case} ours_ns={ours:.2} baseline_ns=- speedup=-"),
@@ -409,7 +420,20 @@ fn main() {
     if run("mmio") {
         mmio();
     }
+    if run("floor") {
+        layouts::floors();
+    }
+    if run("layout") {
+        layouts::layouts();
+    }
     if run("readers") {
         contention();
+    }
+    println!("\n| case | ours ns | baseline ns | speedup |\n|---|---:|---:|---:|");
+    for (case, ours, base) in TABLE.lock().unwrap().iter() {
+        match base {
+            Some(b) => println!("| {case} | {ours:.2} | {b:.2} | {:.2}x |", b / ours),
+            None => println!("| {case} | {ours:.2} | - | - |"),
+        }
     }
 }

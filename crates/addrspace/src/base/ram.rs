@@ -13,6 +13,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// `MAP_NORESERVE` only changes overcommit accounting; Miri's mmap shim does not take it.
 #[cfg(not(miri))]
@@ -237,6 +238,135 @@ unsafe fn store_piece(dst: *mut u8, src: &[u8]) {
             2 => AtomicU16::from_ptr(dst.cast()).store(u16::from_ne_bytes(src.try_into().unwrap()), Ordering::Relaxed),
             _ => AtomicU8::from_ptr(dst).store(src[0], Ordering::Relaxed),
         }
+    }
+}
+
+/// Whether a [`DirectTable`] window may be read (`READ`) or written (`WRITE`) directly.
+pub(crate) mod perm {
+    /// Loads may copy host memory directly.
+    pub const READ: u8 = 1;
+    /// Stores may write host memory directly (writable RAM with no dirty logging).
+    pub const WRITE: u8 = 2;
+}
+
+/// One range's direct window: guest addresses `start..=start + span` are host memory from
+/// `host` on, with `perms` saying which accesses may use it. Bounds are a start and a span so
+/// that "inside" is one unsigned comparison, `addr - start <= span`: a single branch, which
+/// matters when a reader's last hit is as often right as wrong.
+#[derive(Clone, Copy, Debug)]
+struct Direct {
+    start: u64,
+    span: u64,
+    /// Host address of `start` (null when `perms` is empty).
+    host: *mut u8,
+    perms: u8,
+}
+
+/// What a view tells [`DirectTable::new`] about one of its ranges, in address order.
+pub(crate) struct DirectSpec<'b> {
+    /// First guest address of the range.
+    pub start: u64,
+    /// Last guest address (inclusive).
+    pub last: u64,
+    /// The RAM block behind the range, the range's offset in it, and [`perm`] bits; `None`
+    /// (or no bits) when every access to the range takes the slow path.
+    pub ram: Option<(&'b Arc<RamBlock>, u64, u8)>,
+}
+
+/// The reader's fast path: one compact window per range of a view (32 bytes, bounds and
+/// host address together), so that a load or store of RAM is a range check and one host
+/// access, without going through the range's region and RAM block. The table holds a
+/// reference to every block it points into, so its windows stay valid for its whole life.
+pub(crate) struct DirectTable {
+    entries: Box<[Direct]>,
+    _blocks: Box<[Arc<RamBlock>]>,
+}
+
+// SAFETY: the windows point into blocks the table keeps alive, which are `Send` and `Sync`
+// (see `RamBlock`); the table only ever accesses them through atomic loads and stores.
+unsafe impl Send for DirectTable {}
+// SAFETY: see `Send`.
+unsafe impl Sync for DirectTable {}
+
+impl DirectTable {
+    /// One window per spec, in the same order (a window's index is its range's).
+    pub(crate) fn new<'b>(specs: impl IntoIterator<Item = DirectSpec<'b>>) -> DirectTable {
+        let mut blocks: Vec<Arc<RamBlock>> = Vec::new();
+        let entries = specs
+            .into_iter()
+            .map(|s| {
+                let mut d = Direct {
+                    start: s.start,
+                    span: s.last - s.start,
+                    host: std::ptr::null_mut(),
+                    perms: 0,
+                };
+                if let Some((block, offset, perms)) = s.ram {
+                    // Direct only when the whole range lies inside the block.
+                    let fits = u128::from(offset) + u128::from(s.last - s.start) < block.len as u128;
+                    if fits && perms != 0 {
+                        // `fits` proved `offset < block.len`, a `usize`.
+                        d.host = block.ptr.as_ptr().wrapping_add(offset as usize);
+                        d.perms = perms;
+                        if !blocks.last().is_some_and(|b| Arc::ptr_eq(b, block)) {
+                            blocks.push(block.clone());
+                        }
+                    }
+                }
+                d
+            })
+            .collect();
+        DirectTable {
+            entries,
+            _blocks: blocks.into_boxed_slice(),
+        }
+    }
+
+    /// Whether window `i` exists and contains `addr`.
+    #[inline(always)]
+    pub(crate) fn contains(&self, i: usize, addr: u64) -> bool {
+        self.entries
+            .get(i)
+            .is_some_and(|d| addr.wrapping_sub(d.start) <= d.span)
+    }
+
+    /// The host address of the `size`-byte access at `addr` through window `i`, if the
+    /// window allows `perm`, holds all of it, and the host address is `size`-aligned.
+    #[inline(always)]
+    fn host(&self, i: usize, addr: u64, size: usize, perm: u8) -> Option<*mut u8> {
+        let d = self.entries.get(i)?;
+        let off = addr.wrapping_sub(d.start);
+        // `addr..addr + size` inside `start..=start + span`, without overflow.
+        let inside = addr >= d.start && u128::from(off) + size as u128 <= u128::from(d.span) + 1;
+        // Only computed (not used) when outside: `wrapping_add` keeps that defined.
+        let host = d.host.wrapping_add(off as usize);
+        let ok = d.perms & perm != 0 && inside && host.addr() % size == 0;
+        ok.then_some(host)
+    }
+
+    /// Loads `size` (1, 2, 4 or 8) bytes at `addr` through window `i` with one atomic load,
+    /// or `None` if the window does not allow it (see [`host`](Self::host)).
+    #[inline(always)]
+    pub(crate) fn load(&self, i: usize, addr: u64, size: usize) -> Option<[u8; 8]> {
+        let src = self.host(i, addr, size, perm::READ)?;
+        let mut bytes = [0u8; 8];
+        // SAFETY: `host` proved `addr..addr + size` inside `start..=start + span`, which `new`
+        // checked lies inside the block from `host` on; the block is alive while `self` holds
+        // it; `src` is `size`-aligned.
+        unsafe { load_piece(src, &mut bytes[..size]) };
+        Some(bytes)
+    }
+
+    /// Stores the first `size` bytes of `bytes` at `addr` through window `i` with one atomic
+    /// store; `false` if the window does not allow it.
+    #[inline(always)]
+    pub(crate) fn store(&self, i: usize, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
+        let Some(dst) = self.host(i, addr, size, perm::WRITE) else {
+            return false;
+        };
+        // SAFETY: as in `load`; the mapping is writable.
+        unsafe { store_piece(dst, &bytes[..size]) };
+        true
     }
 }
 

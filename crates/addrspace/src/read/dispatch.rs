@@ -3,10 +3,11 @@
 //!
 //! Byte-slice accesses split at range boundaries: RAM is copied directly, each device gets
 //! pieces of the size its rules allow, holes read as zero with a decode error. Fixed-size
-//! loads and stores take a fast path when the whole access lies in one RAM range — a lookup
-//! (usually the last hit), a bounds check and a copy of a constant size, with no allocation
-//! and no dynamic dispatch; a device gets the whole access (device lengths are not clamped
-//! to the range, as in QEMU); anything else falls back to the byte-slice path.
+//! loads and stores of RAM take the view's direct windows first (`FlatView::load_direct`):
+//! a lookup (usually the last hit), one range check and one aligned host access, without
+//! touching the range's region or RAM block; stores only where the range is writable and not
+//! dirty-logged. Otherwise a device gets the whole access (device lengths are not clamped to
+//! the range, as in QEMU), and anything else falls back to the byte-slice path.
 //!
 //! Every address computation is checked: guest-controlled addresses and lengths may run past
 //! 2^64 or off the end of the view, and such bytes are simply unassigned.
@@ -93,12 +94,18 @@ enum Piece<'v> {
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     match view.find(addr, mru) {
-        Some(r) => Piece::Range {
-            r,
-            off: r.offset + (addr - r.start),
-            avail: u128::from(r.last - addr) + 1,
-        },
+        Some(r) => in_range(r, addr),
         None => Piece::Hole(view.next_start(addr) - u128::from(addr)),
+    }
+}
+
+/// The piece at `addr` of range `r`, which holds it.
+#[inline]
+fn in_range(r: &FlatRange, addr: u64) -> Piece<'_> {
+    Piece::Range {
+        r,
+        off: r.offset + (addr - r.start),
+        avail: u128::from(r.last - addr) + 1,
     }
 }
 
@@ -222,7 +229,15 @@ pub(crate) fn load<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> (T, MemTxResult) {
-    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
+    // RAM through the view's direct windows; anything else with the range found on the way.
+    let found = match view.find_own(addr, mru) {
+        Some(i) => match view.load_direct(i, addr, T::SIZE) {
+            Some(bytes) => return (from_bytes(bytes, order), MemTxResult::OK),
+            None => in_range(&view.ranges[i], addr),
+        },
+        None => piece(view, mru, addr),
+    };
+    if let Piece::Range { r, off, avail } = found {
         match target(r, false, attrs) {
             Target::Direct(block) => {
                 let mut bytes = [0u8; 8];
@@ -252,7 +267,12 @@ pub(crate) fn store<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> MemTxResult {
-    if let Piece::Range { r, off, avail } = piece(view, mru, addr) {
+    let found = match view.find_own(addr, mru) {
+        Some(i) if view.store_direct(i, addr, &to_bytes(value, order), T::SIZE) => return MemTxResult::OK,
+        Some(i) => in_range(&view.ranges[i], addr),
+        None => piece(view, mru, addr),
+    };
+    if let Piece::Range { r, off, avail } = found {
         match target(r, true, attrs) {
             Target::Direct(block)
                 if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) =>

@@ -15,8 +15,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::base::addr::{GuestAddr, RegionOffset};
+use crate::base::ram::{perm, DirectSpec, DirectTable};
 use crate::base::stats::LiveToken;
-use crate::model::region::RegionId;
+use crate::model::region::{Backend, RegionId};
 
 mod index;
 mod layered;
@@ -38,6 +39,8 @@ pub struct FlatView {
     pub(crate) starts: Box<[u64]>,
     /// The lookup index over `starts`.
     pub(crate) index: Buckets,
+    /// One compact window per own range: bounds, and host memory for RAM (the fast path).
+    pub(crate) direct: DirectTable,
     /// The shared view this one borrows its ranges outside its windows from, if layered.
     pub(crate) layer: Option<Box<Layer>>,
     pub(crate) _live: LiveToken,
@@ -124,12 +127,14 @@ impl FlatView {
         ranges.shrink_to_fit();
         let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
         let index = Buckets::new(&ranges, &starts);
+        let direct = DirectTable::new(ranges.iter().map(direct_spec));
         FlatView {
             root,
             root_name,
             ranges,
             starts,
             index,
+            direct,
             layer,
             _live: live,
         }
@@ -140,39 +145,65 @@ impl FlatView {
     #[inline]
     pub(crate) fn search(&self, addr: u64) -> Option<usize> {
         let ix = &self.index;
-        if addr < ix.base || addr > ix.top {
+        let off = addr.wrapping_sub(ix.base);
+        if off > ix.span {
             return None;
         }
-        let b = ((addr - ix.base) >> ix.shift) as usize;
-        // The candidate is the last range starting at or before `addr`: at least the one
-        // before this bucket's first (which starts before the bucket, so before `addr`), at
-        // most the one before the next bucket's first.
-        let lo = (ix.first[b] as usize).saturating_sub(1);
-        let hi = ix.first[b + 1] as usize;
-        let i = if hi - lo <= 2 {
+        // The range is the last candidate starting at or before `addr` (the first one does:
+        // it starts before the bucket, or is the first range).
+        let &(lo, hi) = ix.cand.get((off >> ix.shift) as usize)?;
+        let (lo, hi) = (lo as usize, hi as usize);
+        let i = if hi - lo <= 1 {
             // One or two candidates (the usual case): pick without a loop.
-            let top = hi.max(1) - 1;
-            top - usize::from(self.starts[top] > addr)
+            hi - usize::from(*self.starts.get(hi)? > addr)
         } else {
-            lo + self.starts[lo..hi].partition_point(|&s| s <= addr) - 1
+            lo + self
+                .starts
+                .get(lo..=hi)?
+                .partition_point(|&s| s <= addr)
+                .checked_sub(1)?
         };
-        (addr <= self.ranges[i].last).then_some(i)
+        self.direct.contains(i, addr).then_some(i)
+    }
+
+    /// The own range containing `addr` (the last hit first, remembering this one) of a view
+    /// that is not layered; `None` for a hole, and for a layered view unless it is the last
+    /// hit.
+    #[inline(always)]
+    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
+        if self.direct.contains(mru.index, addr) {
+            return Some(mru.index);
+        }
+        if self.layer.is_some() {
+            return None;
+        }
+        let i = self.search(addr)?;
+        mru.learn(i);
+        Some(i)
+    }
+
+    /// The fast path of a `size`-byte load at `addr` in own range `i`: its bytes, or `None`
+    /// when the access has to take the general path (not RAM, not aligned, crossing the
+    /// range's end).
+    #[inline(always)]
+    pub(crate) fn load_direct(&self, i: usize, addr: u64, size: usize) -> Option<[u8; 8]> {
+        self.direct.load(i, addr, size)
+    }
+
+    /// The fast path of a `size`-byte store at `addr` in own range `i` (writable RAM without
+    /// dirty logging); `false` when the access has to take the general path.
+    #[inline(always)]
+    pub(crate) fn store_direct(&self, i: usize, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
+        self.direct.store(i, addr, bytes, size)
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
-        if let Some(r) = self.ranges.get(mru.index) {
-            if r.start <= addr && addr <= r.last {
-                return Some(r);
-            }
+        if let Some(i) = self.find_own(addr, mru) {
+            return self.ranges.get(i);
         }
-        if let Some(layer) = &self.layer {
-            return layer.find(self, addr, mru);
-        }
-        let i = self.search(addr)?;
-        mru.index = i;
-        Some(&self.ranges[i])
+        self.layer.as_ref()?.find(self, addr, mru)
     }
 
     /// The range containing `addr`, without a last-hit cache.
@@ -218,11 +249,10 @@ impl FlatView {
             return None;
         }
         let ix = &self.index;
-        let buckets = ix.first.len() - 1;
+        let buckets = ix.cand.len();
         let mut runs: Vec<BucketRun> = Vec::new();
         for b in 0..buckets {
-            let lo = (ix.first[b] as usize).saturating_sub(1);
-            let hi = (ix.first[b + 1] as usize).saturating_sub(1);
+            let (lo, hi) = (ix.cand[b].0 as usize, ix.cand[b].1 as usize);
             match runs.last_mut() {
                 Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
                 _ => runs.push(BucketRun {
@@ -250,6 +280,24 @@ impl FlatView {
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 }
+/// What the fast path may do with range `r`: RAM (and RAM devices, which take sized loads
+/// and stores too) is read directly, and written directly when writable and not dirty-logged
+/// (dirty logging needs the general path's marking). Everything else takes the general path.
+fn direct_spec(r: &FlatRange) -> DirectSpec<'_> {
+    let ram = match &r.leaf.backend {
+        Backend::Ram(b) | Backend::RamDevice(b) => {
+            let write = !r.readonly && r.dirty.is_empty();
+            Some((b, r.offset, perm::READ | if write { perm::WRITE } else { 0 }))
+        }
+        _ => None,
+    };
+    DirectSpec {
+        start: r.start,
+        last: r.last,
+        ram,
+    }
+}
+
 impl fmt::Debug for FlatView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlatView")
@@ -280,7 +328,45 @@ mod tests {
         v.ranges.iter().position(|r| r.start <= addr && addr <= r.last)
     }
 
+    /// Every lookup path of `v` (index, MRU) against a scan, at `probes` and around every
+    /// range's bounds.
+    fn agrees_with_a_scan(v: &FlatView, probes: Vec<u64>) -> Result<(), TestCaseError> {
+        let mut addrs = probes;
+        for r in &v.ranges {
+            addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
+        }
+        for a in addrs {
+            prop_assert_eq!(v.search(a), naive(v, a), "address {:#x}", a);
+            let mut mru = Mru::EMPTY;
+            let at = |r: Option<&FlatRange>| r.map(|r| r as *const FlatRange);
+            let want = at(naive(v, a).map(|i| &v.ranges[i]));
+            prop_assert_eq!(at(v.find(a, &mut mru)), want);
+            prop_assert_eq!(at(v.find(a, &mut mru)), want, "second lookup through the MRU");
+        }
+        let ix = v.index_summary().unwrap();
+        prop_assert_eq!(ix.runs.last().unwrap().last_bucket + 1, ix.buckets);
+        Ok(())
+    }
+
     proptest! {
+        #[test]
+        fn crowded_buckets_agree_with_a_scan(
+            gaps in prop::collection::vec((prop_oneof![0u64..64, 1u64 << 20..1 << 24, 1u64 << 36..1 << 40], 1u64..1 << 12), 1..80),
+            probes in prop::collection::vec(any::<u64>(), 64),
+        ) {
+            // Clusters of tiny ranges far apart (QEMU's arm `virt` is one): buckets crowded
+            // at several scales, so lookups go through nested levels.
+            let mut pieces = Vec::new();
+            let mut at = 0u64;
+            for (gap, len) in gaps {
+                pieces.push((at + gap, len));
+                at += gap + len;
+            }
+            let v = view(&pieces);
+            let near: Vec<u64> = probes.iter().map(|p| p % (at + 1)).collect();
+            agrees_with_a_scan(&v, near.into_iter().chain(probes).collect())?;
+        }
+
         #[test]
         fn bucket_index_agrees_with_a_scan(
             gaps in prop::collection::vec((0u64..1 << 40, 1u64..1 << 16), 1..40),
@@ -300,22 +386,42 @@ mod tests {
             if top && at < u64::MAX - 0x1000 {
                 pieces.push((u64::MAX - 0xfff, 0x1000));
             }
-            let v = view(&pieces);
-            let mut addrs = probes;
-            for r in &v.ranges {
-                addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
-            }
-            for a in addrs {
-                prop_assert_eq!(v.search(a), naive(&v, a), "address {:#x}", a);
-                let mut mru = Mru::EMPTY;
-                let at = |r: Option<&FlatRange>| r.map(|r| r as *const FlatRange);
-                let want = at(naive(&v, a).map(|i| &v.ranges[i]));
-                prop_assert_eq!(at(v.find(a, &mut mru)), want);
-                prop_assert_eq!(at(v.find(a, &mut mru)), want, "second lookup through the MRU");
-            }
-            let ix = v.index_summary().unwrap();
-            prop_assert_eq!(ix.runs.last().unwrap().last_bucket + 1, ix.buckets);
+            agrees_with_a_scan(&view(&pieces), probes)?;
         }
+    }
+
+    #[test]
+    fn a_last_hit_that_keeps_missing_is_dropped_and_trusted_again_when_it_repeats() {
+        let v = view(&[(0, 0x1000), (0x2000, 0x1000), (0x4000, 0x1000), (0x6000, 0x1000)]);
+        let mut mru = Mru::EMPTY;
+        // A new range every time: every guess misses.
+        for k in 0..8u64 {
+            assert_eq!(
+                v.find((k % 4) * 0x2000 + 8, &mut mru).map(|r| r.start),
+                Some((k % 4) * 0x2000)
+            );
+        }
+        assert!(!v.direct.contains(mru.index, 0x6008), "a doubted last hit is not tried");
+        // The same range again and again: tried first again.
+        for _ in 0..4 {
+            assert_eq!(v.find(0x6010, &mut mru).map(|r| r.start), Some(0x6000));
+        }
+        assert_eq!(mru.index, 3, "trusted again");
+        assert_eq!(v.find(0x6ff8, &mut mru).map(|r| r.start), Some(0x6000));
+    }
+
+    #[test]
+    fn a_virt_like_map_finds_every_range() {
+        // 32 devices of 512 bytes in one 16 KiB window, RAM at 1 GiB, one range at 512 GiB.
+        let mut pieces: Vec<(u64, u64)> = (0..32).map(|i| (0xa00_0000 + i * 0x200, 0x200)).collect();
+        pieces.extend([(0x4000_0000, 0x4000_0000), (0x80_0000_0000, 0x1000)]);
+        let v = view(&pieces);
+        for (i, r) in v.ranges.iter().enumerate() {
+            for a in [r.start, r.last, r.start + (r.last - r.start) / 2] {
+                assert_eq!(v.search(a), Some(i), "address {a:#x}");
+            }
+        }
+        assert_eq!(v.search(0x9ff_ffff), None);
     }
 
     #[test]
