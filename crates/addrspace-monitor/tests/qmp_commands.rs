@@ -23,7 +23,7 @@ fn not_found(name: &str) -> (String, String) {
 
 #[test]
 fn query_commands_lists_exactly_ours_and_each_exists() {
-    let (Served { monitor, dir: _dir, .. }, mut c) = start();
+    let (s, mut c) = start();
     let reply = c.cmd("query-commands", Value::Null);
     let mut listed: Vec<String> = reply["return"]
         .as_array()
@@ -38,20 +38,12 @@ fn query_commands_lists_exactly_ours_and_each_exists() {
         Client::error(&c.cmd("query-block", Value::Null)),
         not_found("query-block")
     );
-    monitor.shutdown();
+    s.monitor.shutdown();
 }
 
 #[test]
 fn query_version_and_status_stop_cont() {
-    let (
-        Served {
-            monitor,
-            fake,
-            dir: _dir,
-            ..
-        },
-        mut c,
-    ) = start();
+    let (s, mut c) = start();
     let v = c.cmd("query-version", Value::Null);
     assert_eq!(v["return"]["qemu"], json!({"major": 10, "minor": 0, "micro": 2}));
     assert_eq!(
@@ -59,7 +51,7 @@ fn query_version_and_status_stop_cont() {
         json!(format!("addrspace {}", env!("CARGO_PKG_VERSION")))
     );
     assert_eq!(c.cmd("stop", Value::Null), json!({"return": {}}));
-    assert!(!fake.lock().running);
+    assert!(!s.fake.lock().running);
     assert_eq!(c.events.last().map(|e| e["event"].clone()), Some(json!("STOP")));
     assert_eq!(
         c.cmd("query-status", Value::Null),
@@ -82,24 +74,16 @@ fn query_version_and_status_stop_cont() {
             "{name}"
         );
     }
-    assert!(!fake.lock().quit);
-    monitor.shutdown();
+    assert!(!s.fake.lock().quit);
+    s.monitor.shutdown();
 }
 
 #[test]
 fn cpu_queries_come_from_the_backend() {
-    let (
-        Served {
-            monitor,
-            fake,
-            dir: _dir,
-            ..
-        },
-        mut c,
-    ) = start();
+    let (s, mut c) = start();
     let cpus = c.cmd("query-cpus-fast", Value::Null);
     let list = cpus["return"].as_array().cloned().unwrap_or_default();
-    assert_eq!(list.len(), fake.lock().cpus.len());
+    assert_eq!(list.len(), s.fake.lock().cpus.len());
     assert_eq!(list[0]["qom-path"], json!("/machine/unattached/device[0]"));
     let slots = c.cmd("query-hotpluggable-cpus", Value::Null);
     let slots = slots["return"].as_array().cloned().unwrap_or_default();
@@ -111,23 +95,15 @@ fn cpu_queries_come_from_the_backend() {
         c.cmd("x-query-live-objects", Value::Null),
         json!({"return": {"cpus": 1}})
     );
-    monitor.shutdown();
+    s.monitor.shutdown();
 }
 
 #[test]
 fn device_add_and_del_with_events_and_errors() {
-    let (
-        Served {
-            monitor,
-            fake,
-            dir: _dir,
-            ..
-        },
-        mut c,
-    ) = start();
+    let (s, mut c) = start();
     let add = json!({"driver": CPU_TYPE, "id": "cpu1", "socket-id": 1, "core-id": 0, "thread-id": 0});
     assert_eq!(c.cmd("device_add", add.clone()), json!({"return": {}}));
-    assert!(fake.lock().cpus.contains_key(&1));
+    assert!(s.fake.lock().cpus.contains_key(&1));
     // Occupied slot, duplicate id, unknown driver: the backend's errors, passed through.
     let again = json!({"driver": CPU_TYPE, "id": "cpu9", "socket-id": 1});
     assert_eq!(
@@ -170,7 +146,7 @@ fn device_add_and_del_with_events_and_errors() {
     // Unplug by QOM path; a device without id has no "device" member.
     let path = "/machine/peripheral-anon/device[2]";
     assert_eq!(c.cmd("device_del", json!({"id": path})), json!({"return": {}}));
-    assert!(!fake.lock().cpus.contains_key(&2));
+    assert!(!s.fake.lock().cpus.contains_key(&2));
     assert_eq!(c.json()["data"], json!({"path": path}));
     // Through HMP too: the empty reply first, then the event.
     assert_eq!(
@@ -196,28 +172,20 @@ fn device_add_and_del_with_events_and_errors() {
         Client::error(&c.cmd("device_del", json!({"id": ["x"]}))),
         generic("Invalid parameter type for 'id', expected: string")
     );
-    monitor.shutdown();
+    s.monitor.shutdown();
 }
 
 #[test]
 fn human_monitor_command_runs_hmp_with_crlf_output() {
-    let (
-        Served {
-            monitor,
-            fake,
-            dir: _dir,
-            ..
-        },
-        mut c,
-    ) = start();
+    let (s, mut c) = start();
     let out = c.cmd("human-monitor-command", json!({"command-line": "info status"}));
     assert_eq!(out, json!({"return": "VM status: running\r\n"}));
     let out = c.cmd("human-monitor-command", json!({"command-line": "info mtree -f -d"}));
-    let expected = fake.mtree_text(true, true, false).replace('\n', "\r\n");
+    let expected = s.fake.mtree_text(true, true, false).replace('\n', "\r\n");
     assert_eq!(out["return"], json!(expected));
     let out = c.cmd("human-monitor-command", json!({"command-line": "stop"}));
     assert_eq!(out, json!({"return": ""}));
-    assert!(!fake.lock().running);
+    assert!(!s.fake.lock().running);
     let out = c.cmd("human-monitor-command", json!({"command-line": "frobnicate"}));
     assert_eq!(out, json!({"return": "unknown command: 'frobnicate'\r\n"}));
     let out = c.cmd(
@@ -244,22 +212,14 @@ fn human_monitor_command_runs_hmp_with_crlf_output() {
         Client::error(&c.cmd("human-monitor-command", json!({"command-line": 3}))),
         generic("Invalid parameter type for 'command-line', expected: string")
     );
-    monitor.shutdown();
+    s.monitor.shutdown();
 }
 
 #[test]
 fn quit_replies_then_the_backend_quits() {
-    let (
-        Served {
-            monitor,
-            fake,
-            dir: _dir,
-            ..
-        },
-        mut c,
-    ) = start();
+    let (s, mut c) = start();
     assert_eq!(c.cmd("quit", Value::Null), json!({"return": {}}));
-    assert!(fake.lock().quit);
+    assert!(s.fake.lock().quit);
     assert!(c.events.iter().any(|e| e["event"] == "SHUTDOWN"));
-    monitor.shutdown();
+    s.monitor.shutdown();
 }
