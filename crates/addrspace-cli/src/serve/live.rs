@@ -170,19 +170,25 @@ impl Live {
         }
     }
 
-    fn cpu_entry(&self, s: &State, slot: usize, dev: &CpuDevice, fast: bool) -> Value {
-        let props = self.topo.props(slot);
-        if fast {
-            json!({
-                "thread-id": s.cpus.thread_id(slot).unwrap_or(0),
-                "props": props,
-                "qom-path": dev.qom_path,
-                "cpu-index": slot,
-                "target": "x86_64",
-            })
-        } else {
-            json!({"props": props, "vcpus-count": 1, "qom-path": dev.qom_path, "type": self.cpu_type})
+    /// A `query-cpus-fast` entry.
+    fn cpu_info(&self, s: &State, slot: usize, dev: &CpuDevice) -> Value {
+        json!({
+            "thread-id": s.cpus.thread_id(slot).unwrap_or(0),
+            "props": self.topo.props(slot),
+            "qom-path": dev.qom_path,
+            "cpu-index": slot,
+            "target": "x86_64",
+        })
+    }
+
+    /// A `query-hotpluggable-cpus` entry: `qom-path` only for a plugged slot.
+    fn slot_info(&self, slot: usize, dev: Option<&CpuDevice>) -> Value {
+        let mut v = json!({"props": self.topo.props(slot), "vcpus-count": 1});
+        if let Some(d) = dev {
+            v["qom-path"] = json!(d.qom_path);
         }
+        v["type"] = json!(self.cpu_type);
+        v
     }
 
     fn status(&self, s: &State) -> Value {
@@ -346,7 +352,7 @@ impl Backend for Live {
             }
             Command::QueryCpusFast => {
                 let list = (0..s.devices.len())
-                    .filter_map(|slot| s.devices[slot].as_ref().map(|d| self.cpu_entry(&s, slot, d, true)))
+                    .filter_map(|slot| s.devices[slot].as_ref().map(|d| self.cpu_info(&s, slot, d)))
                     .collect();
                 Ok(Value::Array(list))
             }
@@ -354,10 +360,7 @@ impl Backend for Live {
                 // QEMU lists the slots last first.
                 let list = (0..self.topo.slots())
                     .rev()
-                    .map(|slot| match s.devices.get(slot).and_then(Option::as_ref) {
-                        Some(d) => self.cpu_entry(&s, slot, d, false),
-                        None => json!({"props": self.topo.props(slot), "vcpus-count": 1, "type": self.cpu_type}),
-                    })
+                    .map(|slot| self.slot_info(slot, s.devices.get(slot).and_then(Option::as_ref)))
                     .collect();
                 Ok(Value::Array(list))
             }

@@ -93,7 +93,16 @@ enum Piece<'v> {
 
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
-    match view.find(addr, mru) {
+    match view.find_own(addr, mru) {
+        Some(i) => in_range(&view.ranges[i], addr),
+        None => past_own(view, mru, addr),
+    }
+}
+
+/// The piece at `addr` once the view's own ranges missed (without searching them again).
+#[inline]
+fn past_own<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
+    match view.find_past_own(addr, mru) {
         Some(r) => in_range(r, addr),
         None => Piece::Hole(view.next_start(addr) - u128::from(addr)),
     }
@@ -235,7 +244,7 @@ pub(crate) fn load<T: Scalar>(
             Some(bytes) => return (from_bytes(bytes, order), MemTxResult::OK),
             None => in_range(&view.ranges[i], addr),
         },
-        None => piece(view, mru, addr),
+        None => past_own(view, mru, addr),
     };
     if let Piece::Range { r, off, avail } = found {
         match target(r, false, attrs) {
@@ -267,16 +276,15 @@ pub(crate) fn store<T: Scalar>(
     order: Endianness,
     attrs: MemTxAttrs,
 ) -> MemTxResult {
+    let bytes = to_bytes(value, order);
     let found = match view.find_own(addr, mru) {
-        Some(i) if view.store_direct(i, addr, &to_bytes(value, order), T::SIZE) => return MemTxResult::OK,
+        Some(i) if view.store_direct(i, addr, &bytes, T::SIZE) => return MemTxResult::OK,
         Some(i) => in_range(&view.ranges[i], addr),
-        None => piece(view, mru, addr),
+        None => past_own(view, mru, addr),
     };
     if let Piece::Range { r, off, avail } = found {
         match target(r, true, attrs) {
-            Target::Direct(block)
-                if avail >= T::SIZE as u128 && block.write(off, &to_bytes(value, order)[..T::SIZE]) =>
-            {
+            Target::Direct(block) if avail >= T::SIZE as u128 && block.write(off, &bytes[..T::SIZE]) => {
                 if !r.dirty.is_empty() {
                     block.dirty.mark(off, T::SIZE as u64, r.dirty);
                 }
@@ -288,6 +296,5 @@ pub(crate) fn store<T: Scalar>(
             _ => {}
         }
     }
-    let bytes = to_bytes(value, order);
     write(view, mru, addr, &bytes[..T::SIZE], attrs)
 }

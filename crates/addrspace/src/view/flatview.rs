@@ -203,6 +203,14 @@ impl FlatView {
         if let Some(i) = self.find_own(addr, mru) {
             return self.ranges.get(i);
         }
+        self.find_past_own(addr, mru)
+    }
+
+    /// The rest of [`find`](Self::find) once [`find_own`](Self::find_own) missed: the
+    /// range from a layered view's base, `None` for a hole (a plain view has no more to
+    /// search).
+    #[inline]
+    pub(crate) fn find_past_own(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
         self.layer.as_ref()?.find(self, addr, mru)
     }
 
