@@ -144,25 +144,7 @@ impl FlatView {
     /// view, only addresses inside its windows have one).
     #[inline]
     pub(crate) fn search(&self, addr: u64) -> Option<usize> {
-        let ix = &self.index;
-        let off = addr.wrapping_sub(ix.base);
-        if off > ix.span {
-            return None;
-        }
-        // The range is the last candidate starting at or before `addr` (the first one does:
-        // it starts before the bucket, or is the first range).
-        let &(lo, hi) = ix.cand.get((off >> ix.shift) as usize)?;
-        let (lo, hi) = (lo as usize, hi as usize);
-        let i = if hi - lo <= 1 {
-            // One or two candidates (the usual case): pick without a loop.
-            hi - usize::from(*self.starts.get(hi)? > addr)
-        } else {
-            lo + self
-                .starts
-                .get(lo..=hi)?
-                .partition_point(|&s| s <= addr)
-                .checked_sub(1)?
-        };
+        let i = self.index.find(&self.starts, addr)?;
         self.direct.contains(i, addr).then_some(i)
     }
 

@@ -152,4 +152,25 @@ impl Buckets {
             cand,
         }
     }
+
+    /// The candidate for `addr`: the last of `starts` (the starts the index was built over)
+    /// at or before `addr`, if `addr` lies in the indexed span. The caller checks that the
+    /// candidate's range really contains `addr` (it may end before it: a hole).
+    #[inline]
+    pub(crate) fn find(&self, starts: &[u64], addr: u64) -> Option<usize> {
+        let off = addr.wrapping_sub(self.base);
+        if off > self.span {
+            return None;
+        }
+        // The range is the last candidate starting at or before `addr` (the first one does:
+        // it starts before the bucket, or is the first range).
+        let &(lo, hi) = self.cand.get((off >> self.shift) as usize)?;
+        let (lo, hi) = (lo as usize, hi as usize);
+        if hi - lo <= 1 {
+            // One or two candidates (the usual case): pick without a loop.
+            Some(hi - usize::from(*starts.get(hi)? > addr))
+        } else {
+            Some(lo + starts.get(lo..=hi)?.partition_point(|&s| s <= addr).checked_sub(1)?)
+        }
+    }
 }
