@@ -16,7 +16,7 @@ use crate::base::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::base::ram::RamBlock;
 use crate::model::region::Backend;
 use crate::read::mmio::{dispatch_read, dispatch_write, piece_size, Device};
-use crate::view::flatview::{FlatRange, FlatView, Mru};
+use crate::view::flatview::{FlatRange, FlatView, Mru, Pos};
 
 /// A fixed-size value that can be loaded from or stored to guest memory.
 pub trait Scalar: Copy + Default + sealed::Sealed {
@@ -94,7 +94,16 @@ enum Piece<'v> {
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     match view.find_own(addr, mru) {
-        Some(i) => in_range(&view.ranges[i], addr),
+        Some(pos) => own_piece(view, mru, pos, addr),
+        None => past_own(view, mru, addr),
+    }
+}
+
+/// The piece at `addr` in the view's own range at `pos` (where the view's search put it).
+#[inline]
+fn own_piece<'v>(view: &'v FlatView, mru: &mut Mru, pos: Pos, addr: u64) -> Piece<'v> {
+    match view.at(pos) {
+        Some(r) => in_range(r, addr),
         None => past_own(view, mru, addr),
     }
 }
@@ -242,7 +251,7 @@ pub(crate) fn load<T: Scalar>(
     let found = match view.find_own(addr, mru) {
         Some(i) => match view.load_direct(i, addr, T::SIZE) {
             Some(bytes) => return (from_bytes(bytes, order), MemTxResult::OK),
-            None => in_range(&view.ranges[i], addr),
+            None => own_piece(view, mru, i, addr),
         },
         None => past_own(view, mru, addr),
     };
@@ -279,7 +288,7 @@ pub(crate) fn store<T: Scalar>(
     let bytes = to_bytes(value, order);
     let found = match view.find_own(addr, mru) {
         Some(i) if view.store_direct(i, addr, &bytes, T::SIZE) => return MemTxResult::OK,
-        Some(i) => in_range(&view.ranges[i], addr),
+        Some(i) => own_piece(view, mru, i, addr),
         None => past_own(view, mru, addr),
     };
     if let Piece::Range { r, off, avail } = found {

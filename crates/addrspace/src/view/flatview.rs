@@ -15,17 +15,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::base::addr::{GuestAddr, RegionOffset};
-use crate::base::ram::{perm, DirectSpec, DirectTable};
 use crate::base::stats::LiveToken;
-use crate::model::region::{Backend, RegionId};
+use crate::model::region::RegionId;
 
+mod chunks;
 mod index;
 mod layered;
 mod ranges;
 
 pub use crate::view::range::FlatRange;
+pub(crate) use chunks::{Body, Edit, Pos};
+pub(crate) use index::Mru;
 pub use index::{BucketRun, IndexSummary};
-pub(crate) use index::{Buckets, Mru};
 pub(crate) use layered::{Hit, Layer, Window};
 pub use ranges::{Ranges, RangesIter};
 
@@ -33,14 +34,9 @@ pub use ranges::{Ranges, RangesIter};
 pub struct FlatView {
     pub(crate) root: Option<RegionId>,
     pub(crate) root_name: Option<Arc<str>>,
-    /// The ranges this view stores: all of them, or for a layered view those of its windows.
-    pub(crate) ranges: Vec<FlatRange>,
-    /// Range starts in a dense array of their own (8 bytes each).
-    pub(crate) starts: Box<[u64]>,
-    /// The lookup index over `starts`.
-    pub(crate) index: Buckets,
-    /// One compact window per own range: bounds, and host memory for RAM (the fast path).
-    pub(crate) direct: DirectTable,
+    /// The ranges this view stores — all of them, or for a layered view those of its
+    /// windows — with their lookup index and direct windows (see `chunks`).
+    pub(crate) body: Body,
     /// The shared view this one borrows its ranges outside its windows from, if layered.
     pub(crate) layer: Option<Box<Layer>>,
     pub(crate) _live: LiveToken,
@@ -62,7 +58,10 @@ impl FlatView {
     /// The ranges, sorted by address.
     pub fn ranges(&self) -> Ranges<'_> {
         match &self.layer {
-            None => Ranges::Slice(&self.ranges),
+            None => match &self.body {
+                Body::One(c) => Ranges::Slice(&c.ranges),
+                Body::Many(_) => Ranges::Chunked(self),
+            },
             Some(_) => Ranges::Layered(self),
         }
     }
@@ -103,7 +102,19 @@ impl FlatView {
     /// How many ranges this view stores itself: all of them, or for a layered view only
     /// those of its private windows.
     pub fn own_ranges(&self) -> usize {
-        self.ranges.len()
+        self.body.len()
+    }
+
+    /// Own range `i` (an index into the ranges the view stores).
+    pub(crate) fn own(&self, i: usize) -> Option<&FlatRange> {
+        self.body.get(i)
+    }
+
+    /// The own range at reader position `pos` (from [`search`](Self::search) or
+    /// [`find_own`](Self::find_own)).
+    #[inline(always)]
+    pub(crate) fn at(&self, pos: Pos) -> Option<&FlatRange> {
+        self.body.at(pos)
     }
 
     pub(crate) fn new(
@@ -122,38 +133,38 @@ impl FlatView {
         layer: Option<Box<Layer>>,
         live: LiveToken,
     ) -> FlatView {
-        // Views live long and splices leave spare room: keep exactly what is needed.
-        let mut ranges = ranges;
-        ranges.shrink_to_fit();
-        let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
-        let index = Buckets::new(&ranges, &starts);
-        let direct = DirectTable::new(ranges.iter().map(direct_spec));
+        Self::with_body(root, root_name, Body::build(ranges), layer, live)
+    }
+
+    pub(crate) fn with_body(
+        root: Option<RegionId>,
+        root_name: Option<Arc<str>>,
+        body: Body,
+        layer: Option<Box<Layer>>,
+        live: LiveToken,
+    ) -> FlatView {
         FlatView {
             root,
             root_name,
-            ranges,
-            starts,
-            index,
-            direct,
+            body,
             layer,
             _live: live,
         }
     }
 
-    /// Index of the own range containing `addr`, through the bucket index (for a layered
-    /// view, only addresses inside its windows have one).
+    /// Position of the own range containing `addr`, through the lookup index (for a
+    /// layered view, only addresses inside its windows have one).
     #[inline]
-    pub(crate) fn search(&self, addr: u64) -> Option<usize> {
-        let i = self.index.find(&self.starts, addr)?;
-        self.direct.contains(i, addr).then_some(i)
+    pub(crate) fn search(&self, addr: u64) -> Option<Pos> {
+        self.body.search(addr)
     }
 
     /// The own range containing `addr` (the last hit first, remembering this one) of a view
     /// that is not layered; `None` for a hole, and for a layered view unless it is the last
     /// hit.
     #[inline(always)]
-    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<usize> {
-        if self.direct.contains(mru.index, addr) {
+    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<Pos> {
+        if self.body.contains(mru.index, addr) {
             return Some(mru.index);
         }
         if self.layer.is_some() {
@@ -168,22 +179,25 @@ impl FlatView {
     /// when the access has to take the general path (not RAM, not aligned, crossing the
     /// range's end).
     #[inline(always)]
-    pub(crate) fn load_direct(&self, i: usize, addr: u64, size: usize) -> Option<[u8; 8]> {
-        self.direct.load(i, addr, size)
+    pub(crate) fn load_direct(&self, pos: Pos, addr: u64, size: usize) -> Option<[u8; 8]> {
+        let (c, i) = self.body.chunk(pos)?;
+        c.direct.load(i, addr, size)
     }
 
     /// The fast path of a `size`-byte store at `addr` in own range `i` (writable RAM without
     /// dirty logging); `false` when the access has to take the general path.
     #[inline(always)]
-    pub(crate) fn store_direct(&self, i: usize, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
-        self.direct.store(i, addr, bytes, size)
+    pub(crate) fn store_direct(&self, pos: Pos, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
+        self.body
+            .chunk(pos)
+            .is_some_and(|(c, i)| c.direct.store(i, addr, bytes, size))
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
-        if let Some(i) = self.find_own(addr, mru) {
-            return self.ranges.get(i);
+        if let Some(pos) = self.find_own(addr, mru) {
+            return self.at(pos);
         }
         self.find_past_own(addr, mru)
     }
@@ -199,10 +213,10 @@ impl FlatView {
     /// The range containing `addr`, without a last-hit cache.
     pub(crate) fn locate(&self, addr: u64) -> Option<&FlatRange> {
         match &self.layer {
-            None => self.search(addr).map(|i| &self.ranges[i]),
+            None => self.at(self.search(addr)?),
             Some(layer) => match layer.search(self, addr)? {
-                Hit::Own(i) => Some(&self.ranges[i]),
-                Hit::Base(j) => Some(&layer.base().ranges[j]),
+                Hit::Own(pos) => self.at(pos),
+                Hit::Base(pos) => layer.base().at(pos),
             },
         }
     }
@@ -210,8 +224,7 @@ impl FlatView {
     /// First range start above `addr` (where an unassigned hole at `addr` ends), as `u128`
     /// so that "none" is 2^64.
     pub(crate) fn next_start(&self, addr: u64) -> u128 {
-        let i = self.starts.partition_point(|&s| s <= addr);
-        let own = self.starts.get(i).map_or(1 << 64, |&s| u128::from(s));
+        let own = self.body.next_start(addr).map_or(1 << 64, u128::from);
         match &self.layer {
             None => own,
             Some(layer) => own.min(layer.next_base_start(addr)),
@@ -235,33 +248,12 @@ impl FlatView {
             s.windows = layer.windows().collect();
             return Some(s);
         }
-        if self.ranges.is_empty() {
-            return None;
+        match &self.body {
+            Body::One(c) if c.ranges.is_empty() => None,
+            Body::One(c) => Some(c.index.summary(|lo, hi| (lo, hi))),
+            // Buckets pick chunks here: their candidates are the ranges of those chunks.
+            Body::Many(m) => Some(m.index.summary(|lo, hi| (m.offset(lo), m.offset(hi + 1) - 1))),
         }
-        let ix = &self.index;
-        let buckets = ix.cand.len();
-        let mut runs: Vec<BucketRun> = Vec::new();
-        for b in 0..buckets {
-            let (lo, hi) = (ix.cand[b].0 as usize, ix.cand[b].1 as usize);
-            match runs.last_mut() {
-                Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
-                _ => runs.push(BucketRun {
-                    first_bucket: b,
-                    last_bucket: b,
-                    lo,
-                    hi,
-                }),
-            }
-        }
-        Some(IndexSummary {
-            base: ix.base,
-            top: ix.top,
-            bucket_bits: ix.shift,
-            buckets,
-            runs,
-            layered: false,
-            windows: Vec::new(),
-        })
     }
 
     /// The range containing `addr` and the offset of `addr` inside its region.
@@ -270,24 +262,6 @@ impl FlatView {
         Some((r, RegionOffset(r.offset + (addr.0 - r.start))))
     }
 }
-/// What the fast path may do with range `r`: RAM (and RAM devices, which take sized loads
-/// and stores too) is read directly, and written directly when writable and not dirty-logged
-/// (dirty logging needs the general path's marking). Everything else takes the general path.
-fn direct_spec(r: &FlatRange) -> DirectSpec<'_> {
-    let ram = match &r.leaf.backend {
-        Backend::Ram(b) | Backend::RamDevice(b) => {
-            let write = !r.readonly && r.dirty.is_empty();
-            Some((b, r.offset, perm::READ | if write { perm::WRITE } else { 0 }))
-        }
-        _ => None,
-    };
-    DirectSpec {
-        start: r.start,
-        last: r.last,
-        ram,
-    }
-}
-
 impl fmt::Debug for FlatView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlatView")
@@ -314,22 +288,26 @@ mod tests {
         m.render(sys).unwrap()
     }
 
-    fn naive(v: &FlatView, addr: u64) -> Option<usize> {
-        v.ranges.iter().position(|r| r.start <= addr && addr <= r.last)
+    /// The range holding `addr`, by a scan.
+    fn naive(v: &FlatView, addr: u64) -> Option<*const FlatRange> {
+        v.ranges()
+            .iter()
+            .find(|r| r.start <= addr && addr <= r.last)
+            .map(|r| r as *const FlatRange)
     }
 
     /// Every lookup path of `v` (index, MRU) against a scan, at `probes` and around every
     /// range's bounds.
     fn agrees_with_a_scan(v: &FlatView, probes: Vec<u64>) -> Result<(), TestCaseError> {
         let mut addrs = probes;
-        for r in &v.ranges {
+        for r in v.ranges() {
             addrs.extend([r.start, r.last, r.start.wrapping_sub(1), r.last.wrapping_add(1)]);
         }
         for a in addrs {
-            prop_assert_eq!(v.search(a), naive(v, a), "address {:#x}", a);
-            let mut mru = Mru::EMPTY;
             let at = |r: Option<&FlatRange>| r.map(|r| r as *const FlatRange);
-            let want = at(naive(v, a).map(|i| &v.ranges[i]));
+            let want = naive(v, a);
+            prop_assert_eq!(at(v.search(a).and_then(|p| v.at(p))), want, "address {:#x}", a);
+            let mut mru = Mru::EMPTY;
             prop_assert_eq!(at(v.find(a, &mut mru)), want);
             prop_assert_eq!(at(v.find(a, &mut mru)), want, "second lookup through the MRU");
         }
@@ -391,7 +369,7 @@ mod tests {
                 Some((k % 4) * 0x2000)
             );
         }
-        assert!(!v.direct.contains(mru.index, 0x6008), "a doubted last hit is not tried");
+        assert!(!v.body.contains(mru.index, 0x6008), "a doubted last hit is not tried");
         // The same range again and again: tried first again.
         for _ in 0..4 {
             assert_eq!(v.find(0x6010, &mut mru).map(|r| r.start), Some(0x6000));
@@ -406,7 +384,7 @@ mod tests {
         let mut pieces: Vec<(u64, u64)> = (0..32).map(|i| (0xa00_0000 + i * 0x200, 0x200)).collect();
         pieces.extend([(0x4000_0000, 0x4000_0000), (0x80_0000_0000, 0x1000)]);
         let v = view(&pieces);
-        for (i, r) in v.ranges.iter().enumerate() {
+        for (i, r) in v.ranges().iter().enumerate() {
             for a in [r.start, r.last, r.start + (r.last - r.start) / 2] {
                 assert_eq!(v.search(a), Some(i), "address {a:#x}");
             }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::model::graph::Graph;
 use crate::model::region::{Body, RegionId};
-use crate::view::flatview::{FlatRange, FlatView, Layer, Window};
+use crate::view::flatview::{FlatRange, FlatView, Layer, Ranges, Window};
 use crate::view::patch::{diff_into, merge_windows, widen, Change, Patch};
 use crate::view::render::{physical_root_chain, render_window};
 
@@ -47,10 +47,7 @@ pub(crate) fn diff(
             return None;
         }
         let extent = |v: &FlatView, r: &std::ops::Range<usize>| {
-            let (Some(a), Some(b)) = (
-                v.ranges.get(r.start),
-                r.end.checked_sub(1).and_then(|e| v.ranges.get(e)),
-            ) else {
+            let (Some(a), Some(b)) = (v.own(r.start), r.end.checked_sub(1).and_then(|e| v.own(e))) else {
                 return None;
             };
             Some((u128::from(a.start), b.end()))
@@ -180,12 +177,13 @@ pub(crate) fn rebase(
         .map(|w| (u128::from(w.first), u128::from(w.last) + 1, w.own))
         .collect();
     // `None` if a window no longer falls on the base's range boundaries.
-    let layer = Layer::new(base, l.claims.clone(), &windows, old.ranges.len())?;
-    Some((old.ranges.clone(), layer))
+    let layer = Layer::new(base, l.claims.clone(), &windows, old.own_ranges())?;
+    let own = (0..old.own_ranges()).filter_map(|i| old.own(i)).cloned().collect();
+    Some((own, layer))
 }
 
 /// The base ranges `[lo, hi)` covers, touching or partly: `b[first..last]`.
-fn covered(b: &[FlatRange], lo: u128, hi: u128) -> (usize, usize) {
+fn covered(b: Ranges<'_>, lo: u128, hi: u128) -> (usize, usize) {
     (
         b.partition_point(|x| x.end() <= lo),
         b.partition_point(|x| u128::from(x.start) < hi),
@@ -201,7 +199,7 @@ impl Layer {
         windows: &[(u128, u128, (usize, usize))],
         own_len: usize,
     ) -> Option<Layer> {
-        let b = base.ranges.as_slice();
+        let b = base.ranges();
         let mut table = Vec::with_capacity(windows.len());
         let mut replaced = 0;
         for &(lo, hi, own) in windows {
@@ -238,7 +236,7 @@ pub(crate) fn build(
     alias: RegionId,
     base: &Arc<FlatView>,
 ) -> Option<(Vec<FlatRange>, Layer)> {
-    let b = base.ranges.as_slice();
+    let b = base.ranges();
     if base.layer.is_some() {
         return None;
     }

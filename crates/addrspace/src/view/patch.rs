@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use crate::model::graph::Graph;
 use crate::model::region::RegionId;
-use crate::view::flatview::{FlatRange, Ranges};
+use crate::view::flatview::{Edit, FlatRange, Ranges};
 use crate::view::render::render_window;
 
 /// Old ranges `old` were replaced by new ranges `new`; everything between patches is equal.
@@ -51,7 +51,8 @@ pub(crate) fn merge_windows(w: &mut Vec<(u128, u128)>) {
 }
 
 /// Widens each window to the boundaries of the old ranges it cuts, then merges.
-pub(crate) fn widen(old: &[FlatRange], windows: &[(u128, u128)]) -> Vec<(u128, u128)> {
+pub(crate) fn widen<'a>(old: impl Into<Ranges<'a>>, windows: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let old: Ranges<'a> = old.into();
     let mut w: Vec<(u128, u128)> = windows
         .iter()
         .map(|&(mut lo, mut hi)| {
@@ -85,54 +86,75 @@ fn join(out: &mut [FlatRange], r: &FlatRange) -> Option<bool> {
 }
 
 /// Re-renders `windows` of the view of `root` whose current ranges are `old`; returns the
-/// new ranges and where they differ, or `None` if a full render is needed.
+/// edits that turn `old` into the new view and where they differ ([`Patch`]es: the same
+/// edits in both views' indices), or `None` if a full render is needed.
 pub(crate) fn splice(
     g: &Graph,
     root: RegionId,
-    old: &[FlatRange],
+    old: Ranges<'_>,
     windows: &[(u128, u128)],
-) -> Option<(Vec<FlatRange>, Vec<Patch>)> {
-    let windows = widen(old, windows);
-    let mut out: Vec<FlatRange> = Vec::with_capacity(old.len() + 8);
-    let mut patches: Vec<Patch> = Vec::new();
+) -> Option<(Vec<Edit>, Vec<Patch>)> {
+    let mut edits: Vec<Edit> = Vec::new();
+    // Old ranges before `i` are settled.
     let mut i = 0;
-    for (lo, hi) in windows {
-        let first = i + old[i..].partition_point(|r| r.end() <= lo);
-        out.extend_from_slice(&old[i..first]);
-        let last = first + old[first..].partition_point(|r| u128::from(r.start) < hi);
-        let s = out.len();
-        let mut p = Patch {
-            old: first..last,
-            new: s..s,
+    for (lo, hi) in widen(old, windows) {
+        let first = old.partition_point(|r| r.end() <= lo).max(i);
+        let last = old.partition_point(|r| u128::from(r.start) < hi).max(first);
+        // The previous edit, if it reaches this window (it took in the range between).
+        let (mut e, fresh) = match edits.pop() {
+            Some(q) if q.old.end >= first => (q, false),
+            q => {
+                edits.extend(q);
+                let e = Edit {
+                    old: first..first,
+                    new: Vec::new(),
+                };
+                (e, true)
+            }
         };
         let mut pieces = render_window(g, root, lo, hi).into_iter();
         if let Some(head) = pieces.next() {
-            if join(&mut out, &head)? {
-                // Merged into the untouched range before the window: it changed too.
-                p.old.start -= 1;
-                p.new.start -= 1;
-            } else {
-                out.push(head);
+            // A piece continuing the untouched range before the window changes that range.
+            if let Some(before) = first.checked_sub(1).and_then(|b| old.get(b)).filter(|_| fresh) {
+                if before.continues_into(&head) {
+                    e.old.start -= 1;
+                    e.new.push(before.clone());
+                }
+            }
+            if !join(&mut e.new, &head)? {
+                e.new.push(head);
             }
         }
-        out.extend(pieces);
+        e.new.extend(pieces);
+        e.old.end = last;
         if let Some(next) = old.get(last) {
-            if join(&mut out, next)? {
-                p.old.end += 1;
+            if join(&mut e.new, next)? {
+                e.old.end += 1;
             }
         }
-        i = p.old.end;
-        p.new.end = out.len();
-        match patches.last_mut() {
-            Some(q) if q.old.end >= p.old.start => {
-                q.old.end = p.old.end;
-                q.new.end = p.new.end;
+        i = e.old.end;
+        match edits.last_mut() {
+            Some(q) if q.old.end == e.old.start => {
+                q.old.end = e.old.end;
+                q.new.append(&mut e.new);
             }
-            _ => patches.push(p),
+            _ if e.old.is_empty() && e.new.is_empty() => {}
+            _ => edits.push(e),
         }
     }
-    out.extend_from_slice(&old[i..]);
-    Some((out, patches))
+    let mut at = 0isize;
+    let patches = edits
+        .iter()
+        .map(|e| {
+            let s = (e.old.start as isize + at) as usize;
+            at += e.new.len() as isize - e.old.len() as isize;
+            Patch {
+                old: e.old.clone(),
+                new: s..s + e.new.len(),
+            }
+        })
+        .collect();
+    Some((edits, patches))
 }
 
 /// QEMU's diff walk over `old[os]` and `new[ns]`, appending to `out`.

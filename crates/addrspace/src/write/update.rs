@@ -82,22 +82,32 @@ pub(crate) fn patch_view(
     windows: &[(u128, u128)],
     render: bool,
 ) -> Option<Update> {
-    let spliced = match old.ranges().as_slice() {
-        Some(o) if !render => splice(g, root, o, windows),
+    let spliced = match old.layer {
+        None if !render => splice(g, root, old.ranges(), windows),
         _ => None,
     };
-    let Some((ranges, patches)) = spliced else {
+    let Some((edits, patches)) = spliced else {
         return Some(Update::new(render_view(g, counters, Some(root)), Some(old.clone())));
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
-    let changes = diff_patches(old.ranges(), (&ranges).into(), &patches);
-    let silent = match delta(&changes, old.ranges(), (&ranges).into()) {
+    // Chunks the edits do not touch are shared with the old view.
+    let name = Some(g.node(root).name.clone());
+    let body = old.body.edited(&edits);
+    let new = Arc::new(FlatView::with_body(
+        Some(root),
+        name,
+        body,
+        None,
+        LiveToken::new(counters),
+    ));
+    let changes = diff_patches(old.ranges(), new.ranges(), &patches);
+    let silent = match delta(&changes, old.ranges(), new.ranges()) {
         Delta::Unchanged => return None,
         d => d == Delta::Quiet,
     };
-    let diff = Diff::new(g, old.ranges(), (&ranges).into(), changes);
+    let diff = Diff::new(g, old.ranges(), new.ranges(), changes);
     Some(Update {
-        new: make_view(g, counters, Some(root), ranges),
+        new,
         changes: Some(Arc::new(diff)),
         old: Some(old.clone()),
         silent,

@@ -59,7 +59,7 @@ use proptest::test_runner::TestCaseError;
 
 use common::sampling;
 use model::recs;
-use strategies::{spec_s, Spec};
+use strategies::{chunked_spec_s, spec_s, Spec};
 use world::World;
 
 pub type TestResult<T = ()> = Result<T, TestCaseError>;
@@ -151,6 +151,18 @@ proptest! {
     /// Scoped commits against the full rebuild, fresh renders and listener snapshots.
     #[test]
     fn scoped_commits_match_full_rebuild_and_listeners_follow(spec in spec_s()) {
+        run(&spec)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: sampling::cases() / 16, ..sampling::config() })]
+
+    /// The same over a background of hundreds of tiny RAM regions in `system`: its views
+    /// are stored in chunks, which scoped commits edit (sharing the chunks they do not
+    /// touch) and per-CPU views layer over.
+    #[test]
+    fn scoped_commits_edit_chunked_views_as_a_full_rebuild_renders_them(spec in chunked_spec_s()) {
         run(&spec)?;
     }
 }

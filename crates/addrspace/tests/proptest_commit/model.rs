@@ -66,10 +66,10 @@ impl Rec {
 
     /// QEMU's `flatrange_equal`: equal but for the dirty-log mask.
     pub fn same_range(&self, o: &Rec) -> bool {
-        Rec {
-            mask: o.mask,
-            ..self.clone()
-        } == *o
+        (self.start, self.size, self.offset) == (o.start, o.size, o.offset)
+            && (self.readonly, self.romd, self.nonvolatile, self.unmergeable)
+                == (o.readonly, o.romd, o.nonvolatile, o.unmergeable)
+            && (&self.region, &self.name) == (&o.region, &o.name)
     }
 }
 
@@ -223,13 +223,18 @@ pub fn of_listener(evs: &[(usize, Ev)], id: usize) -> Vec<(usize, Ev)> {
 /// wanted, then `log_start` / `log_stop` if the mask changed) and additions in address order.
 pub fn expected_commit(old: &[Rec], new: &[Rec], nop: bool) -> Vec<Ev> {
     let mut out = vec![Ev::Begin];
+    // Views are sorted and disjoint: a range equal to `r` starts where it does.
+    let same = |v: &'_ [Rec], r: &Rec| -> Option<usize> {
+        let i = v.partition_point(|x| x.start < r.start);
+        v.get(i).filter(|x| x.same_range(r)).map(|_| i)
+    };
     for o in old {
-        if !new.iter().any(|n| n.same_range(o)) {
+        if same(new, o).is_none() {
             out.push(Ev::Del(o.clone()));
         }
     }
     for n in new {
-        match old.iter().find(|o| o.same_range(n)) {
+        match same(old, n).map(|i| &old[i]) {
             Some(o) => {
                 if nop {
                     out.push(Ev::Nop(n.clone()));

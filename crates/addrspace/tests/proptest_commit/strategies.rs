@@ -121,7 +121,14 @@ pub struct Spec {
     /// `system` (ARM SSE's `alias 1`); in `cpu1`, of `cpu1` (SSE's per-CPU `alias 3`); in
     /// `pci`, of `system`, one level up.
     pub selfies: [Option<Anc>; 3],
+    /// A background of [`BACKGROUND`] tiny RAM regions under everything in `system`, so that
+    /// its views are big enough to be stored in chunks and commits edit those.
+    pub background: bool,
 }
+
+/// Regions in a [`Spec::background`]: 0x20 bytes every 0x60 from 0x8000 (above `sysram`),
+/// under the random regions.
+pub const BACKGROUND: u64 = 640;
 
 pub fn addr_s() -> impl Strategy<Value = u64> {
     prop_oneof![
@@ -235,6 +242,12 @@ pub fn spec_s() -> impl Strategy<Value = Spec> {
                 spaces,
                 txs,
                 selfies,
+                background: false,
             },
         )
+}
+
+/// [`spec_s`] over a background: `system`'s views are big enough to be stored in chunks.
+pub fn chunked_spec_s() -> impl Strategy<Value = Spec> {
+    spec_s().prop_map(|s| Spec { background: true, ..s })
 }

@@ -11,7 +11,7 @@ use proptest::test_runner::TestCaseError;
 
 use crate::model::recs;
 use crate::side::Side;
-use crate::strategies::{Anc, Change, Make, Op, Spec};
+use crate::strategies::{Anc, Change, Make, Op, Spec, BACKGROUND};
 use crate::TestResult;
 
 #[derive(Debug, Clone, Copy)]
@@ -277,6 +277,24 @@ impl World {
         self.ancestors[2] += u32::from(live);
     }
 
+    /// The background of `Spec::background` on both sides, in `system` (`sys`) at priority
+    /// -10. Its regions are not the world's: operations never pick them.
+    fn background(&mut self, sys: usize) -> TestResult {
+        self.log
+            .push(format!("background: {BACKGROUND} RAM regions under system"));
+        self.each_side("building the background", |_, side| {
+            let m = &side.mem;
+            let _tx = m.transaction();
+            let bg = m.container("background", SIZE_2_64).map_err(|e| e.to_string())?;
+            for i in 0..BACKGROUND {
+                let r = m.ram(&format!("bg{i}"), 0x20).map_err(|e| e.to_string())?;
+                m.add_subregion(bg, 0x8000 + i * 0x60, r).map_err(|e| e.to_string())?;
+            }
+            m.add_subregion_overlap(side.ids[sys], 0, bg, -10)
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// The skeleton (see `Spec`) and the random regions.
     pub fn build(&mut self, spec: &Spec) -> TestResult<Vec<usize>> {
         let sys = self.create("system", Kind::Container(SIZE_2_64))?;
@@ -318,6 +336,9 @@ impl World {
             if let Some(anc) = spec.selfies[k] {
                 self.ancestor_alias(p, up, anc)?;
             }
+        }
+        if spec.background {
+            self.background(sys)?;
         }
         if spec.pre_log {
             self.both("set_log sysram vga true".into(), |m, ids| {

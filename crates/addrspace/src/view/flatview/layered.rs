@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{FlatView, Mru};
+use super::{FlatView, Mru, Pos};
 use crate::view::range::FlatRange;
 
 /// A layered view's windows over its base.
@@ -31,10 +31,10 @@ pub(crate) struct Window {
 
 /// Where an address was found in a layered view.
 pub(crate) enum Hit {
-    /// An own range (an index into the view's ranges).
-    Own(usize),
-    /// A base range (an index into the base's ranges).
-    Base(usize),
+    /// An own range (its position in the view).
+    Own(Pos),
+    /// A base range (its position in the base).
+    Base(Pos),
 }
 
 impl Layer {
@@ -68,14 +68,14 @@ impl Layer {
     /// The `i`-th range, `w` being the number of windows starting at or before it.
     fn get_at<'v>(&'v self, view: &'v FlatView, i: usize, w: usize) -> Option<&'v FlatRange> {
         let Some(win) = w.checked_sub(1).map(|w| &self.windows[w]) else {
-            return self.base.ranges.get(i);
+            return self.base.own(i);
         };
         let k = i - win.at;
         let own = win.own.1 - win.own.0;
         if k < own {
-            view.ranges.get(win.own.0 + k)
+            view.own(win.own.0 + k)
         } else {
-            self.base.ranges.get(win.base.1 + (k - own))
+            self.base.own(win.base.1 + (k - own))
         }
     }
 
@@ -98,19 +98,19 @@ impl Layer {
     /// search. Kept out of line so plain views' lookups stay as they were.
     #[inline(never)]
     pub fn find<'v>(&'v self, view: &'v FlatView, addr: u64, mru: &mut Mru) -> Option<&'v FlatRange> {
-        if let Some(r) = mru.index.checked_sub(Mru::BASE).and_then(|j| self.base.ranges.get(j)) {
+        if let Some(r) = mru.index.checked_sub(Mru::BASE).and_then(|j| self.base.at(j)) {
             if r.start <= addr && addr <= r.last {
                 return Some(r);
             }
         }
         match self.search(view, addr)? {
-            Hit::Own(i) => {
-                mru.index = i;
-                Some(&view.ranges[i])
+            Hit::Own(pos) => {
+                mru.index = pos;
+                view.at(pos)
             }
-            Hit::Base(j) => {
-                mru.index = Mru::BASE + j;
-                Some(&self.base.ranges[j])
+            Hit::Base(pos) => {
+                mru.index = Mru::BASE + pos;
+                self.base.at(pos)
             }
         }
     }

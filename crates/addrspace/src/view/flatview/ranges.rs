@@ -1,18 +1,22 @@
-//! [`Ranges`]: a view's ranges in address order, whether it stores them in one array or is a
-//! layered view merging its own windows with its base's ranges.
+//! [`Ranges`]: a view's ranges in address order, whether it stores them in one array, in
+//! chunks shared with other versions of the view, or is a layered view merging its own
+//! windows with its base's ranges.
 
 use std::fmt;
 
 use super::FlatView;
 use crate::view::range::FlatRange;
 
-/// A view's ranges in address order: a slice for most views, the merge of a layered view's
-/// windows and its base view otherwise. Indexing is O(1) (O(log windows) when layered).
+/// A view's ranges in address order: a slice for most views, chunks for big ones, the merge
+/// of a layered view's windows and its base view otherwise. Indexing is O(1) (O(log chunks)
+/// or O(log windows) for the others; iteration is O(1) per range for all).
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Ranges<'a> {
     /// Stored in one array.
     Slice(&'a [FlatRange]),
+    /// A big view stored in chunks.
+    Chunked(&'a FlatView),
     /// A layered view's own windows over its base.
     Layered(&'a FlatView),
 }
@@ -22,6 +26,7 @@ impl<'a> Ranges<'a> {
     pub fn len(&self) -> usize {
         match self {
             Ranges::Slice(s) => s.len(),
+            Ranges::Chunked(v) => v.own_ranges(),
             Ranges::Layered(v) => v.layer.as_ref().map_or(0, |l| l.len()),
         }
     }
@@ -33,6 +38,7 @@ impl<'a> Ranges<'a> {
     pub fn get(&self, i: usize) -> Option<&'a FlatRange> {
         match *self {
             Ranges::Slice(s) => s.get(i),
+            Ranges::Chunked(v) => v.own(i),
             Ranges::Layered(v) => v.layer.as_ref()?.get(v, i),
         }
     }
@@ -73,13 +79,6 @@ impl<'a> Ranges<'a> {
         }
         lo
     }
-    /// The stored slice, if the view is not layered.
-    pub(crate) fn as_slice(&self) -> Option<&'a [FlatRange]> {
-        match *self {
-            Ranges::Slice(s) => Some(s),
-            Ranges::Layered(_) => None,
-        }
-    }
 }
 
 impl<'a> From<&'a [FlatRange]> for Ranges<'a> {
@@ -118,7 +117,8 @@ pub struct RangesIter<'a> {
     ranges: Ranges<'a>,
     front: usize,
     back: usize,
-    /// For a layered view: windows starting at or before `front`.
+    /// For a layered view: windows starting at or before `front`; for a chunked view, the
+    /// chunk holding `front`.
     window: usize,
 }
 
@@ -131,6 +131,7 @@ impl<'a> Iterator for RangesIter<'a> {
         self.front += 1;
         match self.ranges {
             Ranges::Slice(s) => s.get(self.front - 1),
+            Ranges::Chunked(v) => v.body.get_ascending(self.front - 1, &mut self.window),
             Ranges::Layered(v) => v.layer.as_ref()?.get_ascending(v, self.front - 1, &mut self.window),
         }
     }

@@ -1,0 +1,458 @@
+//! A view's storage: its ranges in chunks that successive views share, so that a commit
+//! changing a few ranges of a 100 000-range view rebuilds one chunk and a small table of
+//! chunks instead of copying, re-indexing and freeing the whole view.
+//!
+//! A view of at most [`CHUNK_MAX`] ranges (nearly every view) is one chunk stored inline:
+//! a lookup is exactly one bucket index, one candidate check and one direct window, with no
+//! hop through a chunk table. A bigger view is a table of shared chunks of about [`CHUNK`]
+//! ranges with an index over their first addresses: a lookup finds the chunk, then the
+//! range in it. Readers address a range by a [`Pos`]ition (chunk and index inside it);
+//! everything else (diffs, listeners, `info mtree`) by its index in the whole view.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::index::Buckets;
+use crate::base::ram::{perm, DirectSpec, DirectTable};
+use crate::model::region::Backend;
+use crate::view::range::FlatRange;
+
+/// Target number of ranges per chunk of a chunked view.
+pub(crate) const CHUNK: usize = 256;
+/// Largest number of ranges kept in one chunk (and in a view stored as one chunk).
+pub(crate) const CHUNK_MAX: usize = 2 * CHUNK;
+
+/// A reader's handle on a range: the chunk in the high 32 bits, the index inside it in the
+/// low 32 (so for a one-chunk view, the range's index). Values with higher bits set (the
+/// last-hit cache's tags) name no range.
+pub(crate) type Pos = usize;
+
+const POS_SHIFT: u32 = 32;
+const POS_MASK: usize = (1 << POS_SHIFT) - 1;
+
+/// Up to [`CHUNK_MAX`] consecutive ranges of a view, with their lookup index and direct
+/// windows.
+pub(crate) struct Chunk {
+    pub(crate) ranges: Box<[FlatRange]>,
+    /// Range starts in a dense array of their own (8 bytes each).
+    pub(crate) starts: Box<[u64]>,
+    /// The lookup index over `starts`.
+    pub(crate) index: Buckets,
+    /// One compact window per range: bounds, and host memory for RAM (the fast path).
+    pub(crate) direct: DirectTable,
+}
+
+impl Chunk {
+    fn new(ranges: Box<[FlatRange]>) -> Chunk {
+        let starts: Box<[u64]> = ranges.iter().map(|r| r.start).collect();
+        let top = ranges.last().map_or(0, |r| r.last);
+        let index = Buckets::over(&starts, top);
+        let direct = DirectTable::new(ranges.iter().map(direct_spec));
+        Chunk {
+            ranges,
+            starts,
+            index,
+            direct,
+        }
+    }
+
+    /// Index of the range containing `addr`.
+    #[inline(always)]
+    pub(crate) fn search(&self, addr: u64) -> Option<usize> {
+        let i = self.index.find(&self.starts, addr)?;
+        self.direct.contains(i, addr).then_some(i)
+    }
+}
+
+/// What the fast path may do with range `r`: RAM (and RAM devices, which take sized loads
+/// and stores too) is read directly, and written directly when writable and not dirty-logged
+/// (dirty logging needs the general path's marking). Everything else takes the general path.
+fn direct_spec(r: &FlatRange) -> DirectSpec<'_> {
+    let ram = match &r.leaf.backend {
+        Backend::Ram(b) | Backend::RamDevice(b) => {
+            let write = !r.readonly && r.dirty.is_empty();
+            Some((b, r.offset, perm::READ | if write { perm::WRITE } else { 0 }))
+        }
+        _ => None,
+    };
+    DirectSpec {
+        start: r.start,
+        last: r.last,
+        ram,
+    }
+}
+
+/// A chunked view's chunks, shared with the views before and after it.
+pub(crate) struct Chunks {
+    pub(crate) parts: Box<[Arc<Chunk>]>,
+    /// First address of each chunk.
+    firsts: Box<[u64]>,
+    /// Index in the whole view of each chunk's first range, and the number of ranges last.
+    offsets: Box<[usize]>,
+    /// The lookup index over `firsts`: which chunk an address belongs to.
+    pub(crate) index: Buckets,
+}
+
+impl Chunks {
+    fn new(parts: Vec<Arc<Chunk>>) -> Chunks {
+        let firsts: Box<[u64]> = parts.iter().map(|c| c.starts[0]).collect();
+        let mut offsets = Vec::with_capacity(parts.len() + 1);
+        let mut n = 0;
+        for c in &parts {
+            offsets.push(n);
+            n += c.ranges.len();
+        }
+        offsets.push(n);
+        let top = parts.last().and_then(|c| c.ranges.last()).map_or(0, |r| r.last);
+        let index = Buckets::over(&firsts, top);
+        Chunks {
+            parts: parts.into_boxed_slice(),
+            firsts,
+            offsets: offsets.into_boxed_slice(),
+            index,
+        }
+    }
+
+    /// The chunk holding range `i` of the whole view (the last chunk for `i == len`).
+    fn chunk_of(&self, i: usize) -> usize {
+        let c = self.offsets.partition_point(|&o| o <= i);
+        c.saturating_sub(1).min(self.parts.len() - 1)
+    }
+
+    /// Index in the whole view of the first range of chunk `c`.
+    pub(crate) fn offset(&self, c: usize) -> usize {
+        self.offsets[c]
+    }
+}
+
+/// A view's ranges: one inline chunk, or shared chunks.
+pub(crate) enum Body {
+    One(Chunk),
+    Many(Chunks),
+}
+
+/// `old` ranges of a view (indices into the whole view) replaced by `new` ones.
+#[derive(Debug)]
+pub(crate) struct Edit {
+    pub old: Range<usize>,
+    pub new: Vec<FlatRange>,
+}
+
+impl Body {
+    /// Stores `ranges` (sorted, disjoint): inline if few, else in chunks of [`CHUNK`].
+    pub(crate) fn build(ranges: Vec<FlatRange>) -> Body {
+        if ranges.len() <= CHUNK_MAX {
+            return Body::One(Chunk::new(ranges.into_boxed_slice()));
+        }
+        let mut parts = Vec::with_capacity(ranges.len() / CHUNK + 1);
+        cut(ranges, &mut parts);
+        Body::Many(Chunks::new(parts))
+    }
+
+    /// Number of ranges.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Body::One(c) => c.ranges.len(),
+            Body::Many(m) => m.offsets[m.parts.len()],
+        }
+    }
+
+    /// Range `i` of the whole view.
+    pub(crate) fn get(&self, i: usize) -> Option<&FlatRange> {
+        match self {
+            Body::One(c) => c.ranges.get(i),
+            Body::Many(m) => {
+                let c = m.chunk_of(i);
+                m.parts[c].ranges.get(i - m.offsets[c])
+            }
+        }
+    }
+
+    /// [`get`](Self::get) for ascending `i`: `*chunk` is the chunk holding the previous `i`
+    /// and moves forward with it (no search per range).
+    pub(crate) fn get_ascending(&self, i: usize, chunk: &mut usize) -> Option<&FlatRange> {
+        let Body::Many(m) = self else { return self.get(i) };
+        while m.offsets.get(*chunk + 1).is_some_and(|&o| o <= i) {
+            *chunk += 1;
+        }
+        m.parts.get(*chunk)?.ranges.get(i.checked_sub(m.offsets[*chunk])?)
+    }
+
+    /// The chunk and index inside it of the range at `pos`.
+    #[inline(always)]
+    pub(crate) fn chunk(&self, pos: Pos) -> Option<(&Chunk, usize)> {
+        match self {
+            Body::One(c) => Some((c, pos)),
+            Body::Many(m) => Some((m.parts.get(pos >> POS_SHIFT)?, pos & POS_MASK)),
+        }
+    }
+
+    /// The range at `pos`.
+    #[inline(always)]
+    pub(crate) fn at(&self, pos: Pos) -> Option<&FlatRange> {
+        let (c, i) = self.chunk(pos)?;
+        c.ranges.get(i)
+    }
+
+    /// The position of the range containing `addr`.
+    #[inline(always)]
+    pub(crate) fn search(&self, addr: u64) -> Option<Pos> {
+        match self {
+            Body::One(c) => c.search(addr),
+            Body::Many(m) => {
+                let c = m.index.find(&m.firsts, addr)?;
+                let i = m.parts.get(c)?.search(addr)?;
+                Some(c << POS_SHIFT | i)
+            }
+        }
+    }
+
+    /// Whether the range at `pos` contains `addr`.
+    #[inline(always)]
+    pub(crate) fn contains(&self, pos: Pos, addr: u64) -> bool {
+        match self {
+            Body::One(c) => c.direct.contains(pos, addr),
+            Body::Many(m) => m
+                .parts
+                .get(pos >> POS_SHIFT)
+                .is_some_and(|c| c.direct.contains(pos & POS_MASK, addr)),
+        }
+    }
+
+    /// First range start above `addr`, if any.
+    pub(crate) fn next_start(&self, addr: u64) -> Option<u64> {
+        let after = |c: &Chunk| c.starts.get(c.starts.partition_point(|&s| s <= addr)).copied();
+        match self {
+            Body::One(c) => after(c),
+            Body::Many(m) => {
+                let c = m.firsts.partition_point(|&f| f <= addr).saturating_sub(1);
+                after(&m.parts[c]).or_else(|| m.firsts.get(c + 1).copied())
+            }
+        }
+    }
+
+    /// This body with `edits` (sorted, disjoint, in whole-view indices) applied. Chunks no
+    /// edit touches are shared with `self`; touched ones are rebuilt, merged with a
+    /// neighbour when they shrink to a quarter of [`CHUNK`], split when they outgrow
+    /// [`CHUNK_MAX`].
+    pub(crate) fn edited(&self, edits: &[Edit]) -> Body {
+        let Body::Many(m) = self else {
+            return Body::build(apply(self, 0..self.len(), edits));
+        };
+        let last_chunk = m.parts.len() - 1;
+        let mut parts: Vec<Arc<Chunk>> = Vec::with_capacity(m.parts.len() + 2);
+        let (mut next, mut e) = (0, 0);
+        while e < edits.len() {
+            // A group: the chunks the next edits touch, grown while the following edit
+            // starts inside them or the rebuilt ranges would make too small a chunk.
+            let c0 = m.chunk_of(edits[e].old.start);
+            parts.extend(m.parts[next..c0].iter().cloned());
+            let mut c1 = c0;
+            let mut e1 = e;
+            loop {
+                while e1 < edits.len() && m.chunk_of(edits[e1].old.start) <= c1 {
+                    c1 = c1.max(m.chunk_of(edits[e1].old.end.max(1) - 1));
+                    e1 += 1;
+                }
+                let span = m.offsets[c0]..m.offsets[c1 + 1];
+                let removed: usize = edits[e..e1].iter().map(|d| d.old.len()).sum();
+                let added: usize = edits[e..e1].iter().map(|d| d.new.len()).sum();
+                let grown = span.len() - removed + added;
+                if grown >= CHUNK / 4 || c1 == last_chunk {
+                    break;
+                }
+                c1 += 1;
+            }
+            let mut ranges = apply(self, m.offsets[c0]..m.offsets[c1 + 1], &edits[e..e1]);
+            // A small group at the very end takes the chunk before it in.
+            if ranges.len() < CHUNK / 4 && c1 == last_chunk {
+                if let Some(prev) = parts.pop() {
+                    ranges.splice(0..0, prev.ranges.iter().cloned());
+                }
+            }
+            cut(ranges, &mut parts);
+            next = c1 + 1;
+            e = e1;
+        }
+        parts.extend(m.parts[next..].iter().cloned());
+        let n: usize = parts.iter().map(|c| c.ranges.len()).sum();
+        if n <= CHUNK_MAX {
+            let ranges: Vec<FlatRange> = parts.iter().flat_map(|c| c.ranges.iter().cloned()).collect();
+            return Body::One(Chunk::new(ranges.into_boxed_slice()));
+        }
+        Body::Many(Chunks::new(parts))
+    }
+}
+
+/// Ranges `span` of `body` with `edits` (all inside `span`) applied.
+fn apply(body: &Body, span: Range<usize>, edits: &[Edit]) -> Vec<FlatRange> {
+    let mut out = Vec::with_capacity(span.len() + edits.iter().map(|e| e.new.len()).sum::<usize>());
+    let mut i = span.start;
+    for e in edits {
+        out.extend((i..e.old.start).filter_map(|k| body.get(k)).cloned());
+        out.extend(e.new.iter().cloned());
+        i = e.old.end;
+    }
+    out.extend((i..span.end).filter_map(|k| body.get(k)).cloned());
+    out
+}
+
+/// Cuts `ranges` into chunks: one if they fit in [`CHUNK_MAX`], else equal ones of about
+/// [`CHUNK`].
+fn cut(ranges: Vec<FlatRange>, parts: &mut Vec<Arc<Chunk>>) {
+    if ranges.is_empty() {
+        return;
+    }
+    if ranges.len() <= CHUNK_MAX {
+        parts.push(Arc::new(Chunk::new(ranges.into_boxed_slice())));
+        return;
+    }
+    let k = ranges.len().div_ceil(CHUNK);
+    let (q, r) = (ranges.len() / k, ranges.len() % k);
+    let mut it = ranges.into_iter();
+    for j in 0..k {
+        let take = q + usize::from(j < r);
+        parts.push(Arc::new(Chunk::new(it.by_ref().take(take).collect())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::flatview::FlatView;
+    use crate::{Memory, SIZE_2_64};
+    use proptest::prelude::*;
+
+    /// A rendered view of `n` RAM slots of 0x1000 bytes every 0x2000: the ranges edits are
+    /// made of (slot `k` is range `k`).
+    fn slots(n: u64) -> Arc<FlatView> {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let _tx = m.transaction();
+        for k in 0..n {
+            let r = m.ram(&format!("r{k}"), 0x1000).unwrap();
+            m.add_subregion(sys, k * 0x2000, r).unwrap();
+        }
+        drop(_tx);
+        m.render(sys).unwrap()
+    }
+
+    /// The ranges of `body`, in order.
+    fn ranges(body: &Body) -> Vec<*const crate::model::region::Leaf> {
+        (0..body.len())
+            .map(|i| Arc::as_ptr(&body.get(i).unwrap().leaf))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Edits of a chunked body give the body a fresh build of the edited ranges would:
+        /// the same ranges, lookups that agree with a scan, chunks within their bounds, and
+        /// every chunk the edits did not touch shared with the old body.
+        #[test]
+        fn edited_bodies_match_fresh_builds(
+            old_mask in prop::collection::vec(prop::bool::weighted(0.9), 1400),
+            new_mask in prop::collection::vec(prop::bool::weighted(0.5), 1400),
+            windows in prop::collection::vec((0usize..1400, 0usize..300), 0..6),
+            rounds in 1usize..4,
+        ) {
+            let all = slots(1400);
+            let all = all.ranges();
+            let pick = |mask: &[bool], k: usize| mask[k].then(|| all[k].clone());
+            let mut want: Vec<FlatRange> = (0..1400).filter_map(|k| pick(&old_mask, k)).collect();
+            let mut body = Body::build(want.clone());
+            for round in 0..rounds {
+                // Slot windows (merged), each replaced by the slots `new_mask` keeps there.
+                let mut w: Vec<(usize, usize)> = windows.iter().map(|&(s, l)| (s, (s + l).min(1400))).collect();
+                w.sort_unstable();
+                let mut merged: Vec<(usize, usize)> = Vec::new();
+                for (s, e) in w {
+                    match merged.last_mut() {
+                        Some(m) if s <= m.1 => m.1 = m.1.max(e),
+                        _ => merged.push((s, e)),
+                    }
+                }
+                let slot = |r: &FlatRange| (r.start / 0x2000) as usize;
+                let mut edits = Vec::new();
+                for &(s, e) in &merged {
+                    let lo = want.partition_point(|r| slot(r) < s);
+                    let hi = want.partition_point(|r| slot(r) < e);
+                    let new = (s..e).filter_map(|k| pick(if round % 2 == 0 { &new_mask } else { &old_mask }, k)).collect();
+                    edits.push(Edit { old: lo..hi, new });
+                }
+                let next = body.edited(&edits);
+                for e in edits.iter().rev() {
+                    want.splice(e.old.clone(), e.new.iter().cloned());
+                }
+                let fresh = Body::build(want.clone());
+                prop_assert_eq!(ranges(&next), ranges(&fresh));
+                if let (Body::Many(a), Body::Many(b)) = (&body, &next) {
+                    let touched: Vec<usize> = edits.iter().map(|e| a.chunk_of(e.old.start)).collect();
+                    for (c, part) in a.parts.iter().enumerate() {
+                        let shared = b.parts.iter().any(|p| Arc::ptr_eq(p, part));
+                        // A chunk no edit starts in and no edit spans is shared (a small
+                        // neighbour of an edited chunk may have been merged into it).
+                        let spanned = edits.iter().any(|e| a.offset(c) < e.old.end && e.old.start < a.offset(c + 1));
+                        if !touched.contains(&c) && !spanned && !touched.iter().any(|&t| t + 1 == c || t == c + 1) {
+                            prop_assert!(shared, "untouched chunk {} was copied", c);
+                        }
+                    }
+                }
+                if let Body::Many(m) = &next {
+                    for p in m.parts.iter() {
+                        prop_assert!(!p.ranges.is_empty() && p.ranges.len() <= CHUNK_MAX);
+                    }
+                    prop_assert!(m.parts.len() <= want.len() / (CHUNK / 4) + 2, "{} chunks for {} ranges", m.parts.len(), want.len());
+                }
+                for k in 0..1400u64 {
+                    for a in [k * 0x2000, k * 0x2000 + 0xfff, k * 0x2000 + 0x1000] {
+                        let scan = want.iter().position(|r| r.start <= a && a <= r.last);
+                        let found = next.search(a).map(|p| next.at(p).unwrap() as *const FlatRange);
+                        prop_assert_eq!(found, scan.map(|i| next.get(i).unwrap() as *const FlatRange), "address {:#x}", a);
+                        prop_assert_eq!(next.next_start(a), want.iter().find(|r| r.start > a).map(|r| r.start));
+                    }
+                }
+                body = next;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod commit_tests {
+    use super::*;
+    use crate::{Memory, SIZE_2_64};
+
+    /// A commit that changes one range of a 3 000-range view shares every other chunk with
+    /// the old view: the new view costs one chunk, not a copy.
+    #[test]
+    fn a_one_range_commit_shares_the_untouched_chunks() {
+        let m = Memory::new();
+        let sys = m.container("sys", SIZE_2_64).unwrap();
+        let tx = m.transaction();
+        let mut regions = Vec::new();
+        for k in 0..3000u64 {
+            let r = m.ram(&format!("r{k}"), 0x1000).unwrap();
+            m.add_subregion(sys, k * 0x2000, r).unwrap();
+            regions.push(r);
+        }
+        drop(tx);
+        let space = m.address_space("memory", sys).unwrap();
+        let old = space.view();
+        m.remove_subregion(sys, regions[1500]).unwrap();
+        let new = space.view();
+        assert_eq!((old.ranges().len(), new.ranges().len()), (3000, 2999));
+        let (Body::Many(a), Body::Many(b)) = (&old.body, &new.body) else {
+            panic!("a 3 000-range view is stored in chunks");
+        };
+        let shared = b
+            .parts
+            .iter()
+            .filter(|p| a.parts.iter().any(|q| Arc::ptr_eq(p, q)))
+            .count();
+        assert_eq!((a.parts.len(), shared), (b.parts.len(), b.parts.len() - 1));
+        assert!(new.lookup(crate::GuestAddr(1500 * 0x2000)).is_none());
+        assert_eq!(new.lookup(crate::GuestAddr(1501 * 0x2000)).unwrap().0.name(), "r1501");
+    }
+}
