@@ -265,6 +265,50 @@ fn sharing_2017(mode: CommitMode) -> (f64, usize, usize) {
     (ns, views, keep.len())
 }
 
+/// One commit on a view of `n` ranges: a 4 KiB device mapped and unmapped between the
+/// middle two of `n` 4 KiB RAM regions (one address space, one listener); median ns per
+/// commit over `iters` commits. The regions sit in banks (containers) of `bank` regions, as
+/// devices sit behind buses, or all in `system` when `bank` is `n`.
+fn scale(mode: CommitMode, n: usize, bank: usize, iters: usize) -> f64 {
+    let mem = Memory::new();
+    mem.set_commit_mode(mode);
+    let system = mem.container("system", SIZE_2_64).unwrap();
+    let span = bank as u64 * 0x2000;
+    let mut banks = Vec::new();
+    {
+        let _tx = mem.transaction();
+        for i in 0..n as u64 {
+            let (b, k) = (i / bank as u64, i % bank as u64);
+            if k == 0 {
+                let c = if bank == n {
+                    system
+                } else {
+                    let c = mem.container(&format!("bank{b}"), u128::from(span)).unwrap();
+                    mem.add_subregion(system, b * span, c).unwrap();
+                    c
+                };
+                banks.push(c);
+            }
+            let r = mem.ram(&format!("ram{i}"), 0x1000).unwrap();
+            mem.add_subregion(banks[b as usize], k * 0x2000, r).unwrap();
+        }
+    }
+    let space = mem.address_space("memory", system).unwrap();
+    let _l = space.register_listener(Arc::new(Tlb::default()), PRIORITY_MIN).unwrap();
+    let dev = io(&mem, "dev", 0x1000);
+    let mid = n / 2;
+    let (parent, at) = (banks[mid / bank], (mid % bank) as u64 * 0x2000 + 0x1000);
+    let ns = median_ns(iters, |i| {
+        if i % 2 == 0 {
+            mem.add_subregion(parent, at, dev).unwrap();
+        } else {
+            mem.remove_subregion(parent, dev).unwrap();
+        }
+    });
+    assert_eq!(space.view().ranges().len(), n + iters % 2);
+    ns
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let want = |c: &str| filter.is_empty() || filter.iter().any(|f| c.contains(f.as_str()));
@@ -322,6 +366,22 @@ fn main() {
             let o = hotplug(&mut scoped, ns / 4);
             let b = hotplug(&mut full, nf / 4 + 1);
             report(&mut rows, &format!("hotplug_{tag}"), o, b);
+        }
+    }
+    // View size against commit cost: banks of 100 regions, then one flat container.
+    for (layout, bank) in [("banks", Some(100)), ("flat", None)] {
+        for n in [1_000usize, 10_000, 100_000] {
+            let case = format!("scale_{layout}_{n}");
+            if want(&case) {
+                let bank = bank.unwrap_or(n);
+                let o = scale(CommitMode::Scoped, n, bank, 2000);
+                let b = if scoped_only {
+                    o
+                } else {
+                    scale(CommitMode::Full, n, bank, 10)
+                };
+                report(&mut rows, &case, o, b);
+            }
         }
     }
     if want("sharing_2017") {

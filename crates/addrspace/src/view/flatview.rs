@@ -28,6 +28,7 @@ pub(crate) use chunks::{Body, Edit, Pos};
 pub(crate) use index::Mru;
 pub use index::{BucketRun, IndexSummary};
 pub(crate) use layered::{Hit, Layer, Window};
+pub(crate) use ranges::Cursor;
 pub use ranges::{Ranges, RangesIter};
 
 /// An immutable rendered view: what one or more address spaces currently look like.

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use crate::model::graph::Graph;
 use crate::model::region::RegionId;
-use crate::view::flatview::{Edit, FlatRange, Ranges};
+use crate::view::flatview::{Cursor, Edit, FlatRange, Ranges};
 use crate::view::render::render_window;
 
 /// Old ranges `old` were replaced by new ranges `new`; everything between patches is equal.
@@ -160,9 +160,10 @@ pub(crate) fn splice(
 /// QEMU's diff walk over `old[os]` and `new[ns]`, appending to `out`.
 pub(crate) fn diff_into(old: Ranges<'_>, new: Ranges<'_>, os: Range<usize>, ns: Range<usize>, out: &mut Vec<Change>) {
     let (mut i, mut j) = (os.start, ns.start);
+    let (mut oc, mut nc) = (Cursor::new(old), Cursor::new(new));
     loop {
-        let o = (i < os.end).then(|| &old[i]);
-        let n = (j < ns.end).then(|| &new[j]);
+        let o = (i < os.end).then(|| oc.at(i));
+        let n = (j < ns.end).then(|| nc.at(j));
         match (o, n) {
             (Some(o), n) if n.is_none_or(|n| o.start < n.start || (o.start == n.start && o != n)) => {
                 out.push(Change::Del(i));
@@ -218,10 +219,11 @@ pub(crate) enum Delta {
 /// Classifies a diff in one pass (see [`Delta`]).
 pub(crate) fn delta(changes: &[Change], old: Ranges<'_>, new: Ranges<'_>) -> Delta {
     let mut quiet = false;
+    let (mut old, mut new) = (Cursor::new(old), Cursor::new(new));
     for c in changes {
         match *c {
             Change::Same(i, j) => {
-                let (o, n) = (&old[i], &new[j]);
+                let (o, n) = (old.at(i), new.at(j));
                 if o.dirty != n.dirty {
                     return Delta::Heard;
                 }

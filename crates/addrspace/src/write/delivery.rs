@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::base::dirty::DirtyMask;
 use crate::model::graph::Graph;
 use crate::read::publish::SpaceCell;
-use crate::view::flatview::{FlatRange, FlatView, Ranges};
+use crate::view::flatview::{Cursor, FlatRange, FlatView, Ranges};
 use crate::view::patch::Change;
 use crate::write::listener::{IoEventFd, MemoryListener, Registered, Section};
 
@@ -97,10 +97,11 @@ impl Diff {
     pub fn new(g: &Graph, old: Ranges<'_>, new: Ranges<'_>, changes: Vec<Change>) -> Diff {
         let mut coalesced = Vec::new();
         let changes_to_check = if g.any_coalesced { changes.len() } else { 0 };
+        let (mut old, mut new) = (Cursor::new(old), Cursor::new(new));
         for (k, c) in changes.iter().enumerate().take(changes_to_check) {
             let r = match *c {
-                Change::Del(i) => &old[i],
-                Change::Add(j) => &new[j],
+                Change::Del(i) => old.at(i),
+                Change::Add(j) => new.at(j),
                 Change::Same(..) => continue,
             };
             let c = coalesced_of(g, r);
@@ -153,12 +154,13 @@ impl SpaceUpdate {
             space_id: self.id,
             range: r,
         };
-        let (old, new) = (self.old.ranges(), self.new.ranges());
+        let (mut old, mut new) = (Cursor::new(self.old.ranges()), Cursor::new(self.new.ranges()));
         let coalesced_of = |k: usize| -> &[(u64, u64)] { self.diff.coalesced_at(k) };
         for (k, c) in self.diff.changes.iter().enumerate() {
             if let Change::Del(i) = *c {
-                let s = sec(&old[i]);
-                let mask = old[i].dirty;
+                let r = old.at(i);
+                let s = sec(r);
+                let mask = r.dirty;
                 if self.replay && !mask.is_empty() {
                     for l in ls.iter().rev() {
                         l.listener.log_stop(&s, mask, DirtyMask::NONE);
@@ -180,8 +182,9 @@ impl SpaceUpdate {
         for (k, c) in self.diff.changes.iter().enumerate() {
             match *c {
                 Change::Same(i, j) => {
-                    let (o, n) = (old[i].dirty, new[j].dirty);
-                    let s = sec(&new[j]);
+                    let r = new.at(j);
+                    let (o, n) = (old.at(i).dirty, r.dirty);
+                    let s = sec(r);
                     for l in ls.iter().filter(|l| l.nop) {
                         l.listener.region_nop(&s);
                         calls += 1;
@@ -200,7 +203,8 @@ impl SpaceUpdate {
                     }
                 }
                 Change::Add(j) => {
-                    let s = sec(&new[j]);
+                    let r = new.at(j);
+                    let s = sec(r);
                     for l in ls {
                         l.listener.region_add(&s);
                         calls += 1;
@@ -211,7 +215,7 @@ impl SpaceUpdate {
                             calls += 1;
                         }
                     }
-                    let mask = new[j].dirty;
+                    let mask = r.dirty;
                     if self.replay && !mask.is_empty() {
                         for l in ls {
                             l.listener.log_start(&s, DirtyMask::NONE, mask);

@@ -18,7 +18,7 @@ use crate::model::region::Backend;
 use crate::view::range::FlatRange;
 
 /// Target number of ranges per chunk of a chunked view.
-pub(crate) const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 128;
 /// Largest number of ranges kept in one chunk (and in a view stored as one chunk).
 pub(crate) const CHUNK_MAX: usize = 2 * CHUNK;
 
@@ -168,14 +168,23 @@ impl Body {
         }
     }
 
-    /// [`get`](Self::get) for ascending `i`: `*chunk` is the chunk holding the previous `i`
-    /// and moves forward with it (no search per range).
-    pub(crate) fn get_ascending(&self, i: usize, chunk: &mut usize) -> Option<&FlatRange> {
-        let Body::Many(m) = self else { return self.get(i) };
-        while m.offsets.get(*chunk + 1).is_some_and(|&o| o <= i) {
-            *chunk += 1;
+    /// The ranges of the chunk holding range `i` of the whole view, and the index of the
+    /// chunk's first range; `*chunk` is a guess of that chunk (the one that held the previous
+    /// `i`), updated: O(1) when `i` is in the guessed chunk or the next one.
+    pub(crate) fn run_of(&self, i: usize, chunk: &mut usize) -> Option<(usize, &[FlatRange])> {
+        let m = match self {
+            Body::One(c) => return (i < c.ranges.len()).then_some((0, &c.ranges[..])),
+            Body::Many(m) => m,
+        };
+        let holds = |c: usize| m.offsets[c] <= i && m.offsets.get(c + 1).is_some_and(|&o| i < o);
+        if !(*chunk < m.parts.len() && holds(*chunk)) {
+            *chunk = if *chunk + 1 < m.parts.len() && holds(*chunk + 1) {
+                *chunk + 1
+            } else {
+                m.chunk_of(i)
+            };
         }
-        m.parts.get(*chunk)?.ranges.get(i.checked_sub(m.offsets[*chunk])?)
+        Some((m.offsets[*chunk], &m.parts.get(*chunk)?.ranges[..]))
     }
 
     /// The chunk and index inside it of the range at `pos`.
@@ -287,14 +296,28 @@ impl Body {
 /// Ranges `span` of `body` with `edits` (all inside `span`) applied.
 fn apply(body: &Body, span: Range<usize>, edits: &[Edit]) -> Vec<FlatRange> {
     let mut out = Vec::with_capacity(span.len() + edits.iter().map(|e| e.new.len()).sum::<usize>());
+    let mut chunk = 0;
     let mut i = span.start;
     for e in edits {
-        out.extend((i..e.old.start).filter_map(|k| body.get(k)).cloned());
+        copy(body, i..e.old.start, &mut chunk, &mut out);
         out.extend(e.new.iter().cloned());
         i = e.old.end;
     }
-    out.extend((i..span.end).filter_map(|k| body.get(k)).cloned());
+    copy(body, i..span.end, &mut chunk, &mut out);
     out
+}
+
+/// Appends ranges `span` of `body` to `out`, a chunk's slice at a time.
+fn copy(body: &Body, span: Range<usize>, chunk: &mut usize, out: &mut Vec<FlatRange>) {
+    let mut i = span.start;
+    while i < span.end {
+        let Some((first, run)) = body.run_of(i, chunk) else {
+            return;
+        };
+        let end = (first + run.len()).min(span.end);
+        out.extend_from_slice(&run[i - first..end - first]);
+        i = end;
+    }
 }
 
 /// Cuts `ranges` into chunks: one if they fit in [`CHUNK_MAX`], else equal ones of about

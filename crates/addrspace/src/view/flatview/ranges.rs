@@ -81,6 +81,58 @@ impl<'a> Ranges<'a> {
     }
 }
 
+/// Indexes [`Ranges`] in mostly ascending order (a diff walk, a delivery): O(1) per range
+/// whatever the storage, where indexing a chunked view afresh searches its chunks.
+pub(crate) struct Cursor<'a> {
+    ranges: Ranges<'a>,
+    /// The run of ranges that held the last one asked for (a chunk, or the whole slice),
+    /// and the index of its first range.
+    run: &'a [FlatRange],
+    first: usize,
+    /// For a chunked view, the chunk of `run`.
+    chunk: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(ranges: Ranges<'a>) -> Cursor<'a> {
+        let run = match ranges {
+            Ranges::Slice(s) => s,
+            _ => &[],
+        };
+        Cursor {
+            ranges,
+            run,
+            first: 0,
+            chunk: 0,
+        }
+    }
+
+    /// Range `i`; panics if there is none, as indexing [`Ranges`] does.
+    #[inline]
+    pub(crate) fn at(&mut self, i: usize) -> &'a FlatRange {
+        if let Some(r) = self.run.get(i.wrapping_sub(self.first)) {
+            return r;
+        }
+        self.moved(i)
+    }
+
+    /// [`at`](Self::at) outside the current run.
+    #[inline(never)]
+    fn moved(&mut self, i: usize) -> &'a FlatRange {
+        let r = match self.ranges {
+            Ranges::Chunked(v) => v.body.run_of(i, &mut self.chunk).and_then(|(first, run)| {
+                (self.first, self.run) = (first, run);
+                run.get(i - first)
+            }),
+            r => r.get(i),
+        };
+        match r {
+            Some(r) => r,
+            None => panic!("range index {i} out of bounds ({} ranges)", self.ranges.len()),
+        }
+    }
+}
+
 impl<'a> From<&'a [FlatRange]> for Ranges<'a> {
     fn from(s: &'a [FlatRange]) -> Self {
         Ranges::Slice(s)
@@ -131,7 +183,10 @@ impl<'a> Iterator for RangesIter<'a> {
         self.front += 1;
         match self.ranges {
             Ranges::Slice(s) => s.get(self.front - 1),
-            Ranges::Chunked(v) => v.body.get_ascending(self.front - 1, &mut self.window),
+            Ranges::Chunked(v) => {
+                let (first, run) = v.body.run_of(self.front - 1, &mut self.window)?;
+                run.get(self.front - 1 - first)
+            }
             Ranges::Layered(v) => v.layer.as_ref()?.get_ascending(v, self.front - 1, &mut self.window),
         }
     }
