@@ -178,7 +178,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     if p.qemu {
         p.win.clear();
     }
-    let moved = resimplify(st, &p);
+    let moved = resimplify(st, counters, &p);
     // 1b. A representative root that left (an unplugged CPU's SMM container) hands its view
     //     to a structurally identical root its spaces now follow: same content, nothing to
     //     render, nobody to notify.
@@ -195,7 +195,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
 
 /// 1. Spaces whose simplification chain holds a changed region may simplify to another
 ///    physical root: recompute it (and the representative root its view is keyed by).
-fn resimplify(st: &mut State, p: &Pending) -> Moved {
+fn resimplify(st: &mut State, counters: &Counters, p: &Pending) -> Moved {
     let seeds = std::mem::take(&mut st.seeds);
     let candidates: Vec<usize> = if p.full() {
         (0..st.spaces.len()).collect()
@@ -208,6 +208,7 @@ fn resimplify(st: &mut State, p: &Pending) -> Moved {
         ids.dedup();
         ids.iter().filter_map(|&id| st.space_index(id)).collect()
     };
+    counters.resimplified.fetch_add(candidates.len() as u64, Ordering::Relaxed);
     let mut moved: Moved = Vec::new();
     let mut chain = Vec::new();
     for idx in candidates {

@@ -102,8 +102,8 @@ pub(crate) struct State {
     pub views: Views,
     /// Space ids by region of their simplification chain.
     pub chains: IdMap<RegionId, Vec<u64>>,
-    /// Regions changed in the open transaction, and their containers (what physical roots
-    /// depend on).
+    /// Regions whose simplification may have changed in the open transaction (see
+    /// [`State::seed`]): the spaces whose chain holds one are simplified again at the commit.
     pub seeds: Vec<RegionId>,
     pub scratch: crate::write::propagate::Scratch,
     /// Representative roots of structurally identical roots.
@@ -118,7 +118,39 @@ pub(crate) struct State {
     pub next_listener: u64,
 }
 
+/// What a mutation changed about the regions it reports as touched, which decides whose
+/// simplification (QEMU's flat-view root, and the sharing representative) it can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Something a touched region holds or is: its subregions (mapped, unmapped, moved,
+    /// re-prioritised), its alias window, flags or dirty logging. A region's simplification
+    /// reads its own attributes and its subregions' (and its signature: its own and its
+    /// children's, which `representative` puts on the chain), so the touched region is
+    /// the only seed.
+    Inside,
+    /// A touched region's size or enabled flag: its container's simplification reads both
+    /// (an only child must be enabled and cover the container), so the container is a seed
+    /// too, even when the child itself is on no chain (a child that does not cover).
+    Extent,
+}
+
 impl State {
+    /// Records the seeds of a mutation that touched `touched` (see [`Reach`]).
+    ///
+    /// A change inside a region never reaches its container's simplification: a busy
+    /// container such as `system` (on the chain of every bus-master space) is seeded only
+    /// when its own children change, not when a device deep under it moves a BAR.
+    pub(crate) fn seed(&mut self, touched: &[crate::write::propagate::Touch], reach: Reach) {
+        for &(r, ..) in touched {
+            self.seeds.push(r);
+            if reach == Reach::Extent {
+                if let Some(c) = self.graph.get(r).ok().and_then(|n| n.container) {
+                    self.seeds.push(c);
+                }
+            }
+        }
+    }
+
     pub(crate) fn space_index(&self, id: u64) -> Option<usize> {
         self.spaces.binary_search_by_key(&id, |s| s.id).ok()
     }
