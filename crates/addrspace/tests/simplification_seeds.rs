@@ -76,7 +76,10 @@ fn changes_below_a_shared_root_simplify_no_space_again() {
     mem.remove_subregion(pci, bar).unwrap();
     let after = mem.stats();
     assert_eq!(after.commits - before.commits, 8, "every change was committed");
-    assert!(!Arc::ptr_eq(&view, &spaces[0].view()), "the changes reached the shared view");
+    assert!(
+        !Arc::ptr_eq(&view, &spaces[0].view()),
+        "the changes reached the shared view"
+    );
     assert_eq!(
         after.resimplified, before.resimplified,
         "no change inside `pci` can change what a space simplifies to"
@@ -110,7 +113,10 @@ fn only_child(mem: &Memory) -> (RegionId, RegionId, AddressSpace, AddressSpace) 
     mem.add_subregion(x, 0, low).unwrap();
     mem.add_subregion(x, 0x2000, high).unwrap();
     mem.add_subregion(c, 0, x).unwrap();
-    let (a, b) = (mem.address_space("on-c", c).unwrap(), mem.address_space("on-x", x).unwrap());
+    let (a, b) = (
+        mem.address_space("on-c", c).unwrap(),
+        mem.address_space("on-x", x).unwrap(),
+    );
     (c, x, a, b)
 }
 
@@ -118,7 +124,11 @@ fn only_child(mem: &Memory) -> (RegionId, RegionId, AddressSpace, AddressSpace) 
 fn resizing_an_only_child_to_fit_its_container_simplifies_the_container() {
     let mem = Memory::new();
     let (c, x, a, b) = only_child(&mem);
-    assert_eq!(view_root(&a), Some(c), "a child bigger than its container does not stand for it");
+    assert_eq!(
+        view_root(&a),
+        Some(c),
+        "a child bigger than its container does not stand for it"
+    );
     mem.set_size(x, 0x1_0000).unwrap();
     check_roots(&mem, &[&a, &b]);
     assert_eq!(view_root(&a), Some(x), "the child now fits: `c` simplifies to it");
@@ -157,7 +167,11 @@ fn moving_an_only_child_off_offset_zero_stops_the_simplification() {
     assert_eq!(view_root(&a), Some(x));
     mem.set_address(x, 0x1000).unwrap();
     check_roots(&mem, &[&a, &b]);
-    assert_eq!(view_root(&a), Some(c), "a child at 0x1000 does not stand for its container");
+    assert_eq!(
+        view_root(&a),
+        Some(c),
+        "a child at 0x1000 does not stand for its container"
+    );
     mem.set_address(x, 0).unwrap();
     check_roots(&mem, &[&a, &b]);
     assert_eq!(view_root(&a), Some(x));
@@ -180,7 +194,10 @@ fn changing_an_alias_child_of_a_per_cpu_root_ends_its_sharing() {
         children.push(sm);
     }
     let (smm0, smm1) = (&spaces[1], &spaces[2]);
-    assert!(Arc::ptr_eq(&smm0.view(), &smm1.view()), "identical per-CPU roots share a view");
+    assert!(
+        Arc::ptr_eq(&smm0.view(), &smm1.view()),
+        "identical per-CPU roots share a view"
+    );
     let sharing = |on: bool| {
         assert_eq!(Arc::ptr_eq(&smm0.view(), &smm1.view()), on);
         for s in [smm0, smm1] {

@@ -272,18 +272,12 @@ impl Memory {
                     CommitMode::Scoped => key.and_then(|k| crate::model::sharing::signature(&st.graph, k)),
                     CommitMode::Full => None,
                 };
-                e.insert(ViewEntry {
-                    view,
-                    spaces: Vec::new(),
-                    listening: Vec::new(),
-                    eventfds,
-                    sig,
-                })
+                e.insert(ViewEntry::new(view, eventfds, sig))
             }
         };
-        entry.spaces.push(id);
         let name: Arc<str> = name.into();
         let cell = Arc::new(SpaceCell::new(entry.view.clone()));
+        entry.join(id, &cell);
         // Without listeners a space keeps no view of its own (that would keep old views
         // alive); registering the first listener fills these in.
         let empty = st.views[&None].view.clone();

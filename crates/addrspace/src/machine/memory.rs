@@ -150,16 +150,7 @@ impl Memory {
         let counters = Arc::new(Counters::default());
         let empty = Arc::new(FlatView::new(None, None, Vec::new(), LiveToken::new(&counters)));
         let mut views = IdMap::default();
-        views.insert(
-            None,
-            ViewEntry {
-                view: empty,
-                spaces: Vec::new(),
-                listening: Vec::new(),
-                eventfds: Arc::default(),
-                sig: None,
-            },
-        );
+        views.insert(None, ViewEntry::new(empty, Arc::default(), None));
         Memory {
             shared: Arc::new(Shared {
                 state: ReentrantMutex::new(RefCell::new(State {

@@ -41,9 +41,7 @@ pub use crate::write::state::CommitMode;
 fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>)], d: &mut Delivery) {
     for key in updates.keys() {
         let Some(e) = st.views.get(key) else { continue };
-        for i in e.spaces.iter().filter_map(|&id| st.space_index(id)) {
-            d.publish.0.push((st.spaces[i].cell.clone(), e.view.clone()));
-        }
+        d.publish.0.push((e.spaces.clone(), e.view.clone()));
     }
     // A moved space whose new entry was not updated; its view may have moved with it.
     for &(i, _) in moved {
@@ -53,7 +51,9 @@ fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>
         }
         let view = &st.views[&sp.key].view;
         if !Arc::ptr_eq(&sp.cell.load(), view) {
-            d.publish.0.push((sp.cell.clone(), view.clone()));
+            d.publish
+                .0
+                .push((Arc::new(vec![(sp.id, sp.cell.clone())]), view.clone()));
         }
     }
 }
@@ -67,7 +67,7 @@ fn abandoned_views(st: &State, moved: &[(usize, Option<RegionId>)]) -> Vec<Optio
     let mut out = Vec::new();
     for &(_, old_key) in moved {
         if let Some(e) = st.views.get(&old_key) {
-            let leaving = e.spaces.iter().all(|id| moved_ids.binary_search(id).is_ok());
+            let leaving = e.space_ids().all(|id| moved_ids.binary_search(&id).is_ok());
             if leaving && !out.contains(&old_key) && !arriving(&old_key) {
                 out.push(old_key);
             }
@@ -95,10 +95,10 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
         if signature(&st.graph, new).as_ref() != Some(sig) {
             continue;
         }
-        let all_follow = entry.spaces.iter().all(|id| {
+        let all_follow = entry.space_ids().all(|id| {
             moved
                 .iter()
-                .any(|&(i, _)| st.spaces[i].id == *id && st.spaces[i].key == new_key)
+                .any(|&(i, _)| st.spaces[i].id == id && st.spaces[i].key == new_key)
         });
         if !all_follow {
             continue;
@@ -208,7 +208,9 @@ fn resimplify(st: &mut State, counters: &Counters, p: &Pending) -> Moved {
         ids.dedup();
         ids.iter().filter_map(|&id| st.space_index(id)).collect()
     };
-    counters.resimplified.fetch_add(candidates.len() as u64, Ordering::Relaxed);
+    counters
+        .resimplified
+        .fetch_add(candidates.len() as u64, Ordering::Relaxed);
     let mut moved: Moved = Vec::new();
     let mut chain = Vec::new();
     for idx in candidates {
@@ -402,13 +404,7 @@ fn install_views(
                 if let Some(r) = key {
                     st.graph.get_mut(*r).expect("view roots are live").view_key = true;
                 }
-                e.insert(crate::write::state::ViewEntry {
-                    view: u.new.clone(),
-                    spaces: Vec::new(),
-                    listening: Vec::new(),
-                    eventfds: Arc::default(),
-                    sig: None,
-                })
+                e.insert(crate::write::state::ViewEntry::new(u.new.clone(), Arc::default(), None))
             }
         };
         entry.view = u.new.clone();
@@ -429,13 +425,10 @@ fn install_views(
         let sp = &st.spaces[idx];
         let (id, listening) = (sp.id, !sp.listeners.is_empty());
         if let Some(e) = st.views.get_mut(&old_key) {
-            e.spaces.retain(|&s| s != id);
-            e.listening.retain(|&s| s != id);
+            e.leave(id);
         }
         let e = st.views.get_mut(&sp.key).expect("moved spaces have a view");
-        if let Err(pos) = e.spaces.binary_search(&id) {
-            e.spaces.insert(pos, id);
-        }
+        e.join(id, &sp.cell);
         if listening {
             if let Err(pos) = e.listening.binary_search(&id) {
                 e.listening.insert(pos, id);

@@ -95,8 +95,7 @@ impl Shared {
                 }
             }
             if let Some(e) = st.views.get_mut(&rec.key) {
-                e.spaces.retain(|&s| s != id);
-                e.listening.retain(|&s| s != id);
+                e.leave(id);
                 if e.spaces.is_empty() && rec.key.is_some() {
                     if let (Some(e), Some(k)) = (st.views.remove(&rec.key), rec.key) {
                         if let Some(sig) = &e.sig {

@@ -67,10 +67,17 @@ pub(crate) struct SpaceRecord {
 /// The rendered views, by the region they were rendered from (`None`: the empty view).
 pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
 
+/// The spaces showing a view: (space id, the space's cell), ascending by id (creation order).
+///
+/// Shared with a commit's publications, which take one reference per updated view rather
+/// than one per space (a view of `system` has hundreds of spaces); membership changes copy
+/// it if a delivery still holds it.
+pub(crate) type Members = Arc<Vec<(u64, Arc<SpaceCell>)>>;
+
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
-    /// Ids of the spaces using it, ascending (creation order).
-    pub spaces: Vec<u64>,
+    /// The spaces using it.
+    pub spaces: Members,
     /// The subset of `spaces` with listeners.
     pub listening: Vec<u64>,
     /// The ioeventfds visible in it.
@@ -132,6 +139,43 @@ pub(crate) enum Reach {
     /// (an only child must be enabled and cover the container), so the container is a seed
     /// too, even when the child itself is on no chain (a child that does not cover).
     Extent,
+}
+
+impl ViewEntry {
+    /// An entry for `view`, with no space yet.
+    pub(crate) fn new(
+        view: Arc<FlatView>,
+        eventfds: Arc<Vec<IoEventFd>>,
+        sig: Option<crate::model::sharing::Signature>,
+    ) -> ViewEntry {
+        ViewEntry {
+            view,
+            spaces: Members::default(),
+            listening: Vec::new(),
+            eventfds,
+            sig,
+        }
+    }
+
+    /// The ids of its spaces, ascending.
+    pub(crate) fn space_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.spaces.iter().map(|&(id, _)| id)
+    }
+
+    /// Adds a space (once).
+    pub(crate) fn join(&mut self, id: u64, cell: &Arc<SpaceCell>) {
+        if let Err(pos) = self.spaces.binary_search_by_key(&id, |&(s, _)| s) {
+            Arc::make_mut(&mut self.spaces).insert(pos, (id, cell.clone()));
+        }
+    }
+
+    /// Removes a space, from the spaces and the listening ones.
+    pub(crate) fn leave(&mut self, id: u64) {
+        if let Ok(pos) = self.spaces.binary_search_by_key(&id, |&(s, _)| s) {
+            Arc::make_mut(&mut self.spaces).remove(pos);
+        }
+        self.listening.retain(|&s| s != id);
+    }
 }
 
 impl State {
