@@ -258,7 +258,7 @@ impl Memory {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
-                    st.graph.get_mut(r).expect("physical roots are live").view_key = true;
+                    st.graph.set_view_key(r, true);
                     // Windows carried up earlier in this transaction did not record for it.
                     st.scratch.begin();
                 }

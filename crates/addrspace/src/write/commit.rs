@@ -107,10 +107,8 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
         if let Some(sig) = &entry.sig {
             st.reps.insert(sig.clone(), new);
         }
-        if let Ok(n) = st.graph.get_mut(old) {
-            n.view_key = false;
-        }
-        st.graph.get_mut(new).expect("physical roots are live").view_key = true;
+        st.graph.set_view_key(old, false);
+        st.graph.set_view_key(new, true);
         st.views.insert(new_key, entry);
         if let Some(w) = win.remove(&old) {
             let list = win.entry(new).or_default();
@@ -402,7 +400,7 @@ fn install_views(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
-                    st.graph.get_mut(*r).expect("view roots are live").view_key = true;
+                    st.graph.set_view_key(*r, true);
                 }
                 e.insert(crate::write::state::ViewEntry::new(u.new.clone(), Arc::default(), None))
             }
@@ -441,9 +439,7 @@ fn install_views(
         let Some(r) = old_key else { continue };
         if st.views.get(&old_key).is_some_and(|e| e.spaces.is_empty()) {
             let e = st.views.remove(&old_key).expect("checked above");
-            if let Ok(n) = st.graph.get_mut(r) {
-                n.view_key = false;
-            }
+            st.graph.set_view_key(r, false);
             if let Some(sig) = &e.sig {
                 crate::model::sharing::forget(&mut st.reps, sig, r);
             }

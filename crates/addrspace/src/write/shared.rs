@@ -102,8 +102,8 @@ impl Shared {
                             crate::model::sharing::forget(&mut st.reps, sig, k);
                         }
                     }
-                    if let Some(n) = rec.key.and_then(|r| st.graph.get_mut(r).ok()) {
-                        n.view_key = false;
+                    if let Some(r) = rec.key {
+                        st.graph.set_view_key(r, false);
                     }
                 }
             }
