@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub spaces: AtomicUsize,
     pub patches: AtomicU64,
     pub layers: AtomicU64,
+    pub resimplified: AtomicU64,
     pub listeners: AtomicUsize,
     pub listener_calls: AtomicU64,
 }
@@ -54,6 +55,9 @@ pub struct Stats {
     /// showing system memory under its own devices), or moved onto that view's newer
     /// version; not counted in `renders`.
     pub layers: u64,
+    /// Address spaces whose physical root (and sharing representative) commits recomputed:
+    /// the spaces whose simplification chain held a region a change could re-simplify.
+    pub resimplified: u64,
     /// Outermost commits that had something to do.
     pub commits: u64,
     /// Registered memory listeners.

@@ -258,7 +258,7 @@ impl Memory {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
-                    st.graph.get_mut(r).expect("physical roots are live").view_key = true;
+                    st.graph.set_view_key(r, true);
                     // Windows carried up earlier in this transaction did not record for it.
                     st.scratch.begin();
                 }
@@ -272,18 +272,12 @@ impl Memory {
                     CommitMode::Scoped => key.and_then(|k| crate::model::sharing::signature(&st.graph, k)),
                     CommitMode::Full => None,
                 };
-                e.insert(ViewEntry {
-                    view,
-                    spaces: Vec::new(),
-                    listening: Vec::new(),
-                    eventfds,
-                    sig,
-                })
+                e.insert(ViewEntry::new(view, eventfds, sig))
             }
         };
-        entry.spaces.push(id);
         let name: Arc<str> = name.into();
         let cell = Arc::new(SpaceCell::new(entry.view.clone()));
+        entry.join(id, &cell);
         // Without listeners a space keeps no view of its own (that would keep old views
         // alive); registering the first listener fills these in.
         let empty = st.views[&None].view.clone();

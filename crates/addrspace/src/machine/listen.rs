@@ -65,7 +65,7 @@ impl AddressSpace {
 impl Memory {
     /// [`DirtyLogging::set`](crate::machine::handles::DirtyLogging::set).
     pub(crate) fn set_log(&self, region: RegionId, client: DirtyClient, on: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(crate::write::state::Reach::Inside, |g| {
             let n = g.get_mut(region)?;
             let before = n.log_mask();
             let c = &mut n.log_counts[client as usize];

@@ -25,7 +25,7 @@ use crate::view::flatview::FlatView;
 use crate::view::render::physical_root;
 use crate::write::commit::{self, CommitMode, Touch};
 use crate::write::shared::Shared;
-use crate::write::state::{State, ViewEntry};
+use crate::write::state::{Reach, State, ViewEntry};
 
 /// A machine's memory system: regions, address spaces and transactions.
 ///
@@ -150,16 +150,7 @@ impl Memory {
         let counters = Arc::new(Counters::default());
         let empty = Arc::new(FlatView::new(None, None, Vec::new(), LiveToken::new(&counters)));
         let mut views = IdMap::default();
-        views.insert(
-            None,
-            ViewEntry {
-                view: empty,
-                spaces: Vec::new(),
-                listening: Vec::new(),
-                eventfds: Arc::default(),
-                sig: None,
-            },
-        );
+        views.insert(None, ViewEntry::new(empty, Arc::default(), None));
         Memory {
             shared: Arc::new(Shared {
                 state: ReentrantMutex::new(RefCell::new(State {
@@ -248,20 +239,16 @@ impl Memory {
     }
 
     /// Runs a mutation inside a (possibly implicit) transaction; records the windows it
-    /// reports as changed, for the commit.
-    pub(crate) fn mutate(&self, f: impl FnOnce(&mut Graph) -> Result<Vec<Touch>>) -> Result<()> {
+    /// reports as changed, and the regions whose simplification it may change (`reach`),
+    /// for the commit.
+    pub(crate) fn mutate(&self, reach: Reach, f: impl FnOnce(&mut Graph) -> Result<Vec<Touch>>) -> Result<()> {
         let tx = self.transaction();
         {
             let mut st = tx._guard.borrow_mut();
             st.check_not_delivering("change the topology")?;
             let touched = f(&mut st.graph)?;
             let st = &mut *st;
-            for &(r, ..) in &touched {
-                st.seeds.push(r);
-                if let Some(c) = st.graph.get(r).ok().and_then(|n| n.container) {
-                    st.seeds.push(c);
-                }
-            }
+            st.seed(&touched, reach);
             if !commit::propagate(&st.graph, &mut st.scratch, &touched, &mut st.touched) {
                 st.rerender_all = true;
             }
@@ -344,6 +331,7 @@ impl Memory {
             renders: c.renders.load(Ordering::Relaxed),
             patches: c.patches.load(Ordering::Relaxed),
             layers: c.layers.load(Ordering::Relaxed),
+            resimplified: c.resimplified.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             listeners: c.listeners.load(Ordering::Relaxed),
             listener_calls: c.listener_calls.load(Ordering::Relaxed),

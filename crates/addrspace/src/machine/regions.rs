@@ -15,6 +15,7 @@ use crate::machine::memory::Memory;
 use crate::model::graph::Graph;
 use crate::model::region::{Backend, Body, Leaf, Node, RegionId};
 use crate::write::commit::Touch;
+use crate::write::state::Reach;
 
 /// The window `child` occupies in its container, if it is mapped.
 fn placed(g: &Graph, child: RegionId) -> Option<Touch> {
@@ -157,7 +158,7 @@ impl Memory {
     ) -> Result<()> {
         let addr = addr.into().0;
         let tx = self.transaction();
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             // Touched even when invisible now: the structure above the child changed, and
             // a later change in the same transaction may make it visible.
             let prio = g.get(child)?.priority;
@@ -174,7 +175,7 @@ impl Memory {
 
     /// Unmaps `child` from `container`.
     pub fn remove_subregion(&self, container: RegionId, child: RegionId) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let before = placed(g, child);
             g.remove_subregion(container, child)?;
             Ok(before.into_iter().collect())
@@ -186,7 +187,7 @@ impl Memory {
         let addr = addr.into().0;
         let tx = self.transaction();
         let old = self.with_state_unordered(|st| st.graph.get(id).map(|n| n.addr))?;
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let before = placed(g, id);
             let prio = g.get(id)?.priority;
             g.set_address(id, addr)?;
@@ -203,7 +204,7 @@ impl Memory {
     /// becomes the newest of its new priority (QEMU has no such call: it is remove + add);
     /// an unmapped region keeps the priority for when it is printed (`info mtree` sections).
     pub fn set_priority(&self, id: RegionId, priority: i32) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let before = placed(g, id);
             let prio = g.get(id)?.priority;
             g.set_priority(id, priority)?;
@@ -217,7 +218,7 @@ impl Memory {
 
     /// Enables or disables a region (a disabled region and its subtree are invisible).
     pub fn set_enabled(&self, id: RegionId, enabled: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Extent, |g| {
             let changed = g.set_enabled(id, enabled);
             whole_if(g, id, changed?)
         })
@@ -225,7 +226,7 @@ impl Memory {
 
     /// Changes a region's size (RAM cannot grow past its block).
     pub fn set_size(&self, id: RegionId, size: u128) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Extent, |g| {
             let old = g.get(id)?.size;
             let changed = g.set_size(id, size)?;
             Ok(if changed {
@@ -239,7 +240,7 @@ impl Memory {
     /// Changes where an alias's window starts in its target.
     pub fn set_alias_offset(&self, id: RegionId, offset: impl Into<RegionOffset>) -> Result<()> {
         let offset = offset.into().0;
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let changed = g.set_alias_offset(id, offset);
             whole_if(g, id, changed?)
         })
@@ -247,7 +248,7 @@ impl Memory {
 
     /// Marks a region (and what is rendered through it) read-only.
     pub fn set_readonly(&self, id: RegionId, readonly: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let changed = g.set_flag(id, readonly, |n| &mut n.readonly);
             whole_if(g, id, changed?)
         })
@@ -255,7 +256,7 @@ impl Memory {
 
     /// Marks a region non-volatile.
     pub fn set_nonvolatile(&self, id: RegionId, nonvolatile: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let changed = g.set_flag(id, nonvolatile, |n| &mut n.nonvolatile);
             whole_if(g, id, changed?)
         })
@@ -263,7 +264,7 @@ impl Memory {
 
     /// Forbids merging the region's ranges with their neighbours.
     pub fn set_unmergeable(&self, id: RegionId, unmergeable: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let changed = g.set_flag(id, unmergeable, |n| &mut n.unmergeable);
             whole_if(g, id, changed?)
         })
@@ -271,7 +272,7 @@ impl Memory {
 
     /// Switches a ROM device between romd mode (reads from RAM) and MMIO mode.
     pub fn set_romd(&self, id: RegionId, romd: bool) -> Result<()> {
-        self.mutate(|g| {
+        self.mutate(Reach::Inside, |g| {
             let changed = g.set_romd(id, romd);
             whole_if(g, id, changed?)
         })

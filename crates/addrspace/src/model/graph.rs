@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::base::error::{Error, Result};
 use crate::model::region::{Body, Node, RegionId, RegionInfo, SIZE_2_64};
 
+mod alias_reach;
 pub mod cycle;
 
 /// Arena of region nodes addressed by generational [`RegionId`]s.
@@ -28,6 +29,8 @@ pub(crate) struct Graph {
     unsorted: Vec<RegionId>,
     /// Marks for reachability walks and cycle probes.
     marks: crate::model::graph::cycle::Marks,
+    /// Advanced whenever an alias may start or stop leading to a view root (see `alias_reach`).
+    pub alias_epoch: u64,
 }
 
 impl Graph {
@@ -120,6 +123,7 @@ impl Graph {
         let id = self.insert(Node::new(name, Body::Alias { target, offset }, size));
         self.node_mut(id).leads_to_cycle = leads;
         self.node_mut(target).aliases.push(id);
+        self.alias_epoch += 1;
         Ok(id)
     }
 
@@ -249,6 +253,7 @@ impl Graph {
     /// a push too, and the list is sorted before it is next read (`normalize`), so a batch of
     /// insertions at mixed priorities costs O(n log n), not O(n²).
     fn link(&mut self, container: RegionId, addr: u64, child: RegionId, priority: i32) -> bool {
+        self.alias_placement(child);
         self.next_seq += 1;
         let seq = self.next_seq;
         let ch = self.node_mut(child);
@@ -304,6 +309,7 @@ impl Graph {
     }
 
     fn unlink(&mut self, container: RegionId, child: RegionId) -> bool {
+        self.alias_placement(child);
         let key = {
             let n = self.node(child);
             (n.priority, n.seq)
@@ -358,6 +364,7 @@ impl Graph {
 
     /// Puts `child` back where it was (same place, priority and age), after a refused move.
     fn relink(&mut self, container: RegionId, child: RegionId, addr: u64, priority: i32, seq: u64) {
+        self.alias_placement(child);
         let ch = self.node_mut(child);
         (ch.addr, ch.priority, ch.seq, ch.container) = (addr, priority, seq, Some(container));
         let c = self.node(container);
@@ -451,7 +458,9 @@ impl Graph {
         if n.enabled == enabled {
             return Ok(false);
         }
+        let alias = matches!(n.body, Body::Alias { .. });
         n.enabled = enabled;
+        self.alias_epoch += u64::from(alias);
         Ok(true)
     }
 
@@ -571,6 +580,7 @@ impl Graph {
         }
         if let Body::Alias { target, .. } = n.body {
             self.node_mut(target).aliases.retain(|&a| a != id);
+            self.alias_epoch += 1;
         }
         Ok(self.slots.remove(id).expect("checked live above"))
     }

@@ -41,9 +41,7 @@ pub use crate::write::state::CommitMode;
 fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>)], d: &mut Delivery) {
     for key in updates.keys() {
         let Some(e) = st.views.get(key) else { continue };
-        for i in e.spaces.iter().filter_map(|&id| st.space_index(id)) {
-            d.publish.0.push((st.spaces[i].cell.clone(), e.view.clone()));
-        }
+        d.publish.0.push((e.spaces.clone(), e.view.clone()));
     }
     // A moved space whose new entry was not updated; its view may have moved with it.
     for &(i, _) in moved {
@@ -53,7 +51,9 @@ fn publications(st: &State, updates: &Updates, moved: &[(usize, Option<RegionId>
         }
         let view = &st.views[&sp.key].view;
         if !Arc::ptr_eq(&sp.cell.load(), view) {
-            d.publish.0.push((sp.cell.clone(), view.clone()));
+            d.publish
+                .0
+                .push((Arc::new(vec![(sp.id, sp.cell.clone())]), view.clone()));
         }
     }
 }
@@ -67,7 +67,7 @@ fn abandoned_views(st: &State, moved: &[(usize, Option<RegionId>)]) -> Vec<Optio
     let mut out = Vec::new();
     for &(_, old_key) in moved {
         if let Some(e) = st.views.get(&old_key) {
-            let leaving = e.spaces.iter().all(|id| moved_ids.binary_search(id).is_ok());
+            let leaving = e.space_ids().all(|id| moved_ids.binary_search(&id).is_ok());
             if leaving && !out.contains(&old_key) && !arriving(&old_key) {
                 out.push(old_key);
             }
@@ -95,10 +95,10 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
         if signature(&st.graph, new).as_ref() != Some(sig) {
             continue;
         }
-        let all_follow = entry.spaces.iter().all(|id| {
+        let all_follow = entry.space_ids().all(|id| {
             moved
                 .iter()
-                .any(|&(i, _)| st.spaces[i].id == *id && st.spaces[i].key == new_key)
+                .any(|&(i, _)| st.spaces[i].id == id && st.spaces[i].key == new_key)
         });
         if !all_follow {
             continue;
@@ -107,10 +107,8 @@ fn transfer_views(st: &mut State, moved: &[(usize, Option<RegionId>)], win: &mut
         if let Some(sig) = &entry.sig {
             st.reps.insert(sig.clone(), new);
         }
-        if let Ok(n) = st.graph.get_mut(old) {
-            n.view_key = false;
-        }
-        st.graph.get_mut(new).expect("physical roots are live").view_key = true;
+        st.graph.set_view_key(old, false);
+        st.graph.set_view_key(new, true);
         st.views.insert(new_key, entry);
         if let Some(w) = win.remove(&old) {
             let list = win.entry(new).or_default();
@@ -178,7 +176,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
     if p.qemu {
         p.win.clear();
     }
-    let moved = resimplify(st, &p);
+    let moved = resimplify(st, counters, &p);
     // 1b. A representative root that left (an unplugged CPU's SMM container) hands its view
     //     to a structurally identical root its spaces now follow: same content, nothing to
     //     render, nobody to notify.
@@ -195,7 +193,7 @@ pub(crate) fn plan(st: &mut State, counters: &Arc<Counters>) -> Delivery {
 
 /// 1. Spaces whose simplification chain holds a changed region may simplify to another
 ///    physical root: recompute it (and the representative root its view is keyed by).
-fn resimplify(st: &mut State, p: &Pending) -> Moved {
+fn resimplify(st: &mut State, counters: &Counters, p: &Pending) -> Moved {
     let seeds = std::mem::take(&mut st.seeds);
     let candidates: Vec<usize> = if p.full() {
         (0..st.spaces.len()).collect()
@@ -208,6 +206,9 @@ fn resimplify(st: &mut State, p: &Pending) -> Moved {
         ids.dedup();
         ids.iter().filter_map(|&id| st.space_index(id)).collect()
     };
+    counters
+        .resimplified
+        .fetch_add(candidates.len() as u64, Ordering::Relaxed);
     let mut moved: Moved = Vec::new();
     let mut chain = Vec::new();
     for idx in candidates {
@@ -399,15 +400,9 @@ fn install_views(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 if let Some(r) = key {
-                    st.graph.get_mut(*r).expect("view roots are live").view_key = true;
+                    st.graph.set_view_key(*r, true);
                 }
-                e.insert(crate::write::state::ViewEntry {
-                    view: u.new.clone(),
-                    spaces: Vec::new(),
-                    listening: Vec::new(),
-                    eventfds: Arc::default(),
-                    sig: None,
-                })
+                e.insert(crate::write::state::ViewEntry::new(u.new.clone(), Arc::default(), None))
             }
         };
         entry.view = u.new.clone();
@@ -428,13 +423,10 @@ fn install_views(
         let sp = &st.spaces[idx];
         let (id, listening) = (sp.id, !sp.listeners.is_empty());
         if let Some(e) = st.views.get_mut(&old_key) {
-            e.spaces.retain(|&s| s != id);
-            e.listening.retain(|&s| s != id);
+            e.leave(id);
         }
         let e = st.views.get_mut(&sp.key).expect("moved spaces have a view");
-        if let Err(pos) = e.spaces.binary_search(&id) {
-            e.spaces.insert(pos, id);
-        }
+        e.join(id, &sp.cell);
         if listening {
             if let Err(pos) = e.listening.binary_search(&id) {
                 e.listening.insert(pos, id);
@@ -447,9 +439,7 @@ fn install_views(
         let Some(r) = old_key else { continue };
         if st.views.get(&old_key).is_some_and(|e| e.spaces.is_empty()) {
             let e = st.views.remove(&old_key).expect("checked above");
-            if let Ok(n) = st.graph.get_mut(r) {
-                n.view_key = false;
-            }
+            st.graph.set_view_key(r, false);
             if let Some(sig) = &e.sig {
                 crate::model::sharing::forget(&mut st.reps, sig, r);
             }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::base::dirty::DirtyMask;
 use crate::model::graph::Graph;
-use crate::read::publish::SpaceCell;
 use crate::view::flatview::{Cursor, FlatRange, FlatView, Ranges};
 use crate::view::patch::Change;
 use crate::write::listener::{IoEventFd, MemoryListener, Registered, Section};
+use crate::write::state::Members;
 
 /// A section that owns its data, for callbacks queued outside a commit's diff (replays,
 /// log sync, coalescing changes).
@@ -253,19 +253,28 @@ impl Delivery {
     /// Publishes the new views: one store per space, so each space's readers see its whole
     /// old view or its whole new one.
     pub fn publish_all(&mut self) {
-        crate::read::publish::publish(self.publish.0.drain(..));
+        self.publish.run();
     }
 }
 
-/// A commit's publications. If a callback panics before they are made, they are made as the
-/// delivery unwinds: readers then see the layout the memory system has committed (the
-/// listeners' own records already moved on), never an older one.
+/// A commit's publications: each view with the spaces to store it in (a view entry's whole
+/// member list, shared, or one moved space). If a callback panics before they are made, they
+/// are made as the delivery unwinds: readers then see the layout the memory system has
+/// committed (the listeners' own records already moved on), never an older one.
 #[derive(Default)]
-pub(crate) struct Publications(pub Vec<(Arc<SpaceCell>, Arc<FlatView>)>);
+pub(crate) struct Publications(pub Vec<(Members, Arc<FlatView>)>);
+
+impl Publications {
+    fn run(&mut self) {
+        for (spaces, view) in self.0.drain(..) {
+            crate::read::publish::publish(spaces.iter().map(|(_, cell)| (&**cell, view.clone())));
+        }
+    }
+}
 
 impl Drop for Publications {
     fn drop(&mut self) {
-        crate::read::publish::publish(self.0.drain(..));
+        self.run();
     }
 }
 

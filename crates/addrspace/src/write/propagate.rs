@@ -17,6 +17,9 @@ pub(crate) type Touch = (RegionId, u128, u128);
 /// Windows past this many per region are folded into their bounding window.
 const MAX_WINDOWS: usize = 16;
 
+/// Regions with at least this many aliases keep the list of those that lead somewhere.
+const MANY_ALIASES: usize = 16;
+
 /// Per-region marks for [`propagate`], kept for a whole transaction (no hashing, no
 /// allocation per region visited).
 #[derive(Default)]
@@ -25,9 +28,30 @@ pub(crate) struct Scratch {
     /// (stamp of the last visit, generation of the region then, the last window carried up
     /// from it)
     marks: Vec<(u32, u32, u128, u128)>,
+    /// For regions with [`MANY_ALIASES`] or more: the aliases that lead somewhere
+    /// (`Graph::alias_leads_somewhere`), and the `Graph::alias_epoch` they were found at.
+    live_aliases: IdMap<RegionId, (u64, Vec<RegionId>)>,
 }
 
 impl Scratch {
+    /// The aliases of `id` that lead somewhere, found again only if the graph's alias epoch
+    /// moved since the last time.
+    fn live_aliases(&mut self, g: &Graph, id: RegionId) -> &[RegionId] {
+        let (epoch, list) = self.live_aliases.entry(id).or_insert((u64::MAX, Vec::new()));
+        if *epoch != g.alias_epoch {
+            list.clear();
+            list.extend(
+                g.node(id)
+                    .aliases
+                    .iter()
+                    .copied()
+                    .filter(|&a| g.alias_leads_somewhere(a)),
+            );
+            *epoch = g.alias_epoch;
+        }
+        list
+    }
+
     /// Starts a new scope: marks from earlier calls no longer count.
     pub fn begin(&mut self) {
         self.stamp = self.stamp.wrapping_add(1);
@@ -102,24 +126,23 @@ pub(crate) fn propagate(g: &Graph, scratch: &mut Scratch, seeds: &[Touch], win: 
             let psize = g.node(p).size;
             stack.push((p, lo.saturating_add(base), hi.saturating_add(base).min(psize), false));
         }
-        for &a in &n.aliases {
+        // A disabled alias shows nothing (the walk would stop there anyway: it is not a seed),
+        // and an alias that leads nowhere a view can see (not a view root, not aliased, in a
+        // container that is a dead end too — a bus-master container, say) is skipped. Both
+        // are what N devices' bus-master aliases of system memory are, with bus mastering off
+        // and on: no stack traffic for them, and for a region with many aliases not even a
+        // look at each (the list of the others is kept while the graph's aliases stay put).
+        let cached = n.aliases.len() >= MANY_ALIASES;
+        let aliases = if cached {
+            scratch.live_aliases(g, id)
+        } else {
+            &n.aliases[..]
+        };
+        for &a in aliases {
+            if !cached && !g.alias_leads_somewhere(a) {
+                continue;
+            }
             let an = g.node(a);
-            // A disabled alias shows nothing (the walk would stop there anyway: it is not a
-            // seed), and an alias that leads nowhere a view can see (not a view root, not
-            // aliased, in a container that is a dead end too — a bus-master container, say)
-            // is skipped. Both are what N devices' bus-master aliases of system memory are,
-            // with bus mastering off and on: no stack traffic for them.
-            let dead_end = |x: &crate::model::region::Node| !x.view_key && x.aliases.is_empty();
-            if !an.enabled {
-                continue;
-            }
-            if dead_end(an)
-                && an
-                    .container
-                    .is_none_or(|c| dead_end(g.node(c)) && g.node(c).container.is_none())
-            {
-                continue;
-            }
             if let Body::Alias { offset, .. } = an.body {
                 let off = u128::from(offset);
                 stack.push((a, lo.saturating_sub(off), hi.saturating_sub(off).min(an.size), false));

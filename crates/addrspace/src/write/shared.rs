@@ -95,16 +95,15 @@ impl Shared {
                 }
             }
             if let Some(e) = st.views.get_mut(&rec.key) {
-                e.spaces.retain(|&s| s != id);
-                e.listening.retain(|&s| s != id);
+                e.leave(id);
                 if e.spaces.is_empty() && rec.key.is_some() {
                     if let (Some(e), Some(k)) = (st.views.remove(&rec.key), rec.key) {
                         if let Some(sig) = &e.sig {
                             crate::model::sharing::forget(&mut st.reps, sig, k);
                         }
                     }
-                    if let Some(n) = rec.key.and_then(|r| st.graph.get_mut(r).ok()) {
-                        n.view_key = false;
+                    if let Some(r) = rec.key {
+                        st.graph.set_view_key(r, false);
                     }
                 }
             }

@@ -67,10 +67,17 @@ pub(crate) struct SpaceRecord {
 /// The rendered views, by the region they were rendered from (`None`: the empty view).
 pub(crate) type Views = IdMap<Option<RegionId>, ViewEntry>;
 
+/// The spaces showing a view: (space id, the space's cell), ascending by id (creation order).
+///
+/// Shared with a commit's publications, which take one reference per updated view rather
+/// than one per space (a view of `system` has hundreds of spaces); membership changes copy
+/// it if a delivery still holds it.
+pub(crate) type Members = Arc<Vec<(u64, Arc<SpaceCell>)>>;
+
 pub(crate) struct ViewEntry {
     pub view: Arc<FlatView>,
-    /// Ids of the spaces using it, ascending (creation order).
-    pub spaces: Vec<u64>,
+    /// The spaces using it.
+    pub spaces: Members,
     /// The subset of `spaces` with listeners.
     pub listening: Vec<u64>,
     /// The ioeventfds visible in it.
@@ -102,8 +109,8 @@ pub(crate) struct State {
     pub views: Views,
     /// Space ids by region of their simplification chain.
     pub chains: IdMap<RegionId, Vec<u64>>,
-    /// Regions changed in the open transaction, and their containers (what physical roots
-    /// depend on).
+    /// Regions whose simplification may have changed in the open transaction (see
+    /// [`State::seed`]): the spaces whose chain holds one are simplified again at the commit.
     pub seeds: Vec<RegionId>,
     pub scratch: crate::write::propagate::Scratch,
     /// Representative roots of structurally identical roots.
@@ -118,7 +125,76 @@ pub(crate) struct State {
     pub next_listener: u64,
 }
 
+/// What a mutation changed about the regions it reports as touched, which decides whose
+/// simplification (QEMU's flat-view root, and the sharing representative) it can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Something a touched region holds or is: its subregions (mapped, unmapped, moved,
+    /// re-prioritised), its alias window, flags or dirty logging. A region's simplification
+    /// reads its own attributes and its subregions' (and its signature: its own and its
+    /// children's, which `representative` puts on the chain), so the touched region is
+    /// the only seed.
+    Inside,
+    /// A touched region's size or enabled flag: its container's simplification reads both
+    /// (an only child must be enabled and cover the container), so the container is a seed
+    /// too, even when the child itself is on no chain (a child that does not cover).
+    Extent,
+}
+
+impl ViewEntry {
+    /// An entry for `view`, with no space yet.
+    pub(crate) fn new(
+        view: Arc<FlatView>,
+        eventfds: Arc<Vec<IoEventFd>>,
+        sig: Option<crate::model::sharing::Signature>,
+    ) -> ViewEntry {
+        ViewEntry {
+            view,
+            spaces: Members::default(),
+            listening: Vec::new(),
+            eventfds,
+            sig,
+        }
+    }
+
+    /// The ids of its spaces, ascending.
+    pub(crate) fn space_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.spaces.iter().map(|&(id, _)| id)
+    }
+
+    /// Adds a space (once).
+    pub(crate) fn join(&mut self, id: u64, cell: &Arc<SpaceCell>) {
+        if let Err(pos) = self.spaces.binary_search_by_key(&id, |&(s, _)| s) {
+            Arc::make_mut(&mut self.spaces).insert(pos, (id, cell.clone()));
+        }
+    }
+
+    /// Removes a space, from the spaces and the listening ones.
+    pub(crate) fn leave(&mut self, id: u64) {
+        if let Ok(pos) = self.spaces.binary_search_by_key(&id, |&(s, _)| s) {
+            Arc::make_mut(&mut self.spaces).remove(pos);
+        }
+        self.listening.retain(|&s| s != id);
+    }
+}
+
 impl State {
+    /// Records the seeds of a mutation that touched `touched` (see [`Reach`]).
+    ///
+    /// A change inside a region never reaches its container's simplification: a busy
+    /// container such as `system` (on the chain of every bus-master space) is seeded only
+    /// when its own children change, not when a device deep under it moves a BAR.
+    pub(crate) fn seed(&mut self, touched: &[crate::write::propagate::Touch], reach: Reach) {
+        for &(r, ..) in touched {
+            self.seeds.push(r);
+            if reach == Reach::Extent {
+                if let Some(c) = self.graph.get(r).ok().and_then(|n| n.container) {
+                    self.seeds.push(c);
+                }
+            }
+        }
+    }
+
     pub(crate) fn space_index(&self, id: u64) -> Option<usize> {
         self.spaces.binary_search_by_key(&id, |s| s.id).ok()
     }
