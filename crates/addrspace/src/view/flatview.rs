@@ -24,7 +24,7 @@ mod layered;
 mod ranges;
 
 pub use crate::view::range::FlatRange;
-pub use index::{BucketRun, IndexSummary};
+pub use index::{BucketRun, IndexSummary, Split};
 pub(crate) use index::{Buckets, Mru};
 pub(crate) use layered::{Hit, Layer, Window};
 pub use ranges::{Ranges, RangesIter};
@@ -238,30 +238,7 @@ impl FlatView {
         if self.ranges.is_empty() {
             return None;
         }
-        let ix = &self.index;
-        let buckets = ix.cand.len();
-        let mut runs: Vec<BucketRun> = Vec::new();
-        for b in 0..buckets {
-            let (lo, hi) = (ix.cand[b].0 as usize, ix.cand[b].1 as usize);
-            match runs.last_mut() {
-                Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
-                _ => runs.push(BucketRun {
-                    first_bucket: b,
-                    last_bucket: b,
-                    lo,
-                    hi,
-                }),
-            }
-        }
-        Some(IndexSummary {
-            base: ix.base,
-            top: ix.top,
-            bucket_bits: ix.shift,
-            buckets,
-            runs,
-            layered: false,
-            windows: Vec::new(),
-        })
+        Some(self.index.summary(&self.starts))
     }
 
     /// The range containing `addr` and the offset of `addr` inside its region.
