@@ -139,11 +139,10 @@ pub(crate) struct Buckets {
     pub(crate) base: u64,
     /// Last address covered (inclusive).
     pub(crate) top: u64,
-    /// `top - base` (`u64::MAX` for the empty index, which has no buckets).
-    pub(crate) span: u64,
     pub(crate) shift: u32,
-    /// One slot per bucket.
-    roots: Box<[u64]>,
+    /// One slot per bucket, with the start of its `hi` when it is not split: the one
+    /// comparison then needs no load from `starts`.
+    roots: Box<[(u64, u64)]>,
     /// Levels of sub-tables below the buckets: the slots every lookup reads in `nodes`.
     depth: u32,
     /// Whether some bucket is crowded. Then a lookup goes on through `nodes`, and a bucket
@@ -242,7 +241,6 @@ impl Buckets {
             return Buckets {
                 base: 1,
                 top: 0,
-                span: u64::MAX,
                 shift: 0,
                 roots: Box::new([]),
                 depth: 0,
@@ -278,13 +276,15 @@ impl Buckets {
             inner: if nested { 3 } else { 1 },
         };
         let roots = (0..buckets)
-            .map(|b| build.slot(first[b], first[b + 1], (b as u64) << shift, shift, 0))
+            .map(|b| {
+                let s = build.slot(first[b], first[b + 1], (b as u64) << shift, shift, 0);
+                (s, starts.get(s as u32 as usize).copied().unwrap_or(0))
+            })
             .collect();
         let nodes = if build.depth == 0 { Vec::new() } else { build.nodes };
         Buckets {
             base,
             top,
-            span: top - base,
             shift,
             roots,
             depth: build.depth,
@@ -293,23 +293,22 @@ impl Buckets {
         }
     }
 
-    /// The candidate for `addr`: the last of `starts` (the starts the index was built over)
-    /// at or before `addr`, if `addr` lies in the indexed span. The caller checks that the
-    /// candidate's range really contains `addr` (it may end before it: a hole).
+    /// The candidate for `addr`: for an address in the indexed span, the last of `starts`
+    /// (the starts the index was built over) at or before it. The caller checks that the
+    /// candidate's range really contains `addr`: it may end before it (a hole), and for an
+    /// address outside the span the answer is `None` or an index, possibly out of bounds,
+    /// whose range cannot hold it (not testing the span saves a comparison per lookup).
     #[inline]
     pub(crate) fn find(&self, starts: &[u64], addr: u64) -> Option<usize> {
         let off = addr.wrapping_sub(self.base);
-        if off > self.span {
-            return None;
-        }
-        let s = *self.roots.get((off >> self.shift) as usize)?;
+        let &(s, start) = self.roots.get((off >> self.shift) as usize)?;
         if self.nested {
             return self.find_below(starts, addr, off, s);
         }
         // At most one range starts in the address's bucket: `hi`, the last one up to the
         // bucket's end; before it starts, the one before.
         let hi = s as u32 as usize;
-        Some(hi - usize::from(*starts.get(hi)? > addr))
+        Some(hi.wrapping_sub(usize::from(start > addr)))
     }
 
     /// The rest of [`find`](Self::find) in an index with crowded buckets, from the slot `s`
@@ -324,14 +323,15 @@ impl Buckets {
         // `addr`, so step back once per candidate that starts after it.
         let hi = s as u32 as usize;
         let (a, b) = (hi.saturating_sub(1), hi.saturating_sub(2));
-        let after = [hi, a, b].map(|i| starts.get(i).map(|&s| usize::from(s > addr)));
-        Some(hi - after[0]? - after[1]? - after[2]?)
+        let upto = starts.get(..=hi)?;
+        let after = [upto[hi], upto[a], upto[b]].map(|s| usize::from(s > addr));
+        Some(hi.wrapping_sub(after[0] + after[1] + after[2]))
     }
 
     /// The index's description for `info mtree -f -d` (`starts` as for [`find`](Self::find)).
     pub(crate) fn summary(&self, starts: &[u64]) -> IndexSummary {
         let mut runs: Vec<BucketRun> = Vec::new();
-        for (b, &slot) in self.roots.iter().enumerate() {
+        for (b, &(slot, _)) in self.roots.iter().enumerate() {
             // The candidates: from the last range starting before the bucket to the last
             // starting in it.
             let from = self.base + ((b as u64) << self.shift);

@@ -12,7 +12,16 @@ fn scan(starts: &[u64], top: u64, addr: u64) -> Option<usize> {
     Some(starts.partition_point(|&s| s <= addr) - 1)
 }
 
-/// Every start, the addresses around it and `probes` agree with [`scan`]; returns the index.
+/// Whether `addr` lies between start `i` and the next start (or `top`): in the range of
+/// candidate `i`, if that range reaches that far.
+fn covers(starts: &[u64], top: u64, i: usize, addr: u64) -> bool {
+    let end = starts.get(i.wrapping_add(1)).map_or(top, |&n| n - 1);
+    starts.get(i).is_some_and(|&s| s <= addr && addr <= end)
+}
+
+/// Every start, the addresses around it and `probes` agree with [`scan`] (outside the
+/// indexed span, the candidate, if any, is one whose range cannot hold the address);
+/// returns the index.
 fn agrees(starts: &[u64], top: u64, probes: &[u64]) -> Result<Buckets, TestCaseError> {
     let ix = Buckets::over(starts, top);
     let near = starts
@@ -22,7 +31,16 @@ fn agrees(starts: &[u64], top: u64, probes: &[u64]) -> Result<Buckets, TestCaseE
         .chain(probes.iter().copied())
         .chain([0, top, top.wrapping_add(1), u64::MAX])
     {
-        prop_assert_eq!(ix.find(starts, a), scan(starts, top, a), "address {:#x}", a);
+        let (got, want) = (ix.find(starts, a), scan(starts, top, a));
+        match want {
+            Some(_) => prop_assert_eq!(got, want, "address {:#x}", a),
+            None => prop_assert!(
+                !got.is_some_and(|i| covers(starts, top, i, a)),
+                "address {:#x}: {:?}",
+                a,
+                got
+            ),
+        }
     }
     Ok(ix)
 }
@@ -73,7 +91,7 @@ fn crowded_buckets_are_split_at_every_scale() {
     // Every bucket and sub-bucket ends with at most one start in it: the candidate is the
     // start itself or the one before, for every address of every range.
     for (i, &s) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(top, |&n| n - 1);
+        let end = starts.get(i.wrapping_add(1)).map_or(top, |&n| n - 1);
         for a in [s, end, s + (end - s) / 2] {
             assert_eq!(ix.find(&starts, a), Some(i), "address {a:#x}");
         }
