@@ -26,7 +26,7 @@ mod ranges;
 pub use crate::view::range::FlatRange;
 pub(crate) use chunks::{Body, Edit, Pos};
 pub(crate) use index::Mru;
-pub use index::{BucketRun, IndexSummary};
+pub use index::{BucketRun, IndexSummary, Split};
 pub(crate) use layered::{Hit, Layer, Window};
 pub(crate) use ranges::Cursor;
 pub use ranges::{Ranges, RangesIter};
@@ -251,9 +251,8 @@ impl FlatView {
         }
         match &self.body {
             Body::One(c) if c.ranges.is_empty() => None,
-            Body::One(c) => Some(c.index.summary(|lo, hi| (lo, hi))),
-            // Buckets pick chunks here: their candidates are the ranges of those chunks.
-            Body::Many(m) => Some(m.index.summary(|lo, hi| (m.offset(lo), m.offset(hi + 1) - 1))),
+            Body::One(c) => Some(c.index.summary(&c.starts)),
+            Body::Many(m) => Some(m.summary()),
         }
     }
 

@@ -153,9 +153,14 @@ impl Chunks {
         c.saturating_sub(1).min(self.parts.len() - 1)
     }
 
-    /// Index in the whole view of the first range of chunk `c`.
-    pub(crate) fn offset(&self, c: usize) -> usize {
-        self.offsets[c]
+    /// The index's description for `info mtree -f -d`: buckets pick chunks here, so a
+    /// bucket's candidates are the ranges of its candidate chunks.
+    pub(crate) fn summary(&self) -> super::IndexSummary {
+        let mut s = self.index.summary(&self.firsts);
+        for r in &mut s.runs {
+            (r.lo, r.hi) = (self.offsets[r.lo], self.offsets[r.hi + 1] - 1);
+        }
+        s
     }
 }
 
@@ -449,7 +454,7 @@ mod tests {
                         let shared = b.parts.iter().any(|p| Arc::ptr_eq(p, part));
                         // A chunk no edit starts in and no edit spans is shared (a small
                         // neighbour of an edited chunk may have been merged into it).
-                        let spanned = edits.iter().any(|e| a.offset(c) < e.old.end && e.old.start < a.offset(c + 1));
+                        let spanned = edits.iter().any(|e| a.offsets[c] < e.old.end && e.old.start < a.offsets[c + 1]);
                         if !touched.contains(&c) && !spanned && !touched.iter().any(|&t| t + 1 == c || t == c + 1) {
                             prop_assert!(shared, "untouched chunk {} was copied", c);
                         }
