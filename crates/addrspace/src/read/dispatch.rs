@@ -3,7 +3,7 @@
 //!
 //! Byte-slice accesses split at range boundaries: RAM is copied directly, each device gets
 //! pieces of the size its rules allow, holes read as zero with a decode error. Fixed-size
-//! loads and stores of RAM take the view's direct windows first (`FlatView::load_direct`):
+//! loads and stores of RAM take the view's direct windows first (`FlatView::find_own`):
 //! a lookup (usually the last hit), one range check and one aligned host access, without
 //! touching the range's region or RAM block; stores only where the range is writable and not
 //! dirty-logged. Otherwise a device gets the whole access (device lengths are not clamped to
@@ -16,7 +16,7 @@ use crate::base::access::{Endianness, MemTxAttrs, MemTxResult};
 use crate::base::ram::RamBlock;
 use crate::model::region::Backend;
 use crate::read::mmio::{dispatch_read, dispatch_write, piece_size, Device};
-use crate::view::flatview::{FlatRange, FlatView, Mru, Pos};
+use crate::view::flatview::{FlatRange, FlatView, Mru};
 
 /// A fixed-size value that can be loaded from or stored to guest memory.
 pub trait Scalar: Copy + Default + sealed::Sealed {
@@ -94,15 +94,15 @@ enum Piece<'v> {
 #[inline]
 fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     match view.find_own(addr, mru) {
-        Some(pos) => own_piece(view, mru, pos, addr),
+        Some(own) => own_piece(view, mru, own.range(), addr),
         None => past_own(view, mru, addr),
     }
 }
 
 /// The piece at `addr` in the view's own range at `pos` (where the view's search put it).
 #[inline]
-fn own_piece<'v>(view: &'v FlatView, mru: &mut Mru, pos: Pos, addr: u64) -> Piece<'v> {
-    match view.at(pos) {
+fn own_piece<'v>(view: &'v FlatView, mru: &mut Mru, range: Option<&'v FlatRange>, addr: u64) -> Piece<'v> {
+    match range {
         Some(r) => in_range(r, addr),
         None => past_own(view, mru, addr),
     }
@@ -249,9 +249,9 @@ pub(crate) fn load<T: Scalar>(
 ) -> (T, MemTxResult) {
     // RAM through the view's direct windows; anything else with the range found on the way.
     let found = match view.find_own(addr, mru) {
-        Some(i) => match view.load_direct(i, addr, T::SIZE) {
+        Some(own) => match own.load(addr, T::SIZE) {
             Some(bytes) => return (from_bytes(bytes, order), MemTxResult::OK),
-            None => own_piece(view, mru, i, addr),
+            None => own_piece(view, mru, own.range(), addr),
         },
         None => past_own(view, mru, addr),
     };
@@ -287,8 +287,8 @@ pub(crate) fn store<T: Scalar>(
 ) -> MemTxResult {
     let bytes = to_bytes(value, order);
     let found = match view.find_own(addr, mru) {
-        Some(i) if view.store_direct(i, addr, &bytes, T::SIZE) => return MemTxResult::OK,
-        Some(i) => own_piece(view, mru, i, addr),
+        Some(own) if own.store(addr, &bytes, T::SIZE) => return MemTxResult::OK,
+        Some(own) => own_piece(view, mru, own.range(), addr),
         None => past_own(view, mru, addr),
     };
     if let Piece::Range { r, off, avail } = found {

@@ -24,7 +24,7 @@ mod layered;
 mod ranges;
 
 pub use crate::view::range::FlatRange;
-pub(crate) use chunks::{Body, Edit, Pos};
+pub(crate) use chunks::{Body, Edit, Own, Pos};
 pub(crate) use index::Mru;
 pub use index::{BucketRun, IndexSummary, Split};
 pub(crate) use layered::{Hit, Layer, Window};
@@ -162,43 +162,18 @@ impl FlatView {
 
     /// The own range containing `addr` (the last hit first, remembering this one) of a view
     /// that is not layered; `None` for a hole, and for a layered view unless it is the last
-    /// hit.
+    /// hit. The result carries the range's chunk, whose direct window a load or store then
+    /// takes without looking the chunk up again.
     #[inline(always)]
-    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<Pos> {
-        if self.body.contains(mru.index, addr) {
-            return Some(mru.index);
-        }
-        if self.layer.is_some() {
-            return None;
-        }
-        let i = self.search(addr)?;
-        mru.learn(i);
-        Some(i)
-    }
-
-    /// The fast path of a `size`-byte load at `addr` in own range `i`: its bytes, or `None`
-    /// when the access has to take the general path (not RAM, not aligned, crossing the
-    /// range's end).
-    #[inline(always)]
-    pub(crate) fn load_direct(&self, pos: Pos, addr: u64, size: usize) -> Option<[u8; 8]> {
-        let (c, i) = self.body.chunk(pos)?;
-        c.direct.load(i, addr, size)
-    }
-
-    /// The fast path of a `size`-byte store at `addr` in own range `i` (writable RAM without
-    /// dirty logging); `false` when the access has to take the general path.
-    #[inline(always)]
-    pub(crate) fn store_direct(&self, pos: Pos, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
-        self.body
-            .chunk(pos)
-            .is_some_and(|(c, i)| c.direct.store(i, addr, bytes, size))
+    pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<Own<'_>> {
+        self.body.find(addr, mru, self.layer.is_none())
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru) -> Option<&FlatRange> {
-        if let Some(pos) = self.find_own(addr, mru) {
-            return self.at(pos);
+        if let Some(own) = self.find_own(addr, mru) {
+            return own.range();
         }
         self.find_past_own(addr, mru)
     }
@@ -369,7 +344,11 @@ mod tests {
                 Some((k % 4) * 0x2000)
             );
         }
-        assert!(!v.body.contains(mru.index, 0x6008), "a doubted last hit is not tried");
+        let tried = v
+            .body
+            .chunk(mru.index)
+            .is_some_and(|(c, i)| c.direct.contains(i, 0x6008));
+        assert!(!tried, "a doubted last hit is not tried");
         // The same range again and again: tried first again.
         for _ in 0..4 {
             assert_eq!(v.find(0x6010, &mut mru).map(|r| r.start), Some(0x6000));

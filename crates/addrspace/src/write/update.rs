@@ -12,7 +12,7 @@ use crate::base::ioeventfd::IoEventFd;
 use crate::base::stats::{Counters, LiveToken};
 use crate::model::graph::Graph;
 use crate::model::region::RegionId;
-use crate::view::flatview::{FlatRange, FlatView};
+use crate::view::flatview::{Cursor, Edit, FlatRange, FlatView, Ranges};
 use crate::view::patch::{delta, diff_patches, splice, Delta, Patch};
 use crate::view::render::render;
 use crate::write::delivery::Diff;
@@ -90,6 +90,11 @@ pub(crate) fn patch_view(
         return Some(Update::new(render_view(g, counters, Some(root)), Some(old.clone())));
     };
     counters.patches.fetch_add(1, Ordering::Relaxed);
+    // Most patches of views that merely see a changed region's neighbourhood change nothing:
+    // tell before building anything.
+    if unchanged(old.ranges(), &edits) {
+        return None;
+    }
     // Chunks the edits do not touch are shared with the old view.
     let name = Some(g.node(root).name.clone());
     let body = old.body.edited(&edits);
@@ -112,6 +117,20 @@ pub(crate) fn patch_view(
         old: Some(old.clone()),
         silent,
         patches: Some(patches),
+    })
+}
+
+/// Whether `edits` of `old` give back the same ranges, down to what only `info mtree -f`
+/// prints (dirty masks and priorities too): then no listener hears anything and nothing is
+/// published (see [`Delta::Unchanged`]).
+fn unchanged(old: Ranges<'_>, edits: &[Edit]) -> bool {
+    let mut at = Cursor::new(old);
+    edits.iter().all(|e| {
+        e.old.len() == e.new.len()
+            && e.old.clone().zip(&e.new).all(|(i, n)| {
+                let o = at.at(i);
+                o == n && o.dirty == n.dirty && o.priority == n.priority
+            })
     })
 }
 

@@ -12,7 +12,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::index::Buckets;
+use super::index::{Buckets, Mru};
 use crate::base::ram::{perm, DirectSpec, DirectTable};
 use crate::model::region::Backend;
 use crate::view::range::FlatRange;
@@ -79,6 +79,35 @@ fn direct_spec(r: &FlatRange) -> DirectSpec<'_> {
         start: r.start,
         last: r.last,
         ram,
+    }
+}
+
+/// An own range a reader found: its chunk and its index there.
+#[derive(Clone, Copy)]
+pub(crate) struct Own<'v> {
+    chunk: &'v Chunk,
+    i: usize,
+}
+
+impl<'v> Own<'v> {
+    /// The range.
+    #[inline(always)]
+    pub(crate) fn range(self) -> Option<&'v FlatRange> {
+        self.chunk.ranges.get(self.i)
+    }
+
+    /// The fast path of a `size`-byte load at `addr`: its bytes, or `None` when the access
+    /// has to take the general path (not RAM, not aligned, crossing the range's end).
+    #[inline(always)]
+    pub(crate) fn load(self, addr: u64, size: usize) -> Option<[u8; 8]> {
+        self.chunk.direct.load(self.i, addr, size)
+    }
+
+    /// The fast path of a `size`-byte store at `addr` (writable RAM without dirty logging);
+    /// `false` when the access has to take the general path.
+    #[inline(always)]
+    pub(crate) fn store(self, addr: u64, bytes: &[u8; 8], size: usize) -> bool {
+        self.chunk.direct.store(self.i, addr, bytes, size)
     }
 }
 
@@ -151,6 +180,21 @@ impl Chunks {
     fn chunk_of(&self, i: usize) -> usize {
         let c = self.offsets.partition_point(|&o| o <= i);
         c.saturating_sub(1).min(self.parts.len() - 1)
+    }
+
+    // The reader's paths through a chunked view, out of line: the code of the one-chunk
+    // paths (nearly every view) stays as small as it was before views had chunks.
+
+    #[inline(never)]
+    fn chunk(&self, pos: Pos) -> Option<(&Chunk, usize)> {
+        Some((self.parts.get(pos >> POS_SHIFT)?, pos & POS_MASK))
+    }
+
+    #[inline(never)]
+    fn search(&self, addr: u64) -> Option<Pos> {
+        let c = self.index.find(&self.firsts, addr)?;
+        let i = self.parts.get(c)?.search(addr)?;
+        Some(c << POS_SHIFT | i)
     }
 
     /// The index's description for `info mtree -f -d`: buckets pick chunks here, so a
@@ -226,12 +270,45 @@ impl Body {
         Some((m.offsets[*chunk], &m.parts.get(*chunk)?.ranges[..]))
     }
 
+    /// The range containing `addr`, the last hit first (remembering this one); with
+    /// `search` false (a layered view's own ranges), only the last hit.
+    #[inline(always)]
+    pub(crate) fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
+        let Body::One(c) = self else {
+            return self.find_chunked(addr, mru, search);
+        };
+        if c.direct.contains(mru.index, addr) {
+            return Some(Own { chunk: c, i: mru.index });
+        }
+        if !search {
+            return None;
+        }
+        let i = c.search(addr)?;
+        mru.learn(i);
+        Some(Own { chunk: c, i })
+    }
+
+    /// [`find`](Self::find) in a chunked view.
+    #[inline(never)]
+    fn find_chunked(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
+        if let Some((chunk, i)) = self.chunk(mru.index).filter(|(c, i)| c.direct.contains(*i, addr)) {
+            return Some(Own { chunk, i });
+        }
+        if !search {
+            return None;
+        }
+        let pos = self.search(addr)?;
+        mru.learn(pos);
+        let (chunk, i) = self.chunk(pos)?;
+        Some(Own { chunk, i })
+    }
+
     /// The chunk and index inside it of the range at `pos`.
     #[inline(always)]
     pub(crate) fn chunk(&self, pos: Pos) -> Option<(&Chunk, usize)> {
         match self {
             Body::One(c) => Some((c, pos)),
-            Body::Many(m) => Some((m.parts.get(pos >> POS_SHIFT)?, pos & POS_MASK)),
+            Body::Many(m) => m.chunk(pos),
         }
     }
 
@@ -247,23 +324,7 @@ impl Body {
     pub(crate) fn search(&self, addr: u64) -> Option<Pos> {
         match self {
             Body::One(c) => c.search(addr),
-            Body::Many(m) => {
-                let c = m.index.find(&m.firsts, addr)?;
-                let i = m.parts.get(c)?.search(addr)?;
-                Some(c << POS_SHIFT | i)
-            }
-        }
-    }
-
-    /// Whether the range at `pos` contains `addr`.
-    #[inline(always)]
-    pub(crate) fn contains(&self, pos: Pos, addr: u64) -> bool {
-        match self {
-            Body::One(c) => c.direct.contains(pos, addr),
-            Body::Many(m) => m
-                .parts
-                .get(pos >> POS_SHIFT)
-                .is_some_and(|c| c.direct.contains(pos & POS_MASK, addr)),
+            Body::Many(m) => m.search(addr),
         }
     }
 

@@ -151,7 +151,7 @@ fn many_crowded_clusters_past_the_slot_budget_stay_exact() {
     let top = (300 << 40) - 1;
     let ix = agrees(&starts, top, &[]).unwrap();
     assert!(
-        ix.nodes.len() > 64 * starts.len() + 4096,
+        ix.nodes.len() > slot_budget(starts.len()),
         "budget spent: {}",
         ix.nodes.len()
     );
