@@ -26,7 +26,7 @@ mod ranges;
 pub use crate::view::range::FlatRange;
 pub(crate) use chunks::{Body, Edit, Own, Pos};
 pub(crate) use index::Mru;
-pub use index::{BucketRun, IndexSummary, Split};
+pub use index::{BucketRun, IndexSummary};
 pub(crate) use layered::{Hit, Layer, Window};
 pub(crate) use ranges::Cursor;
 pub use ranges::{Ranges, RangesIter};
@@ -226,7 +226,7 @@ impl FlatView {
         }
         match &self.body {
             Body::One(c) if c.ranges.is_empty() => None,
-            Body::One(c) => Some(c.index.summary(&c.starts)),
+            Body::One(c) => Some(c.index.summary(|lo, hi| (lo, hi))),
             Body::Many(m) => Some(m.summary()),
         }
     }

@@ -186,20 +186,10 @@ impl FlatDump {
                     } else {
                         format!("{}..{}", run.first_bucket, run.last_bucket)
                     };
-                    let split = run.split.map_or(String::new(), |p| {
-                        format!(
-                            ", split into {} of 2^{} bytes ({} level{}, {} slots)",
-                            p.ways,
-                            p.bits,
-                            p.levels,
-                            if p.levels == 1 { "" } else { "s" },
-                            p.slots
-                        )
-                    });
                     if run.lo == run.hi {
-                        let _ = writeln!(s, "      [{buckets}] range #{}{split}", run.lo);
+                        let _ = writeln!(s, "      [{buckets}] range #{}", run.lo);
                     } else {
-                        let _ = writeln!(s, "      [{buckets}] ranges #{}..#{}{split}", run.lo, run.hi);
+                        let _ = writeln!(s, "      [{buckets}] ranges #{}..#{}", run.lo, run.hi);
                     }
                 }
             }

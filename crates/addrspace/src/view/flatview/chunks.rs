@@ -200,11 +200,8 @@ impl Chunks {
     /// The index's description for `info mtree -f -d`: buckets pick chunks here, so a
     /// bucket's candidates are the ranges of its candidate chunks.
     pub(crate) fn summary(&self) -> super::IndexSummary {
-        let mut s = self.index.summary(&self.firsts);
-        for r in &mut s.runs {
-            (r.lo, r.hi) = (self.offsets[r.lo], self.offsets[r.hi + 1] - 1);
-        }
-        s
+        self.index
+            .summary(|lo, hi| (self.offsets[lo], self.offsets[hi + 1] - 1))
     }
 }
 
