@@ -93,20 +93,26 @@ pub struct IndexSummary {
 
 /// A bucketed lookup index. The span from the first range start to the last range end is
 /// cut into `2^k` equal buckets (about two per range). The range holding an address of
-/// bucket `b` is the last one starting at or before it, among `cand[b] = (lo, hi)`: from the
+/// bucket `b` is the last one starting at or before it, among `cand[b]`'s `lo..=hi`: from the
 /// last range starting before the bucket to the last starting in it — usually one or two,
-/// whatever the number of ranges — so a lookup is a shift, one load of the bucket's pair and
-/// one comparison. A layout that crowds many ranges into one bucket degrades to a binary
-/// search in that bucket.
+/// whatever the number of ranges. The bucket keeps `hi`'s start beside them, so a lookup is a
+/// shift, one load of the bucket and one comparison, with nothing loaded from the starts. A
+/// layout that crowds many ranges into one bucket degrades to a binary search in that bucket.
 pub(crate) struct Buckets {
     pub(crate) base: u64,
     /// Last address covered (inclusive).
     pub(crate) top: u64,
-    /// `top - base` (`u64::MAX` for the empty index, which has no buckets).
-    pub(crate) span: u64,
     pub(crate) shift: u32,
-    /// Per bucket, its first and last candidate range (inclusive).
-    pub(crate) cand: Box<[(u32, u32)]>,
+    /// Per bucket, its candidates.
+    pub(crate) cand: Box<[Cand]>,
+}
+
+/// A bucket's candidate ranges `lo..=hi`, and where `hi` starts.
+#[derive(Clone, Copy)]
+pub(crate) struct Cand {
+    lo: u32,
+    hi: u32,
+    start: u64,
 }
 
 impl Buckets {
@@ -117,7 +123,6 @@ impl Buckets {
             return Buckets {
                 base: 1,
                 top: 0,
-                span: u64::MAX,
                 shift: 0,
                 cand: Box::new([]),
             };
@@ -141,33 +146,39 @@ impl Buckets {
         }
         let cand = first
             .windows(2)
-            .map(|w| (w[0].saturating_sub(1), w[1].saturating_sub(1)))
+            .map(|w| {
+                let hi = w[1].saturating_sub(1);
+                Cand {
+                    lo: w[0].saturating_sub(1),
+                    hi,
+                    start: starts[hi as usize],
+                }
+            })
             .collect();
         Buckets {
             base,
             top,
-            span: top - base,
             shift,
             cand,
         }
     }
 
-    /// The candidate for `addr`: the last of `starts` (the starts the index was built over)
-    /// at or before `addr`, if `addr` lies in the indexed span. The caller checks that the
-    /// candidate's range really contains `addr` (it may end before it: a hole).
+    /// The candidate for `addr`: for an address in the indexed span, the last of `starts`
+    /// (the starts the index was built over) at or before it. The caller checks that the
+    /// candidate's range really contains `addr`: it may end before it (a hole), and for an
+    /// address outside the span the answer is `None` or a range that cannot hold it (an
+    /// address below the base wraps past the last bucket; one past the top but in the last
+    /// bucket gets the last range). Not testing the span saves a comparison per lookup.
     #[inline]
     pub(crate) fn find(&self, starts: &[u64], addr: u64) -> Option<usize> {
         let off = addr.wrapping_sub(self.base);
-        if off > self.span {
-            return None;
-        }
         // The range is the last candidate starting at or before `addr` (the first one does:
         // it starts before the bucket, or is the first range).
-        let &(lo, hi) = self.cand.get((off >> self.shift) as usize)?;
-        let (lo, hi) = (lo as usize, hi as usize);
+        let c = self.cand.get((off >> self.shift) as usize)?;
+        let (lo, hi) = (c.lo as usize, c.hi as usize);
         if hi - lo <= 1 {
-            // One or two candidates (the usual case): pick without a loop.
-            Some(hi - usize::from(*starts.get(hi)? > addr))
+            // One or two candidates (the usual case): pick without a loop or a load.
+            Some(hi.wrapping_sub(usize::from(c.start > addr)))
         } else {
             Some(lo + starts.get(lo..=hi)?.partition_point(|&s| s <= addr).checked_sub(1)?)
         }
@@ -177,8 +188,8 @@ impl Buckets {
     /// by `ranges(lo, hi)` (the first and last range of candidates `lo..=hi`).
     pub(crate) fn summary(&self, ranges: impl Fn(usize, usize) -> (usize, usize)) -> IndexSummary {
         let mut runs: Vec<BucketRun> = Vec::new();
-        for (b, &(lo, hi)) in self.cand.iter().enumerate() {
-            let (lo, hi) = ranges(lo as usize, hi as usize);
+        for (b, c) in self.cand.iter().enumerate() {
+            let (lo, hi) = ranges(c.lo as usize, c.hi as usize);
             match runs.last_mut() {
                 Some(r) if (r.lo, r.hi) == (lo, hi) => r.last_bucket = b,
                 _ => runs.push(BucketRun {
