@@ -155,12 +155,7 @@ impl Buckets {
                 }
             })
             .collect();
-        Buckets {
-            base,
-            top,
-            shift,
-            cand,
-        }
+        Buckets { base, top, shift, cand }
     }
 
     /// The candidate for `addr`: for an address in the indexed span, the last of `starts`
