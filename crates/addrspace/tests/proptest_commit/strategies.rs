@@ -128,7 +128,7 @@ pub struct Spec {
 
 /// Regions in a [`Spec::background`]: 0x20 bytes every 0x60 from 0x8000 (above `sysram`),
 /// under the random regions.
-pub const BACKGROUND: u64 = 640;
+pub const BACKGROUND: u64 = 320;
 
 pub fn addr_s() -> impl Strategy<Value = u64> {
     prop_oneof![
