@@ -99,7 +99,7 @@ fn piece<'v>(view: &'v FlatView, mru: &mut Mru, addr: u64) -> Piece<'v> {
     }
 }
 
-/// The piece at `addr` in the view's own range at `pos` (where the view's search put it).
+/// The piece at `addr` in the view's own range `range` (the one its search found).
 #[inline]
 fn own_piece<'v>(view: &'v FlatView, mru: &mut Mru, range: Option<&'v FlatRange>, addr: u64) -> Piece<'v> {
     match range {

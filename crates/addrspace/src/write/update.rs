@@ -106,10 +106,8 @@ pub(crate) fn patch_view(
         LiveToken::new(counters),
     ));
     let changes = diff_patches(old.ranges(), new.ranges(), &patches);
-    let silent = match delta(&changes, old.ranges(), new.ranges()) {
-        Delta::Unchanged => return None,
-        d => d == Delta::Quiet,
-    };
+    // Not `Unchanged` (told above): a priority-only change is published without a word.
+    let silent = delta(&changes, old.ranges(), new.ranges()) == Delta::Quiet;
     let diff = Diff::new(g, old.ranges(), new.ranges(), changes);
     Some(Update {
         new,

@@ -182,19 +182,41 @@ impl Chunks {
         c.saturating_sub(1).min(self.parts.len() - 1)
     }
 
-    // The reader's paths through a chunked view, out of line: the code of the one-chunk
-    // paths (nearly every view) stays as small as it was before views had chunks.
+    // The reader's paths through a chunked view. The entry points from `Body` are out of
+    // line, so that the code of the one-chunk paths (nearly every view) stays as small as
+    // it was before views had chunks; inside them everything is inline.
 
-    #[inline(never)]
+    #[inline]
     fn chunk(&self, pos: Pos) -> Option<(&Chunk, usize)> {
         Some((self.parts.get(pos >> POS_SHIFT)?, pos & POS_MASK))
     }
 
+    /// The range containing `addr`: its chunk, position and index in the chunk.
+    #[inline]
+    fn locate(&self, addr: u64) -> Option<(&Chunk, Pos, usize)> {
+        let c = self.index.find(&self.firsts, addr)?;
+        let chunk = self.parts.get(c)?;
+        let i = chunk.search(addr)?;
+        Some((chunk, c << POS_SHIFT | i, i))
+    }
+
     #[inline(never)]
     fn search(&self, addr: u64) -> Option<Pos> {
-        let c = self.index.find(&self.firsts, addr)?;
-        let i = self.parts.get(c)?.search(addr)?;
-        Some(c << POS_SHIFT | i)
+        self.locate(addr).map(|(_, pos, _)| pos)
+    }
+
+    /// [`Body::find`] in a chunked view.
+    #[inline(never)]
+    fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
+        if let Some((chunk, i)) = self.chunk(mru.index).filter(|(c, i)| c.direct.contains(*i, addr)) {
+            return Some(Own { chunk, i });
+        }
+        if !search {
+            return None;
+        }
+        let (chunk, pos, i) = self.locate(addr)?;
+        mru.learn(pos);
+        Some(Own { chunk, i })
     }
 
     /// The index's description for `info mtree -f -d`: buckets pick chunks here, so a
@@ -239,13 +261,8 @@ impl Body {
 
     /// Range `i` of the whole view.
     pub(crate) fn get(&self, i: usize) -> Option<&FlatRange> {
-        match self {
-            Body::One(c) => c.ranges.get(i),
-            Body::Many(m) => {
-                let c = m.chunk_of(i);
-                m.parts[c].ranges.get(i - m.offsets[c])
-            }
-        }
+        let (first, run) = self.run_of(i, &mut 0)?;
+        run.get(i - first)
     }
 
     /// The ranges of the chunk holding range `i` of the whole view, and the index of the
@@ -271,8 +288,9 @@ impl Body {
     /// `search` false (a layered view's own ranges), only the last hit.
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
-        let Body::One(c) = self else {
-            return self.find_chunked(addr, mru, search);
+        let c = match self {
+            Body::One(c) => c,
+            Body::Many(m) => return m.find(addr, mru, search),
         };
         if c.direct.contains(mru.index, addr) {
             return Some(Own { chunk: c, i: mru.index });
@@ -283,21 +301,6 @@ impl Body {
         let i = c.search(addr)?;
         mru.learn(i);
         Some(Own { chunk: c, i })
-    }
-
-    /// [`find`](Self::find) in a chunked view.
-    #[inline(never)]
-    fn find_chunked(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
-        if let Some((chunk, i)) = self.chunk(mru.index).filter(|(c, i)| c.direct.contains(*i, addr)) {
-            return Some(Own { chunk, i });
-        }
-        if !search {
-            return None;
-        }
-        let pos = self.search(addr)?;
-        mru.learn(pos);
-        let (chunk, i) = self.chunk(pos)?;
-        Some(Own { chunk, i })
     }
 
     /// The chunk and index inside it of the range at `pos`.
