@@ -279,7 +279,8 @@ pub(crate) struct DirectSpec<'b> {
 /// reference to every block it points into, so its windows stay valid for its whole life.
 pub(crate) struct DirectTable {
     entries: Box<[Direct]>,
-    _blocks: Box<[Arc<RamBlock>]>,
+    /// Kept as built: shrinking it would cost a reallocation per view (or chunk) built.
+    _blocks: Vec<Arc<RamBlock>>,
 }
 
 // SAFETY: the windows point into blocks the table keeps alive, which are `Send` and `Sync`
@@ -318,7 +319,7 @@ impl DirectTable {
             .collect();
         DirectTable {
             entries,
-            _blocks: blocks.into_boxed_slice(),
+            _blocks: blocks,
         }
     }
 

@@ -59,9 +59,9 @@ impl FlatView {
     /// The ranges, sorted by address.
     pub fn ranges(&self) -> Ranges<'_> {
         match &self.layer {
-            None => match &self.body {
-                Body::One(c) => Ranges::Slice(&c.ranges),
-                Body::Many(_) => Ranges::Chunked(self),
+            None => match self.body.single() {
+                Some(c) => Ranges::Slice(&c.ranges),
+                None => Ranges::Chunked(self),
             },
             Some(_) => Ranges::Layered(self),
         }
@@ -166,7 +166,12 @@ impl FlatView {
     /// takes without looking the chunk up again.
     #[inline(always)]
     pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<Own<'_>> {
-        self.body.find(addr, mru, self.layer.is_none())
+        // Two copies, each with `search` constant (the compiler laid the run-time flag's
+        // version out with the search further from the hit: random lookups 0.3 ns slower).
+        match self.layer {
+            None => self.body.find(addr, mru, true),
+            Some(_) => self.body.find(addr, mru, false),
+        }
     }
 
     /// The range containing `addr`, trying the last hit first and remembering this one.
@@ -224,10 +229,10 @@ impl FlatView {
             s.windows = layer.windows().collect();
             return Some(s);
         }
-        match &self.body {
-            Body::One(c) if c.ranges.is_empty() => None,
-            Body::One(c) => Some(c.index.summary(|lo, hi| (lo, hi))),
-            Body::Many(m) => Some(m.summary()),
+        match (self.body.single(), self.body.chunks()) {
+            (_, Some(m)) => Some(m.summary()),
+            (Some(c), None) if !c.ranges.is_empty() => Some(c.index.summary(|lo, hi| (lo, hi))),
+            _ => None,
         }
     }
 

@@ -228,9 +228,17 @@ impl Chunks {
 }
 
 /// A view's ranges: one inline chunk, or shared chunks.
-pub(crate) enum Body {
-    One(Chunk),
-    Many(Chunks),
+///
+/// Not an enum on purpose: every lookup starts with the last-hit test on the inline chunk,
+/// which for a chunked view is empty and so fails on its own bounds check. A test of which
+/// kind the view is would come first on every lookup, and made the compiler turn the hit
+/// test into a select that the range's load waits for (repeated lookups 1.3 -> 2.0 ns).
+pub(crate) struct Body {
+    /// All the ranges of a view of at most [`CHUNK_MAX`]; empty when `many` holds them.
+    one: Chunk,
+    /// Not boxed: boxing it (80 bytes less per view) measured 0.4 ns slower per lookup in
+    /// plain and layered views, though their paths never read it.
+    many: Option<Chunks>,
 }
 
 /// `old` ranges of a view (indices into the whole view) replaced by `new` ones.
@@ -244,18 +252,39 @@ impl Body {
     /// Stores `ranges` (sorted, disjoint): inline if few, else in chunks of [`CHUNK`].
     pub(crate) fn build(ranges: Vec<FlatRange>) -> Body {
         if ranges.len() <= CHUNK_MAX {
-            return Body::One(Chunk::new(ranges.into_boxed_slice()));
+            return Body::one(Chunk::new(ranges.into_boxed_slice()));
         }
         let mut table = Table::default();
         cut(ranges, &mut table);
-        Body::Many(table.finish())
+        Body::many(table.finish())
+    }
+
+    fn one(chunk: Chunk) -> Body {
+        Body { one: chunk, many: None }
+    }
+
+    fn many(chunks: Chunks) -> Body {
+        Body {
+            one: Chunk::new(Box::new([])),
+            many: Some(chunks),
+        }
+    }
+
+    /// The one chunk of a view stored inline.
+    pub(crate) fn single(&self) -> Option<&Chunk> {
+        self.many.is_none().then_some(&self.one)
+    }
+
+    /// The chunks of a view stored in chunks.
+    pub(crate) fn chunks(&self) -> Option<&Chunks> {
+        self.many.as_ref()
     }
 
     /// Number of ranges.
     pub(crate) fn len(&self) -> usize {
-        match self {
-            Body::One(c) => c.ranges.len(),
-            Body::Many(m) => m.offsets[m.parts.len()],
+        match &self.many {
+            None => self.one.ranges.len(),
+            Some(m) => m.offsets[m.parts.len()],
         }
     }
 
@@ -269,9 +298,9 @@ impl Body {
     /// chunk's first range; `*chunk` is a guess of that chunk (the one that held the previous
     /// `i`), updated: O(1) when `i` is in the guessed chunk or the next one.
     pub(crate) fn run_of(&self, i: usize, chunk: &mut usize) -> Option<(usize, &[FlatRange])> {
-        let m = match self {
-            Body::One(c) => return (i < c.ranges.len()).then_some((0, &c.ranges[..])),
-            Body::Many(m) => m,
+        let Some(m) = &self.many else {
+            let c = &self.one;
+            return (i < c.ranges.len()).then_some((0, &c.ranges[..]));
         };
         let holds = |c: usize| m.offsets[c] <= i && m.offsets.get(c + 1).is_some_and(|&o| i < o);
         if !(*chunk < m.parts.len() && holds(*chunk)) {
@@ -288,27 +317,26 @@ impl Body {
     /// `search` false (a layered view's own ranges), only the last hit.
     #[inline(always)]
     pub(crate) fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
-        let c = match self {
-            Body::One(c) => c,
-            Body::Many(m) => return m.find(addr, mru, search),
-        };
+        let c = &self.one;
         if c.direct.contains(mru.index, addr) {
             return Some(Own { chunk: c, i: mru.index });
         }
-        if !search {
-            return None;
+        if search {
+            if let Some(i) = c.search(addr) {
+                mru.learn(i);
+                return Some(Own { chunk: c, i });
+            }
         }
-        let i = c.search(addr)?;
-        mru.learn(i);
-        Some(Own { chunk: c, i })
+        // A hole, or a chunked view (whose inline chunk is empty).
+        self.many.as_ref()?.find(addr, mru, search)
     }
 
     /// The chunk and index inside it of the range at `pos`.
     #[inline(always)]
     pub(crate) fn chunk(&self, pos: Pos) -> Option<(&Chunk, usize)> {
-        match self {
-            Body::One(c) => Some((c, pos)),
-            Body::Many(m) => m.chunk(pos),
+        match &self.many {
+            None => Some((&self.one, pos)),
+            Some(m) => m.chunk(pos),
         }
     }
 
@@ -322,18 +350,18 @@ impl Body {
     /// The position of the range containing `addr`.
     #[inline(always)]
     pub(crate) fn search(&self, addr: u64) -> Option<Pos> {
-        match self {
-            Body::One(c) => c.search(addr),
-            Body::Many(m) => m.search(addr),
+        match &self.many {
+            None => self.one.search(addr),
+            Some(m) => m.search(addr),
         }
     }
 
     /// First range start above `addr`, if any.
     pub(crate) fn next_start(&self, addr: u64) -> Option<u64> {
         let after = |c: &Chunk| c.starts.get(c.starts.partition_point(|&s| s <= addr)).copied();
-        match self {
-            Body::One(c) => after(c),
-            Body::Many(m) => {
+        match &self.many {
+            None => after(&self.one),
+            Some(m) => {
                 let c = m.firsts.partition_point(|&f| f <= addr).saturating_sub(1);
                 after(&m.parts[c]).or_else(|| m.firsts.get(c + 1).copied())
             }
@@ -345,7 +373,7 @@ impl Body {
     /// neighbour when they shrink to a quarter of [`CHUNK`], split when they outgrow
     /// [`CHUNK_MAX`].
     pub(crate) fn edited(&self, edits: &[Edit]) -> Body {
-        let Body::Many(m) = self else {
+        let Some(m) = &self.many else {
             return Body::build(apply(self, 0..self.len(), edits));
         };
         let last_chunk = m.parts.len() - 1;
@@ -386,9 +414,9 @@ impl Body {
         parts.share(m, next..m.parts.len());
         if parts.len() <= CHUNK_MAX {
             let ranges: Vec<FlatRange> = parts.parts.iter().flat_map(|c| c.ranges.iter().cloned()).collect();
-            return Body::One(Chunk::new(ranges.into_boxed_slice()));
+            return Body::one(Chunk::new(ranges.into_boxed_slice()));
         }
-        Body::Many(parts.finish())
+        Body::many(parts.finish())
     }
 }
 
@@ -509,7 +537,7 @@ mod tests {
                 }
                 let fresh = Body::build(want.clone());
                 prop_assert_eq!(ranges(&next), ranges(&fresh));
-                if let (Body::Many(a), Body::Many(b)) = (&body, &next) {
+                if let (Some(a), Some(b)) = (body.chunks(), next.chunks()) {
                     let touched: Vec<usize> = edits.iter().map(|e| a.chunk_of(e.old.start)).collect();
                     for (c, part) in a.parts.iter().enumerate() {
                         let shared = b.parts.iter().any(|p| Arc::ptr_eq(p, part));
@@ -521,7 +549,7 @@ mod tests {
                         }
                     }
                 }
-                if let Body::Many(m) = &next {
+                if let Some(m) = next.chunks() {
                     for p in m.parts.iter() {
                         prop_assert!(!p.ranges.is_empty() && p.ranges.len() <= CHUNK_MAX);
                     }
@@ -565,7 +593,7 @@ mod commit_tests {
         m.remove_subregion(sys, regions[1500]).unwrap();
         let new = space.view();
         assert_eq!((old.ranges().len(), new.ranges().len()), (3000, 2999));
-        let (Body::Many(a), Body::Many(b)) = (&old.body, &new.body) else {
+        let (Some(a), Some(b)) = (old.body.chunks(), new.body.chunks()) else {
             panic!("a 3 000-range view is stored in chunks");
         };
         let shared = b

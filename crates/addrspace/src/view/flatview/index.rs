@@ -135,26 +135,23 @@ impl Buckets {
             shift += 1;
         }
         let buckets = ((span - 1) >> shift) as usize + 1;
-        // `first[b]` counts the starts before bucket `b`, i.e. the starts whose bucket is
-        // below `b`: count the starts per bucket, then take prefix sums.
-        let mut first = vec![0u32; buckets + 1];
-        for &s in starts {
-            first[((s - base) >> shift) as usize + 1] += 1;
+        // Bucket `b`'s candidates run from the last start before it to the last start in it:
+        // one pass over the buckets and the starts together.
+        let mut cand = Vec::with_capacity(buckets);
+        let mut next = 0usize; // starts before the current bucket
+        for b in 0..buckets {
+            let lo = next.saturating_sub(1);
+            while starts.get(next).is_some_and(|&s| ((s - base) >> shift) as usize == b) {
+                next += 1;
+            }
+            let hi = next.saturating_sub(1);
+            cand.push(Cand {
+                lo: lo as u32,
+                hi: hi as u32,
+                start: starts[hi],
+            });
         }
-        for b in 1..=buckets {
-            first[b] += first[b - 1];
-        }
-        let cand = first
-            .windows(2)
-            .map(|w| {
-                let hi = w[1].saturating_sub(1);
-                Cand {
-                    lo: w[0].saturating_sub(1),
-                    hi,
-                    start: starts[hi as usize],
-                }
-            })
-            .collect();
+        let cand = cand.into_boxed_slice();
         Buckets { base, top, shift, cand }
     }
 
