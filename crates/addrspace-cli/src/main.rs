@@ -13,11 +13,12 @@ mod demo_board;
 mod run;
 mod serve;
 mod soak;
+mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use addrspace::mtree::{self, FlatOptions, Guess, Hints, TreeOptions};
+use addrspace::mtree::{self, FlatOptions, TreeOptions};
 use addrspace::{board, Machine};
 use clap::{Args, Parser, Subcommand};
 
@@ -151,10 +152,6 @@ struct MtreeArgs {
     check: Option<PathBuf>,
 }
 
-fn read(path: &PathBuf) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
 /// What a command writes, and whether it succeeded.
 struct Outcome {
     stdout: String,
@@ -185,14 +182,7 @@ fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
         return Err("--hints applies to --from-qemu imports only".into());
     }
     if let Some(dump) = &src.from_qemu {
-        let hints = match &src.hints {
-            Some(h) => Hints::from_toml(&read(h)?, &h.display().to_string()).map_err(|e| e.to_string())?,
-            None => Hints::default(),
-        };
-        let name = dump.display().to_string();
-        let (machine, guesses) =
-            mtree::import_dump_with_report(&read(dump)?, &name, &hints).map_err(|e| e.to_string())?;
-        return Ok((machine, report(&name, &guesses)));
+        return source::load_dump(&source::read(dump)?, &dump.display().to_string(), src.hints.as_deref());
     }
     let path = src.board.as_ref().expect("checked above");
     // Printing and exporting run no device: a device model the board names is a placeholder.
@@ -200,36 +190,10 @@ fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
     Ok((machine.map_err(|e| e.to_string())?, String::new()))
 }
 
-/// What an import guessed, once, compactly, with how to say it instead.
-fn report(dump: &str, guesses: &[Guess]) -> String {
-    if guesses.is_empty() {
-        return String::new();
-    }
-    let mut s = format!("addrspace: {dump} does not say everything; the import guessed:\n");
-    for g in guesses {
-        s += &format!("  - {g}\n");
-    }
-    let keys: Vec<String> = guesses
-        .iter()
-        .map(|g| match g.kind.hint_key() {
-            "no_disabled_regions" => "no_disabled_regions = true".to_string(),
-            k => format!("{k} = [..]"),
-        })
-        .collect();
-    let lists = keys.iter().any(|k| k.ends_with("[..]"));
-    s += &format!(
-        "  Say what you know with --hints FILE (TOML: {}{}),\n  \
-         and compare with QEMU's `info mtree -f` using --check FILE.\n",
-        keys.join(", "),
-        if lists { "; an empty list means none" } else { "" }
-    );
-    s
-}
-
 /// `--check FILE` against the machine's flat views.
-fn compare(m: &Machine, file: &PathBuf) -> Result<check::Check, String> {
+fn compare(m: &Machine, file: &std::path::Path) -> Result<check::Check, String> {
     let ours = mtree::print_flat(&m.memory, &FlatOptions::default());
-    check::check(&ours, &read(file)?, &file.display().to_string())
+    check::check(&ours, &source::read(file)?, &file.display().to_string())
 }
 
 fn run(cli: Cli) -> Result<Outcome, String> {
