@@ -1,0 +1,207 @@
+//! What the picture shows, as data: one column per distinct flat view (the address spaces
+//! sharing it listed together, as `info mtree -f` groups them), each a list of ranges with
+//! their kind, attributes and the path that led to them. Both the SVG and the HTML page are
+//! drawn from this; the page embeds it as JSON.
+
+use addrspace::mtree::{flat, FlatOptions};
+use addrspace::Machine;
+use serde::{Serialize, Serializer};
+
+/// The whole map of one machine.
+#[derive(Debug, Serialize)]
+pub struct Map {
+    /// Where the machine came from (a file name), for the title.
+    pub source: String,
+    /// One column per distinct flat view, in address-space creation order.
+    pub columns: Vec<Column>,
+}
+
+/// One flat view and the address spaces that show it.
+#[derive(Debug, Serialize)]
+pub struct Column {
+    /// The address spaces sharing the view.
+    pub spaces: Vec<String>,
+    /// The view's root region, `None` for an empty view.
+    pub root: Option<String>,
+    /// The ranges, by address.
+    pub ranges: Vec<Range>,
+}
+
+/// What answers accesses in a range, by QEMU's type word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// RAM (`ram`).
+    Ram,
+    /// RAM read-only through this range (`rom`).
+    Rom,
+    /// A ROM device in romd mode: reads from its RAM, writes to its callbacks (`romd`).
+    Romd,
+    /// A RAM device (`ramd`).
+    Ramd,
+    /// Callbacks (`i/o`), including a ROM device out of romd mode.
+    Mmio,
+}
+
+impl Kind {
+    /// From QEMU's type word in `info mtree -f`.
+    pub fn of_type_word(word: &str) -> Kind {
+        match word {
+            "ram" => Kind::Ram,
+            "rom" => Kind::Rom,
+            "romd" => Kind::Romd,
+            "ramd" => Kind::Ramd,
+            _ => Kind::Mmio,
+        }
+    }
+
+    /// Its name in the page's data (as serialised).
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Ram => "ram",
+            Kind::Rom => "rom",
+            Kind::Romd => "romd",
+            Kind::Ramd => "ramd",
+            Kind::Mmio => "mmio",
+        }
+    }
+
+    /// The words the legend and the tooltips use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Ram => "RAM",
+            Kind::Rom => "ROM (read-only)",
+            Kind::Romd => "ROM device, romd",
+            Kind::Ramd => "RAM device",
+            Kind::Mmio => "MMIO (i/o)",
+        }
+    }
+}
+
+/// One step of the path from a space's root to the region that answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// `container`, `alias` or the terminating region's kind.
+    pub role: String,
+    /// The region's name.
+    pub name: String,
+    /// Where: the address or offset, and for an alias its target and offset.
+    pub detail: String,
+}
+
+/// One flat range.
+#[derive(Debug, Serialize)]
+pub struct Range {
+    /// First address.
+    #[serde(serialize_with = "hex")]
+    pub start: u64,
+    /// Last address (inclusive).
+    #[serde(serialize_with = "hex")]
+    pub last: u64,
+    /// What answers there.
+    pub kind: Kind,
+    /// QEMU's type word (`ram`, `rom`, `romd`, `ramd`, `i/o`).
+    pub type_word: String,
+    /// The terminating region's name.
+    pub name: String,
+    /// Offset of `start` in that region.
+    #[serde(serialize_with = "hex")]
+    pub offset: u64,
+    /// The region's priority.
+    pub priority: i32,
+    /// Non-volatile.
+    pub nonvolatile: bool,
+    /// Whether the path crossed an alias.
+    pub via_alias: bool,
+    /// Containers and aliases crossed from the root, at the range's first address (empty
+    /// when not known).
+    pub path: Vec<Step>,
+}
+
+impl Range {
+    /// One past the last address.
+    pub fn end(&self) -> u128 {
+        u128::from(self.last) + 1
+    }
+}
+
+/// A piece of a column: a range, or a hole no range covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'a> {
+    /// A flat range.
+    Range(&'a Range),
+    /// `[start, end)` unassigned.
+    Hole(u128, u128),
+}
+
+impl Column {
+    /// The column from 0 to 2^64 as ranges and the holes between them, by address.
+    pub fn pieces(&self) -> Vec<Piece<'_>> {
+        let mut out = Vec::with_capacity(self.ranges.len() * 2 + 1);
+        let mut at: u128 = 0;
+        for r in &self.ranges {
+            if u128::from(r.start) > at {
+                out.push(Piece::Hole(at, u128::from(r.start)));
+            }
+            out.push(Piece::Range(r));
+            at = r.end();
+        }
+        if at < 1 << 64 {
+            out.push(Piece::Hole(at, 1 << 64));
+        }
+        out
+    }
+}
+
+fn hex<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("0x{v:x}"))
+}
+
+impl Map {
+    /// The map of `machine`'s flat views, as `info mtree -f` sees them.
+    pub fn of(machine: &Machine, source: &str) -> Map {
+        let dump = flat::flat_dump(&machine.memory, &FlatOptions::default());
+        let columns = dump
+            .views
+            .into_iter()
+            .map(|v| Column {
+                spaces: v.address_spaces.into_iter().map(|a| a.name).collect(),
+                root: v.root,
+                ranges: v
+                    .ranges
+                    .into_iter()
+                    .map(|r| Range {
+                        start: r.start,
+                        last: r.end,
+                        kind: Kind::of_type_word(r.type_word),
+                        type_word: r.type_word.to_string(),
+                        name: r.name,
+                        offset: r.offset,
+                        priority: r.priority,
+                        nonvolatile: r.nonvolatile,
+                        via_alias: false,
+                        path: Vec::new(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Map {
+            source: source.to_string(),
+            columns,
+        }
+    }
+
+    /// Every boundary of every column, with 0 and 2^64: the shared axis's addresses.
+    pub fn boundaries(&self) -> Vec<u128> {
+        let mut b: Vec<u128> = vec![0, 1 << 64];
+        for c in &self.columns {
+            for r in &c.ranges {
+                b.push(u128::from(r.start));
+                b.push(r.end());
+            }
+        }
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
+}
