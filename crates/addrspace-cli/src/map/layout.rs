@@ -69,7 +69,8 @@ pub fn hex16(addr: u128) -> String {
     format!("{:016x}", addr.min(u128::from(u64::MAX)))
 }
 
-/// A size for people: `4 KiB`, `1.5 GiB`, `16 EiB`, `7 B`; two decimals at most.
+/// A size for people: `4 KiB`, `1.5 GiB`, `16 EiB`, `7 B`; two decimals at most, `~`
+/// before a rounded one.
 pub fn size_text(size: u128) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut unit = 0;
@@ -79,10 +80,11 @@ pub fn size_text(size: u128) -> String {
     let scale = 1u128 << (10 * unit);
     let hundredths = (size * 100 + scale / 2) / scale;
     let (whole, frac) = (hundredths / 100, hundredths % 100);
+    let about = if hundredths * scale == size * 100 { "" } else { "~" };
     match frac {
-        0 => format!("{whole} {}", UNITS[unit]),
-        f if f % 10 == 0 => format!("{whole}.{} {}", f / 10, UNITS[unit]),
-        f => format!("{whole}.{f:02} {}", UNITS[unit]),
+        0 => format!("{about}{whole} {}", UNITS[unit]),
+        f if f % 10 == 0 => format!("{about}{whole}.{} {}", f / 10, UNITS[unit]),
+        f => format!("{about}{whole}.{f:02} {}", UNITS[unit]),
     }
 }
 
@@ -131,7 +133,9 @@ mod tests {
         assert_eq!(size_text(1000), "1000 B");
         assert_eq!(size_text(0x3ff), "1023 B");
         assert_eq!(size_text(0x1_2000), "72 KiB");
-        assert_eq!(size_text(1025), "1 KiB");
+        assert_eq!(size_text(1025), "~1 KiB");
+        assert_eq!(size_text((1 << 64) - (1 << 32)), "~16 EiB");
+        assert_eq!(size_text(0xdf80_0000), "~3.49 GiB");
         assert_eq!(hex16(0xc0000), "00000000000c0000");
         assert_eq!(hex16(1 << 64), "ffffffffffffffff");
         assert_eq!(px(1234), "123.4");

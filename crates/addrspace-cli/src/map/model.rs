@@ -3,7 +3,7 @@
 //! their kind, attributes and the path that led to them. Both the SVG and the HTML page are
 //! drawn from this; the page embeds it as JSON.
 
-use addrspace::mtree::{flat, FlatOptions};
+use addrspace::mtree::{self, flat, FlatOptions, Hop};
 use addrspace::Machine;
 use serde::{Serialize, Serializer};
 
@@ -78,15 +78,30 @@ impl Kind {
     }
 }
 
-/// One step of the path from a space's root to the region that answers.
+/// One step of the path from a space's root to the region that answers (a `lookup` hop).
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `container`, `alias` or the terminating region's kind.
+    /// `container`, `alias` or the terminating region's kind (`ram`, `io`, ...).
     pub role: String,
-    /// The region's name.
+    /// The region's name and id (`pc.ram #12v0`: names repeat).
     pub name: String,
-    /// Where: the address or offset, and for an alias its target and offset.
+    /// Where: its address in its container, its priority, the offset of the range's first
+    /// address in it, and for an alias its target and alias offset.
     pub detail: String,
+}
+
+impl Step {
+    fn of(h: &Hop) -> Step {
+        let mut detail = format!("@{:016x} prio {}, offset {:#x}", h.addr, h.priority, h.offset);
+        if let Some(a) = &h.alias {
+            detail += &format!(" -> {} {} @{:#x}", a.target.name, a.target.id, a.offset);
+        }
+        Step {
+            role: h.kind.to_string(),
+            name: format!("{} {}", h.region.name, h.region.id),
+            detail,
+        }
+    }
 }
 
 /// One flat range.
@@ -111,6 +126,14 @@ pub struct Range {
     pub priority: i32,
     /// Non-volatile.
     pub nonvolatile: bool,
+    /// Read-only through this range.
+    pub readonly: bool,
+    /// A ROM device in romd mode.
+    pub romd: bool,
+    /// QEMU's dirty-log mask (bit 0 VGA, 1 CODE, 2 MIGRATION).
+    pub dirty_log: u8,
+    /// The terminating region's id (`#12v0`), which tells same-named regions apart.
+    pub region_id: String,
     /// Whether the path crossed an alias.
     pub via_alias: bool,
     /// Containers and aliases crossed from the root, at the range's first address (empty
@@ -179,15 +202,45 @@ impl Map {
                         offset: r.offset,
                         priority: r.priority,
                         nonvolatile: r.nonvolatile,
+                        readonly: r.type_word == "rom",
+                        romd: r.type_word == "romd",
+                        dirty_log: 0,
+                        region_id: String::new(),
                         via_alias: false,
                         path: Vec::new(),
                     })
                     .collect(),
             })
             .collect();
-        Map {
+        let mut map = Map {
             source: source.to_string(),
             columns,
+        };
+        map.add_paths(machine);
+        map
+    }
+
+    /// Asks `lookup` about each range's first address in its column's first space: the path
+    /// there, and the attributes the flat dump does not print. A range whose answer names
+    /// another range (which a consistent lookup never gives) keeps what the dump said.
+    fn add_paths(&mut self, machine: &Machine) {
+        for col in &mut self.columns {
+            let Some(space) = col.spaces.first() else { continue };
+            for r in &mut col.ranges {
+                let Ok(answers) = mtree::lookup(&machine.memory, r.start, Some(space)) else {
+                    continue;
+                };
+                let Some(a) = answers.first() else { continue };
+                let Some(l) = a.range.as_ref().filter(|l| l.start == r.start && l.last == r.last) else {
+                    continue;
+                };
+                r.readonly = l.readonly;
+                r.romd = l.romd;
+                r.dirty_log = l.dirty_log;
+                r.region_id = l.region.id.to_string();
+                r.via_alias = a.path.iter().any(|h| h.alias.is_some());
+                r.path = a.path.iter().map(Step::of).collect();
+            }
         }
     }
 

@@ -24,9 +24,10 @@ function sizeText(n) {
   const scale = 1n << BigInt(10 * u);
   const h = (n * 100n + scale / 2n) / scale;
   const whole = h / 100n, frac = Number(h % 100n);
-  if (frac === 0) return `${whole} ${units[u]}`;
-  if (frac % 10 === 0) return `${whole}.${frac / 10} ${units[u]}`;
-  return `${whole}.${String(frac).padStart(2, "0")} ${units[u]}`;
+  const about = h * scale === n * 100n ? "" : "~";
+  if (frac === 0) return `${about}${whole} ${units[u]}`;
+  if (frac % 10 === 0) return `${about}${whole}.${frac / 10} ${units[u]}`;
+  return `${about}${whole}.${String(frac).padStart(2, "0")} ${units[u]}`;
 }
 function height(size) {
   const fl = size.toString(2).length - 1;

@@ -89,7 +89,9 @@ pub fn svg(map: &Map) -> String {
     let header_lines = map.columns.iter().map(|c| c.spaces.len() as u64 + 1).max().unwrap_or(1);
     let top = HEADER_TOP + header_lines * LINE + 60;
     let left = MARGIN + GUTTER;
-    let width = left + map.columns.len().max(1) as u64 * (COLUMN + GAP) + MARGIN;
+    let mut key = String::new();
+    let key_width = legend(&mut key);
+    let width = (left + map.columns.len().max(1) as u64 * (COLUMN + GAP)).max(key_width) + MARGIN;
     let height = top + axis.total() + 2 * MARGIN;
     let mut s = String::new();
     let _ = writeln!(
@@ -111,7 +113,7 @@ pub fn svg(map: &Map) -> String {
         px(MARGIN + 140),
         escape(&map.source)
     );
-    legend(&mut s);
+    s += &key;
     // Grid lines and boundary addresses on the shared axis.
     s += "<g stroke=\"#e4e4e4\" stroke-width=\"1\">\n";
     for (_, y) in axis.marks() {
@@ -164,8 +166,8 @@ pub fn svg(map: &Map) -> String {
     s
 }
 
-/// The legend line under the title.
-fn legend(s: &mut String) {
+/// The legend line under the title; returns where it ends.
+fn legend(s: &mut String) -> u64 {
     let mut x = MARGIN;
     let mut item = |s: &mut String, fill: &str, extra: &str, label: &str| {
         let _ = writeln!(
@@ -184,6 +186,7 @@ fn legend(s: &mut String) {
     }
     item(s, "url(#alias)", r#" stroke-dasharray="3 2""#, "through an alias");
     item(s, "#f3f3f3", r#" stroke-dasharray="2 2""#, "hole (unassigned)");
+    x
 }
 
 /// One range or hole of the column at `x`.
