@@ -9,6 +9,7 @@ checks the visible span shrinks each time. Prints `ok` at the end; any failure r
 Usage: map_page.py HTML_FILE RAM_NAME PNG_OUT
 """
 
+import json
 import re
 import sys
 import tempfile
@@ -50,14 +51,20 @@ try:
     assert not errors, f"script errors: {errors}"
     assert driver.find_elements(By.CSS_SELECTOR, "#map-svg rect.piece"), "nothing drawn"
 
-    # Not blank: many colours, none covering nearly everything.
+    # Not blank: many colours, none covering nearly everything, and the boxes drawn in the
+    # colours the page's legend gives its kinds (at least two kinds, each over 0.5% of it).
     driver.save_screenshot(png)
     img = Image.open(png).convert("RGB")
     colours = img.getcolors(maxcolors=1 << 24)
-    most = max(n for n, _ in colours)
     total = img.width * img.height
+    most = max(n for n, _ in colours)
     assert len(colours) > 8, f"only {len(colours)} colours: a blank page?"
-    assert most < 0.9 * total, f"one colour covers {most}/{total} pixels"
+    assert most < 0.8 * total, f"one colour covers {most}/{total} pixels"
+    kinds = json.loads(driver.find_element(By.ID, "map-kinds").get_attribute("textContent"))
+    count = dict((c, n) for n, c in colours)
+    drawn = [k for k, (hexc, _) in kinds.items()
+             if count.get(tuple(int(hexc[i:i + 2], 16) for i in (1, 3, 5)), 0) > 0.005 * total]
+    assert len(drawn) >= 2, f"kinds drawn: {drawn}"
 
     # The whole space at first.
     whole = span()
@@ -70,7 +77,10 @@ try:
     ActionChains(driver).move_to_element(ram[0]).perform()
     tip = driver.find_element(By.ID, "tip")
     assert tip.is_displayed(), "no tooltip on hover"
-    assert ram_name in tip.text and "region" in tip.text and "offset" in tip.text, tip.text
+    # The answer names the region on its `region` line, and gives the offset and the path.
+    assert re.search(rf"^region\s+{re.escape(ram_name)} ", tip.text, re.M), tip.text
+    assert re.search(r"^offset\s+0x[0-9a-f]+ ", tip.text, re.M), tip.text
+    assert re.search(r"^path\n  container ", tip.text, re.M), tip.text
 
     # Zoom: the + button, then the mouse wheel, each halves the window.
     driver.find_element(By.ID, "zoom-in").click()
