@@ -80,7 +80,7 @@ try:
     # The answer names the region on its `region` line, and gives the offset and the path.
     assert re.search(rf"^region\s+{re.escape(ram_name)} ", tip.text, re.M), tip.text
     assert re.search(r"^offset\s+0x[0-9a-f]+ ", tip.text, re.M), tip.text
-    assert re.search(r"^path\n  container ", tip.text, re.M), tip.text
+    assert re.search(r"^path .*\n  container ", tip.text, re.M), tip.text
 
     # Zoom: the + button, then the mouse wheel, each halves the window.
     driver.find_element(By.ID, "zoom-in").click()

@@ -198,7 +198,7 @@ function answer(c, p, a) {
   if (r.dirty_log) attrs.push(`dirty-log ${r.dirty_log}`);
   if (r.via_alias) attrs.push("through an alias");
   lines.push(`attrs    ${attrs.join(", ")}`);
-  lines.push("path" + (r.path.length ? "" : "     (not known)"));
+  lines.push(r.path.length ? "path     (at the range's first address)" : "path     (not known)");
   for (const s of r.path) lines.push(`  ${s.role} ${s.name} ${s.detail}`);
   return lines.join("\n");
 }
