@@ -113,7 +113,7 @@ function render() {
   const svg = el("svg", { width, height: top + total + 20, id: "map-svg" }, map);
   const defs = el("defs", {}, svg);
   const pat = el("pattern", { id: "alias", patternUnits: "userSpaceOnUse", width: 6, height: 6, patternTransform: "rotate(45)" }, defs);
-  el("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#000", "stroke-opacity": 0.3, "stroke-width": 2 }, pat);
+  el("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#000", "stroke-opacity": 0.2, "stroke-width": 2 }, pat);
   const grid = el("g", { stroke: "#e4e4e4" }, svg);
   const marks = el("g", { "text-anchor": "end" }, svg);
   layout.bounds.forEach((b, i) => {
@@ -212,9 +212,10 @@ function svgY(ev) {
   return ev.clientY - document.getElementById("map-svg").getBoundingClientRect().top - layout.top;
 }
 
-function zoomAround(a, zoomIn) {
+// Zooms the window by `per1024`/1024 (512: in by two) keeping address `a` where it is.
+function zoomAround(a, per1024) {
   const span = hi - lo;
-  let ns = zoomIn ? span / 2n : span * 2n;
+  let ns = (span * BigInt(per1024)) / 1024n;
   if (ns < MIN_SPAN) ns = MIN_SPAN;
   if (ns > TOP) ns = TOP;
   let nlo = a - ((a - lo) * ns) / span;
@@ -255,10 +256,12 @@ mapEl.addEventListener("click", (ev) => {
 mapEl.addEventListener("wheel", (ev) => {
   if (!layout || ev.deltaY === 0) return;
   ev.preventDefault();
-  zoomAround(addrAt(svgY(ev)), ev.deltaY < 0);
+  // A wheel notch (about 100) zooms by ~1.8; a trackpad's small steps zoom smoothly.
+  const steps = Math.max(-3, Math.min(3, ev.deltaY / 120));
+  zoomAround(addrAt(svgY(ev)), Math.max(1, Math.round(1024 * Math.pow(2, steps))));
 }, { passive: false });
-document.getElementById("zoom-in").onclick = () => zoomAround(lo + (hi - lo) / 2n, true);
-document.getElementById("zoom-out").onclick = () => zoomAround(lo + (hi - lo) / 2n, false);
+document.getElementById("zoom-in").onclick = () => zoomAround(lo + (hi - lo) / 2n, 512);
+document.getElementById("zoom-out").onclick = () => zoomAround(lo + (hi - lo) / 2n, 2048);
 document.getElementById("zoom-all").onclick = () => { lo = 0n; hi = TOP; render(); };
 window.addEventListener("resize", render);
 

@@ -91,7 +91,8 @@ pub fn svg(map: &Map) -> String {
     let left = MARGIN + GUTTER;
     let mut key = String::new();
     let key_width = legend(&mut key);
-    let width = (left + map.columns.len().max(1) as u64 * (COLUMN + GAP)).max(key_width) + MARGIN;
+    let columns_end = left + map.columns.len().max(1) as u64 * (COLUMN + GAP);
+    let width = columns_end.max(key_width) + MARGIN;
     let height = top + axis.total() + 2 * MARGIN;
     let mut s = String::new();
     let _ = writeln!(
@@ -103,7 +104,7 @@ pub fn svg(map: &Map) -> String {
     s += concat!(
         "<defs><pattern id=\"alias\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" ",
         "patternTransform=\"rotate(45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#000\" ",
-        "stroke-opacity=\"0.3\" stroke-width=\"2\"/></pattern></defs>\n",
+        "stroke-opacity=\"0.2\" stroke-width=\"2\"/></pattern></defs>\n",
         "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n"
     );
     let _ = writeln!(
@@ -121,7 +122,7 @@ pub fn svg(map: &Map) -> String {
             s,
             r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}"/>"#,
             px(MARGIN + GUTTER - 60),
-            px(width - MARGIN),
+            px(columns_end),
             y = px(top + y)
         );
     }
