@@ -258,3 +258,99 @@ impl Map {
         b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOARD: &str = r#"
+[[region]]
+name = "system"
+type = "container"
+size = "2^64"
+subregions = [{ region = "low", addr = "0x1000" }, { region = "uart", addr = "0x9000" }]
+
+[[region]]
+name = "ram"
+type = "ram"
+size = "0x10000"
+
+[[region]]
+name = "low"
+type = "alias"
+target = "ram"
+offset = "0x2000"
+size = "0x3000"
+
+[[region]]
+name = "uart"
+type = "io"
+size = 8
+
+[[region]]
+name = "io"
+type = "container"
+size = "0x10000"
+
+[[address-space]]
+name = "memory"
+root = "system"
+
+[[address-space]]
+name = "also-memory"
+root = "system"
+
+[[address-space]]
+name = "I/O"
+root = "io"
+"#;
+
+    #[test]
+    fn columns_group_spaces_and_ranges_carry_their_lookup_path() {
+        let m = addrspace::board::load_str(BOARD, "test.toml").unwrap();
+        let map = Map::of(&m, "test.toml");
+        assert_eq!(map.columns.len(), 2);
+        assert_eq!(map.columns[0].spaces, ["memory", "also-memory"]);
+        let r = &map.columns[0].ranges;
+        assert_eq!(
+            (r[0].name.as_str(), r[0].start, r[0].last, r[0].offset),
+            ("ram", 0x1000, 0x3fff, 0x2000)
+        );
+        assert!(r[0].via_alias, "ram is reached through the alias `low`");
+        let roles: Vec<&str> = r[0].path.iter().map(|s| s.role.as_str()).collect();
+        assert_eq!(roles, ["container", "alias", "ram"]);
+        assert!(r[0].path[1].detail.contains("-> ram"), "{:?}", r[0].path[1]);
+        assert_eq!(
+            (r[1].name.as_str(), r[1].kind, r[1].via_alias),
+            ("uart", Kind::Mmio, false)
+        );
+        // An empty view is one hole; the boundaries are every column's, with 0 and 2^64.
+        assert!(map.columns[1].ranges.is_empty());
+        assert_eq!(map.boundaries(), [0, 0x1000, 0x4000, 0x9000, 0x9008, 1 << 64]);
+    }
+
+    #[test]
+    fn pieces_tile_the_whole_space() {
+        let m = addrspace::board::load_str(BOARD, "test.toml").unwrap();
+        let map = Map::of(&m, "test.toml");
+        for col in &map.columns {
+            let mut at = 0u128;
+            for p in col.pieces() {
+                let (s, e) = match p {
+                    Piece::Range(r) => (u128::from(r.start), r.end()),
+                    Piece::Hole(s, e) => (s, e),
+                };
+                assert_eq!(s, at, "pieces must be contiguous");
+                assert!(e > s);
+                at = e;
+            }
+            assert_eq!(at, 1 << 64);
+        }
+        let kinds: Vec<bool> = map.columns[0]
+            .pieces()
+            .iter()
+            .map(|p| matches!(p, Piece::Hole(..)))
+            .collect();
+        assert_eq!(kinds, [true, false, true, false, true]);
+    }
+}
