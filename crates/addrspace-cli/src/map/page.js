@@ -190,7 +190,7 @@ function answer(c, p, a) {
     return lines.join("\n");
   }
   const r = p.r;
-  lines.push(`region   ${r.name} (${r.type_word}, prio ${r.priority})`);
+  lines.push(`region   ${r.name} ${r.region_id} (${r.type_word}, prio ${r.priority})`);
   lines.push(`offset   0x${(BigInt(r.offset) + (a - p.start)).toString(16)} in the region (0x${BigInt(r.offset).toString(16)} at the range's start)`);
   const attrs = [KINDS[r.kind][1]];
   if (r.kind === "rom") attrs.push("readonly");
