@@ -10,6 +10,7 @@
 
 mod check;
 mod demo_board;
+mod map;
 mod run;
 mod serve;
 mod soak;
@@ -54,6 +55,9 @@ enum Command {
     /// live-object counters before and after and fail on growth. Exit status 3: no usable
     /// /dev/kvm (missing or not accessible); 1: a failure or growth.
     Run(RunArgs),
+    /// Draw a machine's address map: `--svg OUT.svg` (a picture) and/or `--html OUT.html` (a
+    /// page that zooms from 2^64 down to bytes and shows the lookup answer on hover).
+    Map(map::MapArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -264,6 +268,11 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 Err(format!("{report}live objects grew"))
             }
         }
+        Command::Map(a) => Ok(Outcome {
+            stdout: String::new(),
+            stderr: map::run(&a)?,
+            ok: true,
+        }),
         Command::Run(_) => Err("`run` is handled by main".into()),
     }
 }

@@ -5,6 +5,9 @@
 //! block per distinct flat view); each model prints as QEMU's exact text or serialises to
 //! JSON, so both outputs always carry the same information.
 //!
+//! [`lookup`] says where an address lands in each address space and which containers and
+//! aliases led there.
+//!
 //! In: [`import`] rebuilds a region graph and its address spaces from an `info mtree -D`
 //! dump, with the rules of `mtree-format.md` and an optional hints file for what the text
 //! does not say.
@@ -15,10 +18,12 @@
 
 pub mod flat;
 pub mod import;
+pub mod lookup;
 pub mod tree;
 
 pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
+pub use lookup::{lookup, AliasHop, Answer, Hop, Landing, LookupError, RegionRef};
 pub use tree::{print_tree, TreeOptions};
 
 pub(crate) use crate::base::addr::hex;

@@ -1,0 +1,361 @@
+//! Where an address lands, and the path that led there: `addrspace lookup`.
+//!
+//! A flat view says which terminating region answers at an address; it has forgotten how the
+//! region tree got there. [`lookup`] asks both: the published view gives the flat range and
+//! its attributes, and a walk of the tree from the space's root, in QEMU's rendering order,
+//! gives every container and alias crossed on the way. The walk makes the renderer's
+//! decisions for one address: subregions highest precedence first (priority, then newest),
+//! disabled regions skipped, each region's window clipping what lies below it (alias windows
+//! included), a container with a hole at the address letting lower-precedence siblings show
+//! through, and an MMIO region with subregions answering itself only where none of them do.
+
+use serde::Serialize;
+
+use crate::base::addr::GuestAddr;
+use crate::machine::memory::{Memory, Snapshot, SpaceView};
+use crate::model::graph::Graph;
+use crate::model::region::{Body, Node, RegionId};
+
+/// Why [`lookup`] could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No address space has this name.
+    #[error("no address space named {name:?}; the address spaces are: {}", known.join(", "))]
+    #[non_exhaustive]
+    UnknownSpace {
+        /// The name asked for.
+        name: String,
+        /// The names that exist, in creation order.
+        known: Vec<String>,
+    },
+}
+
+/// A region, by name and by id (names repeat: a `pc` has 32 `virtio-mmio` regions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionRef {
+    /// The region's id in its memory system; serialised as its `Display` form (`#12v0`).
+    #[serde(serialize_with = "id_string")]
+    pub id: RegionId,
+    /// Its name.
+    pub name: String,
+}
+
+fn id_string<S: serde::Serializer>(id: &RegionId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+/// One region crossed on the way from a space's root to the region that answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// The region.
+    pub region: RegionRef,
+    /// Its kind: `container`, `alias`, or the terminating kind (`ram`, `rom-device`, `io`,
+    /// `ram-device`, `reservation`; an `io` region crossed is an MMIO region whose
+    /// subregion answers).
+    pub kind: &'static str,
+    /// Its address inside its container (QEMU's `mr->addr`).
+    #[serde(serialize_with = "super::hex")]
+    pub addr: u64,
+    /// Its priority among its siblings.
+    pub priority: i32,
+    /// The offset of the looked-up address inside this region.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+    /// For an alias, the region it shows and where.
+    pub alias: Option<AliasHop>,
+}
+
+/// An alias's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasHop {
+    /// The aliased region.
+    pub target: RegionRef,
+    /// The alias offset: where in the target the alias's window starts.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+}
+
+/// The flat range that answers, as the space's published flat view holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Landing {
+    /// First address of the flat range.
+    #[serde(serialize_with = "super::hex")]
+    pub start: u64,
+    /// Last address of the flat range (inclusive).
+    #[serde(serialize_with = "super::hex")]
+    pub last: u64,
+    /// The terminating region.
+    pub region: RegionRef,
+    /// The offset of the looked-up address inside the region.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+    /// The region's kind (`ram`, `rom-device`, `io`, `ram-device`, `reservation`).
+    pub kind: &'static str,
+    /// QEMU's type word for the range in `info mtree -f` (`ram`, `rom`, `romd`, `ramd`,
+    /// `i/o`).
+    #[serde(rename = "type")]
+    pub type_word: &'static str,
+    /// The region's own priority.
+    pub priority: i32,
+    /// Read-only through this range (the region's flag or an enclosing region's).
+    pub readonly: bool,
+    /// romd mode of a ROM device (reads from its RAM).
+    pub romd: bool,
+    /// Non-volatile.
+    pub nonvolatile: bool,
+    /// QEMU's dirty-log mask: bit 0 VGA, bit 1 CODE, bit 2 MIGRATION.
+    pub dirty_log: u8,
+}
+
+/// What one address space shows at one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The address space.
+    pub space: String,
+    /// The address looked up.
+    #[serde(serialize_with = "super::hex")]
+    pub addr: u64,
+    /// The flat range that answers; `None`: unassigned (no range covers the address).
+    pub range: Option<Landing>,
+    /// Every region crossed, from the space's root down to the terminating region (the last
+    /// hop); empty when the address is unassigned.
+    pub path: Vec<Hop>,
+}
+
+/// What every address space (or the one named `space`) shows at `addr`: one [`Answer`] per
+/// space, in creation order, with an unassigned answer where no range covers it.
+///
+/// ```
+/// use addrspace::{mtree, Memory, SIZE_2_64};
+///
+/// let m = Memory::new();
+/// let sys = m.container("system", SIZE_2_64).unwrap();
+/// let ram = m.ram("ram", 0x10000).unwrap();
+/// let low = m.alias("ram-below-4g", ram, 0x1000, 0x2000).unwrap();
+/// m.add_subregion(sys, 0x4000, low).unwrap();
+/// let _space = m.address_space("memory", sys).unwrap();
+///
+/// let answers = mtree::lookup(&m, 0x4010, None).unwrap();
+/// let a = &answers[0];
+/// let range = a.range.as_ref().unwrap();
+/// assert_eq!((range.region.name.as_str(), range.offset), ("ram", 0x1010));
+/// let names: Vec<&str> = a.path.iter().map(|h| h.region.name.as_str()).collect();
+/// assert_eq!(names, ["system", "ram-below-4g", "ram"]);
+/// assert_eq!(a.path[1].alias.as_ref().unwrap().offset, 0x1000);
+///
+/// assert!(mtree::lookup(&m, 0x9000, None).unwrap()[0].range.is_none()); // unassigned
+/// assert!(mtree::lookup(&m, 0, Some("io")).is_err()); // no such space
+/// ```
+pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Answer>, LookupError> {
+    memory.inspect(|st| {
+        if let Some(name) = space {
+            if !st.spaces.iter().any(|sp| &*sp.name == name) {
+                return Err(LookupError::UnknownSpace {
+                    name: name.to_string(),
+                    known: st.spaces.iter().map(|sp| sp.name.to_string()).collect(),
+                });
+            }
+        }
+        Ok(st
+            .spaces
+            .iter()
+            .filter(|sp| space.is_none_or(|n| &*sp.name == n))
+            .map(|sp| answer(st, sp, addr))
+            .collect())
+    })
+}
+
+fn region_ref(g: &Graph, id: RegionId) -> RegionRef {
+    RegionRef {
+        id,
+        name: g.node(id).name.to_string(),
+    }
+}
+
+fn kind(n: &Node) -> &'static str {
+    match &n.body {
+        Body::Container => "container",
+        Body::Alias { .. } => "alias",
+        Body::Leaf(leaf) => leaf.backend().kind().as_str(),
+    }
+}
+
+fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
+    let g = st.graph;
+    let range = sp.view.lookup(GuestAddr(addr)).map(|(r, off)| Landing {
+        start: r.start,
+        last: r.last,
+        region: RegionRef {
+            id: r.region(),
+            name: r.name().to_string(),
+        },
+        offset: off.0,
+        kind: r.leaf.backend().kind().as_str(),
+        type_word: r.type_word(),
+        priority: r.priority,
+        readonly: r.readonly,
+        romd: r.romd,
+        nonvolatile: r.nonvolatile,
+        dirty_log: r.dirty.bits(),
+    });
+    let path = walk(g, sp.root, addr)
+        .into_iter()
+        .map(|(id, base)| {
+            let n = g.node(id);
+            Hop {
+                region: region_ref(g, id),
+                kind: kind(n),
+                addr: n.addr,
+                priority: n.priority,
+                // The walk only enters a region whose window holds `addr`.
+                offset: (i128::from(addr) - base) as u64,
+                alias: match n.body {
+                    Body::Alias { target, offset } => Some(AliasHop {
+                        target: region_ref(g, target),
+                        offset,
+                    }),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    Answer {
+        space: sp.name.to_string(),
+        addr,
+        range,
+        path,
+    }
+}
+
+/// A step of the walk, at `depth` in the path.
+enum Step {
+    /// Enter a region whose container's base (where its container's offset 0 sits) is `base`.
+    Visit { id: RegionId, base: i128, depth: usize },
+    /// An MMIO region with subregions, none of which answered: it answers itself.
+    Fill { depth: usize },
+}
+
+/// The regions crossed to reach the one that answers at `addr`, each with its base (the
+/// address its offset 0 sits at, which may lie outside the 64-bit space for an alias
+/// target): the renderer's visit order (`view::render`) for a single address, stopping at the
+/// first terminating region that claims it. Empty when nothing claims it.
+fn walk(g: &Graph, root: RegionId, addr: u64) -> Vec<(RegionId, i128)> {
+    let a = i128::from(addr);
+    let mut path: Vec<(RegionId, i128)> = Vec::new();
+    let mut stack = vec![Step::Visit {
+        id: root,
+        base: 0,
+        depth: 0,
+    }];
+    while let Some(step) = stack.pop() {
+        let (id, base, depth) = match step {
+            Step::Fill { depth } => {
+                path.truncate(depth + 1);
+                return path;
+            }
+            Step::Visit { id, base, depth } => (id, base, depth),
+        };
+        let n = g.node(id);
+        let base = base + i128::from(n.addr);
+        // Ancestors' windows were checked on the way down: inside this window is inside
+        // the renderer's clip.
+        if !n.enabled || a < base || a >= base + n.size as i128 {
+            continue;
+        }
+        path.truncate(depth);
+        path.push((id, base));
+        match &n.body {
+            Body::Alias { target, offset } => {
+                let t = g.node(*target);
+                stack.push(Step::Visit {
+                    id: *target,
+                    base: base - i128::from(t.addr) - i128::from(*offset),
+                    depth: depth + 1,
+                });
+            }
+            Body::Leaf(_) if n.subregions.is_empty() => return path,
+            Body::Leaf(_) | Body::Container => {
+                if matches!(n.body, Body::Leaf(_)) {
+                    stack.push(Step::Fill { depth });
+                }
+                // Lowest precedence pushed first, so the highest is tried first.
+                for &c in &n.subregions {
+                    stack.push(Step::Visit {
+                        id: c,
+                        base,
+                        depth: depth + 1,
+                    });
+                }
+            }
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SIZE_2_64;
+
+    fn names(a: &Answer) -> Vec<&str> {
+        a.path.iter().map(|h| h.region.name.as_str()).collect()
+    }
+
+    #[test]
+    fn holes_fall_through_priorities_win_and_disabled_is_skipped() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let low = m.ram("low", 0x10000).unwrap();
+        let pci = m.container("pci", 0x8000).unwrap();
+        let bar = m.io("bar", 0x100, std::sync::Arc::new(crate::Unassigned)).unwrap();
+        let off = m.ram("off", 0x10000).unwrap();
+        m.add_subregion(pci, 0x1000, bar).unwrap();
+        m.add_subregion_overlap(sys, 0, low, 0).unwrap();
+        m.add_subregion_overlap(sys, 0, pci, 1).unwrap();
+        m.add_subregion_overlap(sys, 0, off, 2).unwrap();
+        m.set_enabled(off, false).unwrap();
+        let _s = m.address_space("memory", sys).unwrap();
+
+        let a = &lookup(&m, 0x1010, None).unwrap()[0];
+        assert_eq!(names(a), ["system", "pci", "bar"]);
+        assert_eq!(a.path[2].offset, 0x10);
+        assert_eq!(a.range.as_ref().unwrap().region.id, bar);
+        // A hole in `pci` shows `low` below it.
+        let a = &lookup(&m, 0x2000, None).unwrap()[0];
+        assert_eq!(names(a), ["system", "low"]);
+        assert_eq!(a.range.as_ref().unwrap().offset, 0x2000);
+        let a = &lookup(&m, 0x10000, None).unwrap()[0];
+        assert!(a.range.is_none() && a.path.is_empty());
+    }
+
+    #[test]
+    fn mmio_background_answers_only_where_no_subregion_does() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let dev = m.io("dev", 0x1000, std::sync::Arc::new(crate::Unassigned)).unwrap();
+        let reg = m.ram("reg", 0x10).unwrap();
+        m.add_subregion(dev, 0x100, reg).unwrap();
+        m.add_subregion(sys, 0x8000, dev).unwrap();
+        let _s = m.address_space("memory", sys).unwrap();
+        assert_eq!(names(&lookup(&m, 0x8104, None).unwrap()[0]), ["system", "dev", "reg"]);
+        let a = &lookup(&m, 0x8200, None).unwrap()[0];
+        assert_eq!(names(a), ["system", "dev"]);
+        assert_eq!((a.path[1].kind, a.path[1].offset), ("io", 0x200));
+    }
+
+    #[test]
+    fn unknown_space_names_the_known_ones() {
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let _a = m.address_space("memory", sys).unwrap();
+        let _b = m.address_space("I/O", sys).unwrap();
+        let e = lookup(&m, 0, Some("mem")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no address space named \"mem\"; the address spaces are: memory, I/O"
+        );
+        assert_eq!(lookup(&m, 0, Some("I/O")).unwrap().len(), 1);
+        assert_eq!(lookup(&m, 0, None).unwrap().len(), 2);
+    }
+}
