@@ -11,6 +11,7 @@
 mod check;
 mod demo_board;
 mod map;
+mod progress;
 mod run;
 mod serve;
 mod soak;
@@ -48,7 +49,7 @@ enum Command {
     Board(BoardArgs),
     /// Plug and unplug a CPU many times while reader threads run; print every live-object
     /// counter before and after and fail on any growth.
-    Soak(SoakArgs),
+    Soak(soak::SoakArgs),
     /// Boot a tiny x86 guest on an accelerator (`--accel kvm`) on a demo board
     /// (`boards/kvm-demo.toml`): UART output, a ROM device read in and out of romd mode, a BAR
     /// moved by the guest; then plug, run and unplug a second vCPU `--cycles` times, print the
@@ -97,18 +98,6 @@ struct RunArgs {
     /// How often a halted vCPU wakes up (its timer tick), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     tick_ms: u64,
-}
-
-#[derive(Args)]
-struct SoakArgs {
-    /// A board file (TOML) with CPU clusters.
-    board: PathBuf,
-    /// Plug/unplug cycles.
-    #[arg(long, default_value_t = 10_000)]
-    cycles: u64,
-    /// Reader threads using the board's first address space meanwhile.
-    #[arg(long, default_value_t = 2)]
-    readers: usize,
 }
 
 #[derive(Args)]
@@ -258,16 +247,7 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 ok,
             })
         }
-        Command::Soak(a) => {
-            let m = board::Loader::new().placeholders(true).load_file(&a.board);
-            let m = m.map_err(|e| e.to_string())?;
-            let (report, ok) = soak::soak(m, a.cycles, a.readers)?;
-            if ok {
-                Ok(Outcome::out(report))
-            } else {
-                Err(format!("{report}live objects grew"))
-            }
-        }
+        Command::Soak(a) => soak::run(&a).map(Outcome::out),
         Command::Map(a) => Ok(Outcome {
             stdout: String::new(),
             stderr: map::run(&a)?,

@@ -3,7 +3,6 @@
 //! then hot-plugs and unplugs a second vCPU `--cycles` times and checks that nothing grew.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal as _;
 use std::path::Path;
 
 use addrspace::Machine;
@@ -15,7 +14,7 @@ use crate::demo_board::{
     attach, load, open_kvm, write_debug, OnKvm, AP_AT, AP_MESSAGE, AP_MSG_AT, BOOT_AT, DEVICE_BYTE, LAYOUT, MESSAGE,
     ROM_BYTE,
 };
-use crate::soak::{progress, rss_kib};
+use crate::soak::rss_kib;
 
 /// Exit status when `/dev/kvm` is missing or not accessible (ENOENT/EACCES).
 pub const EXIT_NO_KVM: u8 = 3;
@@ -156,11 +155,11 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
     }
 
     // vCPU 1: plugged, runs from the ROM, reports through the UART, unplugged; N times.
-    let tty = std::io::stderr().is_terminal();
     let start = (counters(&machine, &vm, &cpus), rss_kib());
     let mut before = None;
     let mut ap_ok = 0u64;
     let t0 = std::time::Instant::now();
+    let bar = crate::progress::bar("run", cycles);
     for c in 1..=cycles {
         cpus.plug(1, Entry::real_mode(ap.base))?;
         let end = cpus.wait(1)?;
@@ -172,12 +171,10 @@ pub fn run(board: &Path, cycles: u64) -> Result<(String, bool), RunError> {
             // The first unplug parks vCPU 1's fd (it is never closed): measure from here.
             before = Some((counters(&machine, &vm, &cpus), rss_kib()));
         }
-        let pct = c * 100 / cycles;
-        if tty || c == cycles || (pct / 10 != (c - 1) * 100 / cycles / 10) {
-            progress("run", c, cycles, tty);
-        }
+        bar.inc(1);
     }
     let dt = t0.elapsed();
+    bar.finish_and_clear();
     // Timing varies from run to run: stderr, so stdout stays comparable.
     eprintln!(
         "run: {cycles} cycles in {:.1} ms ({:.0} µs per plug + run + unplug)",

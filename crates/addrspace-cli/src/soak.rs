@@ -2,14 +2,50 @@
 //! use the memory, and check that every live-object counter comes back where it started.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use addrspace::cpu::Cluster;
 use addrspace::dma::DmaDevice;
 use addrspace::ram::RamBlock;
-use addrspace::{Endianness, GuestAddr, Machine, MemTxAttrs};
+use addrspace::{board, Endianness, GuestAddr, Machine, MemTxAttrs};
+
+/// `addrspace soak BOARD [--cycles N] [--readers R] [--cluster NAME] [--slot N]`.
+#[derive(clap::Args)]
+pub struct SoakArgs {
+    /// A board file (TOML) with CPU clusters.
+    board: PathBuf,
+    /// Plug/unplug cycles (at least 1).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    cycles: u64,
+    /// Reader threads using the board's first address space meanwhile.
+    #[arg(long, default_value_t = 2)]
+    readers: usize,
+    /// The CPU cluster to cycle a slot of (by default the first with a free slot, else the
+    /// last).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// The slot to cycle: a free slot is plugged and unplugged, a plugged one unplugged and
+    /// re-plugged (by default the cluster's first free slot, else its last). Without
+    /// --cluster, a slot of the board's first cluster.
+    #[arg(long, value_name = "N")]
+    slot: Option<usize>,
+}
+
+/// Runs `addrspace soak`: the report for stdout, or an error (growth included).
+pub fn run(a: &SoakArgs) -> Result<String, String> {
+    let m = board::Loader::new().placeholders(true).load_file(&a.board);
+    let m = m.map_err(|e| e.to_string())?;
+    let target = target(&m, a.cluster.as_deref(), a.slot)?;
+    let (report, ok) = soak(m, target, a.cycles, a.readers)?;
+    if ok {
+        Ok(report)
+    } else {
+        Err(format!("{report}live objects grew"))
+    }
+}
 
 /// Live objects that must not grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,26 +75,96 @@ pub(crate) fn rss_kib() -> Option<u64> {
     Some(pages * 4)
 }
 
-/// A progress bar on a terminal (redrawn in place), a line per call otherwise (callers call
-/// it every 10% then), prefixed with `label`.
-pub(crate) fn progress(label: &str, done: u64, total: u64, tty: bool) {
-    let pct = done * 100 / total.max(1);
-    let bar: String = (0..40).map(|k| if k * 100 / 40 < pct { '#' } else { '.' }).collect();
-    if tty {
-        eprint!("\r{label}: [{bar}] {pct:3}% {done}/{total}");
-        if done == total {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
+/// What one cycle plugs and unplugs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A slot of a cluster (by index in `Machine::clusters`), plugged at the start or not.
+    Cpu { cluster: usize, slot: usize, plugged: bool },
+    /// A DMA engine over the board's first space (a board without CPU clusters).
+    Dma,
+}
+
+/// The slots of `c` as text for an error: `0-3 (plugged: 0, 1)`.
+fn slots(c: &Cluster) -> String {
+    let plugged: Vec<String> = (0..c.max_cpus())
+        .filter(|&s| c.cpu(s).is_some())
+        .map(|s| s.to_string())
+        .collect();
+    let plugged = if plugged.is_empty() {
+        "none".into()
     } else {
-        eprintln!("{label}: [{bar}] {pct:3}% {done}/{total}");
+        plugged.join(", ")
+    };
+    match c.max_cpus() {
+        0 => "none".into(),
+        n => format!("0-{} (plugged: {plugged})", n - 1),
     }
 }
 
-/// What one cycle plugs and unplugs.
-enum Target {
-    Cpu { cluster: usize, slot: usize, plugged: bool },
-    Dma,
+/// What to cycle: `--cluster NAME` and `--slot N` if given (an unknown name or slot is an
+/// error naming those that exist), else the first free slot of the first cluster that has
+/// one, else the last slot of the last cluster, else (no clusters) a DMA engine.
+pub fn target(m: &Machine, cluster: Option<&str>, slot: Option<usize>) -> Result<Target, String> {
+    if m.clusters.is_empty() {
+        if cluster.is_some() || slot.is_some() {
+            return Err(
+                "the board has no CPU clusters: --cluster and --slot need one (without them, \
+                        soak cycles a DMA engine)"
+                    .into(),
+            );
+        }
+        return Ok(Target::Dma);
+    }
+    let names = || {
+        let names: Vec<String> = m.clusters.iter().map(|c| format!("`{}`", c.name())).collect();
+        names.join(", ")
+    };
+    let chosen = match cluster {
+        Some(name) => Some(m.clusters.iter().position(|c| c.name() == name).ok_or_else(|| {
+            format!(
+                "--cluster: the board has no cluster `{name}`; its clusters: {}",
+                names()
+            )
+        })?),
+        None if slot.is_some() => Some(0),
+        None => None,
+    };
+    let free = |c: &Cluster| (0..c.max_cpus()).find(|&s| c.cpu(s).is_none());
+    let (i, s) = match (chosen, slot) {
+        (Some(i), Some(s)) => {
+            let c = &m.clusters[i];
+            if s >= c.max_cpus() {
+                return Err(format!(
+                    "--slot {s}: cluster `{}` has no slot {s}; its slots: {}",
+                    c.name(),
+                    slots(c)
+                ));
+            }
+            (i, s)
+        }
+        (Some(i), None) => {
+            let c = &m.clusters[i];
+            let last = c.max_cpus().checked_sub(1);
+            let s = free(c)
+                .or(last)
+                .ok_or_else(|| format!("cluster `{}` has no slots", c.name()))?;
+            (i, s)
+        }
+        (None, _) => {
+            let first_free = m.clusters.iter().enumerate().find_map(|(i, c)| free(c).map(|s| (i, s)));
+            let i = m.clusters.len() - 1;
+            let last = m.clusters[i].max_cpus().checked_sub(1).map(|s| (i, s));
+            match first_free.or(last) {
+                Some(found) => found,
+                None => return Ok(Target::Dma),
+            }
+        }
+    };
+    Ok(Target::Cpu {
+        cluster: i,
+        slot: s,
+        plugged: m.clusters[i].cpu(s).is_some(),
+    })
 }
 
 /// Most reader threads a soak starts: a reader stands for a vCPU, and a VM has at most
@@ -73,28 +179,14 @@ fn stop_readers(stop: &AtomicBool, threads: Vec<std::thread::JoinHandle<()>>) {
     }
 }
 
-/// Runs the soak; returns the report and whether every counter came back. More than
-/// [`MAX_READERS`] readers, or readers the host cannot start, are an error.
-pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool), String> {
+/// Runs the soak of `target`; returns the report and whether every counter came back. More
+/// than [`MAX_READERS`] readers, or readers the host cannot start, are an error.
+pub fn soak(mut m: Machine, target: Target, cycles: u64, readers: usize) -> Result<(String, bool), String> {
     if readers > MAX_READERS {
         return Err(format!(
             "--readers {readers} is beyond the limit of {MAX_READERS} (a reader stands for a vCPU)"
         ));
     }
-    let target = m
-        .clusters
-        .iter()
-        .enumerate()
-        .find_map(|(i, c)| (0..c.max_cpus()).find(|&s| c.cpu(s).is_none()).map(|s| (i, s, false)))
-        .or_else(|| {
-            let i = m.clusters.len().checked_sub(1)?;
-            Some((i, m.clusters[i].max_cpus().checked_sub(1)?, true))
-        })
-        .map_or(Target::Dma, |(cluster, slot, plugged)| Target::Cpu {
-            cluster,
-            slot,
-            plugged,
-        });
     let space = m
         .address_spaces
         .first()
@@ -185,22 +277,17 @@ pub fn soak(mut m: Machine, cycles: u64, readers: usize) -> Result<(String, bool
     let _ = writeln!(report, "soak: {what}, {cycles} cycles, {readers} reader thread(s)");
     let _ = writeln!(report, "before: {before:?}");
     let start = Instant::now();
-    let mut shown = u64::MAX;
     let mut err = None;
-    let tty = std::io::stderr().is_terminal();
+    let bar = crate::progress::bar("soak", cycles);
     for i in 0..cycles {
-        let pct = i * 100 / cycles.max(1);
-        if pct != shown && (tty || pct % 10 == 0) {
-            shown = pct;
-            progress("soak", i, cycles, tty);
-        }
         if let Err(e) = cycle(&mut m) {
             err = Some(format!("cycle {i}: {e}"));
             break;
         }
+        bar.inc(1);
     }
     let elapsed = start.elapsed();
-    progress("soak", cycles, cycles, tty);
+    bar.finish_and_clear();
     // Readers keep the view they last used until their next access (that is the point of
     // lock-free reading): count after they are done.
     stop_readers(&stop, threads);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use addrspace::mtree::{self, FlatOptions, TreeOptions};
-use addrspace::{Backend, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionOps, SIZE_2_64};
+use addrspace::{Endianness, GuestAddr, MemTxAttrs, MemTxResult, Memory, RegionOps, SIZE_2_64};
 
 /// A toy UART: one data register at offset 0 that remembers the last byte written.
 /// Real devices implement `RegionOps` the same way; vCPU threads call these concurrently,
@@ -33,7 +33,7 @@ impl RegionOps for Uart {
     }
 }
 
-fn main() -> Result<(), addrspace::Error> {
+pub fn main() -> Result<(), addrspace::Error> {
     // One `Memory` per machine: it owns the region graph and publishes flat views.
     let mem = Memory::new();
 
@@ -102,28 +102,25 @@ fn main() -> Result<(), addrspace::Error> {
         }
     }
 
-    // Accessing what a lookup found: RAM-backed ranges expose their host block, MMIO ranges
-    // their ops. (An emulator's dispatch loop does this on every load and store.)
-    if let Some((range, off)) = cpu.lookup(GuestAddr(0x0002_0000)) {
-        let block = range.leaf().backend().ram().expect("RAM range");
-        assert!(block.write(off.0, b"hello"));
-        let mut buf = [0u8; 5];
-        assert!(block.read(off.0, &mut buf));
-        println!("RAM at 0x20000 now holds {:?}", std::str::from_utf8(&buf).unwrap());
-        // The mirror shows the same bytes: it aliases the same RAM.
-        let (m, moff) = cpu.lookup(GuestAddr(0x8002_0000)).expect("mirror");
-        let mut again = [0u8; 5];
-        assert!(m.leaf().backend().ram().unwrap().read(moff.0, &mut again));
-        assert_eq!(buf, again);
-    }
-    if let Some((range, off)) = cpu.lookup(GuestAddr(0xe000_1000)) {
-        if let Backend::Io(ops) = range.leaf().backend() {
-            assert!(ops.write(off.0, u64::from(b'A'), 1, MemTxAttrs::default()).is_ok());
-            let (v, res) = ops.read(off.0, 1, MemTxAttrs::default());
-            assert!(res.is_ok());
-            println!("UART data register reads {:?}", char::from(v as u8));
-        }
-    }
+    // Guest accesses go through an accessor (one per vCPU thread: it caches the view and
+    // takes no lock). RAM is copied directly; MMIO calls the device's `RegionOps`.
+    let mut vcpu = cpu.accessor();
+    let attrs = MemTxAttrs::default();
+    assert!(vcpu.write(GuestAddr(0x0002_0000), b"hello", attrs).is_ok());
+    let mut buf = [0u8; 5];
+    assert!(vcpu.read(GuestAddr(0x0002_0000), &mut buf, attrs).is_ok());
+    println!("RAM at 0x20000 now holds {:?}", std::str::from_utf8(&buf).unwrap());
+    // The mirror shows the same bytes: it aliases the same RAM.
+    let mut again = [0u8; 5];
+    assert!(vcpu.read(GuestAddr(0x8002_0000), &mut again, attrs).is_ok());
+    assert_eq!(buf, again);
+    assert!(vcpu
+        .store(GuestAddr(0xe000_1000), b'A', Endianness::Little, attrs)
+        .is_ok());
+    let (v, res) = vcpu.load::<u8>(GuestAddr(0xe000_1000), Endianness::Little, attrs);
+    assert!(res.is_ok());
+    println!("UART data register reads {:?}", char::from(v));
+    assert_eq!(uart.last.load(Ordering::Relaxed), u64::from(b'A'));
 
     // Changes after creation are published atomically: disable the peripheral bus and the
     // UART disappears from the view in one commit.

@@ -55,7 +55,7 @@ impl RegionOps for Uart {
     }
 }
 
-fn main() -> Result<(), addrspace::Error> {
+pub fn main() -> Result<(), addrspace::Error> {
     let mem = Memory::new();
     let system = mem.container("system", SIZE_2_64)?;
     let ram = mem.ram("ram", 0x10_0000)?;
