@@ -10,6 +10,7 @@
 
 mod check;
 mod demo_board;
+mod lookup;
 mod run;
 mod serve;
 mod soak;
@@ -54,6 +55,10 @@ enum Command {
     /// live-object counters before and after and fail on growth. Exit status 3: no usable
     /// /dev/kvm (missing or not accessible); 1: a failure or growth.
     Run(RunArgs),
+    /// Say which region answers at ADDR in each address space (or `--space NAME`), with the
+    /// flat range, the offset in the region, its attributes, and every container and alias
+    /// crossed on the way (`--json`: the same as data).
+    Lookup(lookup::LookupArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -264,6 +269,11 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 Err(format!("{report}live objects grew"))
             }
         }
+        Command::Lookup(a) => lookup::run(&a).map(|(stdout, stderr)| Outcome {
+            stdout,
+            stderr,
+            ok: true,
+        }),
         Command::Run(_) => Err("`run` is handled by main".into()),
     }
 }
