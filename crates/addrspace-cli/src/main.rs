@@ -10,6 +10,7 @@
 
 mod check;
 mod demo_board;
+mod diff;
 mod lookup;
 mod run;
 mod serve;
@@ -59,6 +60,10 @@ enum Command {
     /// flat range, the offset in the region, its attributes, and every container and alias
     /// crossed on the way (`--json`: the same as data).
     Lookup(lookup::LookupArgs),
+    /// Say what changed between two machines (board files or QEMU dumps): regions added,
+    /// removed, moved, resized, enabled/disabled, re-prioritised, and per address space the
+    /// flat ranges that differ. Exit status 0: the same; 1: different; 2: an error.
+    Diff(diff::DiffArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -274,7 +279,7 @@ fn run(cli: Cli) -> Result<Outcome, String> {
             stderr,
             ok: true,
         }),
-        Command::Run(_) => Err("`run` is handled by main".into()),
+        Command::Run(_) | Command::Diff(_) => Err("handled by main".into()),
     }
 }
 
@@ -293,6 +298,9 @@ fn run_failed(e: run::RunError) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Diff(a) = &cli.command {
+        return diff::main(a);
+    }
     if let Command::Run(a) = &cli.command {
         let Accel::Kvm = a.accel;
         if !a.qmp.is_empty() || a.monitor.is_some() {

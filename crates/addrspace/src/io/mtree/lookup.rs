@@ -173,7 +173,8 @@ fn region_ref(g: &Graph, id: RegionId) -> RegionRef {
     }
 }
 
-fn kind(n: &Node) -> &'static str {
+/// A region's kind word: `container`, `alias`, `rom` (read-only RAM), or its backend's kind.
+pub(crate) fn kind(n: &Node) -> &'static str {
     match &n.body {
         Body::Container => "container",
         Body::Alias { .. } => "alias",

@@ -1,0 +1,399 @@
+//! What changed between two machines: `addrspace diff`.
+//!
+//! Two machines share no region ids (two dumps of one guest, a dump and a board file), so
+//! regions are matched by their place in the tree: the path of names from a top region (one
+//! without a container) down to the region, with `#i` after the name of the i-th same-named
+//! sibling (i ≥ 1, in `info mtree` order: address, then priority, then list order). A top
+//! region that is the root of address spaces is named after them too, so the three `bus
+//! master container`s of a `pc` are told apart. Matched regions are compared field by field
+//! (address, size, enabled, priority, kind, alias target); the flat views are compared per
+//! address space, range by range, as `info mtree -f` prints them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::io::mtree::flat::{flat_dump, FlatOptions, RangeLine};
+use crate::io::mtree::lookup::kind;
+use crate::machine::memory::{Memory, Snapshot};
+use crate::model::region::{Body, RegionId};
+
+/// What differs between machine A and machine B.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineDiff {
+    /// Region changes, in tree order (`info mtree`'s, top regions in creation order).
+    pub regions: Vec<RegionChange>,
+    /// Flat-view changes, one entry per group of address spaces with the same changes.
+    pub spaces: Vec<SpaceDiff>,
+}
+
+impl MachineDiff {
+    /// Whether the two machines are the same (no region and no flat range differs).
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty() && self.spaces.is_empty()
+    }
+}
+
+/// One change of one region (a region with several changes has several entries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionChange {
+    /// The region's place: names from its top region down (see the module doc).
+    pub path: Vec<String>,
+    /// What changed (in JSON, flattened: `"change": "moved", "from": ..., "to": ...`).
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// How a region differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Change {
+    /// Only in B.
+    Added(RegionState),
+    /// Only in A.
+    Removed(RegionState),
+    /// Its address in its container changed.
+    Moved {
+        /// In A.
+        #[serde(serialize_with = "super::hex")]
+        from: u64,
+        /// In B.
+        #[serde(serialize_with = "super::hex")]
+        to: u64,
+    },
+    /// Its size changed.
+    Resized {
+        /// In A.
+        #[serde(serialize_with = "size_hex")]
+        from: u128,
+        /// In B.
+        #[serde(serialize_with = "size_hex")]
+        to: u128,
+    },
+    /// Disabled in A, enabled in B.
+    Enabled,
+    /// Enabled in A, disabled in B.
+    Disabled,
+    /// Its priority changed.
+    Priority {
+        /// In A.
+        from: i32,
+        /// In B.
+        to: i32,
+    },
+    /// Its kind changed (e.g. `ram` to `rom`, `container` to `io`).
+    Kind {
+        /// In A.
+        from: &'static str,
+        /// In B.
+        to: &'static str,
+    },
+    /// An alias shows another region, or from another offset.
+    Retargeted {
+        /// In A.
+        from: AliasOf,
+        /// In B.
+        to: AliasOf,
+    },
+}
+
+/// A region's state, for an added or removed one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionState {
+    /// Its kind (as [`super::Hop::kind`] says it).
+    pub kind: &'static str,
+    /// Its address in its container.
+    #[serde(serialize_with = "super::hex")]
+    pub addr: u64,
+    /// Its size.
+    #[serde(serialize_with = "size_hex")]
+    pub size: u128,
+    /// Its priority.
+    pub priority: i32,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// For an alias, what it shows.
+    pub alias: Option<AliasOf>,
+}
+
+/// An alias's target (by its path) and offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AliasOf {
+    /// The target's path.
+    pub target: Vec<String>,
+    /// The alias offset.
+    #[serde(serialize_with = "super::hex")]
+    pub offset: u64,
+}
+
+/// The flat ranges that differ in some address spaces.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceDiff {
+    /// The address spaces (A's creation order, then B's new ones) with these changes.
+    pub spaces: Vec<String>,
+    /// Whether they exist in A.
+    pub in_a: bool,
+    /// Whether they exist in B.
+    pub in_b: bool,
+    /// The ranges only in A (`-`) and only in B (`+`), by address.
+    pub lines: Vec<FlatChange>,
+}
+
+/// A flat range only one side has.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlatChange {
+    /// `-`: only in A; `+`: only in B.
+    pub sign: char,
+    /// The range, as `info mtree -f` shows it.
+    pub range: RangeLine,
+}
+
+fn size_hex<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:#x}"))
+}
+
+/// A region's place: its path, and its position (index among its siblings at each level, in
+/// `info mtree` order) to list changes in tree order.
+type Place = (Vec<String>, Vec<usize>);
+
+/// Every region of `st` by its path, with its position.
+fn regions(st: &Snapshot<'_>) -> BTreeMap<Vec<String>, (Vec<usize>, RegionState)> {
+    let g = st.graph;
+    let mut roots: HashMap<RegionId, Vec<String>> = HashMap::new();
+    for sp in &st.spaces {
+        roots.entry(sp.root).or_default().push(sp.name.to_string());
+    }
+    // Paths first (alias targets are named by path), then states.
+    let mut place_of: HashMap<RegionId, Place> = HashMap::new();
+    let mut seen_tops: HashMap<String, usize> = HashMap::new();
+    for (t, id) in g.ids().filter(|&id| g.node(id).container.is_none()).enumerate() {
+        let n = g.node(id);
+        let top = match roots.get_mut(&id) {
+            Some(spaces) => {
+                spaces.sort();
+                format!("{} (AS {})", n.name, spaces.join(", "))
+            }
+            None => indexed(&n.name, &mut seen_tops),
+        };
+        let mut stack = vec![(id, (vec![top], vec![t]))];
+        while let Some((id, (path, pos))) = stack.pop() {
+            let n = g.node(id);
+            // `info mtree` order: address, priority (higher first), list order.
+            let mut kids: Vec<(usize, RegionId)> = n.subregions.iter().rev().copied().enumerate().collect();
+            kids.sort_by_key(|&(i, c)| {
+                let c = g.node(c);
+                (c.addr, std::cmp::Reverse(c.priority), i)
+            });
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for (k, &(_, c)) in kids.iter().enumerate() {
+                let (mut p, mut q) = (path.clone(), pos.clone());
+                p.push(indexed(&g.node(c).name, &mut seen));
+                q.push(k);
+                stack.push((c, (p, q)));
+            }
+            place_of.insert(id, (path, pos));
+        }
+    }
+    place_of
+        .iter()
+        .map(|(&id, (path, pos))| {
+            let n = g.node(id);
+            let alias = match n.body {
+                Body::Alias { target, offset } => Some(AliasOf {
+                    target: place_of.get(&target).map(|p| p.0.clone()).unwrap_or_default(),
+                    offset,
+                }),
+                _ => None,
+            };
+            let state = RegionState {
+                kind: kind(n),
+                addr: n.addr,
+                size: n.size,
+                priority: n.priority,
+                enabled: n.enabled,
+                alias,
+            };
+            (path.clone(), (pos.clone(), state))
+        })
+        .collect()
+}
+
+/// `name`, or `name#i` for the i-th (i ≥ 1) use of it in `seen`.
+fn indexed(name: &str, seen: &mut HashMap<String, usize>) -> String {
+    let i = seen.entry(name.to_string()).or_insert(0);
+    *i += 1;
+    match *i {
+        1 => name.to_string(),
+        i => format!("{name}#{}", i - 1),
+    }
+}
+
+fn compare(path: &[String], a: &RegionState, b: &RegionState, out: &mut Vec<RegionChange>) {
+    let mut push = |change| {
+        out.push(RegionChange {
+            path: path.to_vec(),
+            change,
+        })
+    };
+    if a.kind != b.kind {
+        push(Change::Kind {
+            from: a.kind,
+            to: b.kind,
+        });
+    }
+    if a.addr != b.addr {
+        push(Change::Moved {
+            from: a.addr,
+            to: b.addr,
+        });
+    }
+    if a.size != b.size {
+        push(Change::Resized {
+            from: a.size,
+            to: b.size,
+        });
+    }
+    if a.enabled != b.enabled {
+        push(if b.enabled { Change::Enabled } else { Change::Disabled });
+    }
+    if a.priority != b.priority {
+        push(Change::Priority {
+            from: a.priority,
+            to: b.priority,
+        });
+    }
+    if let (Some(x), Some(y)) = (&a.alias, &b.alias) {
+        if x != y {
+            push(Change::Retargeted {
+                from: x.clone(),
+                to: y.clone(),
+            });
+        }
+    }
+}
+
+/// Every space's flat ranges, by space name, in creation order.
+fn flat_ranges(memory: &Memory) -> Vec<(String, Vec<RangeLine>)> {
+    let mut out = Vec::new();
+    for v in flat_dump(memory, &FlatOptions::default()).views {
+        for sp in &v.address_spaces {
+            out.push((sp.name.clone(), v.ranges.clone()));
+        }
+    }
+    let order: HashMap<String, usize> = memory.inspect(|st| {
+        st.spaces
+            .iter()
+            .enumerate()
+            .map(|(i, sp)| (sp.name.to_string(), i))
+            .collect()
+    });
+    out.sort_by_key(|(name, _)| order.get(name).copied());
+    out
+}
+
+/// The ranges only one side has, by address (`-` first at the same address).
+fn flat_changes(a: &[RangeLine], b: &[RangeLine]) -> Vec<FlatChange> {
+    let text = |v: &[RangeLine]| v.iter().map(|r| r.to_string()).collect::<BTreeSet<String>>();
+    let (ta, tb) = (text(a), text(b));
+    let mut out: Vec<FlatChange> = a
+        .iter()
+        .filter(|r| !tb.contains(&r.to_string()))
+        .map(|r| FlatChange {
+            sign: '-',
+            range: r.clone(),
+        })
+        .chain(b.iter().filter(|r| !ta.contains(&r.to_string())).map(|r| FlatChange {
+            sign: '+',
+            range: r.clone(),
+        }))
+        .collect();
+    out.sort_by_key(|c| (c.range.start, c.sign == '+', c.range.end));
+    out
+}
+
+/// What differs between the machines whose memory systems are `a` and `b`.
+///
+/// ```
+/// use addrspace::{mtree, Memory, SIZE_2_64};
+///
+/// let machine = |bios_done: bool| {
+///     let m = Memory::new();
+///     let sys = m.container("system", SIZE_2_64).unwrap();
+///     let ram = m.ram("ram", 0x10000).unwrap();
+///     let shadow = m.alias("shadow", ram, 0xc000, 0x4000).unwrap();
+///     m.add_subregion(sys, 0, ram).unwrap();
+///     m.add_subregion_overlap(sys, 0xc000, shadow, 1).unwrap();
+///     m.set_enabled(shadow, bios_done).unwrap();
+///     let space = m.address_space("memory", sys).unwrap(); // a space lives while held
+///     (m, space)
+/// };
+/// let d = mtree::diff::diff(&machine(false).0, &machine(true).0);
+/// assert_eq!(d.regions.len(), 1);
+/// assert_eq!(d.regions[0].path, ["system (AS memory)", "shadow"]);
+/// assert_eq!(d.regions[0].change, mtree::diff::Change::Enabled);
+/// assert!(d.spaces.is_empty()); // `shadow` shows `ram` where `ram` already was
+/// assert!(mtree::diff::diff(&machine(true).0, &machine(true).0).is_empty());
+/// ```
+pub fn diff(a: &Memory, b: &Memory) -> MachineDiff {
+    let ra = a.inspect(regions);
+    let mut rb = b.inspect(regions);
+    // Each change with the position of its region (in A, or in B for an added one).
+    let mut changes: Vec<(Vec<usize>, RegionChange)> = Vec::new();
+    for (path, (pos, ea)) in ra {
+        let mut found = Vec::new();
+        match rb.remove(&path) {
+            Some((_, eb)) => compare(&path, &ea, &eb, &mut found),
+            None => found.push(RegionChange {
+                path,
+                change: Change::Removed(ea),
+            }),
+        }
+        changes.extend(found.into_iter().map(|c| (pos.clone(), c)));
+    }
+    for (path, (pos, eb)) in rb {
+        let change = Change::Added(eb);
+        changes.push((pos, RegionChange { path, change }));
+    }
+    changes.sort_by(|x, y| x.0.cmp(&y.0));
+    let changes = changes.into_iter().map(|(_, c)| c).collect();
+
+    let (fa, fb) = (flat_ranges(a), flat_ranges(b));
+    let mut names: Vec<&str> = fa.iter().map(|(n, _)| n.as_str()).collect();
+    names.extend(
+        fb.iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !fa.iter().any(|(m, _)| m == n)),
+    );
+    let mut spaces: Vec<SpaceDiff> = Vec::new();
+    for name in names {
+        let find = |v: &[(String, Vec<RangeLine>)]| v.iter().find(|(n, _)| n == name).map(|(_, r)| r.clone());
+        let (x, y) = (find(&fa), find(&fb));
+        let lines = flat_changes(x.as_deref().unwrap_or(&[]), y.as_deref().unwrap_or(&[]));
+        let (in_a, in_b) = (x.is_some(), y.is_some());
+        if lines.is_empty() && in_a && in_b {
+            continue;
+        }
+        let same = |s: &SpaceDiff| s.in_a == in_a && s.in_b == in_b && same_lines(&s.lines, &lines);
+        match spaces.iter_mut().find(|s| same(s)) {
+            Some(s) => s.spaces.push(name.to_string()),
+            None => spaces.push(SpaceDiff {
+                spaces: vec![name.to_string()],
+                in_a,
+                in_b,
+                lines,
+            }),
+        }
+    }
+    MachineDiff {
+        regions: changes,
+        spaces,
+    }
+}
+
+fn same_lines(x: &[FlatChange], y: &[FlatChange]) -> bool {
+    x.len() == y.len()
+        && x.iter()
+            .zip(y)
+            .all(|(p, q)| p.sign == q.sign && p.range.to_string() == q.range.to_string())
+}
