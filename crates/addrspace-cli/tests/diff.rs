@@ -94,6 +94,15 @@ fn flat_ranges_differ_as_the_mtree_f_captures_do() {
     );
     assert!(minus.is_some() && plus.is_some(), "{out}");
     assert!(minus < plus, "by address: {out}");
+    // Every section is in address order, `-` and `+` lines interleaved.
+    for section in out.split("@@ ").skip(1) {
+        let starts: Vec<u64> = section
+            .lines()
+            .skip(1)
+            .map(|l| u64::from_str_radix(&l[3..19], 16).expect("a range line"))
+            .collect();
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]), "not by address: {section}");
+    }
     assert!(
         out.starts_with(&format!("--- {}\n+++ {}\n", before(), after())),
         "{out}"
