@@ -9,7 +9,7 @@
 //! (address, size, enabled, priority, kind, alias target); the flat views are compared per
 //! address space, range by range, as `info mtree -f` prints them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -153,19 +153,62 @@ fn size_hex<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{v:#x}"))
 }
 
-/// A region's place: its path, and its position (index among its siblings at each level, in
-/// `info mtree` order) to list changes in tree order.
-type Place = (Vec<String>, Vec<usize>);
+/// A place in the tree: the place of its container (or [`TOP`]) and its name segment.
+/// Both machines share one table, so the same place has the same number on both sides.
+#[derive(Default)]
+struct Places {
+    number: HashMap<(u32, String), u32>,
+    segments: Vec<(u32, String)>,
+}
 
-/// Every region of `st` by its path, with its position.
-fn regions(st: &Snapshot<'_>) -> BTreeMap<Vec<String>, (Vec<usize>, RegionState)> {
+/// The "container" of a top region's place.
+const TOP: u32 = u32::MAX;
+
+impl Places {
+    fn place(&mut self, up: u32, segment: String) -> u32 {
+        let next = self.segments.len() as u32;
+        let n = *self.number.entry((up, segment.clone())).or_insert(next);
+        if n == next {
+            self.segments.push((up, segment));
+        }
+        n
+    }
+
+    /// The names from the top down to `place`.
+    fn path(&self, mut place: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        while place != TOP {
+            let (up, segment) = &self.segments[place as usize];
+            out.push(segment.clone());
+            place = *up;
+        }
+        out.reverse();
+        out
+    }
+}
+
+/// A region as one side has it: its index among its siblings (in `info mtree` order, to list
+/// changes in tree order), and its state with an alias target by place.
+#[derive(Clone, PartialEq, Eq)]
+struct Slot {
+    index: usize,
+    kind: &'static str,
+    addr: u64,
+    size: u128,
+    priority: i32,
+    enabled: bool,
+    alias: Option<(u32, u64)>,
+}
+
+/// Every region of `st` by its place.
+fn regions(st: &Snapshot<'_>, places: &mut Places) -> HashMap<u32, Slot> {
     let g = st.graph;
     let mut roots: HashMap<RegionId, Vec<String>> = HashMap::new();
     for sp in &st.spaces {
         roots.entry(sp.root).or_default().push(sp.name.to_string());
     }
-    // Paths first (alias targets are named by path), then states.
-    let mut place_of: HashMap<RegionId, Place> = HashMap::new();
+    // Places first (alias targets are named by place), then states.
+    let mut place_of: HashMap<RegionId, (u32, usize)> = HashMap::new();
     let mut seen_tops: HashMap<String, usize> = HashMap::new();
     for (t, id) in g.ids().filter(|&id| g.node(id).container.is_none()).enumerate() {
         let n = g.node(id);
@@ -176,8 +219,8 @@ fn regions(st: &Snapshot<'_>) -> BTreeMap<Vec<String>, (Vec<usize>, RegionState)
             }
             None => indexed(&n.name, &mut seen_tops),
         };
-        let mut stack = vec![(id, (vec![top], vec![t]))];
-        while let Some((id, (path, pos))) = stack.pop() {
+        let mut stack = vec![(id, places.place(TOP, top), t)];
+        while let Some((id, place, index)) = stack.pop() {
             let n = g.node(id);
             // `info mtree` order: address, priority (higher first), list order.
             let mut kids: Vec<(usize, RegionId)> = n.subregions.iter().rev().copied().enumerate().collect();
@@ -187,26 +230,22 @@ fn regions(st: &Snapshot<'_>) -> BTreeMap<Vec<String>, (Vec<usize>, RegionState)
             });
             let mut seen: HashMap<String, usize> = HashMap::new();
             for (k, &(_, c)) in kids.iter().enumerate() {
-                let (mut p, mut q) = (path.clone(), pos.clone());
-                p.push(indexed(&g.node(c).name, &mut seen));
-                q.push(k);
-                stack.push((c, (p, q)));
+                let segment = indexed(&g.node(c).name, &mut seen);
+                stack.push((c, places.place(place, segment), k));
             }
-            place_of.insert(id, (path, pos));
+            place_of.insert(id, (place, index));
         }
     }
     place_of
         .iter()
-        .map(|(&id, (path, pos))| {
+        .map(|(&id, &(place, index))| {
             let n = g.node(id);
             let alias = match n.body {
-                Body::Alias { target, offset } => Some(AliasOf {
-                    target: place_of.get(&target).map(|p| p.0.clone()).unwrap_or_default(),
-                    offset,
-                }),
+                Body::Alias { target, offset } => Some((place_of.get(&target).map_or(TOP, |p| p.0), offset)),
                 _ => None,
             };
-            let state = RegionState {
+            let slot = Slot {
+                index,
                 kind: kind(n),
                 addr: n.addr,
                 size: n.size,
@@ -214,9 +253,38 @@ fn regions(st: &Snapshot<'_>) -> BTreeMap<Vec<String>, (Vec<usize>, RegionState)
                 enabled: n.enabled,
                 alias,
             };
-            (path.clone(), (pos.clone(), state))
+            (place, slot)
         })
         .collect()
+}
+
+/// The sibling indices from the top down to `place` on one side (its tree position).
+fn position(places: &Places, side: &HashMap<u32, Slot>, mut place: u32) -> Vec<usize> {
+    let mut out = Vec::new();
+    while place != TOP {
+        out.push(side.get(&place).map_or(0, |s| s.index));
+        place = places.segments[place as usize].0;
+    }
+    out.reverse();
+    out
+}
+
+fn alias_of(places: &Places, (target, offset): (u32, u64)) -> AliasOf {
+    AliasOf {
+        target: if target == TOP { Vec::new() } else { places.path(target) },
+        offset,
+    }
+}
+
+fn state(places: &Places, s: &Slot) -> RegionState {
+    RegionState {
+        kind: s.kind,
+        addr: s.addr,
+        size: s.size,
+        priority: s.priority,
+        enabled: s.enabled,
+        alias: s.alias.map(|a| alias_of(places, a)),
+    }
 }
 
 /// `name`, or `name#i` for the i-th (i ≥ 1) use of it in `seen`.
@@ -229,13 +297,8 @@ fn indexed(name: &str, seen: &mut HashMap<String, usize>) -> String {
     }
 }
 
-fn compare(path: &[String], a: &RegionState, b: &RegionState, out: &mut Vec<RegionChange>) {
-    let mut push = |change| {
-        out.push(RegionChange {
-            path: path.to_vec(),
-            change,
-        })
-    };
+fn compare(places: &Places, a: &Slot, b: &Slot, out: &mut Vec<Change>) {
+    let mut push = |change| out.push(change); // in the order the text lists them
     if a.kind != b.kind {
         push(Change::Kind {
             from: a.kind,
@@ -263,11 +326,11 @@ fn compare(path: &[String], a: &RegionState, b: &RegionState, out: &mut Vec<Regi
             to: b.priority,
         });
     }
-    if let (Some(x), Some(y)) = (&a.alias, &b.alias) {
+    if let (Some(x), Some(y)) = (a.alias, b.alias) {
         if x != y {
             push(Change::Retargeted {
-                from: x.clone(),
-                to: y.clone(),
+                from: alias_of(places, x),
+                to: alias_of(places, y),
             });
         }
     }
@@ -336,26 +399,33 @@ fn flat_changes(a: &[RangeLine], b: &[RangeLine]) -> Vec<FlatChange> {
 /// assert!(mtree::diff::diff(&machine(true).0, &machine(true).0).is_empty());
 /// ```
 pub fn diff(a: &Memory, b: &Memory) -> MachineDiff {
-    let ra = a.inspect(regions);
-    let mut rb = b.inspect(regions);
+    let mut places = Places::default();
+    let ra = a.inspect(|st| regions(st, &mut places));
+    let rb = b.inspect(|st| regions(st, &mut places));
     // Each change with the position of its region (in A, or in B for an added one).
     let mut changes: Vec<(Vec<usize>, RegionChange)> = Vec::new();
-    for (path, (pos, ea)) in ra {
+    for (&place, sa) in &ra {
         let mut found = Vec::new();
-        match rb.remove(&path) {
-            Some((_, eb)) => compare(&path, &ea, &eb, &mut found),
-            None => found.push(RegionChange {
-                path,
-                change: Change::Removed(ea),
-            }),
+        match rb.get(&place) {
+            Some(sb) => compare(&places, sa, sb, &mut found),
+            None => found.push(Change::Removed(state(&places, sa))),
         }
-        changes.extend(found.into_iter().map(|c| (pos.clone(), c)));
+        if !found.is_empty() {
+            // Only now: a path costs its depth.
+            let (path, pos) = (places.path(place), position(&places, &ra, place));
+            changes.extend(found.into_iter().map(|change| {
+                let path = path.clone();
+                (pos.clone(), RegionChange { path, change })
+            }));
+        }
     }
-    for (path, (pos, eb)) in rb {
-        let change = Change::Added(eb);
-        changes.push((pos, RegionChange { path, change }));
+    for (&place, sb) in rb.iter().filter(|(p, _)| !ra.contains_key(p)) {
+        let change = Change::Added(state(&places, sb));
+        let path = places.path(place);
+        changes.push((position(&places, &rb, place), RegionChange { path, change }));
     }
-    changes.sort_by(|x, y| x.0.cmp(&y.0));
+    // Stable: one region's changes keep their order; the path settles equal positions of A and B.
+    changes.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.path.cmp(&y.1.path)));
     let changes = changes.into_iter().map(|(_, c)| c).collect();
 
     let (fa, fb) = (flat_ranges(a), flat_ranges(b));
