@@ -22,7 +22,11 @@
 //! 2. Same test: rendering twice gives equal views, and the view an address space published
 //!    through its commits equals a fresh render after every operation (and it does not change
 //!    inside an open transaction).
-//! 3. `mtree_import_print_is_stable` (`roundtrip`): a random machine printed with
+//! 3. `lookup_path_agrees_with_view` (`lookup`): on the same machines, `mtree::lookup`'s path
+//!    ends at the region and offset the published view holds at the address, and is a real
+//!    path of the tree (each hop a subregion or the alias target of the one before, offsets
+//!    consistent).
+//! 4. `mtree_import_print_is_stable` (`roundtrip`): a random machine printed with
 //!    `info mtree -D`, imported and printed again gives the same `-D` and `-f` text.
 //!
 //! The model records everything the library is asked to do, so that failures print a readable
@@ -30,6 +34,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod lookup;
 mod model;
 mod ops;
 mod roundtrip;
@@ -47,6 +52,14 @@ use model::{CycleStats, TestResult, World};
 use strategies::{build, build_bank, spec1_s, Make, Op, Spec1};
 
 fn run_spec1(spec: &Spec1) -> TestResult<CycleStats> {
+    let (mut w, root, space) = play_spec1(spec)?;
+    check_render(&mut w, root, &space, &spec.probes)?;
+    Ok(w.cycles)
+}
+
+/// Builds the machine of `spec` and makes its changes (checking property 2 on the way);
+/// returns the world, its root and its address space.
+fn play_spec1(spec: &Spec1) -> TestResult<(World, usize, AddressSpace)> {
     let mut w = World::new(false);
     let root_make = if spec.root_io {
         Make::Io(spec.root_size)
@@ -94,8 +107,7 @@ fn run_spec1(spec: &Spec1) -> TestResult<CycleStats> {
     for op in &ops[b..] {
         step(&mut w, op, root, &space, &spec.probes, &mut checked)?;
     }
-    check_render(&mut w, root, &space, &spec.probes)?;
-    Ok(w.cycles)
+    Ok((w, root, space))
 }
 
 /// Reference checks made after accepted changes that close a cycle (besides the final one).
@@ -189,6 +201,13 @@ proptest! {
     #[test]
     fn render_matches_reference(spec in spec1_s()) {
         run_spec1(&spec)?;
+    }
+
+    /// Property 3.
+    #[test]
+    fn lookup_path_agrees_with_view(spec in spec1_s()) {
+        let (w, root, space) = play_spec1(&spec)?;
+        lookup::check_lookup(&w, root, &space, &spec.probes)?;
     }
 }
 

@@ -150,16 +150,7 @@ impl FlatDump {
                 continue;
             }
             for r in &v.ranges {
-                let nv = if r.nonvolatile { "nv-" } else { "" };
-                let _ = write!(
-                    s,
-                    "  {:016x}-{:016x} (prio {}, {nv}{}): {}",
-                    r.start, r.end, r.priority, r.type_word, r.name
-                );
-                if r.offset != 0 {
-                    let _ = write!(s, " @{:016x}", r.offset);
-                }
-                s.push('\n');
+                let _ = writeln!(s, "  {r}");
             }
             if let Some(ix) = &v.index {
                 let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");
@@ -196,6 +187,22 @@ impl FlatDump {
             s.push('\n');
         }
         s
+    }
+}
+
+impl std::fmt::Display for RangeLine {
+    /// QEMU's line, without its indentation: `START-END (prio P, TYPE): NAME[ @OFFSET]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nv = if self.nonvolatile { "nv-" } else { "" };
+        write!(
+            f,
+            "{:016x}-{:016x} (prio {}, {nv}{}): {}",
+            self.start, self.end, self.priority, self.type_word, self.name
+        )?;
+        if self.offset != 0 {
+            write!(f, " @{:016x}", self.offset)?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::base::addr::GuestAddr;
 use crate::machine::memory::{Memory, Snapshot, SpaceView};
 use crate::model::graph::Graph;
-use crate::model::region::{Body, Node, RegionId};
+use crate::model::region::{Backend, Body, Node, RegionId};
 
 /// Why [`lookup`] could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,9 +50,9 @@ fn id_string<S: serde::Serializer>(id: &RegionId, s: S) -> Result<S::Ok, S::Erro
 pub struct Hop {
     /// The region.
     pub region: RegionRef,
-    /// Its kind: `container`, `alias`, or the terminating kind (`ram`, `rom-device`, `io`,
-    /// `ram-device`, `reservation`; an `io` region crossed is an MMIO region whose
-    /// subregion answers).
+    /// Its kind: `container`, `alias`, or the terminating kind (`ram`, `rom` for read-only
+    /// RAM, `rom-device`, `io`, `ram-device`, `reservation`; an `io` region crossed is an
+    /// MMIO region whose subregion answers).
     pub kind: &'static str,
     /// Its address inside its container (QEMU's `mr->addr`).
     #[serde(serialize_with = "super::hex")]
@@ -90,7 +90,7 @@ pub struct Landing {
     /// The offset of the looked-up address inside the region.
     #[serde(serialize_with = "super::hex")]
     pub offset: u64,
-    /// The region's kind (`ram`, `rom-device`, `io`, `ram-device`, `reservation`).
+    /// The region's kind, as [`Hop::kind`] says it.
     pub kind: &'static str,
     /// QEMU's type word for the range in `info mtree -f` (`ram`, `rom`, `romd`, `ramd`,
     /// `i/o`).
@@ -173,11 +173,15 @@ fn region_ref(g: &Graph, id: RegionId) -> RegionRef {
     }
 }
 
-fn kind(n: &Node) -> &'static str {
+/// A region's kind word: `container`, `alias`, `rom` (read-only RAM), or its backend's kind.
+pub(crate) fn kind(n: &Node) -> &'static str {
     match &n.body {
         Body::Container => "container",
         Body::Alias { .. } => "alias",
-        Body::Leaf(leaf) => leaf.backend().kind().as_str(),
+        Body::Leaf(leaf) => match leaf.backend() {
+            Backend::Ram(_) if n.readonly => "rom",
+            b => b.kind().as_str(),
+        },
     }
 }
 
@@ -191,7 +195,7 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
             name: r.name().to_string(),
         },
         offset: off.0,
-        kind: r.leaf.backend().kind().as_str(),
+        kind: g.get(r.region()).map_or(r.leaf.backend().kind().as_str(), kind),
         type_word: r.type_word(),
         priority: r.priority,
         readonly: r.readonly,

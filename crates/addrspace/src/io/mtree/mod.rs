@@ -5,7 +5,8 @@
 //! block per distinct flat view); each model prints as QEMU's exact text or serialises to
 //! JSON, so both outputs always carry the same information.
 //!
-//! [`lookup`] says where an address lands in each address space and which containers and
+//! [`diff`](mod@diff) says what changed between two machines (regions matched by their place
+//! in the tree, flat ranges per address space); [`lookup`](mod@lookup) says where an address lands in each address space and which containers and
 //! aliases led there.
 //!
 //! In: [`import`] rebuilds a region graph and its address spaces from an `info mtree -D`
@@ -16,11 +17,13 @@
 //! stable order (address-space creation order). [`canonical`] puts any dump in the order-free
 //! form used to compare outputs.
 
+pub mod diff;
 pub mod flat;
 pub mod import;
 pub mod lookup;
 pub mod tree;
 
+pub use diff::{diff, MachineDiff};
 pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
 pub use lookup::{lookup, AliasHop, Answer, Hop, Landing, LookupError, RegionRef};
