@@ -1,9 +1,6 @@
 //! Where a machine comes from: a board file or a QEMU `info mtree -D` dump, told apart by
 //! content, so that every command reading a map (`lookup`, `diff`, `map`) takes either.
 
-// The commands reading maps (lookup, diff, map: issue 16) are being built on top of this.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 use addrspace::mtree::{self, Guess, Hints};
