@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Build the built-in example machine (an x86 `pc`) and print `info mtree` and `info mtree -f`.
     Demo,
-    /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `--json`).
+    /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `-d`, `-o`), or as data (`--json`).
     Mtree(MtreeArgs),
     /// Write a machine as a board file on stdout: from a board file, or from a QEMU dump.
     ///

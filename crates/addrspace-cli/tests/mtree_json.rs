@@ -246,3 +246,27 @@ fn disabled_regions_are_data_too() {
         .all(|v| v.get("index").is_some()));
     assert!(arr(&doc, "flat_views").iter().all(|v| v.get("index").is_none()));
 }
+
+/// The fenced block of `lang` number `n` (0-based) in a Markdown text.
+fn fenced<'a>(md: &'a str, lang: &str, n: usize) -> &'a str {
+    let open = format!("```{lang}\n");
+    let start = md
+        .match_indices(&open)
+        .nth(n)
+        .unwrap_or_else(|| panic!("no ```{lang} #{n}"))
+        .0
+        + open.len();
+    let len = md[start..].find("```").expect("closed");
+    &md[start..start + len]
+}
+
+#[test]
+fn the_schema_documents_example_is_what_the_tool_prints() {
+    let md = read("docs/json-schema.md");
+    let board = tempfile_with(fenced(&md, "toml", 0));
+    let board = board.path().to_str().unwrap();
+    assert_eq!(run_ok(&["mtree", board, "--json"]), fenced(&md, "json", 0));
+    let console = fenced(&md, "console", 0);
+    let printed = console.split_once('\n').expect("command line").1;
+    assert_eq!(run_ok(&["mtree", board, "-o"]).trim_end(), printed.trim_end());
+}

@@ -17,7 +17,7 @@ use crate::io::mtree::flat::{range_type, view_groups};
 use crate::io::mtree::tree::{print_order, region_type};
 use crate::machine::memory::{Memory, Snapshot};
 use crate::model::graph::Graph;
-use crate::model::region::{Body, RegionId};
+use crate::model::region::{Body, RegionId, RegionKind};
 use crate::view::flatview::IndexSummary;
 
 /// The value of the `format` field: the schema's name and version.
@@ -71,7 +71,7 @@ pub struct RegionJson {
     pub enabled: bool,
     /// Read-only flag.
     pub readonly: bool,
-    /// romd mode (meaningful for ROM devices).
+    /// A ROM device in romd mode (reads from its RAM); false for every other kind.
     pub romd: bool,
     /// Non-volatile flag.
     pub nonvolatile: bool,
@@ -125,7 +125,7 @@ pub struct RangeJson {
     pub type_word: &'static str,
     /// Read-only through this range.
     pub readonly: bool,
-    /// romd mode.
+    /// Of a ROM device in romd mode; false for every other kind.
     pub romd: bool,
     /// Non-volatile.
     pub nonvolatile: bool,
@@ -197,7 +197,25 @@ fn number(st: &Snapshot<'_>) -> Numbering {
     n
 }
 
-/// Builds the document for `memory`; `dispatch` adds each view's lookup index.
+/// Builds the document for `memory`; `dispatch` adds each view's lookup index. Serialise it
+/// with serde (`serde_json::to_string_pretty`) for `addrspace mtree --json`'s output.
+///
+/// ```
+/// use addrspace::{mtree, Memory, SIZE_2_64};
+/// let m = Memory::new();
+/// let sys = m.container("system", SIZE_2_64).unwrap();
+/// let ram = m.ram("ram", 0x1000).unwrap();
+/// let low = m.alias("low", ram, 0, 0x1000).unwrap();
+/// m.add_subregion(sys, 0, low).unwrap();
+/// let _s = m.address_space("memory", sys).unwrap();
+/// let doc = mtree::mtree_json(&m, false);
+/// // `ram` is mapped nowhere: a tree of its own, met through the alias.
+/// let (system, ram) = (&doc.regions[0], &doc.regions[1]);
+/// let alias = &system.children.as_ref().unwrap()[0];
+/// assert_eq!((alias.name.as_str(), alias.target), ("low", Some(ram.id)));
+/// assert_eq!(doc.address_spaces[0].root, system.id);
+/// assert_eq!(doc.flat_views[0].ranges[0].region, Some(ram.id));
+/// ```
 pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
     memory.inspect(|st| {
         let g = st.graph;
@@ -229,7 +247,7 @@ pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
                 priority: n.priority,
                 enabled: n.enabled,
                 readonly: n.readonly,
-                romd: n.romd,
+                romd: n.romd && n.kind() == RegionKind::RomDevice,
                 nonvolatile: n.nonvolatile,
                 owner: n.owner.as_deref().map(str::to_string),
                 target,
@@ -267,7 +285,7 @@ pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
                         offset: r.offset,
                         type_word: range_type(g, r),
                         readonly: r.readonly,
-                        romd: r.romd,
+                        romd: r.romd && r.leaf.backend.kind() == RegionKind::RomDevice,
                         nonvolatile: r.nonvolatile,
                         unmergeable: r.unmergeable,
                         dirty_log: r.dirty.bits(),
