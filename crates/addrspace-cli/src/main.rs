@@ -228,7 +228,9 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 });
             }
             let stdout = if a.json {
-                serde_json::to_string_pretty(&mtree::mtree_json(&m.memory, a.dispatch)).map_err(|e| e.to_string())?
+                mtree::mtree_json(&m.memory, a.dispatch)
+                    .to_json()
+                    .map_err(|e| e.to_string())?
                     + "\n"
             } else if a.flat || a.dispatch {
                 mtree::print_flat(

@@ -302,3 +302,230 @@ pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
         }
     })
 }
+
+impl RegionJson {
+    /// The region without its subregions.
+    fn shallow(&self) -> RegionJson {
+        RegionJson {
+            name: self.name.clone(),
+            owner: self.owner.clone(),
+            children: None,
+            ..*self
+        }
+    }
+}
+
+/// How the text is laid out: serde_json's pretty form (two spaces per level) or compact.
+#[derive(Clone, Copy)]
+struct Layout {
+    pretty: bool,
+}
+
+impl Layout {
+    /// A line break and the indentation of nesting `level` (nothing when compact).
+    fn indent(self, out: &mut String, level: usize) {
+        if self.pretty {
+            out.push('\n');
+            for _ in 0..level {
+                out.push_str("  ");
+            }
+        }
+    }
+
+    fn write<T: Serialize>(self, v: &T) -> serde_json::Result<String> {
+        if self.pretty {
+            serde_json::to_string_pretty(v)
+        } else {
+            serde_json::to_string(v)
+        }
+    }
+
+    fn children(self) -> &'static str {
+        if self.pretty {
+            "\"children\": "
+        } else {
+            "\"children\":"
+        }
+    }
+}
+
+/// Writes `regions` as a JSON array whose `[` is at nesting `level`, without recursion: a
+/// frame per open `children` array, however deep the tree.
+fn write_regions(out: &mut String, regions: &[RegionJson], level: usize, lay: Layout) -> serde_json::Result<()> {
+    if regions.is_empty() {
+        out.push_str("[]");
+        return Ok(());
+    }
+    out.push('[');
+    // (items left, their nesting level, whether one was written, closes a region's object).
+    let mut stack = vec![(regions.iter(), level + 1, false, false)];
+    while let Some((items, lv, written, _)) = stack.last_mut() {
+        let lv = *lv;
+        let Some(r) = items.next() else {
+            let (_, lv, _, in_region) = stack.pop().expect("a frame");
+            lay.indent(out, lv - 1);
+            out.push(']');
+            if in_region {
+                lay.indent(out, lv - 2);
+                out.push('}');
+            }
+            continue;
+        };
+        if std::mem::replace(written, true) {
+            out.push(',');
+        }
+        lay.indent(out, lv);
+        let text = lay.write(&r.shallow())?;
+        let text = match &r.children {
+            Some(_) => text.strip_suffix('}').expect("an object").trim_end_matches('\n'),
+            None => &text,
+        };
+        for (i, line) in text.split('\n').enumerate() {
+            if i > 0 {
+                lay.indent(out, lv);
+            }
+            out.push_str(line);
+        }
+        if let Some(kids) = &r.children {
+            out.push(',');
+            lay.indent(out, lv + 1);
+            out.push_str(lay.children());
+            if kids.is_empty() {
+                out.push_str("[]");
+                lay.indent(out, lv);
+                out.push('}');
+            } else {
+                out.push('[');
+                stack.push((kids.iter(), lv + 2, false, true));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Nesting depth beyond which [`MtreeJson::to_json`] writes compact JSON.
+pub const PRETTY_DEPTH: usize = 100;
+
+impl MtreeJson {
+    /// The document as JSON, exactly what `serde_json::to_string_pretty` writes (or, for a
+    /// region tree deeper than [`PRETTY_DEPTH`] levels, whose indentation would grow with the
+    /// square of its depth, what `serde_json::to_string` writes), without recursing once per
+    /// nesting level: a 20 000-deep region tree needs no more stack than a flat one (serde's
+    /// own serialisation of [`RegionJson`] recurses into `children`).
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        let lay = Layout {
+            pretty: self.depth() <= PRETTY_DEPTH,
+        };
+        let rest = MtreeJson {
+            format: self.format,
+            address_spaces: self.address_spaces.clone(),
+            regions: Vec::new(),
+            flat_views: self.flat_views.clone(),
+        };
+        let text = lay.write(&rest)?;
+        let empty = if lay.pretty {
+            "\"regions\": []"
+        } else {
+            "\"regions\":[]"
+        };
+        let (head, tail) = text.split_once(empty).expect("the document has a regions field");
+        let mut out = String::with_capacity(text.len() + self.regions.len() * 256);
+        out.push_str(head);
+        out.push_str(&empty[..empty.len() - 2]);
+        write_regions(&mut out, &self.regions, 1, lay)?;
+        out.push_str(tail);
+        Ok(out)
+    }
+
+    /// The depth of the deepest region tree (1 for trees without subregions).
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack: Vec<(&RegionJson, usize)> = self.regions.iter().map(|r| (r, 1)).collect();
+        while let Some((r, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            stack.extend(r.children.iter().flatten().map(|c| (c, d + 1)));
+        }
+        deepest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::board;
+    use crate::SIZE_2_64;
+
+    #[test]
+    fn to_json_writes_what_serde_writes() {
+        for (file, text) in [
+            ("pc.toml", include_str!("../../../../../boards/pc.toml")),
+            ("virt.toml", include_str!("../../../../../boards/virt.toml")),
+        ] {
+            let m = board::load_str(text, file).unwrap();
+            let doc = mtree_json(&m.memory, true);
+            assert_eq!(
+                doc.to_json().unwrap(),
+                serde_json::to_string_pretty(&doc).unwrap(),
+                "{file}"
+            );
+        }
+        // An empty container, an alias to a region mapped nowhere, no spaces at all.
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        let empty = m.container("empty", 0x1000).unwrap();
+        m.add_subregion(sys, 0x1000, empty).unwrap();
+        let doc = mtree_json(&m, false);
+        assert_eq!(doc.to_json().unwrap(), serde_json::to_string_pretty(&doc).unwrap());
+        let ram = m.ram("ram", 0x1000).unwrap();
+        let al = m.alias("al", ram, 0, 0x1000).unwrap();
+        m.add_subregion(sys, 0, al).unwrap();
+        let _s = m.address_space("memory", sys).unwrap();
+        let doc = mtree_json(&m, false);
+        assert_eq!(doc.to_json().unwrap(), serde_json::to_string_pretty(&doc).unwrap());
+    }
+
+    /// A machine whose region tree is `depth` containers deep, `ram` at the bottom.
+    fn chain(depth: usize) -> (Memory, crate::AddressSpace) {
+        let m = Memory::new();
+        let tx = m.transaction();
+        let mut inner = m.ram("ram", 0x1000).unwrap();
+        for k in 0..depth {
+            let c = m.container(&format!("c{k}"), 0x1000).unwrap();
+            m.add_subregion(c, 0, inner).unwrap();
+            inner = c;
+        }
+        drop(tx);
+        let space = m.address_space("memory", inner).unwrap();
+        (m, space)
+    }
+
+    #[test]
+    fn deep_trees_are_written_compact() {
+        let doc = mtree_json(&chain(PRETTY_DEPTH).0, false);
+        assert_eq!(doc.depth(), PRETTY_DEPTH + 1);
+        assert_eq!(doc.to_json().unwrap(), serde_json::to_string(&doc).unwrap());
+        let doc = mtree_json(&chain(PRETTY_DEPTH - 1).0, false);
+        assert_eq!(doc.to_json().unwrap(), serde_json::to_string_pretty(&doc).unwrap());
+    }
+
+    #[test]
+    fn a_deep_tree_needs_no_deep_stack() {
+        const DEPTH: usize = 20_000;
+        let (m, _space) = chain(DEPTH);
+        // On a 256 KiB stack, where one frame per level would not fit.
+        let text = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let doc = mtree_json(&m, false);
+                let text = doc.to_json().unwrap();
+                // Dropping the nested document recurses too: leak it on this small stack.
+                std::mem::forget(doc);
+                text
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(text.matches("\"children\":[").count(), DEPTH, "compact");
+        assert!(text.contains("\"name\":\"ram\""));
+    }
+}

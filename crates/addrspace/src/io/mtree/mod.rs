@@ -21,7 +21,7 @@ pub mod tree;
 
 pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
-pub use json::{mtree_json, MtreeJson};
+pub use json::{mtree_json, MtreeJson, PRETTY_DEPTH};
 pub use tree::{print_tree, TreeOptions};
 
 pub(crate) use crate::base::addr::hex;
