@@ -154,8 +154,9 @@ fn top(g: &Graph, mut id: RegionId) -> RegionId {
     id
 }
 
-/// Ids in print order: every tree reached from the spaces, then from aliases met on the way.
-/// Returns the trees' tops and the preorder of each (region, its parent's preorder position).
+/// Ids in print order: the trees of the spaces' roots, then those of the alias targets met
+/// on the way, each depth first. A region's id is its position in `order`, which holds each
+/// region with its parent's position (`None` for a tree's top).
 struct Numbering {
     ids: HashMap<RegionId, u32>,
     order: Vec<(RegionId, Option<usize>)>,
