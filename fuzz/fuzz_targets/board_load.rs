@@ -359,8 +359,21 @@ fn exercise(text: &str) {
         }
     };
     stats::add(&stats::BUILT);
-    let _ = mtree::print_tree(&machine.memory, &TreeOptions { disabled: true });
-    let _ = mtree::print_flat(&machine.memory, &FlatOptions { dispatch: true });
+    let _ = mtree::print_tree(
+        &machine.memory,
+        &TreeOptions {
+            disabled: true,
+            owners: true,
+        },
+    );
+    let _ = mtree::print_flat(
+        &machine.memory,
+        &FlatOptions {
+            dispatch: true,
+            owners: true,
+        },
+    );
+    let _ = mtree::mtree_json(&machine.memory, true);
     let exported = board::export(&machine);
     if let Ok(again) = board::load_str(&exported, "exported.toml") {
         let _ = mtree::print_flat(&again.memory, &FlatOptions::default());

@@ -394,10 +394,29 @@ fn exercise(text: &str, hints: &Hints) {
         }
     };
     stats::add(&stats::BUILT);
-    let tree = mtree::print_tree(&machine.memory, &TreeOptions { disabled: true });
-    let _ = mtree::print_tree(&machine.memory, &TreeOptions { disabled: false });
-    let _ = mtree::print_flat(&machine.memory, &FlatOptions { dispatch: false });
-    let _ = mtree::print_flat(&machine.memory, &FlatOptions { dispatch: true });
+    let tree = mtree::print_tree(&machine.memory, &TreeOptions::DISABLED);
+    let _ = mtree::print_tree(
+        &machine.memory,
+        &TreeOptions {
+            disabled: false,
+            owners: true,
+        },
+    );
+    let _ = mtree::print_flat(
+        &machine.memory,
+        &FlatOptions {
+            dispatch: false,
+            owners: true,
+        },
+    );
+    let _ = mtree::print_flat(
+        &machine.memory,
+        &FlatOptions {
+            dispatch: true,
+            owners: false,
+        },
+    );
+    let _ = mtree::mtree_json(&machine.memory, true);
     if let Ok(again) = mtree::import_dump(&tree, "again.txt", hints) {
         let _ = mtree::print_flat(&again.memory, &FlatOptions::default());
     }

@@ -40,7 +40,7 @@ struct Cli {
 enum Command {
     /// Build the built-in example machine (an x86 `pc`) and print `info mtree` and `info mtree -f`.
     Demo,
-    /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `--json`).
+    /// Print a machine's memory tree like QEMU's `info mtree` (`-D`, `-f`, `-d`, `-o`), or as data (`--json`).
     Mtree(MtreeArgs),
     /// Write a machine as a board file on stdout: from a board file, or from a QEMU dump.
     ///
@@ -143,15 +143,22 @@ struct MtreeArgs {
     /// Print the flat views (like `info mtree -f`).
     #[arg(short = 'f')]
     flat: bool,
-    /// With -f, also print each view's lookup index (QEMU prints its dispatch tree here).
-    #[arg(short = 'd', requires = "flat")]
+    /// Print the flat views with each view's lookup index (implies -f, as QEMU's `-d` does;
+    /// QEMU prints its dispatch tree here).
+    #[arg(short = 'd')]
     dispatch: bool,
-    /// Print the same information as JSON.
+    /// Print each region's owner (like `info mtree -o`): what a QEMU `-o` dump or a board
+    /// file's `owner` said, ` orphan` when nothing did.
+    #[arg(short = 'o')]
+    owners: bool,
+    /// Print the machine as data (JSON, schema `addrspace-mtree/2` in docs/json-schema.md):
+    /// every region once with an id, nested, and every flat view; -f and -D change nothing
+    /// (disabled regions are there with `"enabled": false`), -d adds the lookup indexes.
     #[arg(long)]
     json: bool,
     /// Instead of printing, compare the machine's `info mtree -f` with a captured one (block
     /// order and FlatView numbers ignored): print the differing lines, exit status 1 if any.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["disabled", "dispatch", "json"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["disabled", "dispatch", "owners", "json"])]
     check: Option<PathBuf>,
 }
 
@@ -223,18 +230,27 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                     ok: c.same,
                 });
             }
-            let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").map_err(|e| e.to_string());
-            let stdout = match (a.flat, a.json) {
-                (true, false) => mtree::print_flat(&m.memory, &FlatOptions { dispatch: a.dispatch }),
-                (true, true) => json(serde_json::to_string_pretty(&mtree::flat::flat_dump(
+            let stdout = if a.json {
+                mtree::mtree_json(&m.memory, a.dispatch)
+                    .to_json()
+                    .map_err(|e| e.to_string())?
+                    + "\n"
+            } else if a.flat || a.dispatch {
+                mtree::print_flat(
                     &m.memory,
-                    &FlatOptions { dispatch: a.dispatch },
-                )))?,
-                (false, false) => mtree::print_tree(&m.memory, &TreeOptions { disabled: a.disabled }),
-                (false, true) => json(serde_json::to_string_pretty(&mtree::tree::tree_dump(
+                    &FlatOptions {
+                        dispatch: a.dispatch,
+                        owners: a.owners,
+                    },
+                )
+            } else {
+                mtree::print_tree(
                     &m.memory,
-                    &TreeOptions { disabled: a.disabled },
-                )))?,
+                    &TreeOptions {
+                        disabled: a.disabled,
+                        owners: a.owners,
+                    },
+                )
             };
             Ok(Outcome {
                 stdout,

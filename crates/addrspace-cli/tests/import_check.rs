@@ -118,6 +118,90 @@ fn owner_dumps_reproduce_qemu() {
     }
 }
 
+/// `-o` variants and the capture each one reproduces from an imported `-o -D` dump.
+const OWNER_VARIANTS: [(&[&str], &str); 3] = [
+    (&["-o", "-D"], "mtree-o-D.txt"),
+    (&["-o"], "mtree-o.txt"),
+    (&["-f", "-o"], "mtree-f-o.txt"),
+];
+
+#[test]
+fn owners_are_kept_and_printed_like_qemu() {
+    for machine in MACHINES {
+        let dump = fixture(machine, "mtree-o-D.txt");
+        let hints = fixture(machine, "hints.toml");
+        // Through a board file too: `owner = "..."` is written and read back.
+        let exported = run_ok(&["board", "--from-qemu", &dump, "--hints", &hints]);
+        assert!(
+            exported.contains("\nowner = \"owner:{"),
+            "{machine}: no owner in the board file"
+        );
+        let board = tempfile_with(&exported);
+        let board = board.path().to_str().unwrap();
+        for (flags, capture) in OWNER_VARIANTS {
+            let want = canonical(&read(&fixture(machine, capture)));
+            let mut args = vec!["mtree", "--from-qemu", &dump, "--hints", &hints];
+            args.extend_from_slice(flags);
+            assert_eq!(canonical(&run_ok(&args)), want, "{machine} {flags:?}");
+            let mut args = vec!["mtree", board];
+            args.extend_from_slice(flags);
+            assert_eq!(canonical(&run_ok(&args)), want, "{machine} {flags:?} via a board file");
+        }
+    }
+}
+
+#[test]
+fn regions_without_owner_print_orphan() {
+    let out = run_ok(&["mtree", "boards/pc.toml", "-o"]);
+    assert!(out.contains("(prio 0, i/o): system orphan\n"), "{out}");
+    assert!(out
+        .lines()
+        .filter(|l| l.contains("(prio "))
+        .all(|l| l.ends_with(" orphan")));
+}
+
+/// A `-d` dump with its dispatch sections (QEMU's `  Dispatch`, our `  Lookup index`: each
+/// a heading at two spaces and lines indented deeper or by tabs) taken out.
+fn without_dispatch(text: &str, heading: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for l in text.lines() {
+        if l.starts_with(heading) {
+            skipping = true;
+            continue;
+        }
+        if skipping && (l.starts_with("    ") || l.starts_with('\t')) {
+            continue;
+        }
+        skipping = false;
+        out += l;
+        out += "\n";
+    }
+    out
+}
+
+#[test]
+fn d_without_f_prints_the_flat_views_with_their_index_like_qemu() {
+    for machine in MACHINES {
+        let flat = canonical(&read(&fixture(machine, "mtree-f.txt")));
+        // What QEMU's `info mtree -d` printed: its flat views, each with a dispatch tree.
+        let qemu = read(&fixture(machine, "mtree-d.txt"));
+        assert_eq!(
+            canonical(&without_dispatch(&qemu, "  Dispatch")),
+            flat,
+            "{machine}: QEMU"
+        );
+        let ours = from_qemu(machine, &["-d"]);
+        assert_eq!(ours, from_qemu(machine, &["-f", "-d"]), "{machine}");
+        assert!(ours.contains("  Lookup index"), "{machine}: {ours}");
+        assert_eq!(
+            canonical(&without_dispatch(&ours, "  Lookup index")),
+            flat,
+            "{machine}: ours"
+        );
+    }
+}
+
 #[test]
 fn plain_dumps_that_lost_regions_are_refused_with_the_reason() {
     for machine in ["x86-pc-512M", "arm-virt-a57-smp2-1G"] {

@@ -11,8 +11,10 @@ use crate::error::{ErrorClass, QmpError};
 pub struct MtreeOptions {
     /// `-f`: the flat views.
     pub flat: bool,
-    /// `-d` (with `-f`): each view's lookup index.
+    /// `-d`: the flat views, each with its lookup index (with or without `-f`, as QEMU).
     pub dispatch: bool,
+    /// `-o`: each region's owner.
+    pub owners: bool,
     /// `-D`: disabled regions too.
     pub disabled: bool,
 }

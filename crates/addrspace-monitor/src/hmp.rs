@@ -9,8 +9,9 @@
 //! `help` (or `?`), `help CMD`, `help info` and a bare `info` list a subset of QEMU's
 //! commands: only those implemented here (`cont`, `device_add`, `device_del`, `help`,
 //! `info`, `quit`, `stop`; `info cpus`, `hotpluggable-cpus`, `mtree`, `status`, `version`),
-//! each with QEMU 10.0.2's own help line, word for word. `info mtree`'s line is QEMU's
-//! too, `-o` included, though we refuse `-o`: our regions have no owner to print.
+//! each with QEMU 10.0.2's own help line, word for word. `info mtree` takes QEMU's flags:
+//! `-d` without `-f` prints the flat views with their lookup indexes, as QEMU 10.0.2 does
+//! (its help line says `-d` needs `-f`; its code does not), and `-o` the regions' owners.
 
 use serde_json::{Map, Value};
 

@@ -73,11 +73,6 @@ const COMMANDS: &[Cmd] = &[
     cmd("stop|s", "", "stop emulation", Args::None),
 ];
 
-/// `info mtree -o`'s answer. QEMU prints each region's owner and parent object; our regions
-/// belong to no object model, so there is nothing to print.
-pub(crate) const MTREE_OWNERS_REFUSED: &str =
-    "Error: info mtree -o is not supported: addrspace regions have no owner (no QOM object model)\n";
-
 /// `info` sub-commands, sorted: only ours, each with QEMU's line (`hmp-help-info.txt`).
 const INFO: &[Cmd] = &[
     cmd("cpus", "", "show infos for each CPU", Args::None),
@@ -250,7 +245,7 @@ fn mtree(name: &str, rest: &str) -> Result<MtreeOptions, String> {
             'f' => opts.flat = true,
             'd' => opts.dispatch = true,
             'D' => opts.disabled = true,
-            _ => return Err(MTREE_OWNERS_REFUSED.to_string()),
+            _ => opts.owners = true,
         }
     }
     no_more(name, p)?;
@@ -361,6 +356,7 @@ mod tests {
                 flat: f,
                 dispatch: d,
                 disabled: dd,
+                owners: false,
             }))
         };
         assert_eq!(parse("info mtree"), m(false, false, false));
@@ -373,8 +369,17 @@ mod tests {
             parse("info mtree -fd"),
             Err("mtree: extraneous characters at the end of line\n".into())
         );
-        assert_eq!(parse("info mtree -o"), Err(MTREE_OWNERS_REFUSED.into()));
-        assert_eq!(parse("info mtree -f -o"), Err(MTREE_OWNERS_REFUSED.into()));
+        assert_eq!(parse("info mtree -d"), m(false, true, false));
+        let o = |f| {
+            Ok(Line::InfoMtree(MtreeOptions {
+                flat: f,
+                owners: true,
+                ..MtreeOptions::default()
+            }))
+        };
+        assert_eq!(parse("info mtree -o"), o(false));
+        assert_eq!(parse("info mtree -f -o"), o(true));
+        assert_eq!(parse("info mtree -o -f"), Err("mtree: unsupported option -f\n".into()));
     }
 
     #[test]

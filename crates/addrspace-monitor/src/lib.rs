@@ -25,8 +25,9 @@
 //!   (ACPI) and `DEVICE_DELETED` comes when the guest has done so, if ever; our machines'
 //!   tiny guests have no ACPI, so a backend unplugs during the command and emits the event
 //!   right after the reply ([`Events::emit_after_reply`]).
-//! - `info mtree -o` (owners) is refused, saying why: our regions have no owner (no QOM
-//!   object model). Its help line is still QEMU's, `-o` included.
+//! - `info mtree -o` prints the owner text a region was given (imported from a QEMU `-o`
+//!   dump, a board file's `owner`, or `Memory::set_owner`): there is no QOM object model
+//!   behind it; a region without one prints QEMU's ` orphan`.
 //! - HMP's `help` lists only the commands we implement (with QEMU's lines).
 //! - `device_add` refuses an `id` that is not an identifier (letter first, then letters,
 //!   digits, `-`, `.`, `_`) with `Parameter 'id' expects an identifier`, the words QEMU

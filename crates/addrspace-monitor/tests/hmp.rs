@@ -105,6 +105,16 @@ fn mtree_options_reach_the_backend() {
     assert_eq!(text(&fake, "info mtree"), fake.mtree_text(false, false, false));
     assert_eq!(text(&fake, "info mtree -f -d -D"), fake.mtree_text(true, true, true));
     assert_eq!(text(&fake, "info mtree -d -f"), "mtree: unsupported option -f\n");
+    // QEMU accepts `-d` without `-f` (and prints the flat views: the backend's business).
+    assert_eq!(text(&fake, "info mtree -d"), fake.mtree_text(false, true, false));
+    assert_eq!(
+        text(&fake, "info mtree -o -D"),
+        fake.mtree_owners(false, false, true, true)
+    );
+    assert_eq!(
+        text(&fake, "info mtree -f -d -o -D"),
+        fake.mtree_owners(true, true, true, true)
+    );
 }
 
 #[test]

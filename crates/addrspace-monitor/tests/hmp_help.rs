@@ -126,15 +126,6 @@ fn help_info_and_bare_info_list_our_subcommands_with_qemus_lines() {
 }
 
 #[test]
-fn info_mtree_owners_is_refused_with_the_reason() {
-    let mut s = session();
-    let text = hmp(&mut s, "info mtree -o");
-    assert!(text.starts_with("Error: info mtree -o is not supported"), "{text}");
-    assert!(text.contains("no owner"), "{text}");
-    assert_eq!(text.matches("\r\n").count(), 1, "one line: {text}");
-}
-
-#[test]
 fn entries_keep_continuation_lines_with_their_command() {
     let text = "a x -- one\r\n\t\t more\r\n[,opt]\r\nb  -- two\r\n";
     assert_eq!(

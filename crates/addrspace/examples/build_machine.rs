@@ -131,7 +131,7 @@ pub fn main() -> Result<(), addrspace::Error> {
     // `info mtree -D` (the region tree, including disabled regions) and `info mtree -f`
     // (the rendered flat view), exactly as QEMU prints them.
     println!("\n== info mtree -D ==");
-    print!("{}", mtree::print_tree(&mem, &TreeOptions { disabled: true }));
+    print!("{}", mtree::print_tree(&mem, &TreeOptions::DISABLED));
     println!("== info mtree -f ==");
     print!("{}", mtree::print_flat(&mem, &FlatOptions::default()));
 

@@ -290,7 +290,7 @@ fn load(text: String) -> Result<Result<(), LoadError>, String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let r = board::load_str(&text, "gen.toml").map(|m| {
-            let tree = mtree::print_tree(&m.memory, &TreeOptions { disabled: true });
+            let tree = mtree::print_tree(&m.memory, &TreeOptions::DISABLED);
             let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
             assert!(!tree.is_empty() && !flat.is_empty());
             for s in &m.address_spaces {

@@ -52,7 +52,7 @@ fn info_mtree_matches_qemu() {
         assert_same(
             &m,
             "mtree.txt",
-            &mtree::print_tree(&mach.memory, &TreeOptions { disabled: false }),
+            &mtree::print_tree(&mach.memory, &TreeOptions::default()),
         );
     }
 }
@@ -64,7 +64,7 @@ fn info_mtree_disabled_matches_qemu() {
         assert_same(
             &m,
             "mtree-D.txt",
-            &mtree::print_tree(&mach.memory, &TreeOptions { disabled: true }),
+            &mtree::print_tree(&mach.memory, &TreeOptions::DISABLED),
         );
     }
 }

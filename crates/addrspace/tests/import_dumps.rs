@@ -37,8 +37,8 @@ fn import(machine: &str, file: &str) -> Result<Machine, addrspace::LoadError> {
 /// `info mtree`, `-D` and `-f` of a machine, canonical.
 fn prints(m: &Machine) -> [String; 3] {
     [
-        canonical(&mtree::print_tree(&m.memory, &TreeOptions { disabled: false })),
-        canonical(&mtree::print_tree(&m.memory, &TreeOptions { disabled: true })),
+        canonical(&mtree::print_tree(&m.memory, &TreeOptions::default())),
+        canonical(&mtree::print_tree(&m.memory, &TreeOptions::DISABLED)),
         canonical(&mtree::print_flat(&m.memory, &FlatOptions::default())),
     ]
 }
@@ -73,7 +73,7 @@ fn owner_text_is_not_taken_for_names_with_spaces_at_signs_and_parentheses() {
     }
     let a = mtree::import_dump(plain, "plain", &Hints::default()).unwrap();
     let b = mtree::import_dump(&with_owners, "owners", &Hints::default()).unwrap();
-    let tree = |m: &Machine| mtree::print_tree(&m.memory, &TreeOptions { disabled: true });
+    let tree = |m: &Machine| mtree::print_tree(&m.memory, &TreeOptions::DISABLED);
     assert_eq!(tree(&a), plain);
     assert_eq!(tree(&b), plain);
 }

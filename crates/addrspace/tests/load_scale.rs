@@ -118,7 +118,7 @@ fn a_deep_dump_imports_and_prints_on_a_small_stack() {
     on_small_stack(|| {
         let text = scale::nested_dump(DEPTH);
         let m = mtree::import_dump(&text, "deep", &Hints::default()).unwrap();
-        assert_eq!(mtree::print_tree(&m.memory, &TreeOptions { disabled: true }), text);
+        assert_eq!(mtree::print_tree(&m.memory, &TreeOptions::DISABLED), text);
         let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
         assert!(
             flat.contains("  0000000000000000-0000000000000fff (prio 0, ram): ram\n"),
@@ -151,7 +151,7 @@ fn a_long_alias_chain_imports_and_prints_on_a_small_stack() {
     on_small_stack(|| {
         let text = alias_chain(CHAIN);
         let m = mtree::import_dump(&text, "chain", &Hints::default()).unwrap();
-        assert_eq!(mtree::print_tree(&m.memory, &TreeOptions { disabled: true }), text);
+        assert_eq!(mtree::print_tree(&m.memory, &TreeOptions::DISABLED), text);
         let flat = mtree::print_flat(&m.memory, &FlatOptions::default());
         assert!(
             flat.contains("  0000000000000000-0000000000000fff (prio 0, ram): ram\n"),

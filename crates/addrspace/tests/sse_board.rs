@@ -33,8 +33,8 @@ fn expected(file: &str) -> String {
 
 fn texts(m: &Machine) -> [String; 3] {
     [
-        mtree::print_tree(&m.memory, &TreeOptions { disabled: false }),
-        mtree::print_tree(&m.memory, &TreeOptions { disabled: true }),
+        mtree::print_tree(&m.memory, &TreeOptions::default()),
+        mtree::print_tree(&m.memory, &TreeOptions::DISABLED),
         mtree::print_flat(&m.memory, &FlatOptions::default()),
     ]
 }

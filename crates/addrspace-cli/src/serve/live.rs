@@ -382,11 +382,13 @@ impl Backend for Live {
     fn mtree(&self, opts: &MtreeOptions) -> Result<String, QmpError> {
         let s = self.lock();
         let mem = &s.machine.memory;
-        Ok(if opts.flat {
+        // QEMU's `-d` alone prints the flat views with their dispatch trees, as `-f -d` does.
+        Ok(if opts.flat || opts.dispatch {
             mtree::print_flat(
                 mem,
                 &FlatOptions {
                     dispatch: opts.dispatch,
+                    owners: opts.owners,
                 },
             )
         } else {
@@ -394,6 +396,7 @@ impl Backend for Live {
                 mem,
                 &TreeOptions {
                     disabled: opts.disabled,
+                    owners: opts.owners,
                 },
             )
         })

@@ -94,10 +94,15 @@ impl Fake {
 
     /// The fake `info mtree` text: it shows which options it got.
     pub fn mtree_text(&self, flat: bool, dispatch: bool, disabled: bool) -> String {
+        self.mtree_owners(flat, dispatch, disabled, false)
+    }
+
+    /// [`Fake::mtree_text`] with `-o` too.
+    pub fn mtree_owners(&self, flat: bool, dispatch: bool, disabled: bool, owners: bool) -> String {
         let cpus = self.lock().cpus.len();
         format!(
             "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n\
-             cpus={cpus} flat={flat} dispatch={dispatch} disabled={disabled}\n"
+             cpus={cpus} flat={flat} dispatch={dispatch} disabled={disabled} owners={owners}\n"
         )
     }
 
@@ -250,7 +255,7 @@ impl Backend for Fake {
     }
 
     fn mtree(&self, opts: &MtreeOptions) -> Result<String, QmpError> {
-        Ok(self.mtree_text(opts.flat, opts.dispatch, opts.disabled))
+        Ok(self.mtree_owners(opts.flat, opts.dispatch, opts.disabled, opts.owners))
     }
 }
 

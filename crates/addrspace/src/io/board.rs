@@ -157,6 +157,10 @@ pub struct RegionDesc {
     /// romd mode of a ROM device (default true).
     #[serde(default = "yes")]
     pub romd: bool,
+    /// The owner text `info mtree -o` prints after the region, in QEMU's words (e.g.
+    /// `owner:{dev id=serial0}`); see [`crate::Memory::set_owner`].
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Offset of a region mapped nowhere (shown by `info mtree` sections).
     #[serde(default)]
     pub addr: Option<Spanned<Number>>,
@@ -460,6 +464,9 @@ fn build(desc: &BoardDesc, cx: &Ctx<'_>, loader: &mut Loader<'_>) -> Result<Mach
             }
             if !r.enabled {
                 set(tx.set_enabled(id, false))?;
+            }
+            if r.owner.is_some() {
+                set(tx.set_owner(id, r.owner.as_deref()))?;
             }
             Ok(())
         };

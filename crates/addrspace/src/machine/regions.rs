@@ -278,6 +278,25 @@ impl Memory {
         })
     }
 
+    /// Sets (or with `None` clears) the owner text `info mtree -o` prints after the region,
+    /// in QEMU's words: `owner:{dev id=ID}`, `owner:{dev path=/machine/...}`,
+    /// `owner:{obj path=...}`, optionally followed by ` parent:{...}`. A region without one
+    /// prints QEMU's ` orphan`. The owner changes no view: nothing is committed.
+    ///
+    /// ```
+    /// use addrspace::Memory;
+    /// let m = Memory::new();
+    /// let uart = m.reservation("uart", 0x1000).unwrap();
+    /// m.set_owner(uart, Some("owner:{dev id=serial0}")).unwrap();
+    /// assert_eq!(m.region_info(uart).unwrap().owner.as_deref(), Some("owner:{dev id=serial0}"));
+    /// ```
+    pub fn set_owner(&self, id: RegionId, owner: Option<&str>) -> Result<()> {
+        self.with_state_unordered(|st| {
+            st.graph.get_mut(id)?.owner = owner.map(Arc::from);
+            Ok(())
+        })
+    }
+
     /// Deletes a region that is unmapped, empty, not aliased and not an address-space root.
     /// Flat views that still show it keep its RAM or ops alive until they are dropped; if
     /// nothing does, its ops are dropped here, after the memory system's state is released

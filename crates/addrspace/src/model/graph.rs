@@ -96,6 +96,7 @@ impl Graph {
             nonvolatile: n.nonvolatile,
             unmergeable: n.unmergeable,
             romd: n.romd,
+            owner: n.owner.as_deref().map(str::to_string),
             container: n.container,
             subregions: n.subregions.iter().rev().copied().collect(),
             alias: match n.body {

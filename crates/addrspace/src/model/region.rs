@@ -197,6 +197,8 @@ pub(crate) struct Node {
     pub nonvolatile: bool,
     pub unmergeable: bool,
     pub romd: bool,
+    /// QEMU's owner text (`info mtree -o`), e.g. `owner:{dev id=uart0}`; printing only.
+    pub owner: Option<Arc<str>>,
     pub container: Option<RegionId>,
     /// Subregions in *ascending* precedence — lowest priority first, oldest first among
     /// equal priorities, i.e. ascending `(priority, seq)` — which is QEMU's list reversed:
@@ -248,6 +250,7 @@ impl Node {
             nonvolatile: false,
             unmergeable: false,
             romd: true,
+            owner: None,
             container: None,
             subregions: Vec::new(),
             unsorted: false,
@@ -307,6 +310,9 @@ pub struct RegionInfo {
     pub unmergeable: bool,
     /// romd mode (meaningful for ROM devices).
     pub romd: bool,
+    /// The owner text `info mtree -o` prints after the region (QEMU's words, e.g.
+    /// `owner:{dev id=uart0}`), if any; see [`crate::Memory::set_owner`].
+    pub owner: Option<String>,
     /// The container it is mapped in.
     pub container: Option<RegionId>,
     /// Subregions in precedence order.

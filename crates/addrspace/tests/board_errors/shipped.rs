@@ -5,7 +5,7 @@ use super::*;
 // Shipped boards against QEMU captures, and export round trips.
 
 pub(crate) fn tree_d(m: &Machine) -> String {
-    mtree::print_tree(&m.memory, &TreeOptions { disabled: true })
+    mtree::print_tree(&m.memory, &TreeOptions::DISABLED)
 }
 
 pub(crate) fn flat(m: &Machine) -> String {

@@ -63,7 +63,7 @@ impl World {
             let _ = writeln!(s, "  {l}");
         }
         s.push_str("---- scoped system: info mtree -D ----\n");
-        s.push_str(&mtree::print_tree(&self.a.mem, &TreeOptions { disabled: true }));
+        s.push_str(&mtree::print_tree(&self.a.mem, &TreeOptions::DISABLED));
         s.push_str("---- scoped views ----\n");
         for (i, sp) in self.a.spaces.iter().enumerate() {
             if let Some(sp) = sp {

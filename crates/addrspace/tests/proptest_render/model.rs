@@ -314,7 +314,7 @@ impl World {
             }
         }
         s.push_str("---- library: info mtree -D ----\n");
-        s.push_str(&mtree::print_tree(&self.mem, &TreeOptions { disabled: true }));
+        s.push_str(&mtree::print_tree(&self.mem, &TreeOptions::DISABLED));
         s
     }
 
@@ -380,6 +380,7 @@ impl World {
                     nonvolatile: n.nonvolatile,
                     unmergeable: n.unmergeable,
                     romd: n.romd,
+                    owner: None,
                     container: n.parent.map(|p| self.ids(p)),
                     subregions: children.iter().map(|&c| self.ids(c)).collect(),
                     alias,

@@ -130,11 +130,11 @@ fn run_spec3(spec: &Spec3) -> TestResult {
     }
     let hints = hints_for(&w, &names);
 
-    let tree1 = mtree::print_tree(&w.mem, &TreeOptions { disabled: true });
+    let tree1 = mtree::print_tree(&w.mem, &TreeOptions::DISABLED);
     let flat1 = mtree::print_flat(&w.mem, &FlatOptions::default());
     let machine = mtree::import_dump(&tree1, "gen", &hints)
         .map_err(|e| w.fail(format!("import failed: {e}\nhints: {hints:?}")))?;
-    let tree2 = mtree::print_tree(&machine.memory, &TreeOptions { disabled: true });
+    let tree2 = mtree::print_tree(&machine.memory, &TreeOptions::DISABLED);
     let flat2 = mtree::print_flat(&machine.memory, &FlatOptions::default());
     if mtree::canonical(&tree1) != mtree::canonical(&tree2) {
         return Err(w.fail(format!(
@@ -148,7 +148,7 @@ fn run_spec3(spec: &Spec3) -> TestResult {
     }
     // Importing the re-printed dump is a fixed point too.
     let again = mtree::import_dump(&tree2, "gen2", &hints).map_err(|e| w.fail(format!("re-import failed: {e}")))?;
-    let tree3 = mtree::print_tree(&again.memory, &TreeOptions { disabled: true });
+    let tree3 = mtree::print_tree(&again.memory, &TreeOptions::DISABLED);
     if tree3 != tree2 {
         return Err(w.fail(format!("second import prints differently\n{tree2}----\n{tree3}")));
     }

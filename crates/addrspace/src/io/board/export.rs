@@ -224,6 +224,9 @@ fn region(
             *out += "\n";
         }
     }
+    if let Some(owner) = &ri.owner {
+        *out += &format!("owner = {}\n", q(owner));
+    }
     // Adding in reverse list order reproduces the list (newest first among equals).
     let kids: Vec<&RegionInfo> = ri.subregions.iter().rev().filter_map(|c| info.get(c)).collect();
     if !kids.is_empty() {

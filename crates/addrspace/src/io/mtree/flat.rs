@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::io::mtree::tree::region_type;
-use crate::machine::memory::Memory;
-use crate::model::region::Body;
+use crate::io::mtree::tree::{push_owner, region_type};
+use crate::machine::memory::{Memory, Snapshot, SpaceView};
+use crate::model::graph::Graph;
+use crate::model::region::{Body, RegionId};
 use crate::view::flatview::FlatView;
+use crate::view::range::FlatRange;
 
 /// Options of `info mtree -f`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,6 +20,8 @@ pub struct FlatOptions {
     /// Also print each view's lookup index (`-d`). QEMU prints its radix dispatch tree
     /// there; ours is a different structure, printed under its own heading.
     pub dispatch: bool,
+    /// Show each range's region's owner text, or ` orphan` (`-o`).
+    pub owners: bool,
 }
 
 /// The whole `info mtree -f` output.
@@ -25,6 +29,8 @@ pub struct FlatOptions {
 pub struct FlatDump {
     /// One entry per distinct flat view.
     pub views: Vec<ViewDump>,
+    /// Range lines end with their region's owner text (`-o`).
+    pub owners: bool,
 }
 
 /// One flat view.
@@ -73,41 +79,59 @@ pub struct RangeLine {
     /// Offset inside the region.
     #[serde(serialize_with = "super::hex")]
     pub offset: u64,
+    /// The region's owner text.
+    pub owner: Option<String>,
+}
+
+/// The flat views as QEMU prints them: one per physical root (roots that share a rendered
+/// view because they are structurally identical are still printed apart), with the address
+/// spaces using it in creation order.
+pub(crate) fn view_groups<'s>(st: &'s Snapshot<'_>) -> Vec<(Option<RegionId>, Arc<FlatView>, Vec<&'s SpaceView>)> {
+    let mut groups: Vec<(Option<RegionId>, Arc<FlatView>, Vec<&SpaceView>)> = Vec::new();
+    let mut group_of: HashMap<Option<RegionId>, usize> = HashMap::new();
+    for sp in &st.spaces {
+        match group_of.get(&sp.phys) {
+            Some(&g) => groups[g].2.push(sp),
+            None => {
+                group_of.insert(sp.phys, groups.len());
+                groups.push((sp.phys, sp.view.clone(), vec![sp]));
+            }
+        }
+    }
+    groups
+}
+
+/// A range's type word as `info mtree -f` prints it: like QEMU, the region's type is read at
+/// print time; only read-only comes from the range.
+pub(crate) fn range_type(g: &Graph, r: &FlatRange) -> &'static str {
+    match g.get(r.region()) {
+        Ok(_) if !r.readonly => region_type(g, r.region()),
+        _ => r.type_word(),
+    }
 }
 
 /// Builds the `info mtree -f` model of `memory`.
 pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
     memory.inspect(|st| {
-        // One view per physical root, as QEMU prints it (roots that share a rendered view
-        // because they are structurally identical are still printed apart).
-        let mut groups: Vec<(Option<crate::model::region::RegionId>, Arc<FlatView>, Vec<SpaceLine>)> = Vec::new();
-        let mut group_of: HashMap<Option<crate::model::region::RegionId>, usize> = HashMap::new();
-        for sp in &st.spaces {
-            let view = sp.view.clone();
-            let root = st.graph.node(sp.root);
-            let line = SpaceLine {
-                name: sp.name.to_string(),
-                root: root.name.to_string(),
-                root_alias: match root.body {
-                    Body::Alias { target, .. } => Some(st.graph.node(target).name.to_string()),
-                    _ => None,
-                },
-            };
-            match group_of.get(&sp.phys) {
-                Some(&g) => groups[g].2.push(line),
-                None => {
-                    group_of.insert(sp.phys, groups.len());
-                    groups.push((sp.phys, view, vec![line]));
-                }
-            }
-        }
-        let views = groups
+        let views = view_groups(st)
             .into_iter()
-            .map(|(phys, v, address_spaces)| ViewDump {
-                address_spaces,
+            .map(|(phys, v, spaces)| ViewDump {
+                address_spaces: spaces
+                    .iter()
+                    .map(|sp| {
+                        let root = st.graph.node(sp.root);
+                        SpaceLine {
+                            name: sp.name.to_string(),
+                            root: root.name.to_string(),
+                            root_alias: match root.body {
+                                Body::Alias { target, .. } => Some(st.graph.node(target).name.to_string()),
+                                _ => None,
+                            },
+                        }
+                    })
+                    .collect(),
                 root: phys.map(|p| st.graph.node(p).name.to_string()),
-                // Like QEMU, the region's priority and type are read at print time; only
-                // read-only and non-volatile come from the range.
+                // Like QEMU, the region's priority is read at print time.
                 ranges: v
                     .ranges()
                     .iter()
@@ -116,18 +140,23 @@ pub fn flat_dump(memory: &Memory, opts: &FlatOptions) -> FlatDump {
                         end: r.last,
                         priority: st.graph.get(r.region()).map_or(r.priority, |n| n.priority),
                         nonvolatile: r.nonvolatile,
-                        type_word: match st.graph.get(r.region()) {
-                            Ok(_) if !r.readonly => region_type(st.graph, r.region()),
-                            _ => r.type_word(),
-                        },
+                        type_word: range_type(st.graph, r),
                         name: r.name().to_string(),
                         offset: r.offset,
+                        owner: st
+                            .graph
+                            .get(r.region())
+                            .ok()
+                            .and_then(|n| n.owner.as_deref().map(str::to_string)),
                     })
                     .collect(),
                 index: if opts.dispatch { v.index_summary() } else { None },
             })
             .collect();
-        FlatDump { views }
+        FlatDump {
+            views,
+            owners: opts.owners,
+        }
     })
 }
 
@@ -150,7 +179,11 @@ impl FlatDump {
                 continue;
             }
             for r in &v.ranges {
-                let _ = writeln!(s, "  {r}");
+                let _ = write!(s, "  {r}");
+                if self.owners {
+                    push_owner(&mut s, r.owner.as_deref());
+                }
+                s.push('\n');
             }
             if let Some(ix) = &v.index {
                 let _ = writeln!(s, "  Lookup index (addrspace buckets; not QEMU's radix dispatch tree)");

@@ -3,11 +3,12 @@
 //! Out: [`tree`] builds the `info mtree [-D]` model (address-space groups and the
 //! `memory-region:` sections of alias targets) and [`flat`] the `info mtree -f` model (one
 //! block per distinct flat view); each model prints as QEMU's exact text or serialises to
-//! JSON, so both outputs always carry the same information.
+//! JSON, so both outputs always carry the same information. [`json`] is the machine as data
+//! (`--json`): regions with ids, nested, aliases by target id, flat views by space.
 //!
 //! [`diff`](mod@diff) says what changed between two machines (regions matched by their place
-//! in the tree, flat ranges per address space); [`lookup`](mod@lookup) says where an address lands in each address space and which containers and
-//! aliases led there.
+//! in the tree, flat ranges per address space); [`lookup`](mod@lookup) says where an address
+//! lands in each address space and which containers and aliases led there.
 //!
 //! In: [`import`] rebuilds a region graph and its address spaces from an `info mtree -D`
 //! dump, with the rules of `mtree-format.md` and an optional hints file for what the text
@@ -20,12 +21,14 @@
 pub mod diff;
 pub mod flat;
 pub mod import;
+pub mod json;
 pub mod lookup;
 pub mod tree;
 
 pub use diff::{diff, MachineDiff};
 pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
+pub use json::{mtree_json, MtreeJson, PRETTY_DEPTH};
 pub use lookup::{lookup, AliasHop, Answer, Hop, Landing, LookupError, RegionRef};
 pub use tree::{print_tree, TreeOptions};
 

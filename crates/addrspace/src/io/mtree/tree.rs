@@ -19,6 +19,16 @@ use crate::model::region::{Body, RegionId};
 pub struct TreeOptions {
     /// Show disabled regions, marked ` [disabled]` (`-D`).
     pub disabled: bool,
+    /// Show each region's owner text, or ` orphan` (`-o`).
+    pub owners: bool,
+}
+
+impl TreeOptions {
+    /// `info mtree -D`: disabled regions too, no owners.
+    pub const DISABLED: TreeOptions = TreeOptions {
+        disabled: true,
+        owners: false,
+    };
 }
 
 /// The whole `info mtree` output.
@@ -26,6 +36,8 @@ pub struct TreeOptions {
 pub struct TreeDump {
     /// Address-space groups, then alias-target sections.
     pub blocks: Vec<TreeBlock>,
+    /// Lines end with their owner text (`-o`).
+    pub owners: bool,
 }
 
 /// One group or section.
@@ -65,6 +77,8 @@ pub struct TreeLine {
     pub alias: Option<AliasWindow>,
     /// Whether the region is enabled.
     pub enabled: bool,
+    /// Owner text (see [`Memory::set_owner`]).
+    pub owner: Option<String>,
 }
 
 /// The target window of an alias line.
@@ -90,6 +104,17 @@ pub(crate) fn region_type(g: &Graph, mut id: RegionId) -> &'static str {
             Body::Leaf(leaf) => return leaf.backend.type_word(n.romd, n.readonly),
         }
     }
+}
+
+/// A container's subregions in `info mtree`'s order: by address, then priority (higher
+/// first); ties keep QEMU's list order (newest first among equal priorities).
+pub(crate) fn print_order(g: &Graph, id: RegionId) -> Vec<RegionId> {
+    let mut kids: Vec<(usize, RegionId)> = g.node(id).subregions.iter().rev().copied().enumerate().collect();
+    kids.sort_by_key(|&(i, c)| {
+        let c = g.node(c);
+        (c.addr, std::cmp::Reverse(c.priority), i)
+    });
+    kids.into_iter().map(|(_, c)| c).collect()
 }
 
 fn last(size: u128) -> u64 {
@@ -164,15 +189,10 @@ impl Printer<'_> {
                     name: n.name.to_string(),
                     alias,
                     enabled: n.enabled,
+                    owner: n.owner.as_deref().map(str::to_string),
                 });
             }
-            // Ties keep QEMU's list order (newest first among equal priorities).
-            let mut kids: Vec<(usize, RegionId)> = n.subregions.iter().rev().copied().enumerate().collect();
-            kids.sort_by_key(|&(i, c)| {
-                let c = self.g.node(c);
-                (c.addr, std::cmp::Reverse(c.priority), i)
-            });
-            for &(_, c) in kids.iter().rev() {
+            for c in print_order(self.g, id).into_iter().rev() {
                 stack.push((c, level + 1, start));
             }
         }
@@ -221,7 +241,10 @@ pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
             });
             i += 1;
         }
-        TreeDump { blocks }
+        TreeDump {
+            blocks,
+            owners: opts.owners,
+        }
     })
 }
 
@@ -258,6 +281,9 @@ impl TreeDump {
                 if !l.enabled {
                     s.push_str(" [disabled]");
                 }
+                if self.owners {
+                    push_owner(&mut s, l.owner.as_deref());
+                }
                 s.push('\n');
             }
             s.push('\n');
@@ -266,7 +292,13 @@ impl TreeDump {
     }
 }
 
-/// `info mtree` (`-D` with `opts.disabled`) as QEMU prints it.
+/// QEMU's `-o` suffix: the owner text, or ` orphan` for a region that has none.
+pub(crate) fn push_owner(s: &mut String, owner: Option<&str>) {
+    s.push(' ');
+    s.push_str(owner.unwrap_or("orphan"));
+}
+
+/// `info mtree` (`-D` with `opts.disabled`, `-o` with `opts.owners`) as QEMU prints it.
 pub fn print_tree(memory: &Memory, opts: &TreeOptions) -> String {
     tree_dump(memory, opts).to_text()
 }
@@ -287,12 +319,12 @@ mod tests {
         m.add_subregion(io, 0x600, pm).unwrap();
         m.set_enabled(pm, false).unwrap();
         let _s = m.address_space("I/O", io).unwrap();
-        let plain = print_tree(&m, &TreeOptions { disabled: false });
+        let plain = print_tree(&m, &TreeOptions::default());
         assert_eq!(
             plain,
             "address-space: I/O\n  0000000000000000-000000000000ffff (prio 0, i/o): io\n      0000000000000600-0000000000000603 (prio 0, i/o): evt\n\n"
         );
-        let all = print_tree(&m, &TreeOptions { disabled: true });
+        let all = print_tree(&m, &TreeOptions::DISABLED);
         assert!(all.contains("    0000000000000600-000000000000063f (prio 0, i/o): pm [disabled]\n"));
 
         let m = Memory::new();

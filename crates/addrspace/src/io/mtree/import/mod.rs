@@ -21,7 +21,7 @@
 //!
 //! Rules 5 and 6 are guesses; [`import_dump_with_report`] says which regions they decided,
 //! unless the hints settle them. `info mtree -D -o` dumps (with owners) import like plain
-//! `-D` dumps; `info mtree` without `-D` and `info mtree -f` are refused with a message
+//! `-D` dumps, each region keeping its owner text; `info mtree` without `-D` and `info mtree -f` are refused with a message
 //! saying why. Everything is linear or O(n log n) in the size of the dump: [`plan_dump`] is
 //! the importer's own work, [`DumpPlan::build`] the calls on [`crate::Memory`].
 

@@ -2,8 +2,9 @@
 //!
 //! Indentation gives the hierarchy (rule 1): a stack of the open line at each level finds a
 //! line's parent in O(1), whatever the number of earlier siblings. `-o` dumps are accepted:
-//! the owner text QEMU appends (` owner:{…}`, ` parent:{…}`, ` orphan`) is dropped when most
-//! region lines carry it (then a line without it is an error). Dumps that cannot be imported faithfully — `info mtree -f`, or
+//! the owner text QEMU appends (` owner:{…}`, ` parent:{…}`, ` orphan`) is kept as the
+//! region's owner when most region lines carry it (then a line without it is an error);
+//! ` orphan` means no owner. Dumps that cannot be imported faithfully — `info mtree -f`, or
 //! `info mtree` without `-D`, which leaves disabled regions out — are refused with a message
 //! that says what to capture instead.
 
@@ -58,6 +59,8 @@ pub(super) struct Line {
     pub name: String,
     pub alias: Option<AliasRef>,
     pub disabled: bool,
+    /// Owner text of an `-o` dump (`None` for ` orphan` or a dump without owners).
+    pub owner: Option<String>,
     pub parent: Option<usize>,
     /// In print order.
     pub children: Vec<usize>,
@@ -301,10 +304,12 @@ impl Parser<'_> {
             None => (false, ty),
         };
         let ty = Ty::parse(ty).ok_or_else(|| bad("unknown type word"))?;
-        let rest = if self.owners {
-            strip_owner(rest).ok_or_else(|| bad("owner text, as on the other lines of this -o dump"))?
+        let (rest, owner) = if self.owners {
+            let kept = strip_owner(rest).ok_or_else(|| bad("owner text, as on the other lines of this -o dump"))?;
+            let owner = &rest[kept.len() + 1..];
+            (kept, (owner != "orphan").then(|| owner.to_string()))
         } else {
-            rest
+            (rest, None)
         };
         let (rest, disabled) = match rest.strip_suffix(" [disabled]") {
             Some(r) => (r, true),
@@ -381,6 +386,7 @@ impl Parser<'_> {
             name,
             alias,
             disabled,
+            owner,
             parent,
             children: Vec::new(),
             rel,

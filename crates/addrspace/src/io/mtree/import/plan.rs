@@ -52,6 +52,8 @@ struct Planned {
     nv: bool,
     disabled: bool,
     readonly: bool,
+    /// Owner text of an `-o` dump.
+    owner: Option<String>,
     /// Children in the order they are added (the winner last).
     children: Vec<usize>,
 }
@@ -215,6 +217,7 @@ pub(super) fn plan(d: &Dump<'_>, canon: &[usize], hints: &Hints) -> Result<DumpP
             nv: l.nv,
             disabled: l.disabled,
             readonly: readonly.contains(name),
+            owner: l.owner.clone(),
             children,
         });
     }
@@ -325,6 +328,9 @@ impl DumpPlan {
                 }
                 if r.root && r.prio != 0 {
                     tx.set_priority(id, r.prio)?;
+                }
+                if r.owner.is_some() {
+                    tx.set_owner(id, r.owner.as_deref())?;
                 }
                 Ok(())
             })();

@@ -154,7 +154,7 @@ mod tests {
         let _space = m.address_space("memory", sys).unwrap();
         (
             print_flat(&m, &FlatOptions::default()),
-            print_tree(&m, &TreeOptions { disabled: true }),
+            print_tree(&m, &TreeOptions::DISABLED),
         )
     }
 
