@@ -221,15 +221,8 @@ fn regions(st: &Snapshot<'_>, places: &mut Places) -> HashMap<u32, Slot> {
         };
         let mut stack = vec![(id, places.place(TOP, top), t)];
         while let Some((id, place, index)) = stack.pop() {
-            let n = g.node(id);
-            // `info mtree` order: address, priority (higher first), list order.
-            let mut kids: Vec<(usize, RegionId)> = n.subregions.iter().rev().copied().enumerate().collect();
-            kids.sort_by_key(|&(i, c)| {
-                let c = g.node(c);
-                (c.addr, std::cmp::Reverse(c.priority), i)
-            });
             let mut seen: HashMap<String, usize> = HashMap::new();
-            for (k, &(_, c)) in kids.iter().enumerate() {
+            for (k, c) in super::tree::print_order(g, id).into_iter().enumerate() {
                 let segment = indexed(&g.node(c).name, &mut seen);
                 stack.push((c, places.place(place, segment), k));
             }

@@ -100,7 +100,7 @@ pub struct Landing {
     pub priority: i32,
     /// Read-only through this range (the region's flag or an enclosing region's).
     pub readonly: bool,
-    /// romd mode of a ROM device (reads from its RAM).
+    /// A ROM device in romd mode (reads from its RAM); false for every other kind.
     pub romd: bool,
     /// Non-volatile.
     pub nonvolatile: bool,
@@ -199,7 +199,9 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
         type_word: r.type_word(),
         priority: r.priority,
         readonly: r.readonly,
-        romd: r.romd,
+        // Every range carries QEMU's romd_mode (true unless a ROM device left it); it means
+        // something only for a ROM device, as `mtree --json` reports it.
+        romd: r.romd && matches!(r.leaf.backend(), Backend::RomDevice(..)),
         nonvolatile: r.nonvolatile,
         dirty_log: r.dirty.bits(),
     });
