@@ -15,6 +15,7 @@ use crate::base::addr::GuestAddr;
 use crate::machine::memory::{Memory, Snapshot, SpaceView};
 use crate::model::graph::Graph;
 use crate::model::region::{Backend, Body, Node, RegionId};
+use crate::view::render::physical_root_chain;
 
 /// Why [`lookup`] could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,7 +206,7 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
         nonvolatile: r.nonvolatile,
         dirty_log: r.dirty.bits(),
     });
-    let path = walk(g, sp.root, addr)
+    let path = path_to(g, sp.root, addr)
         .into_iter()
         .map(|(id, base)| {
             let n = g.node(id);
@@ -232,6 +233,24 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
         range,
         path,
     }
+}
+
+/// The path at `addr` from the space's root `root`: the regions QEMU's root simplification
+/// steps through (full-size aliases at offset 0, only children at 0; the view is rendered from
+/// where it stops, at that region's own address, as QEMU's `render_memory_region` does), then
+/// the walk from there. The simplified-away regions all hold `addr` at the offset the view's
+/// root holds it.
+fn path_to(g: &Graph, root: RegionId, addr: u64) -> Vec<(RegionId, i128)> {
+    let mut chain = Vec::new();
+    let Some(phys) = physical_root_chain(g, root, &mut chain) else {
+        return Vec::new();
+    };
+    let mut path = walk(g, phys, addr);
+    if let Some(&(_, base)) = path.first() {
+        let k = chain.iter().position(|&c| c == phys).unwrap_or(0);
+        path.splice(0..0, chain[..k].iter().map(|&id| (id, base)));
+    }
+    path
 }
 
 /// A step of the walk, at `depth` in the path.
@@ -306,6 +325,26 @@ mod tests {
 
     fn names(a: &Answer) -> Vec<&str> {
         a.path.iter().map(|h| h.region.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_simplified_root_answers_where_the_view_puts_it() {
+        // `root` is also mapped elsewhere at 1 GiB; QEMU renders its space from `bank` (its
+        // only child, at 0), at `bank`'s own address, so `dev` answers at 0x10, not at
+        // 1 GiB + 0x10 (a walk from `root` at its address found nothing there).
+        let m = Memory::new();
+        let outer = m.container("outer", SIZE_2_64).unwrap();
+        let root = m.container("root", 0x10000).unwrap();
+        let bank = m.container("bank", 0x10000).unwrap();
+        let dev = m.ram("dev", 0x100).unwrap();
+        m.add_subregion(bank, 0, dev).unwrap();
+        m.add_subregion(root, 0, bank).unwrap();
+        m.add_subregion(outer, 0x4000_0000, root).unwrap();
+        let _s = m.address_space("as", root).unwrap();
+        let a = &lookup(&m, 0x10, None).unwrap()[0];
+        assert_eq!(a.range.as_ref().map(|r| r.region.id), Some(dev));
+        assert_eq!(names(a), ["root", "bank", "dev"]);
+        assert_eq!(a.path.iter().map(|h| h.offset).collect::<Vec<_>>(), [0x10, 0x10, 0x10]);
     }
 
     #[test]
