@@ -88,7 +88,7 @@ fn the_svg_is_well_formed_for_every_board_and_fixture() {
             .output()
             .unwrap();
         let flat: serde_json::Value = serde_json::from_slice(&flat.stdout).unwrap();
-        let ranges: usize = flat["views"]
+        let ranges: usize = flat["flat_views"]
             .as_array()
             .unwrap()
             .iter()
