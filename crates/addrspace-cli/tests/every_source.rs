@@ -1,5 +1,6 @@
 //! The map-reading commands on every shipped board and every QEMU capture: `lookup` answers
-//! at each flat range's first and last address with the region `info mtree -f` prints there,
+//! at each flat range's first and last address with the region `info mtree -f` prints there
+//! (by name and by its `mtree --json` id),
 //! `diff` of a source against itself is empty (exit 0), and `map` draws both pictures.
 
 mod common;
@@ -71,6 +72,11 @@ fn lookup_answers_with_the_flat_views_region_at_every_range_edge() {
                     let answer = &v.as_array().expect("answers")[0];
                     assert_eq!(
                         answer["range"]["region"]["name"], r["name"],
+                        "{src:?}: lookup {at} in {space}: {answer}"
+                    );
+                    // The same region by id: lookup's answers join with mtree --json's tree.
+                    assert_eq!(
+                        answer["range"]["region"]["mtree_id"], r["region"],
                         "{src:?}: lookup {at} in {space}: {answer}"
                     );
                     checked += 1;

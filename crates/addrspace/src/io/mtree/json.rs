@@ -162,6 +162,11 @@ struct Numbering {
     order: Vec<(RegionId, Option<usize>)>,
 }
 
+/// Every region's `id` in the document (for `lookup`'s answers, which name regions too).
+pub(super) fn mtree_ids(st: &Snapshot<'_>) -> HashMap<RegionId, u32> {
+    number(st).ids
+}
+
 fn number(st: &Snapshot<'_>) -> Numbering {
     let g = st.graph;
     let mut tops: Vec<RegionId> = Vec::new();

@@ -9,6 +9,8 @@
 //! included), a container with a hole at the address letting lower-precedence siblings show
 //! through, and an MMIO region with subregions answering itself only where none of them do.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::base::addr::GuestAddr;
@@ -40,6 +42,10 @@ pub struct RegionRef {
     pub id: RegionId,
     /// Its name.
     pub name: String,
+    /// Its `id` in `addrspace mtree --json`'s document (numbered in `info mtree` print order),
+    /// so an answer can be joined with the tree; `None` for a region that document does not
+    /// list (one no address space reaches).
+    pub mtree_id: Option<u32>,
 }
 
 fn id_string<S: serde::Serializer>(id: &RegionId, s: S) -> Result<S::Ok, S::Error> {
@@ -158,19 +164,21 @@ pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Ans
                 });
             }
         }
+        let ids = super::json::mtree_ids(st);
         Ok(st
             .spaces
             .iter()
             .filter(|sp| space.is_none_or(|n| &*sp.name == n))
-            .map(|sp| answer(st, sp, addr))
+            .map(|sp| answer(st, sp, addr, &ids))
             .collect())
     })
 }
 
-fn region_ref(g: &Graph, id: RegionId) -> RegionRef {
+fn region_ref(g: &Graph, ids: &HashMap<RegionId, u32>, id: RegionId) -> RegionRef {
     RegionRef {
         id,
         name: g.node(id).name.to_string(),
+        mtree_id: ids.get(&id).copied(),
     }
 }
 
@@ -186,15 +194,12 @@ pub(crate) fn kind(n: &Node) -> &'static str {
     }
 }
 
-fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
+fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64, ids: &HashMap<RegionId, u32>) -> Answer {
     let g = st.graph;
     let range = sp.view.lookup(GuestAddr(addr)).map(|(r, off)| Landing {
         start: r.start,
         last: r.last,
-        region: RegionRef {
-            id: r.region(),
-            name: r.name().to_string(),
-        },
+        region: region_ref(g, ids, r.region()),
         offset: off.0,
         kind: g.get(r.region()).map_or(r.leaf.backend().kind().as_str(), kind),
         type_word: r.type_word(),
@@ -211,7 +216,7 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
         .map(|(id, base)| {
             let n = g.node(id);
             Hop {
-                region: region_ref(g, id),
+                region: region_ref(g, ids, id),
                 kind: kind(n),
                 addr: n.addr,
                 priority: n.priority,
@@ -219,7 +224,7 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64) -> Answer {
                 offset: (i128::from(addr) - base) as u64,
                 alias: match n.body {
                     Body::Alias { target, offset } => Some(AliasHop {
-                        target: region_ref(g, target),
+                        target: region_ref(g, ids, target),
                         offset,
                     }),
                     _ => None,
