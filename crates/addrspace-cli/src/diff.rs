@@ -97,7 +97,10 @@ fn alias(a: &AliasOf) -> String {
 pub fn main(args: &DiffArgs) -> ExitCode {
     match run(args) {
         Ok((out, guessed, same)) => {
-            print!("{out}");
+            if let Err(e) = crate::output::stdout(&out) {
+                eprintln!("addrspace: {e}");
+                return ExitCode::from(2);
+            }
             eprint!("{guessed}");
             ExitCode::from(u8::from(!same))
         }

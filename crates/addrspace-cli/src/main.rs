@@ -13,6 +13,7 @@ mod demo_board;
 mod diff;
 mod lookup;
 mod map;
+mod output;
 mod progress;
 mod run;
 mod serve;
@@ -112,7 +113,7 @@ struct RunArgs {
 
 #[derive(Args)]
 struct SourceArgs {
-    /// A board file (TOML).
+    /// A board file (TOML), or a QEMU `info mtree -D` dump (told apart by content).
     board: Option<PathBuf>,
     /// Import a QEMU `info mtree -D` dump (`info mtree -D -o` too) instead of a board file.
     #[arg(long, value_name = "DUMP")]
@@ -188,16 +189,11 @@ fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
         (None, None) => return Err("give a board file, or --from-qemu DUMP".into()),
         _ => {}
     }
-    if src.hints.is_some() && src.from_qemu.is_none() {
-        return Err("--hints applies to --from-qemu imports only".into());
-    }
     if let Some(dump) = &src.from_qemu {
         return source::load_dump(&source::read(dump)?, &dump.display().to_string(), src.hints.as_deref());
     }
-    let path = src.board.as_ref().expect("checked above");
-    // Printing and exporting run no device: a device model the board names is a placeholder.
-    let machine = board::Loader::new().placeholders(true).load_file(path);
-    Ok((machine.map_err(|e| e.to_string())?, String::new()))
+    // A board file, or a dump given without --from-qemu: told apart by content.
+    source::load_source(src.board.as_ref().expect("checked above"), src.hints.as_deref())
 }
 
 /// `--check FILE` against the machine's flat views.
@@ -325,7 +321,10 @@ fn main() -> ExitCode {
         }
         return match run::run(&a.board, a.cycles) {
             Ok((report, ok)) => {
-                print!("{report}");
+                if let Err(e) = output::stdout(&report) {
+                    eprintln!("addrspace: {e}");
+                    return ExitCode::FAILURE;
+                }
                 if ok {
                     ExitCode::SUCCESS
                 } else {
@@ -338,7 +337,10 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(out) => {
-            print!("{}", out.stdout);
+            if let Err(e) = output::stdout(&out.stdout) {
+                eprintln!("addrspace: {e}");
+                return ExitCode::FAILURE;
+            }
             eprint!("{}", out.stderr);
             if out.ok {
                 ExitCode::SUCCESS

@@ -36,6 +36,12 @@ pub struct SoakArgs {
 
 /// Runs `addrspace soak`: the report for stdout, or an error (growth included).
 pub fn run(a: &SoakArgs) -> Result<String, String> {
+    if crate::source::is_dump(&a.board) {
+        return Err(format!(
+            "{} is a QEMU `info mtree` dump: soak needs a board file with CPU clusters",
+            a.board.display()
+        ));
+    }
     let m = board::Loader::new().placeholders(true).load_file(&a.board);
     let m = m.map_err(|e| e.to_string())?;
     let target = target(&m, a.cluster.as_deref(), a.slot)?;

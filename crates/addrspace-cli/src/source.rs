@@ -35,6 +35,11 @@ pub enum Kind {
     FlatDump,
 }
 
+/// Whether `path` holds a QEMU dump (for commands that take board files only).
+pub fn is_dump(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| kind_of(&t) != Kind::Board)
+}
+
 /// Tells a dump from a board file by its first meaningful line: QEMU's tree starts with
 /// `address-space: NAME` (or `memory-region: NAME`), its flat views with `FlatView #N`;
 /// anything else is taken for a board file (whose parser then says what is wrong).
@@ -63,6 +68,11 @@ pub fn read(path: &Path) -> Result<String, String> {
 pub fn load_source(path: &Path, hints: Option<&Path>) -> Result<(Machine, String), String> {
     let text = read(path)?;
     let name = path.display().to_string();
+    if text.trim().is_empty() {
+        return Err(format!(
+            "{name} is empty: give a board file or a QEMU `info mtree -D` dump"
+        ));
+    }
     match kind_of(&text) {
         Kind::Dump => load_dump(&text, &name, hints),
         Kind::FlatDump => Err(format!(

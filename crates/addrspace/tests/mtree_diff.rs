@@ -59,7 +59,7 @@ fn change(path: &[&str], change: Change) -> RegionChange {
 #[test]
 fn every_change_is_reported_at_its_place_in_the_tree() {
     let d = diff_of(false, true);
-    let sys = "system (AS dma, memory)";
+    let sys = "system (AS memory)";
     let want = [
         change(
             &[sys, "low"],
@@ -148,4 +148,16 @@ fn flat_changes_are_by_address_and_grouped_by_space() {
 fn identical_machines_have_an_empty_diff() {
     let d = diff_of(true, true);
     assert!(d.is_empty(), "{d:#?}");
+}
+
+/// A second space over a root (a second CPU's `cpu-memory-1` over `system`) changes no
+/// region's place: roots are named after their first address space, not after all of them.
+#[test]
+fn a_space_added_over_an_existing_root_renames_no_region() {
+    let (a, _a_spaces) = machine(false);
+    let (b, mut b_spaces) = machine(false);
+    let system = b_spaces[0].root();
+    b_spaces.push(b.address_space("cpu-memory-1", system).unwrap());
+    let d = diff(&a, &b);
+    assert!(d.regions.is_empty(), "region changes: {:?}", d.regions);
 }

@@ -36,6 +36,9 @@ pub fn run(args: &MapArgs) -> Result<String, String> {
     if args.svg.is_none() && args.html.is_none() {
         return Err("map: say where to draw it: --svg OUT.svg and/or --html OUT.html".into());
     }
+    if args.svg.is_some() && args.svg == args.html {
+        return Err("map: --svg and --html name the same file".into());
+    }
     let (machine, guessed) = args.source.load()?;
     let map = model::Map::of(&machine, &args.source.source.display().to_string());
     let write = |path: &PathBuf, text: String| {

@@ -212,11 +212,11 @@ fn regions(st: &Snapshot<'_>, places: &mut Places) -> HashMap<u32, Slot> {
     let mut seen_tops: HashMap<String, usize> = HashMap::new();
     for (t, id) in g.ids().filter(|&id| g.node(id).container.is_none()).enumerate() {
         let n = g.node(id);
-        let top = match roots.get_mut(&id) {
-            Some(spaces) => {
-                spaces.sort();
-                format!("{} (AS {})", n.name, spaces.join(", "))
-            }
+        let top = match roots.get(&id) {
+            // Named after its first address space (creation order): unique, and the same
+            // when spaces are added or removed later (a second CPU's space over `system`
+            // must not rename every region under it).
+            Some(spaces) => format!("{} (AS {})", n.name, spaces[0]),
             None => indexed(&n.name, &mut seen_tops),
         };
         let mut stack = vec![(id, places.place(TOP, top), t)];
