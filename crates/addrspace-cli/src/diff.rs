@@ -22,18 +22,20 @@ pub struct DiffArgs {
     a: PathBuf,
     /// The second machine, likewise.
     b: PathBuf,
-    /// For the dumps among A and B, what they do not say (TOML, as `mtree --hints`).
-    #[arg(long, value_name = "HINTS.toml")]
-    hints: Option<PathBuf>,
+    /// What the dumps do not say (TOML, as `mtree --hints`): given once, for both A and B;
+    /// given twice, the first for A and the second for B (two machines rarely share one).
+    #[arg(long, value_name = "HINTS.toml", num_args = 1, action = clap::ArgAction::Append)]
+    hints: Vec<PathBuf>,
     /// Print the differences as JSON.
     #[arg(long)]
     json: bool,
 }
 
-/// Loads a side; the hints apply to it if it is a dump.
-fn load(path: &Path, hints: Option<&Path>) -> Result<(addrspace::Machine, String), String> {
+/// Loads a side; the hints apply to it if it is a dump, and are an error for a board file
+/// given its own hints.
+fn load(path: &Path, hints: Option<&Path>, own: bool) -> Result<(addrspace::Machine, String), String> {
     let dump = source::kind_of(&source::read(path)?) == source::Kind::Dump;
-    source::load_source(path, hints.filter(|_| dump))
+    source::load_source(path, hints.filter(|_| dump || own))
 }
 
 /// The differences as text; empty when there are none.
@@ -112,8 +114,14 @@ pub fn main(args: &DiffArgs) -> ExitCode {
 }
 
 fn run(args: &DiffArgs) -> Result<(String, String, bool), String> {
-    let (ma, ga) = load(&args.a, args.hints.as_deref())?;
-    let (mb, gb) = load(&args.b, args.hints.as_deref())?;
+    let (ha, hb, own) = match args.hints.as_slice() {
+        [] => (None, None, false),
+        [h] => (Some(h.as_path()), Some(h.as_path()), false),
+        [a, b] => (Some(a.as_path()), Some(b.as_path()), true),
+        _ => return Err("--hints: give one hints file for both sources, or one for A and one for B".into()),
+    };
+    let (ma, ga) = load(&args.a, ha, own)?;
+    let (mb, gb) = load(&args.b, hb, own)?;
     let d = mtree::diff(&ma.memory, &mb.memory);
     let out = if args.json {
         serde_json::to_string_pretty(&d).map_err(|e| e.to_string())? + "\n"

@@ -138,3 +138,22 @@ fn errors_exit_2() {
     let err = String::from_utf8(run(&["diff", &before(), "no/such/file"]).stderr).unwrap();
     assert!(err.contains("cannot read no/such/file"), "{err}");
 }
+
+/// Two machines rarely share a hints file: `--hints` twice gives A and B their own. With pc's
+/// hints applied to virt too, virt's platform bus (an empty container QEMU renders as nothing)
+/// shows as an MMIO range QEMU never prints; with virt's own hints it does not.
+#[test]
+fn hints_given_twice_are_one_per_side() {
+    let virt = fixture("arm-virt-a57-smp2-1G", "mtree-D.txt");
+    let virt_hints = fixture("arm-virt-a57-smp2-1G", "hints.toml");
+    let range = "): platform bus";
+    assert!(!read(&virt_hints.replace("hints.toml", "mtree-f.txt")).contains(range));
+    let (code, shared) = diff(&[&before(), &virt, "--hints", HINTS]);
+    assert_eq!(code, Some(1));
+    assert!(shared.contains(range), "pc's hints on virt: {shared}");
+    let (code, own) = diff(&[&before(), &virt, "--hints", HINTS, "--hints", &virt_hints]);
+    assert_eq!(code, Some(1));
+    assert!(!own.contains(range), "virt's own hints: {own}");
+    let (code, _) = diff(&[&before(), &virt, "--hints", HINTS, "--hints", HINTS, "--hints", HINTS]);
+    assert_eq!(code, Some(2), "three hints files");
+}
