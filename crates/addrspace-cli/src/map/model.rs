@@ -220,17 +220,18 @@ impl Map {
         map
     }
 
-    /// Asks `lookup` about each range's first address in its column's first space: the path
-    /// there, and the attributes the flat dump does not print. A range whose answer names
-    /// another range (which a consistent lookup never gives) keeps what the dump said.
+    /// Asks `lookup` about each range's first address in its column's first space (one
+    /// snapshot per column): the path there, and the attributes the flat dump does not print.
+    /// A range whose answer names another range (which a consistent lookup never gives) keeps
+    /// what the dump said.
     fn add_paths(&mut self, machine: &Machine) {
         for col in &mut self.columns {
             let Some(space) = col.spaces.first() else { continue };
-            for r in &mut col.ranges {
-                let Ok(answers) = mtree::lookup(&machine.memory, r.start, Some(space)) else {
-                    continue;
-                };
-                let Some(a) = answers.first() else { continue };
+            let starts: Vec<u64> = col.ranges.iter().map(|r| r.start).collect();
+            let Ok(answers) = mtree::lookup_in(&machine.memory, space, &starts) else {
+                continue;
+            };
+            for (r, a) in col.ranges.iter_mut().zip(&answers) {
                 let Some(l) = a.range.as_ref().filter(|l| l.start == r.start && l.last == r.last) else {
                     continue;
                 };

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::base::addr::GuestAddr;
 use crate::machine::memory::{Memory, Snapshot, SpaceView};
 use crate::model::graph::Graph;
-use crate::model::region::{Backend, Body, Node, RegionId};
+use crate::model::region::{Backend, Body, Node, RegionId, RegionKind};
 use crate::view::render::physical_root_chain;
 
 /// Why [`lookup`] could not answer.
@@ -156,14 +156,7 @@ pub struct Answer {
 /// ```
 pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Answer>, LookupError> {
     memory.inspect(|st| {
-        if let Some(name) = space {
-            if !st.spaces.iter().any(|sp| &*sp.name == name) {
-                return Err(LookupError::UnknownSpace {
-                    name: name.to_string(),
-                    known: st.spaces.iter().map(|sp| sp.name.to_string()).collect(),
-                });
-            }
-        }
+        check_space(st, space)?;
         let ids = super::json::mtree_ids(st);
         Ok(st
             .spaces
@@ -172,6 +165,41 @@ pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Ans
             .map(|sp| answer(st, sp, addr, &ids))
             .collect())
     })
+}
+
+/// [`lookup`] of many addresses in one address space, from one snapshot of the machine (a
+/// picture of the map asks about every range: one lock and one numbering of the regions,
+/// not one per address). The answers are in the order of `addrs`.
+///
+/// ```
+/// use addrspace::{mtree, Memory, SIZE_2_64};
+/// let m = Memory::new();
+/// let sys = m.container("system", SIZE_2_64).unwrap();
+/// let ram = m.ram("ram", 0x1000).unwrap();
+/// m.add_subregion(sys, 0x1000, ram).unwrap();
+/// let _space = m.address_space("memory", sys).unwrap();
+/// let answers = mtree::lookup_in(&m, "memory", &[0, 0x1000]).unwrap();
+/// assert!(answers[0].range.is_none());
+/// assert_eq!(answers[1].range.as_ref().unwrap().region.name, "ram");
+/// ```
+pub fn lookup_in(memory: &Memory, space: &str, addrs: &[u64]) -> Result<Vec<Answer>, LookupError> {
+    memory.inspect(|st| {
+        check_space(st, Some(space))?;
+        let ids = super::json::mtree_ids(st);
+        let sp = st.spaces.iter().find(|sp| &*sp.name == space).expect("checked above");
+        Ok(addrs.iter().map(|&a| answer(st, sp, a, &ids)).collect())
+    })
+}
+
+/// An error naming the spaces that exist, if `space` is not one of them.
+fn check_space(st: &Snapshot<'_>, space: Option<&str>) -> Result<(), LookupError> {
+    match space {
+        Some(name) if !st.spaces.iter().any(|sp| &*sp.name == name) => Err(LookupError::UnknownSpace {
+            name: name.to_string(),
+            known: st.spaces.iter().map(|sp| sp.name.to_string()).collect(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn region_ref(g: &Graph, ids: &HashMap<RegionId, u32>, id: RegionId) -> RegionRef {
@@ -184,13 +212,9 @@ fn region_ref(g: &Graph, ids: &HashMap<RegionId, u32>, id: RegionId) -> RegionRe
 
 /// A region's kind word: `container`, `alias`, `rom` (read-only RAM), or its backend's kind.
 pub(crate) fn kind(n: &Node) -> &'static str {
-    match &n.body {
-        Body::Container => "container",
-        Body::Alias { .. } => "alias",
-        Body::Leaf(leaf) => match leaf.backend() {
-            Backend::Ram(_) if n.readonly => "rom",
-            b => b.kind().as_str(),
-        },
+    match n.kind() {
+        RegionKind::Ram if n.readonly => "rom",
+        k => k.as_str(),
     }
 }
 

@@ -29,7 +29,7 @@ pub use diff::{diff, MachineDiff};
 pub use flat::{print_flat, FlatOptions};
 pub use import::{import_dump, import_dump_with_report, plan_dump, Guess, GuessKind, Hints};
 pub use json::{mtree_json, MtreeJson, PRETTY_DEPTH};
-pub use lookup::{lookup, AliasHop, Answer, Hop, Landing, LookupError, RegionRef};
+pub use lookup::{lookup, lookup_in, AliasHop, Answer, Hop, Landing, LookupError, RegionRef};
 pub use tree::{print_tree, TreeOptions};
 
 pub(crate) use crate::base::addr::hex;
