@@ -166,11 +166,16 @@ impl FlatView {
     /// takes without looking the chunk up again.
     #[inline(always)]
     pub(crate) fn find_own(&self, addr: u64, mru: &mut Mru) -> Option<Own<'_>> {
-        // Two copies, each with `search` constant (the compiler laid the run-time flag's
-        // version out with the search further from the hit: random lookups 0.3 ns slower).
+        // The last hit first, before anything else is loaded or tested (testing whether the
+        // view is layered first cost every repeated lookup 0.25 ns); then two copies of the
+        // rest, each with `search` constant (the compiler laid the run-time flag's version
+        // out with the search further from the hit: random lookups 0.3 ns slower).
+        if let Some(own) = self.body.last_hit(addr, mru) {
+            return Some(own);
+        }
         match self.layer {
-            None => self.body.find(addr, mru, true),
-            Some(_) => self.body.find(addr, mru, false),
+            None => self.body.find_past_hit(addr, mru, true),
+            Some(_) => self.body.find_past_hit(addr, mru, false),
         }
     }
 

@@ -313,14 +313,22 @@ impl Body {
         Some((m.offsets[*chunk], &m.parts.get(*chunk)?.ranges[..]))
     }
 
-    /// The range containing `addr`, the last hit first (remembering this one); with
-    /// `search` false (a layered view's own ranges), only the last hit.
+    /// The last hit, if it is a range of the inline chunk that contains `addr`. A lookup is
+    /// this, then [`find_past_hit`](Self::find_past_hit): split so that a view tests
+    /// nothing (not even whether it is layered) before its last hit.
     #[inline(always)]
-    pub(crate) fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
+    pub(crate) fn last_hit(&self, addr: u64, mru: &Mru) -> Option<Own<'_>> {
         let c = &self.one;
-        if c.direct.contains(mru.index, addr) {
-            return Some(Own { chunk: c, i: mru.index });
-        }
+        c.direct
+            .contains(mru.index, addr)
+            .then_some(Own { chunk: c, i: mru.index })
+    }
+
+    /// The range containing `addr` once [`last_hit`](Self::last_hit) missed, remembering
+    /// it; with `search` false (a layered view's own ranges), only a chunked view's last hit.
+    #[inline(always)]
+    pub(crate) fn find_past_hit(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
+        let c = &self.one;
         if search {
             if let Some(i) = c.search(addr) {
                 mru.learn(i);
