@@ -215,7 +215,7 @@ impl Chunks {
             return None;
         }
         let (chunk, pos, i) = self.locate(addr)?;
-        mru.learn(pos);
+        mru.learn_among_many(pos);
         Some(Own { chunk, i })
     }
 
