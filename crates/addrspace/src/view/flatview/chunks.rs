@@ -236,9 +236,8 @@ impl Chunks {
 pub(crate) struct Body {
     /// All the ranges of a view of at most [`CHUNK_MAX`]; empty when `many` holds them.
     one: Chunk,
-    /// Not boxed: boxing it (80 bytes less per view) measured 0.4 ns slower per lookup in
-    /// plain and layered views, though their paths never read it.
-    many: Option<Chunks>,
+    /// Boxed: 80 bytes less in every view, and nearly every view has none.
+    many: Option<Box<Chunks>>,
 }
 
 /// `old` ranges of a view (indices into the whole view) replaced by `new` ones.
@@ -266,7 +265,7 @@ impl Body {
     fn many(chunks: Chunks) -> Body {
         Body {
             one: Chunk::new(Box::new([])),
-            many: Some(chunks),
+            many: Some(Box::new(chunks)),
         }
     }
 
@@ -277,7 +276,7 @@ impl Body {
 
     /// The chunks of a view stored in chunks.
     pub(crate) fn chunks(&self) -> Option<&Chunks> {
-        self.many.as_ref()
+        self.many.as_deref()
     }
 
     /// Number of ranges.
