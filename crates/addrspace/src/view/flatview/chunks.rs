@@ -205,7 +205,7 @@ impl Chunks {
         self.locate(addr).map(|(_, pos, _)| pos)
     }
 
-    /// [`Body::find`] in a chunked view.
+    /// [`Body::find_past_hit`] in a chunked view.
     #[inline(never)]
     fn find(&self, addr: u64, mru: &mut Mru, search: bool) -> Option<Own<'_>> {
         if let Some((chunk, i)) = self.chunk(mru.index).filter(|(c, i)| c.direct.contains(*i, addr)) {
