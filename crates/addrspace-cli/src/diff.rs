@@ -34,8 +34,7 @@ pub struct DiffArgs {
 /// Loads a side; the hints apply to it if it is a dump, and are an error for a board file
 /// given its own hints.
 fn load(path: &Path, hints: Option<&Path>, own: bool) -> Result<(addrspace::Machine, String), String> {
-    let dump = source::kind_of(&source::read(path)?) == source::Kind::Dump;
-    source::load_source(path, hints.filter(|_| dump || own))
+    source::load_source(path, hints, own)
 }
 
 /// The differences as text; empty when there are none.

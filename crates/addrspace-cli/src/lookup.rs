@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use addrspace::mtree::{self, Answer, Hop};
+use addrspace::{DirtyClient, DirtyMask};
 use clap::Args;
 
 use crate::source::SourceArg;
@@ -104,11 +105,9 @@ pub fn to_text(answers: &[Answer]) -> String {
         if r.nonvolatile {
             attrs.push("nonvolatile".to_string());
         }
-        let clients: Vec<&str> = ["vga", "code", "migration"]
-            .iter()
-            .enumerate()
-            .filter(|&(bit, _)| r.dirty_log & (1 << bit) != 0)
-            .map(|(_, &c)| c)
+        let clients: Vec<&str> = DirtyMask::from_bits(r.dirty_log)
+            .clients()
+            .map(DirtyClient::name)
             .collect();
         if !clients.is_empty() {
             attrs.push(format!("dirty-log {}", clients.join("+")));

@@ -193,7 +193,7 @@ fn load(src: &SourceArgs) -> Result<(Machine, String), String> {
         return source::load_dump(&source::read(dump)?, &dump.display().to_string(), src.hints.as_deref());
     }
     // A board file, or a dump given without --from-qemu: told apart by content.
-    source::load_source(src.board.as_ref().expect("checked above"), src.hints.as_deref())
+    source::load_source(src.board.as_ref().expect("checked above"), src.hints.as_deref(), true)
 }
 
 /// `--check FILE` against the machine's flat views.

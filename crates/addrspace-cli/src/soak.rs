@@ -10,7 +10,7 @@ use std::time::Instant;
 use addrspace::cpu::Cluster;
 use addrspace::dma::DmaDevice;
 use addrspace::ram::RamBlock;
-use addrspace::{board, Endianness, GuestAddr, Machine, MemTxAttrs};
+use addrspace::{Endianness, GuestAddr, Machine, MemTxAttrs};
 
 /// `addrspace soak BOARD [--cycles N] [--readers R] [--cluster NAME] [--slot N]`.
 #[derive(clap::Args)]
@@ -36,14 +36,7 @@ pub struct SoakArgs {
 
 /// Runs `addrspace soak`: the report for stdout, or an error (growth included).
 pub fn run(a: &SoakArgs) -> Result<String, String> {
-    if crate::source::is_dump(&a.board) {
-        return Err(format!(
-            "{} is a QEMU `info mtree` dump: soak needs a board file with CPU clusters",
-            a.board.display()
-        ));
-    }
-    let m = board::Loader::new().placeholders(true).load_file(&a.board);
-    let m = m.map_err(|e| e.to_string())?;
+    let m = crate::source::load_board(&a.board, "soak needs a board file with CPU clusters")?;
     let target = target(&m, a.cluster.as_deref(), a.slot)?;
     let (report, ok) = soak(m, target, a.cycles, a.readers)?;
     if ok {

@@ -20,7 +20,7 @@ pub struct SourceArg {
 impl SourceArg {
     /// Builds the machine; see [`load_source`].
     pub fn load(&self) -> Result<(Machine, String), String> {
-        load_source(&self.source, self.hints.as_deref())
+        load_source(&self.source, self.hints.as_deref(), true)
     }
 }
 
@@ -35,9 +35,22 @@ pub enum Kind {
     FlatDump,
 }
 
-/// Whether `path` holds a QEMU dump (for commands that take board files only).
-pub fn is_dump(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| kind_of(&t) != Kind::Board)
+/// The machine of board file `path`, for commands that take board files only (a dump is
+/// refused, saying `what` needs a board file).
+pub fn load_board(path: &Path, what: &str) -> Result<Machine, String> {
+    let text = read(path)?;
+    let name = path.display().to_string();
+    if kind_of(&text) != Kind::Board {
+        return Err(format!("{name} is a QEMU `info mtree` dump: {what}"));
+    }
+    board_machine(&text, &name)
+}
+
+/// A board file's machine; reading a map runs no device, so a device model the board names
+/// is a placeholder.
+fn board_machine(text: &str, name: &str) -> Result<Machine, String> {
+    let machine = board::Loader::new().placeholders(true).load_str(text, name);
+    machine.map_err(|e| e.to_string())
 }
 
 /// Tells a dump from a board file by its first meaningful line: QEMU's tree starts with
@@ -58,14 +71,20 @@ pub fn kind_of(text: &str) -> Kind {
     }
 }
 
-/// Reads a file, saying which one could not be read.
+/// Reads a file, saying which one could not be read, or where it stops being UTF-8.
 pub fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        format!("{}: not UTF-8 at byte {at}", path.display())
+    })
 }
 
 /// Builds the machine `path` describes (a board file or a dump, by content), with `hints`
-/// for a dump. Returns what an import had to guess, as lines for stderr (empty for a board).
-pub fn load_source(path: &Path, hints: Option<&Path>) -> Result<(Machine, String), String> {
+/// for a dump; for a board file, hints are an error if `strict` (they were given for this
+/// file), else ignored (one hints file given for two sources). Returns what an import had
+/// to guess, as lines for stderr (empty for a board).
+pub fn load_source(path: &Path, hints: Option<&Path>, strict: bool) -> Result<(Machine, String), String> {
     let text = read(path)?;
     let name = path.display().to_string();
     if text.trim().is_empty() {
@@ -79,14 +98,10 @@ pub fn load_source(path: &Path, hints: Option<&Path>) -> Result<(Machine, String
             "{name} holds `info mtree -f` output (flat views only); give the tree QEMU prints \
              with `info mtree -D` instead"
         )),
-        Kind::Board if hints.is_some() => Err(format!(
+        Kind::Board if hints.is_some() && strict => Err(format!(
             "--hints applies to QEMU dumps only, and {name} is a board file"
         )),
-        Kind::Board => {
-            // Reading a map runs no device: a device model the board names is a placeholder.
-            let machine = board::Loader::new().placeholders(true).load_str(&text, &name);
-            Ok((machine.map_err(|e| e.to_string())?, String::new()))
-        }
+        Kind::Board => Ok((board_machine(&text, &name)?, String::new())),
     }
 }
 

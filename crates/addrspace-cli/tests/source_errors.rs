@@ -74,3 +74,21 @@ fn map_refuses_one_file_for_both_pictures() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("same file"), "{stderr}");
 }
+
+#[test]
+fn a_source_that_is_not_utf8_says_where() {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(b"# a board\nname = \"\xff\"\n").unwrap();
+    f.flush().unwrap();
+    let path = f.path().to_str().unwrap();
+    for args in [
+        vec!["lookup", path, "0x10"],
+        vec!["diff", path, "boards/pc.toml"],
+        vec!["mtree", path],
+        vec!["soak", path, "--cycles", "1"],
+    ] {
+        let err = run_err(&args);
+        assert!(err.contains("not UTF-8 at byte 18"), "{args:?}: {err}");
+    }
+}

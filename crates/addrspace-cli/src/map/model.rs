@@ -4,7 +4,7 @@
 //! drawn from this; the page embeds it as JSON.
 
 use addrspace::mtree::{self, flat, FlatOptions, Hop};
-use addrspace::Machine;
+use addrspace::{DirtyClient, DirtyMask, Machine};
 use serde::{Serialize, Serializer};
 
 /// The whole map of one machine.
@@ -128,10 +128,8 @@ pub struct Range {
     pub nonvolatile: bool,
     /// Read-only through this range.
     pub readonly: bool,
-    /// A ROM device in romd mode.
-    pub romd: bool,
-    /// QEMU's dirty-log mask (bit 0 VGA, 1 CODE, 2 MIGRATION).
-    pub dirty_log: u8,
+    /// The dirty-logging clients (`vga`, `code`, `migration`).
+    pub dirty_log: Vec<&'static str>,
     /// The terminating region's id (`#12v0`), which tells same-named regions apart.
     pub region_id: String,
     /// Whether the path crossed an alias.
@@ -203,8 +201,7 @@ impl Map {
                         priority: r.priority,
                         nonvolatile: r.nonvolatile,
                         readonly: r.type_word == "rom",
-                        romd: r.type_word == "romd",
-                        dirty_log: 0,
+                        dirty_log: Vec::new(),
                         region_id: String::new(),
                         via_alias: false,
                         path: Vec::new(),
@@ -236,8 +233,10 @@ impl Map {
                     continue;
                 };
                 r.readonly = l.readonly;
-                r.romd = l.romd;
-                r.dirty_log = l.dirty_log;
+                r.dirty_log = DirtyMask::from_bits(l.dirty_log)
+                    .clients()
+                    .map(DirtyClient::name)
+                    .collect();
                 r.region_id = l.region.id.to_string();
                 r.via_alias = a.path.iter().any(|h| h.alias.is_some());
                 r.path = a.path.iter().map(Step::of).collect();

@@ -193,9 +193,9 @@ function answer(c, p, a) {
   lines.push(`region   ${r.name} ${r.region_id} (${r.type_word}, prio ${r.priority})`);
   lines.push(`offset   0x${(BigInt(r.offset) + (a - p.start)).toString(16)} in the region (0x${BigInt(r.offset).toString(16)} at the range's start)`);
   const attrs = [KINDS[r.kind][1]];
-  if (r.kind === "rom") attrs.push("readonly");
+  if (r.readonly) attrs.push("readonly");
   if (r.nonvolatile) attrs.push("nonvolatile");
-  if (r.dirty_log) attrs.push(`dirty-log ${r.dirty_log}`);
+  if (r.dirty_log.length) attrs.push(`dirty-log ${r.dirty_log.join("+")}`);
   if (r.via_alias) attrs.push("through an alias");
   lines.push(`attrs    ${attrs.join(", ")}`);
   lines.push(r.path.length ? "path     (at the range's first address)" : "path     (not known)");

@@ -76,3 +76,8 @@ impl From<GuestAddr> for ::vm_memory::GuestAddress {
 pub(crate) fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:#x}"))
 }
+
+/// [`hex`] for sizes, which reach 2^64.
+pub(crate) fn hex128<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}

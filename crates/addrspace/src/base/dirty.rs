@@ -33,6 +33,15 @@ impl DirtyClient {
     pub fn mask(self) -> DirtyMask {
         DirtyMask(1 << self as u8)
     }
+
+    /// The client's name: `vga`, `code` or `migration`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DirtyClient::Vga => "vga",
+            DirtyClient::Code => "code",
+            DirtyClient::Migration => "migration",
+        }
+    }
 }
 
 /// A set of dirty-logging clients (QEMU's `dirty_log_mask`).
@@ -52,6 +61,14 @@ impl DirtyMask {
     /// QEMU's bit encoding (bit `n` = client `n`).
     pub fn bits(self) -> u8 {
         self.0
+    }
+    /// The mask of QEMU's bit encoding `bits` (bits above the known clients are dropped).
+    pub fn from_bits(bits: u8) -> DirtyMask {
+        DirtyMask(bits & 0b111)
+    }
+    /// The clients set, in QEMU's numbering order.
+    pub fn clients(self) -> impl Iterator<Item = DirtyClient> {
+        DirtyClient::ALL.into_iter().filter(move |&c| self.contains(c))
     }
     /// Whether no client is set.
     pub fn is_empty(self) -> bool {

@@ -89,6 +89,15 @@ impl RegionKind {
             RegionKind::Alias => "alias",
         }
     }
+
+    /// The board file's `type` word of a region of this kind: [`as_str`](Self::as_str), except
+    /// that read-only RAM is `rom`.
+    pub fn type_word(self, readonly: bool) -> &'static str {
+        match self {
+            RegionKind::Ram if readonly => "rom",
+            k => k.as_str(),
+        }
+    }
 }
 
 /// What a terminating region does with accesses: the reader-side half of a region.

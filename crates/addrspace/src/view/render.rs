@@ -251,30 +251,15 @@ pub(crate) fn render_window(g: &Graph, root: RegionId, lo: u128, hi: u128) -> Ve
                 }
                 let whole = clip.0 == base && clip.1 == base + n.size as i128;
                 // Pushed lowest precedence first, so the highest is visited first.
-                if n.subregions.len() < INDEX_MIN_CHILDREN || whole {
-                    for &c in &n.subregions {
-                        stack.push(Step::Visit {
-                            id: c,
-                            base,
-                            clip,
-                            flags,
-                        });
-                    }
-                } else {
-                    // Cached on the container until its children change.
-                    let index = n
-                        .child_index
-                        .get_or_init(|| Arc::new(ChildIndex::new(n.subregions.iter().map(|&c| g.extent(c)))));
-                    let (lo, hi) = ((clip.0 - base) as u128, (clip.1 - base) as u128);
-                    for &i in &index.overlapping(lo, hi) {
-                        stack.push(Step::Visit {
-                            id: n.subregions[i as usize],
-                            base,
-                            clip,
-                            flags,
-                        });
-                    }
-                }
+                let (lo, hi) = ((clip.0 - base) as u128, (clip.1 - base) as u128);
+                children_within(g, n, (lo, hi), whole, |c| {
+                    stack.push(Step::Visit {
+                        id: c,
+                        base,
+                        clip,
+                        flags,
+                    })
+                });
             }
             Step::Fill { id, base, clip, flags } => {
                 let n = g.node(id);
@@ -302,6 +287,23 @@ pub(crate) fn simplify(ranges: Vec<FlatRange>) -> Vec<FlatRange> {
         }
     }
     out
+}
+
+/// Calls `f` with the children of container `n` that can intersect its offsets `lo..hi`,
+/// lowest precedence first: every child when there are few or the window is the whole
+/// container (`whole`), else those its child index finds (cached on the container until its
+/// children change). The renderer's visit and `mtree::lookup`'s walk both go through it.
+pub(crate) fn children_within(g: &Graph, n: &Node, (lo, hi): (u128, u128), whole: bool, mut f: impl FnMut(RegionId)) {
+    if n.subregions.len() < INDEX_MIN_CHILDREN || whole {
+        n.subregions.iter().for_each(|&c| f(c));
+        return;
+    }
+    let index = n
+        .child_index
+        .get_or_init(|| Arc::new(ChildIndex::new(n.subregions.iter().map(|&c| g.extent(c)))));
+    for &i in &index.overlapping(lo, hi) {
+        f(n.subregions[i as usize]);
+    }
 }
 
 #[cfg(test)]

@@ -183,10 +183,7 @@ fn region(
 ) {
     let ri = &info[&id];
     let key = &key_of[&id];
-    let ty = match ri.kind {
-        RegionKind::Ram if ri.readonly => "rom",
-        kind => kind.as_str(),
-    };
+    let ty = ri.kind.type_word(ri.readonly);
     *out += "[[region]]\n";
     if *key != ri.name {
         *out += &format!("id = {}\n", q(key));

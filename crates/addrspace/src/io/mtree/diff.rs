@@ -65,10 +65,10 @@ pub enum Change {
     /// Its size changed.
     Resized {
         /// In A.
-        #[serde(serialize_with = "size_hex")]
+        #[serde(serialize_with = "crate::base::addr::hex128")]
         from: u128,
         /// In B.
-        #[serde(serialize_with = "size_hex")]
+        #[serde(serialize_with = "crate::base::addr::hex128")]
         to: u128,
     },
     /// Disabled in A, enabled in B.
@@ -107,7 +107,7 @@ pub struct RegionState {
     #[serde(serialize_with = "super::hex")]
     pub addr: u64,
     /// Its size.
-    #[serde(serialize_with = "size_hex")]
+    #[serde(serialize_with = "crate::base::addr::hex128")]
     pub size: u128,
     /// Its priority.
     pub priority: i32,
@@ -147,10 +147,6 @@ pub struct FlatChange {
     pub sign: char,
     /// The range, as `info mtree -f` shows it.
     pub range: RangeLine,
-}
-
-fn size_hex<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
 }
 
 /// A place in the tree: the place of its container (or [`TOP`]) and its name segment.

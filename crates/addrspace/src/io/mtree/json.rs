@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::base::addr::hex;
 use crate::io::mtree::flat::{range_type, view_groups};
-use crate::io::mtree::tree::{print_order, region_type};
+use crate::io::mtree::tree::{print_order, TypeWords};
 use crate::machine::memory::{Memory, Snapshot};
 use crate::model::graph::Graph;
 use crate::model::region::{Body, RegionId, RegionKind};
@@ -63,7 +63,7 @@ pub struct RegionJson {
     #[serde(serialize_with = "hex")]
     pub addr: u64,
     /// Size in bytes, up to 2^64 (`0x10000000000000000`).
-    #[serde(serialize_with = "hex128")]
+    #[serde(serialize_with = "crate::base::addr::hex128")]
     pub size: u128,
     /// Priority among its siblings.
     pub priority: i32,
@@ -135,10 +135,6 @@ pub struct RangeJson {
     pub dirty_log: u8,
 }
 
-fn hex128<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
-}
-
 fn opt_hex<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(v) => hex(v, s),
@@ -147,11 +143,25 @@ fn opt_hex<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// The top of `id`'s container chain.
-fn top(g: &Graph, mut id: RegionId) -> RegionId {
-    while let Some(c) = g.node(id).container {
-        id = c;
+fn top(g: &Graph, id: RegionId, known: &mut HashMap<RegionId, RegionId>) -> RegionId {
+    // Every region climbed through remembers the top, so that aliases into a deep tree climb
+    // it once in all, not once each.
+    let mut climbed = Vec::new();
+    let mut at = id;
+    let t = loop {
+        if let Some(&t) = known.get(&at) {
+            break t;
+        }
+        climbed.push(at);
+        match g.node(at).container {
+            Some(c) => at = c,
+            None => break at,
+        }
+    };
+    for c in climbed {
+        known.insert(c, t);
     }
-    id
+    t
 }
 
 /// Ids in print order: the trees of the spaces' roots, then those of the alias targets met
@@ -171,8 +181,9 @@ fn number(st: &Snapshot<'_>) -> Numbering {
     let g = st.graph;
     let mut tops: Vec<RegionId> = Vec::new();
     let mut seen: HashSet<RegionId> = HashSet::new();
+    let mut known = HashMap::new();
     for sp in &st.spaces {
-        let t = top(g, sp.root);
+        let t = top(g, sp.root, &mut known);
         if seen.insert(t) {
             tops.push(t);
         }
@@ -189,7 +200,7 @@ fn number(st: &Snapshot<'_>) -> Numbering {
             n.ids.insert(id, pos as u32);
             n.order.push((id, parent));
             if let Body::Alias { target, .. } = g.node(id).body {
-                let t = top(g, target);
+                let t = top(g, target, &mut known);
                 if seen.insert(t) {
                     tops.push(t);
                 }
@@ -234,6 +245,7 @@ pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
             }
         }
         let mut built: Vec<Option<RegionJson>> = vec![None; order.len()];
+        let mut types = TypeWords::default();
         for pos in (0..order.len()).rev() {
             let id = order[pos].0;
             let n = g.node(id);
@@ -247,7 +259,7 @@ pub fn mtree_json(memory: &Memory, dispatch: bool) -> MtreeJson {
                 id: pos as u32,
                 name: n.name.to_string(),
                 kind: n.kind().as_str(),
-                type_word: region_type(g, id),
+                type_word: types.of(g, id),
                 addr: n.addr,
                 size: n.size,
                 priority: n.priority,

@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::base::addr::GuestAddr;
 use crate::machine::memory::{Memory, Snapshot, SpaceView};
 use crate::model::graph::Graph;
-use crate::model::region::{Backend, Body, Node, RegionId, RegionKind};
-use crate::view::render::physical_root_chain;
+use crate::model::region::{Backend, Body, Node, RegionId};
+use crate::view::render::{children_within, physical_root_chain};
 
 /// Why [`lookup`] could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,13 +156,15 @@ pub struct Answer {
 /// ```
 pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Answer>, LookupError> {
     memory.inspect(|st| {
-        check_space(st, space)?;
+        if let Some(name) = space {
+            space_view(st, name)?;
+        }
         let ids = super::json::mtree_ids(st);
         Ok(st
             .spaces
             .iter()
             .filter(|sp| space.is_none_or(|n| &*sp.name == n))
-            .map(|sp| answer(st, sp, addr, &ids))
+            .map(|sp| answer(st, sp, &RootChain::of(st.graph, sp.root), addr, &ids))
             .collect())
     })
 }
@@ -184,22 +186,22 @@ pub fn lookup(memory: &Memory, addr: u64, space: Option<&str>) -> Result<Vec<Ans
 /// ```
 pub fn lookup_in(memory: &Memory, space: &str, addrs: &[u64]) -> Result<Vec<Answer>, LookupError> {
     memory.inspect(|st| {
-        check_space(st, Some(space))?;
+        let sp = space_view(st, space)?;
         let ids = super::json::mtree_ids(st);
-        let sp = st.spaces.iter().find(|sp| &*sp.name == space).expect("checked above");
-        Ok(addrs.iter().map(|&a| answer(st, sp, a, &ids)).collect())
+        let root = RootChain::of(st.graph, sp.root);
+        Ok(addrs.iter().map(|&a| answer(st, sp, &root, a, &ids)).collect())
     })
 }
 
-/// An error naming the spaces that exist, if `space` is not one of them.
-fn check_space(st: &Snapshot<'_>, space: Option<&str>) -> Result<(), LookupError> {
-    match space {
-        Some(name) if !st.spaces.iter().any(|sp| &*sp.name == name) => Err(LookupError::UnknownSpace {
+/// The space named `name`, or an error naming the spaces that exist.
+fn space_view<'s>(st: &'s Snapshot<'_>, name: &str) -> Result<&'s SpaceView, LookupError> {
+    st.spaces
+        .iter()
+        .find(|sp| &*sp.name == name)
+        .ok_or_else(|| LookupError::UnknownSpace {
             name: name.to_string(),
             known: st.spaces.iter().map(|sp| sp.name.to_string()).collect(),
-        }),
-        _ => Ok(()),
-    }
+        })
 }
 
 fn region_ref(g: &Graph, ids: &HashMap<RegionId, u32>, id: RegionId) -> RegionRef {
@@ -210,15 +212,12 @@ fn region_ref(g: &Graph, ids: &HashMap<RegionId, u32>, id: RegionId) -> RegionRe
     }
 }
 
-/// A region's kind word: `container`, `alias`, `rom` (read-only RAM), or its backend's kind.
+/// A region's kind word: its board `type` (`rom` for read-only RAM).
 pub(crate) fn kind(n: &Node) -> &'static str {
-    match n.kind() {
-        RegionKind::Ram if n.readonly => "rom",
-        k => k.as_str(),
-    }
+    n.kind().type_word(n.readonly)
 }
 
-fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64, ids: &HashMap<RegionId, u32>) -> Answer {
+fn answer(st: &Snapshot<'_>, sp: &SpaceView, root: &RootChain, addr: u64, ids: &HashMap<RegionId, u32>) -> Answer {
     let g = st.graph;
     let range = sp.view.lookup(GuestAddr(addr)).map(|(r, off)| Landing {
         start: r.start,
@@ -235,7 +234,7 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64, ids: &HashMap<RegionId, 
         nonvolatile: r.nonvolatile,
         dirty_log: r.dirty.bits(),
     });
-    let path = path_to(g, sp.root, addr)
+    let path = path_to(g, root, addr)
         .into_iter()
         .map(|(id, base)| {
             let n = g.node(id);
@@ -264,20 +263,32 @@ fn answer(st: &Snapshot<'_>, sp: &SpaceView, addr: u64, ids: &HashMap<RegionId, 
     }
 }
 
-/// The path at `addr` from the space's root `root`: the regions QEMU's root simplification
-/// steps through (full-size aliases at offset 0, only children at 0; the view is rendered from
-/// where it stops, at that region's own address, as QEMU's `render_memory_region` does), then
-/// the walk from there. The simplified-away regions all hold `addr` at the offset the view's
-/// root holds it.
-fn path_to(g: &Graph, root: RegionId, addr: u64) -> Vec<(RegionId, i128)> {
-    let mut chain = Vec::new();
-    let Some(phys) = physical_root_chain(g, root, &mut chain) else {
+/// A space's root and the regions QEMU's root simplification steps through from it
+/// (full-size aliases at offset 0, only children at 0), up to `phys`, the region its view is
+/// rendered from (at that region's own address, as QEMU's `render_memory_region` does).
+struct RootChain {
+    chain: Vec<RegionId>,
+    phys: Option<RegionId>,
+}
+
+impl RootChain {
+    fn of(g: &Graph, root: RegionId) -> RootChain {
+        let mut chain = Vec::new();
+        let phys = physical_root_chain(g, root, &mut chain);
+        RootChain { chain, phys }
+    }
+}
+
+/// The path at `addr` from a space's root: the simplified-away regions (which all hold `addr`
+/// at the offset the view's root holds it), then the walk from the view's root.
+fn path_to(g: &Graph, root: &RootChain, addr: u64) -> Vec<(RegionId, i128)> {
+    let Some(phys) = root.phys else {
         return Vec::new();
     };
     let mut path = walk(g, phys, addr);
     if let Some(&(_, base)) = path.first() {
-        let k = chain.iter().position(|&c| c == phys).unwrap_or(0);
-        path.splice(0..0, chain[..k].iter().map(|&id| (id, base)));
+        let k = root.chain.iter().position(|&c| c == phys).unwrap_or(0);
+        path.splice(0..0, root.chain[..k].iter().map(|&id| (id, base)));
     }
     path
 }
@@ -333,14 +344,16 @@ fn walk(g: &Graph, root: RegionId, addr: u64) -> Vec<(RegionId, i128)> {
                 if matches!(n.body, Body::Leaf(_)) {
                     stack.push(Step::Fill { depth });
                 }
-                // Lowest precedence pushed first, so the highest is tried first.
-                for &c in &n.subregions {
+                // Lowest precedence pushed first, so the highest is tried first; only the
+                // children that can hold `addr` (the renderer's child index).
+                let off = (a - base) as u128;
+                children_within(g, n, (off, off + 1), false, |c| {
                     stack.push(Step::Visit {
                         id: c,
                         base,
                         depth: depth + 1,
-                    });
-                }
+                    })
+                });
             }
         }
     }
@@ -374,6 +387,29 @@ mod tests {
         assert_eq!(a.range.as_ref().map(|r| r.region.id), Some(dev));
         assert_eq!(names(a), ["root", "bank", "dev"]);
         assert_eq!(a.path.iter().map(|h| h.offset).collect::<Vec<_>>(), [0x10, 0x10, 0x10]);
+    }
+
+    #[test]
+    fn a_container_of_many_children_answers_through_its_child_index() {
+        // 100 children (the renderer's child index serves containers of 32 or more), one
+        // overlapping pair: every address answers as the flat view does.
+        let m = Memory::new();
+        let sys = m.container("system", SIZE_2_64).unwrap();
+        for k in 0..100u64 {
+            let r = m.ram(&format!("r{k}"), 0x1000).unwrap();
+            m.add_subregion(sys, k * 0x2000, r).unwrap();
+        }
+        let top = m.ram("top", 0x3000).unwrap();
+        m.add_subregion_overlap(sys, 0x1_0800, top, 1).unwrap();
+        let space = m.address_space("as", sys).unwrap();
+        let view = space.view();
+        let addrs: Vec<u64> = (0..0x64000u64).step_by(0x400).collect();
+        let answers = lookup_in(&m, "as", &addrs).unwrap();
+        for (a, ans) in addrs.iter().zip(&answers) {
+            let want = view.lookup(GuestAddr(*a)).map(|(r, _)| r.region());
+            assert_eq!(ans.range.as_ref().map(|l| l.region.id), want, "at {a:#x}");
+            assert_eq!(ans.path.last().map(|h| h.region.id), want, "path at {a:#x}");
+        }
     }
 
     #[test]

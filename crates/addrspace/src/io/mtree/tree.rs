@@ -125,36 +125,48 @@ fn last(size: u128) -> u64 {
     }
 }
 
+/// [`region_type`] of many regions, each link of an alias chain walked once in all: the words
+/// of the aliases already resolved.
+#[derive(Default)]
+pub(crate) struct TypeWords {
+    aliases: HashMap<RegionId, &'static str>,
+}
+
+impl TypeWords {
+    /// [`region_type`]`(g, id)`, remembering every alias on the way.
+    pub(crate) fn of(&mut self, g: &Graph, id: RegionId) -> &'static str {
+        let mut chain = Vec::new();
+        let mut x = id;
+        let word = loop {
+            if let Some(&w) = self.aliases.get(&x) {
+                break w;
+            }
+            match g.node(x).body {
+                Body::Alias { target, .. } => {
+                    chain.push(x);
+                    x = target;
+                }
+                _ => break region_type(g, x),
+            }
+        };
+        for a in chain {
+            self.aliases.insert(a, word);
+        }
+        word
+    }
+}
+
 struct Printer<'g> {
     g: &'g Graph,
     disabled: bool,
     queue: Vec<RegionId>,
     queued: HashSet<RegionId>,
-    /// Type words of aliases already resolved (each link of an alias chain is walked once).
-    alias_types: HashMap<RegionId, &'static str>,
+    types: TypeWords,
 }
 
 impl Printer<'_> {
-    /// [`region_type`], remembering every alias on the way.
     fn type_word(&mut self, id: RegionId) -> &'static str {
-        let mut chain = Vec::new();
-        let mut x = id;
-        let word = loop {
-            if let Some(&w) = self.alias_types.get(&x) {
-                break w;
-            }
-            match self.g.node(x).body {
-                Body::Alias { target, .. } => {
-                    chain.push(x);
-                    x = target;
-                }
-                _ => break region_type(self.g, x),
-            }
-        };
-        for a in chain {
-            self.alias_types.insert(a, word);
-        }
-        word
+        self.types.of(self.g, id)
     }
 
     fn region(&mut self, root: RegionId, lines: &mut Vec<TreeLine>) {
@@ -216,7 +228,7 @@ pub fn tree_dump(memory: &Memory, opts: &TreeOptions) -> TreeDump {
             disabled: opts.disabled,
             queue: Vec::new(),
             queued: HashSet::new(),
-            alias_types: HashMap::new(),
+            types: TypeWords::default(),
         };
         let mut blocks = Vec::new();
         for (root, mut names) in groups {

@@ -103,7 +103,6 @@ proptest! {
 
 mod commit {
     use super::*;
-    use crate::{Memory, SIZE_2_64};
 
     /// A commit that changes one range of a 3 000-range view shares every other chunk with
     /// the old view: the new view costs one chunk, not a copy.
